@@ -1,0 +1,164 @@
+//! Where a request carries its token (DESIGN §3): the `Authorization` header with one of the
+//! seeds' schemes (`apiToken`, `Api-Token`, `Token`, `Bearer`; case-insensitive as RFC 7235
+//! says), or the `api-token` / `apiToken` / `api_token` query parameters.
+
+use std::borrow::Cow;
+
+/// The Authorization schemes keygate accepts, lower-cased.
+pub const SCHEMES: &[&str] = &["apitoken", "api-token", "token", "bearer"];
+/// Query parameters that may carry a token.
+pub const QUERY_PARAMS: &[&str] = &["api-token", "apiToken", "api_token"];
+
+/// What a request presented.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Credential<'a> {
+    /// No header and no query parameter.
+    Missing,
+    /// Something was presented, but not in a form keygate accepts (unknown scheme, no token
+    /// after the scheme, not UTF-8).
+    Unusable,
+    Token(Cow<'a, str>),
+}
+
+/// Parses an `Authorization` header value.
+pub fn extract_from_authorization(value: &[u8]) -> Credential<'_> {
+    let Ok(value) = std::str::from_utf8(value) else {
+        return Credential::Unusable;
+    };
+    let value = value.trim();
+    let Some((scheme, rest)) = value.split_once(|c: char| c == ' ' || c == '\t') else {
+        return Credential::Unusable;
+    };
+    let token = rest.trim();
+    let known = SCHEMES.iter().any(|s| s.eq_ignore_ascii_case(scheme));
+    if !known || token.is_empty() || token.contains(char::is_whitespace) {
+        return Credential::Unusable;
+    }
+    Credential::Token(Cow::Borrowed(token))
+}
+
+/// Looks for a token in a raw (still percent-encoded) query string.
+pub fn extract_from_query(query: &str) -> Credential<'_> {
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if QUERY_PARAMS.contains(&k.as_ref()) {
+            return if v.is_empty() {
+                Credential::Unusable
+            } else {
+                Credential::Token(Cow::Owned(v.into_owned()))
+            };
+        }
+    }
+    Credential::Missing
+}
+
+/// Does this raw query string carry a token parameter? (Cheap check before redaction.)
+pub fn query_has_token(query: &str) -> bool {
+    form_urlencoded::parse(query.as_bytes()).any(|(k, _)| QUERY_PARAMS.contains(&k.as_ref()))
+}
+
+/// The query string with every token parameter's value replaced, for logs.
+pub fn redact_query(query: &str) -> String {
+    if !query_has_token(query) {
+        return query.to_owned();
+    }
+    let mut out = form_urlencoded::Serializer::new(String::new());
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        if QUERY_PARAMS.contains(&k.as_ref()) {
+            out.append_pair(&k, "REDACTED");
+        } else {
+            out.append_pair(&k, &v);
+        }
+    }
+    out.finish()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn tok(s: &str) -> Credential<'_> {
+        Credential::Token(Cow::Borrowed(s))
+    }
+
+    #[test]
+    fn every_seed_scheme_in_any_case() {
+        for h in [
+            "apiToken abc",
+            "APITOKEN abc",
+            "Api-Token abc",
+            "api-token abc",
+            "Token abc",
+            "token abc",
+            "Bearer abc",
+            "bearer   abc  ",
+        ] {
+            assert_eq!(extract_from_authorization(h.as_bytes()), tok("abc"), "{h}");
+        }
+    }
+
+    #[test]
+    fn garbage_is_unusable_not_a_panic() {
+        for h in [
+            "",
+            "abc",
+            "Basic dXNlcjpwYXNz",
+            "Bearer",
+            "Bearer ",
+            "Bearer a b",
+        ] {
+            assert_eq!(
+                extract_from_authorization(h.as_bytes()),
+                Credential::Unusable,
+                "{h}"
+            );
+        }
+        assert_eq!(
+            extract_from_authorization(&[0xff, 0xfe]),
+            Credential::Unusable
+        );
+    }
+
+    #[test]
+    fn query_parameters() {
+        for q in ["api-token=abc", "apiToken=abc&x=1", "x=1&api_token=abc"] {
+            assert_eq!(
+                extract_from_query(q),
+                Credential::Token(Cow::Owned("abc".into()))
+            );
+        }
+        assert_eq!(extract_from_query("x=1"), Credential::Missing);
+        assert_eq!(extract_from_query("api-token="), Credential::Unusable);
+        assert_eq!(
+            extract_from_query("api-token=a%2Bb"),
+            Credential::Token(Cow::Owned("a+b".into()))
+        );
+    }
+
+    #[test]
+    fn redaction_removes_every_token_parameter() {
+        let r = redact_query("a=1&api-token=SECRET1&apiToken=SECRET2&api_token=SECRET3");
+        assert!(!r.contains("SECRET"), "{r}");
+        assert!(r.starts_with("a=1&"));
+        assert_eq!(redact_query("a=1&b=2"), "a=1&b=2");
+    }
+
+    proptest! {
+        #[test]
+        fn header_parser_never_panics(b in proptest::collection::vec(any::<u8>(), 0..300)) {
+            let _ = extract_from_authorization(&b);
+        }
+
+        #[test]
+        fn header_round_trips(scheme in prop::sample::select(SCHEMES), t in "[!-~]{1,100}") {
+            let h = format!("{scheme} {t}");
+            prop_assert_eq!(extract_from_authorization(h.as_bytes()), Credential::Token(Cow::Borrowed(t.as_str())));
+        }
+
+        #[test]
+        fn redacted_query_never_contains_the_token(t in "[A-Za-z0-9_]{16,69}", other in "[a-z]{1,5}=[a-z0-9]{0,5}") {
+            let q = format!("{other}&api-token={t}");
+            prop_assert!(!redact_query(&q).contains(&t));
+        }
+    }
+}

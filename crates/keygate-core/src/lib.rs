@@ -1,0 +1,14 @@
+//! keygate's pure domain: the token format, hashing, scopes and the parsing of credentials
+//! out of HTTP requests. Nothing here does I/O, so every rule can be tested in isolation.
+
+pub mod base62;
+pub mod credentials;
+pub mod scope;
+pub mod token;
+
+pub use credentials::{extract_from_authorization, extract_from_query, Credential};
+pub use scope::{Scope, ScopeCatalog, ScopeError, ScopeSet};
+pub use token::{
+    ParsedToken, PlainToken, TokenError, TokenHash, TokenId, TokenPrefix, FOREIGN_MAX_LEN,
+    FOREIGN_MIN_LEN,
+};

@@ -1,0 +1,321 @@
+//! Scopes (DESIGN §4): strings such as `tokens:read` or `metrics:read`; a granted `metrics:*`
+//! covers every `metrics:` scope and `*` covers every scope. `tokens:admin` implies
+//! `tokens:write` and `tokens:read`, `tokens:write` implies `tokens:read`, and `users:write`
+//! implies `users:read`, so an admin token can do what a narrower one can.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+pub const TOKENS_READ: &str = "tokens:read";
+pub const TOKENS_WRITE: &str = "tokens:write";
+pub const TOKENS_ADMIN: &str = "tokens:admin";
+pub const USERS_READ: &str = "users:read";
+pub const USERS_WRITE: &str = "users:write";
+pub const AUDIT_READ: &str = "audit:read";
+pub const TENANTS_ADMIN: &str = "tenants:admin";
+
+pub const BUILT_IN: &[(&str, &str)] = &[
+    (TOKENS_READ, "Read your own tokens"),
+    (TOKENS_WRITE, "Create, change and revoke your own tokens"),
+    (TOKENS_ADMIN, "Read and manage every token of the tenant"),
+    (USERS_READ, "Read the users of the tenant"),
+    (USERS_WRITE, "Create, change and delete users of the tenant"),
+    (AUDIT_READ, "Read the audit log of the tenant"),
+    (
+        TENANTS_ADMIN,
+        "Create tenants (held by the bootstrap token only)",
+    ),
+];
+
+pub const MAX_SCOPE_LEN: usize = 100;
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScopeError {
+    #[error("scope {0:?} is not a valid scope name (letters, digits, '_', '.', '-', ':'; up to 100 characters; '*' only as the last part)")]
+    Invalid(String),
+    #[error("unknown scope {0:?}")]
+    Unknown(String),
+}
+
+/// A syntactically valid scope name, possibly a wildcard (`*` or `ns:*`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Scope(String);
+
+impl Scope {
+    pub fn parse(s: &str) -> Result<Self, ScopeError> {
+        let invalid = || ScopeError::Invalid(truncate_for_message(s));
+        if s == "*" {
+            return Ok(Self(s.to_owned()));
+        }
+        if s.is_empty() || s.len() > MAX_SCOPE_LEN {
+            return Err(invalid());
+        }
+        let body = s.strip_suffix(":*").unwrap_or(s);
+        let ok = !body.is_empty()
+            && body.as_bytes()[0].is_ascii_alphanumeric()
+            && body
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'_' | b'.' | b'-' | b':'))
+            && !body.ends_with(':')
+            && !body.contains("::");
+        if ok {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(invalid())
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn is_wildcard(&self) -> bool {
+        self.0 == "*" || self.0.ends_with(":*")
+    }
+
+    /// Does holding `self` allow what `wanted` allows? Covers wildcards and the built-in
+    /// implications; `wanted` may itself be a wildcard (needed for the no-escalation check).
+    pub fn covers(&self, wanted: &str) -> bool {
+        let g = self.0.as_str();
+        if g == "*" || g == wanted {
+            return true;
+        }
+        if let Some(ns) = g.strip_suffix('*') {
+            // `metrics:*` covers `metrics:read` and `metrics:x:*`, not `metricsx:read`.
+            return wanted.len() > ns.len() && wanted.starts_with(ns);
+        }
+        matches!(
+            (g, wanted),
+            (TOKENS_ADMIN, TOKENS_WRITE | TOKENS_READ)
+                | (TOKENS_WRITE, TOKENS_READ)
+                | (USERS_WRITE, USERS_READ)
+        )
+    }
+}
+
+impl fmt::Display for Scope {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+fn truncate_for_message(s: &str) -> String {
+    s.chars().take(MAX_SCOPE_LEN + 1).collect()
+}
+
+/// The scopes a token holds: sorted, without duplicates.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ScopeSet(Vec<Scope>);
+
+impl ScopeSet {
+    pub fn new(mut scopes: Vec<Scope>) -> Self {
+        scopes.sort();
+        scopes.dedup();
+        Self(scopes)
+    }
+
+    pub fn parse<'a>(names: impl IntoIterator<Item = &'a str>) -> Result<Self, ScopeError> {
+        names
+            .into_iter()
+            .map(Scope::parse)
+            .collect::<Result<Vec<_>, _>>()
+            .map(Self::new)
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &Scope> {
+        self.0.iter()
+    }
+
+    pub fn names(&self) -> Vec<String> {
+        self.0.iter().map(|s| s.0.clone()).collect()
+    }
+
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn allows(&self, wanted: &str) -> bool {
+        self.0.iter().any(|g| g.covers(wanted))
+    }
+
+    /// The wanted scopes this set does not cover, in the order given.
+    pub fn missing<'a>(&self, wanted: impl IntoIterator<Item = &'a str>) -> Vec<String> {
+        wanted
+            .into_iter()
+            .filter(|w| !self.allows(w))
+            .map(str::to_owned)
+            .collect()
+    }
+
+    /// No escalation: every scope of `other` is covered by this set.
+    pub fn covers_all(&self, other: &ScopeSet) -> bool {
+        other.iter().all(|s| self.allows(s.as_str()))
+    }
+}
+
+/// The scopes a deployment knows: the built-in ones plus `--scope NAME=DESCRIPTION`.
+/// Requests naming other scopes are refused, so a typo never becomes a useless token.
+#[derive(Debug, Clone)]
+pub struct ScopeCatalog {
+    scopes: BTreeMap<String, String>,
+}
+
+impl Default for ScopeCatalog {
+    fn default() -> Self {
+        Self {
+            scopes: BUILT_IN
+                .iter()
+                .map(|(n, d)| (n.to_string(), d.to_string()))
+                .collect(),
+        }
+    }
+}
+
+impl ScopeCatalog {
+    /// Adds a deployment scope. Wildcards are not catalogue entries: they are derived.
+    pub fn add(&mut self, name: &str, description: &str) -> Result<(), ScopeError> {
+        let scope = Scope::parse(name)?;
+        if scope.is_wildcard() {
+            return Err(ScopeError::Invalid(name.to_owned()));
+        }
+        self.scopes.insert(name.to_owned(), description.to_owned());
+        Ok(())
+    }
+
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
+        self.scopes.iter().map(|(n, d)| (n.as_str(), d.as_str()))
+    }
+
+    /// Is `scope` grantable here: a known name, `*`, or a wildcard covering at least one
+    /// known name?
+    pub fn knows(&self, scope: &Scope) -> bool {
+        if !scope.is_wildcard() {
+            return self.scopes.contains_key(scope.as_str());
+        }
+        self.scopes.keys().any(|k| scope.covers(k))
+    }
+
+    /// Parses requested scope names and refuses unknown ones.
+    pub fn validate<'a>(
+        &self,
+        names: impl IntoIterator<Item = &'a str>,
+    ) -> Result<ScopeSet, ScopeError> {
+        let set = ScopeSet::parse(names)?;
+        if let Some(unknown) = set.iter().find(|s| !self.knows(s)) {
+            return Err(ScopeError::Unknown(unknown.to_string()));
+        }
+        Ok(set)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn set(names: &[&str]) -> ScopeSet {
+        ScopeSet::parse(names.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn wildcards_cover_their_namespace_only() {
+        let s = set(&["metrics:*"]);
+        assert!(s.allows("metrics:read"));
+        assert!(s.allows("metrics:write:all"));
+        assert!(!s.allows("metricsx:read"));
+        assert!(!s.allows("metrics"));
+        assert!(set(&["*"]).allows("anything:at:all"));
+    }
+
+    #[test]
+    fn admin_implies_write_and_read() {
+        let s = set(&["tokens:admin"]);
+        assert!(s.allows("tokens:write"));
+        assert!(s.allows("tokens:read"));
+        assert!(!set(&["tokens:read"]).allows("tokens:write"));
+        assert_eq!(
+            set(&["tokens:read"]).missing(["tokens:read", "audit:read"]),
+            vec!["audit:read"]
+        );
+    }
+
+    #[test]
+    fn names_are_validated() {
+        for ok in [
+            "tokens:read",
+            "metrics:*",
+            "*",
+            "apiTokens.read",
+            "DataExport",
+            "a-b_c",
+        ] {
+            assert!(Scope::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            ":x",
+            "x:",
+            "a::b",
+            "a b",
+            "*:x",
+            "x*",
+            "é",
+            &"a".repeat(101),
+        ] {
+            assert!(Scope::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn catalog_refuses_unknown_scopes() {
+        let mut c = ScopeCatalog::default();
+        c.add("metrics:read", "Read metrics").unwrap();
+        assert!(c.validate(["metrics:read", "tokens:read"]).is_ok());
+        assert!(c.validate(["metrics:*"]).is_ok());
+        assert!(c.validate(["*"]).is_ok());
+        assert_eq!(
+            c.validate(["metrics:raed"]),
+            Err(ScopeError::Unknown("metrics:raed".into()))
+        );
+        assert!(c.validate(["logs:*"]).is_err());
+        assert!(c.add("metrics:*", "x").is_err());
+    }
+
+    fn scope_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            Just("*".to_string()),
+            "[a-c]",
+            "[a-c]:[a-c]",
+            "[a-c]:\\*",
+            "[a-c]:[a-c]:\\*",
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn covers_is_reflexive_and_star_covers_all(a in scope_name()) {
+            let s = Scope::parse(&a).unwrap();
+            prop_assert!(s.covers(&a));
+            prop_assert!(Scope::parse("*").unwrap().covers(&a));
+        }
+
+        #[test]
+        fn covers_is_transitive(a in scope_name(), b in scope_name(), c in scope_name()) {
+            let (sa, sb) = (Scope::parse(&a).unwrap(), Scope::parse(&b).unwrap());
+            if sa.covers(&b) && sb.covers(&c) {
+                prop_assert!(sa.covers(&c), "{a} covers {b} covers {c}");
+            }
+        }
+
+        #[test]
+        fn subset_is_covered(names in proptest::collection::vec(scope_name(), 0..6), k in 0usize..6) {
+            let all = ScopeSet::parse(names.iter().map(String::as_str)).unwrap();
+            let sub = ScopeSet::parse(names.iter().take(k).map(String::as_str)).unwrap();
+            prop_assert!(all.covers_all(&sub));
+        }
+    }
+}

@@ -1,0 +1,134 @@
+//! The first start (DESIGN §8): tenant `default`, user `admin`, and one bootstrap token
+//! holding `*`. Secrets given by the operator are used as they are and never printed; secrets
+//! generated here are returned once, for the caller to print.
+
+use anyhow::{bail, Context};
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHasher, SaltString};
+use argon2::Argon2;
+use keygate_core::token::{self, ParsedToken};
+use keygate_core::{base62, PlainToken, ScopeSet, TokenId, TokenPrefix};
+use keygate_store::{Bootstrap, Store, TokenRecord, UserRecord, DEFAULT_TENANT};
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+
+/// What the operator supplied (from `KEYGATE_BOOTSTRAP_TOKEN` / `KEYGATE_ADMIN_PASSWORD`).
+#[derive(Default)]
+pub struct Given {
+    pub token: Option<String>,
+    pub admin_password: Option<String>,
+}
+
+impl std::fmt::Debug for Given {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Given")
+            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "admin_password",
+                &self.admin_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
+}
+
+/// Secrets generated on this start, to be shown once. Empty fields were given by the operator.
+pub struct Generated {
+    pub admin_password: Option<String>,
+    pub token: Option<PlainToken>,
+}
+
+pub fn hash_password(password: &str) -> anyhow::Result<String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| anyhow::anyhow!("hashing the admin password failed: {e}"))
+}
+
+/// Validates what the operator gave before anything is written, so a bad value fails the
+/// start rather than leaving a half-made deployment.
+fn prepare(
+    prefix: &TokenPrefix,
+    given: &Given,
+) -> anyhow::Result<(TokenId, PlainToken, bool, String, bool)> {
+    let (id, plain, token_generated) = match &given.token {
+        Some(t) => {
+            let id = match token::parse(t, prefix) {
+                Ok(ParsedToken::Native { id }) => TokenId::from_stored(id.to_owned()),
+                Ok(ParsedToken::Foreign) => TokenId::generate(prefix),
+                Err(e) => bail!(
+                    "KEYGATE_BOOTSTRAP_TOKEN is not usable ({e}); use `keygate gen-token` to make \
+                     one, or any 16-256 visible ASCII characters that do not start with `{}_`",
+                    prefix.as_str()
+                ),
+            };
+            (id, PlainToken::from_client(t.clone()), false)
+        }
+        None => {
+            let (id, plain) = PlainToken::mint(prefix);
+            (id, plain, true)
+        }
+    };
+    let (password, password_generated) = match &given.admin_password {
+        Some(p) if p.chars().count() < MIN_PASSWORD_CHARS => {
+            bail!("KEYGATE_ADMIN_PASSWORD must be at least {MIN_PASSWORD_CHARS} characters")
+        }
+        Some(p) => (p.clone(), false),
+        None => {
+            let mut p = String::new();
+            base62::random(24, &mut p);
+            (p, true)
+        }
+    };
+    Ok((id, plain, token_generated, password, password_generated))
+}
+
+/// Creates the first tenant, admin and token if the database has none. Returns `None` when
+/// the database was already initialised (by an earlier start or another node).
+pub async fn run(
+    store: &dyn Store,
+    prefix: &TokenPrefix,
+    given: Given,
+) -> anyhow::Result<Option<Generated>> {
+    let (id, plain, token_generated, password, password_generated) = prepare(prefix, &given)?;
+    let now = keygate_store::now();
+    let mut user_id = String::from("usr_");
+    base62::random(16, &mut user_id);
+    let admin = UserRecord {
+        id: user_id.clone(),
+        tenant_id: DEFAULT_TENANT.into(),
+        username: "admin".into(),
+        password_hash: hash_password(&password)?,
+        role: "admin".into(),
+        created_at: now,
+    };
+    let token = TokenRecord {
+        id,
+        tenant_id: DEFAULT_TENANT.into(),
+        hash: plain.hash(),
+        name: "bootstrap".into(),
+        description: Some("Created at first start; holds every scope".into()),
+        metadata: None,
+        owner_id: user_id,
+        scopes: ScopeSet::parse(["*"]).expect("* is a scope"),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        created_by: Some("system".into()),
+    };
+    let created = store
+        .bootstrap(&Bootstrap {
+            tenant_id: DEFAULT_TENANT.into(),
+            admin,
+            token,
+        })
+        .await
+        .context("writing the first tenant, admin and token")?;
+    Ok(created.then(|| Generated {
+        admin_password: password_generated.then_some(password),
+        token: token_generated.then_some(plain),
+    }))
+}

@@ -1,0 +1,254 @@
+//! The JSON shapes of the native API (DESIGN §5): camelCase, RFC 3339 UTC times.
+
+use keygate_store::{AuditEntry, TokenRecord};
+use serde::{Deserialize, Deserializer, Serialize};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+use utoipa::{IntoParams, ToSchema};
+
+/// A token's metadata. The secret is never part of it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenView {
+    #[schema(example = "kg_1A2b3C4d5E6f7G8h")]
+    pub id: String,
+    pub name: String,
+    pub description: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
+    pub owner_id: String,
+    pub tenant_id: String,
+    pub scopes: Vec<String>,
+    pub enabled: bool,
+    /// `active`, `disabled` or `expired`.
+    pub status: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339")]
+    pub updated_at: OffsetDateTime,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(with = "time::serde::rfc3339::option")]
+    pub last_used_at: Option<OffsetDateTime>,
+    pub last_used_ip: Option<String>,
+    pub created_by: Option<String>,
+}
+
+impl From<TokenRecord> for TokenView {
+    fn from(t: TokenRecord) -> Self {
+        let status = t.status_at(OffsetDateTime::now_utc()).as_str().to_owned();
+        Self {
+            id: t.id.into_string(),
+            name: t.name,
+            description: t.description,
+            metadata: t.metadata,
+            owner_id: t.owner_id,
+            tenant_id: t.tenant_id,
+            scopes: t.scopes.names(),
+            enabled: t.enabled,
+            status,
+            created_at: t.created_at,
+            updated_at: t.updated_at,
+            expires_at: t.expires_at,
+            last_used_at: t.last_used_at,
+            last_used_ip: t.last_used_ip,
+            created_by: t.created_by,
+        }
+    }
+}
+
+/// The answer to a create or rotate: the only response that ever contains the plaintext.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedToken {
+    #[serde(flatten)]
+    pub meta: TokenView,
+    /// The token itself. Shown once: keygate keeps only its SHA-256.
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTokenRequest {
+    /// 1–200 characters.
+    pub name: String,
+    /// Scope names from the catalogue, or wildcards such as `metrics:*`.
+    pub scopes: Vec<String>,
+    #[serde(default, with = "time::serde::rfc3339::option")]
+    pub expires_at: Option<OffsetDateTime>,
+    /// Lifetime in seconds (an alternative to `expiresAt`).
+    #[schema(minimum = 1)]
+    pub expires_in: Option<u64>,
+    /// A user id of the tenant, or the tenant id for a service token; needs `tokens:admin`
+    /// unless it is the caller's own owner.
+    pub owner_id: Option<String>,
+    pub description: Option<String>,
+    /// A JSON object of at most 4 KiB, returned by `verify`.
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
+}
+
+/// Replaces a token's name and scopes; fields left out keep their value, except `scopes`,
+/// which is required and replaces the whole set.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateTokenRequest {
+    pub name: String,
+    pub scopes: Vec<String>,
+    /// `null` removes the expiry; left out, it is kept.
+    #[serde(default, deserialize_with = "present_time")]
+    #[schema(value_type = Option<String>, format = DateTime)]
+    pub expires_at: Option<Option<OffsetDateTime>>,
+    pub enabled: Option<bool>,
+    /// `null` removes the description; left out, it is kept.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub description: Option<Option<String>>,
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Option<Box<RawValue>>>,
+}
+
+/// Distinguishes a field set to `null` (`Some(None)`) from one left out (`None`).
+fn present<'de, D: Deserializer<'de>, T: Deserialize<'de>>(
+    d: D,
+) -> Result<Option<Option<T>>, D::Error> {
+    Option::<T>::deserialize(d).map(Some)
+}
+
+fn present_time<'de, D: Deserializer<'de>>(
+    d: D,
+) -> Result<Option<Option<OffsetDateTime>>, D::Error> {
+    time::serde::rfc3339::option::deserialize(d).map(Some)
+}
+
+#[derive(Debug, Default, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct RotateRequest {
+    /// How long the old token stays valid (default 0: it stops working at once). At most 30
+    /// days.
+    pub grace_period_seconds: Option<u64>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TokenBody {
+    pub token: String,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyRequest {
+    pub token: String,
+    /// Scopes the token must hold for the answer to be `VALID`.
+    #[serde(default)]
+    pub scopes: Vec<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct VerifyResponse {
+    pub valid: bool,
+    /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `EXPIRED` or `INSUFFICIENT_SCOPE`.
+    pub code: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub owner_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tenant_id: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub metadata: Option<Box<RawValue>>,
+    #[serde(
+        skip_serializing_if = "Option::is_none",
+        with = "time::serde::rfc3339::option"
+    )]
+    pub expires_at: Option<OffsetDateTime>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_scopes: Option<Vec<String>>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TokenList {
+    pub items: Vec<TokenView>,
+    /// Pass as `cursor` for the next page; absent on the last page.
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListTokensQuery {
+    /// Only tokens of this owner (other owners need `tokens:admin`).
+    pub owner_id: Option<String>,
+    pub enabled: Option<bool>,
+    /// Name contains this text (case-insensitive).
+    pub q: Option<String>,
+    /// Only tokens that hold this scope.
+    pub scope: Option<String>,
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ScopeInfo {
+    pub name: String,
+    pub description: String,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditView {
+    pub id: i64,
+    #[serde(with = "time::serde::rfc3339")]
+    pub at: OffsetDateTime,
+    /// Who made the change: the id of the calling token (or `system`).
+    pub actor: String,
+    /// `token.create`, `token.update`, `token.delete`, `token.disable`, `token.enable`,
+    /// `token.rotate`, `token.revoke_self`, `system.bootstrap`.
+    pub action: String,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    #[schema(value_type = Option<Object>)]
+    pub details: Option<serde_json::Value>,
+}
+
+impl From<AuditEntry> for AuditView {
+    fn from(a: AuditEntry) -> Self {
+        Self {
+            id: a.id,
+            at: a.at,
+            actor: a.actor,
+            action: a.action,
+            target_id: a.target_id,
+            ip: a.ip,
+            details: a.details,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct AuditList {
+    pub items: Vec<AuditView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListAuditQuery {
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+    pub action: Option<String>,
+    pub actor_id: Option<String>,
+    pub target_id: Option<String>,
+}

@@ -1,0 +1,145 @@
+//! The one HTTP error of the native API (DESIGN §3): each case has its status and a stable
+//! snake_case `code`; internal errors are logged and never shown.
+
+use axum::http::{header, HeaderValue, StatusCode};
+use axum::response::{IntoResponse, Response};
+use keygate_store::StoreError;
+use serde::Serialize;
+use utoipa::ToSchema;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    #[error("Invalid API token")]
+    MissingToken,
+    #[error("Invalid API token")]
+    InvalidToken,
+    #[error("API token disabled")]
+    TokenDisabled,
+    #[error("API token expired")]
+    TokenExpired,
+    #[error("The token lacks the scopes this request needs: {}", .0.join(", "))]
+    InsufficientScope(Vec<String>),
+    #[error("{0}")]
+    NotFound(String),
+    /// Syntactically bad input: malformed JSON, a bad query parameter.
+    #[error("{0}")]
+    BadRequest(String),
+    /// Well-formed input that breaks a rule: wrong types, unknown scopes, names too long.
+    #[error("{0}")]
+    Unprocessable(String),
+    #[error("{0}")]
+    Conflict(String),
+    #[error("The request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    #[error("The database is unavailable; try again shortly")]
+    Unavailable,
+    #[error("Internal error")]
+    Internal(String),
+}
+
+/// The body of every native error response.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct ErrorBody {
+    /// The HTTP reason phrase, e.g. `Unauthorized`.
+    #[schema(example = "Unauthorized")]
+    pub error: String,
+    #[schema(example = "Invalid API token")]
+    pub message: String,
+    /// One of `missing_token`, `invalid_token`, `token_disabled`, `token_expired`,
+    /// `insufficient_scope`, `not_found`, `invalid_request`, `conflict`, `payload_too_large`,
+    /// `rate_limited`, `unavailable`, `internal`.
+    #[schema(example = "invalid_token")]
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub missing_scopes: Option<Vec<String>>,
+}
+
+impl ApiError {
+    pub fn status(&self) -> StatusCode {
+        use ApiError::*;
+        match self {
+            MissingToken | InvalidToken | TokenDisabled | TokenExpired => StatusCode::UNAUTHORIZED,
+            InsufficientScope(_) => StatusCode::FORBIDDEN,
+            NotFound(_) => StatusCode::NOT_FOUND,
+            BadRequest(_) => StatusCode::BAD_REQUEST,
+            Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            Conflict(_) => StatusCode::CONFLICT,
+            PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    pub fn code(&self) -> &'static str {
+        use ApiError::*;
+        match self {
+            MissingToken => "missing_token",
+            InvalidToken => "invalid_token",
+            TokenDisabled => "token_disabled",
+            TokenExpired => "token_expired",
+            InsufficientScope(_) => "insufficient_scope",
+            NotFound(_) => "not_found",
+            BadRequest(_) | Unprocessable(_) => "invalid_request",
+            Conflict(_) => "conflict",
+            PayloadTooLarge(_) => "payload_too_large",
+            Unavailable => "unavailable",
+            Internal(_) => "internal",
+        }
+    }
+
+    pub fn token_not_found() -> Self {
+        ApiError::NotFound("No token with this id".into())
+    }
+
+    pub fn body(&self) -> ErrorBody {
+        let status = self.status();
+        ErrorBody {
+            error: status.canonical_reason().unwrap_or("Error").to_owned(),
+            message: self.to_string(),
+            code: self.code().to_owned(),
+            missing_scopes: match self {
+                ApiError::InsufficientScope(m) => Some(m.clone()),
+                _ => None,
+            },
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound => ApiError::NotFound("Not found".into()),
+            StoreError::Conflict(m) => ApiError::Conflict(format!("Already exists: {m}")),
+            StoreError::Unavailable(m) => {
+                tracing::error!(error = %m, "database unavailable");
+                ApiError::Unavailable
+            }
+            StoreError::Corrupt(m) => ApiError::Internal(m),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        if let ApiError::Internal(detail) = &self {
+            tracing::error!(error = %detail, "internal error");
+        }
+        let status = self.status();
+        let mut resp = (status, axum::Json(self.body())).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            let h = resp.headers_mut();
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("apiToken realm=\"keygate\""),
+            );
+            h.append(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keygate\""),
+            );
+        }
+        resp
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;

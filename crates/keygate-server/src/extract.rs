@@ -1,0 +1,193 @@
+//! Request extractors whose rejections are `ApiError`s, so every bad input gets the §3 body,
+//! and `Authorized<S>`: the scope a route needs is part of its signature, checked before the
+//! handler runs.
+
+use std::marker::PhantomData;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use axum::body::Bytes;
+use axum::extract::rejection::BytesRejection;
+use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
+use axum::http::request::Parts;
+use axum::http::{header, StatusCode};
+use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_store::cache::CachedToken;
+use keygate_store::Outcome;
+use serde::de::DeserializeOwned;
+
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// A JSON body. The content type is not checked: `curl -d` sends a form type by default, and a
+/// body that parses as the expected JSON is what was meant.
+pub struct Json<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_rejection(e, limit))?;
+        parse_json(&bytes).map(Json)
+    }
+}
+
+/// A JSON body that may be left out entirely (then `T::default()`).
+pub struct OptionalJson<T>(pub T);
+
+impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+        let bytes = Bytes::from_request(req, state)
+            .await
+            .map_err(|e| body_rejection(e, limit))?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(OptionalJson(T::default()));
+        }
+        parse_json(&bytes).map(OptionalJson)
+    }
+}
+
+/// The configured body limit, put in each request's extensions so rejections can name it.
+#[derive(Clone, Copy)]
+pub struct BodyLimit(pub usize);
+
+fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
+    if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
+        ApiError::PayloadTooLarge(limit)
+    } else {
+        ApiError::BadRequest(format!("Could not read the request body: {e}"))
+    }
+}
+
+fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+    serde_json::from_slice(bytes).map_err(|e| {
+        use serde_json::error::Category;
+        match e.classify() {
+            Category::Data => ApiError::Unprocessable(format!("Invalid request body: {e}")),
+            Category::Syntax | Category::Eof | Category::Io => {
+                ApiError::BadRequest(format!("Malformed JSON: {e}"))
+            }
+        }
+    })
+}
+
+/// Query parameters, with a §3 error for bad ones.
+pub struct Query<T>(pub T);
+
+impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Query::<T>::try_from_uri(&parts.uri)
+            .map(|axum::extract::Query(t)| Query(t))
+            .map_err(|e| ApiError::BadRequest(format!("Invalid query string: {}", e.body_text())))
+    }
+}
+
+/// The peer address of the connection, as text, for audit entries and last use.
+pub fn client_ip(parts: &Parts) -> Option<String> {
+    parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|ConnectInfo(a)| a.ip().to_string())
+}
+
+/// The token a request presents, in the header or (unless disabled) the query string.
+pub fn presented_token<'a>(parts: &'a Parts, allow_query: bool) -> Credential<'a> {
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+        return extract_from_authorization(v.as_bytes());
+    }
+    match (allow_query, parts.uri.query()) {
+        (true, Some(q)) => extract_from_query(q),
+        _ => Credential::Missing,
+    }
+}
+
+/// A scope requirement, as a type, so that a route states what it needs in its signature.
+pub trait RequiredScope {
+    const SCOPE: Option<&'static str>;
+}
+
+macro_rules! required_scope {
+    ($($name:ident => $scope:expr),* $(,)?) => {$(
+        pub struct $name;
+        impl RequiredScope for $name {
+            const SCOPE: Option<&'static str> = $scope;
+        }
+    )*};
+}
+
+required_scope! {
+    AnyScope => None,
+    TokensRead => Some(keygate_core::scope::TOKENS_READ),
+    TokensWrite => Some(keygate_core::scope::TOKENS_WRITE),
+    AuditRead => Some(keygate_core::scope::AUDIT_READ),
+}
+
+/// Who is calling: a verified, active token.
+pub struct Caller {
+    pub token: Arc<CachedToken>,
+    pub ip: Option<String>,
+}
+
+impl Caller {
+    /// May this caller act on every token of its tenant?
+    pub fn is_admin(&self) -> bool {
+        self.token.scopes.allows(keygate_core::scope::TOKENS_ADMIN)
+    }
+
+    pub fn tenant_id(&self) -> &str {
+        &self.token.tenant_id
+    }
+
+    /// How this caller is named in audit entries.
+    pub fn actor(&self) -> String {
+        self.token.id.to_string()
+    }
+}
+
+/// A [`Caller`] whose token holds the scope `S` names.
+pub struct Authorized<S> {
+    pub caller: Caller,
+    _scope: PhantomData<S>,
+}
+
+impl<S> std::ops::Deref for Authorized<S> {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.caller
+    }
+}
+
+impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let ip = client_ip(parts);
+        let token = match presented_token(parts, state.config.allow_query_token) {
+            Credential::Missing => return Err(ApiError::MissingToken),
+            Credential::Unusable => return Err(ApiError::InvalidToken),
+            Credential::Token(t) => t,
+        };
+        let wanted: &[&str] = match &S::SCOPE {
+            Some(s) => std::slice::from_ref(s),
+            None => &[],
+        };
+        match state.verifier.verify(&token, wanted, ip.as_deref()).await? {
+            Outcome::Valid(token) => Ok(Authorized {
+                caller: Caller { token, ip },
+                _scope: PhantomData,
+            }),
+            Outcome::Malformed | Outcome::NotFound => Err(ApiError::InvalidToken),
+            Outcome::Disabled(_) => Err(ApiError::TokenDisabled),
+            Outcome::Expired(_) => Err(ApiError::TokenExpired),
+            Outcome::InsufficientScope { missing, .. } => Err(ApiError::InsufficientScope(missing)),
+        }
+    }
+}

@@ -1,0 +1,29 @@
+//! keygate's HTTP service: the native REST API (DESIGN §5), the verification endpoints, metrics
+//! and the OpenAPI document, as an axum `Router` over a [`keygate_store::Store`].
+
+pub mod bootstrap;
+pub mod dto;
+pub mod error;
+pub mod extract;
+pub mod metrics;
+pub mod middleware;
+pub mod routes;
+pub mod state;
+pub mod tokens;
+
+use std::sync::Arc;
+
+use keygate_store::{Store, Verifier, VerifierConfig};
+
+pub use routes::{openapi, router};
+pub use state::{AppState, ServerConfig};
+
+/// Builds the shared state; must run inside a Tokio runtime (it starts the last-use writer).
+pub fn state(store: Arc<dyn Store>, config: ServerConfig, verifier: VerifierConfig) -> AppState {
+    AppState {
+        verifier: Arc::new(Verifier::new(store.clone(), verifier)),
+        store,
+        config: Arc::new(config),
+        metrics: Arc::new(metrics::Metrics::default()),
+    }
+}

@@ -1,0 +1,126 @@
+//! Prometheus metrics: HTTP requests by route and status, verifications by result code, and
+//! latency histograms. Verification counters are resolved once at start so the hot path only
+//! increments an atomic.
+
+use std::time::Duration;
+
+use prometheus_client::encoding::text::encode;
+use prometheus_client::encoding::EncodeLabelSet;
+use prometheus_client::metrics::counter::Counter;
+use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::gauge::Gauge;
+use prometheus_client::metrics::histogram::{exponential_buckets, Histogram};
+use prometheus_client::registry::Registry;
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+pub struct RequestLabels {
+    pub method: String,
+    pub route: String,
+    pub status: u16,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct CodeLabels {
+    code: &'static str,
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RouteLabels {
+    route: String,
+}
+
+pub const VERIFY_CODES: [&str; 6] = [
+    "VALID",
+    "MALFORMED",
+    "NOT_FOUND",
+    "DISABLED",
+    "EXPIRED",
+    "INSUFFICIENT_SCOPE",
+];
+
+pub struct Metrics {
+    registry: Registry,
+    requests: Family<RequestLabels, Counter>,
+    request_seconds: Family<RouteLabels, Histogram>,
+    verifications: [Counter; VERIFY_CODES.len()],
+    verify_seconds: Histogram,
+    cached_tokens: Gauge,
+}
+
+fn latency_histogram() -> Histogram {
+    // 1 µs … ~1 s in factors of 2.5.
+    Histogram::new(exponential_buckets(1e-6, 2.5, 16))
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let mut registry = Registry::with_prefix("keygate");
+        let requests = Family::<RequestLabels, Counter>::default();
+        registry.register(
+            "http_requests",
+            "HTTP requests by route and status",
+            requests.clone(),
+        );
+        let request_seconds = Family::<RouteLabels, Histogram>::new_with_constructor(
+            latency_histogram as fn() -> Histogram,
+        );
+        registry.register(
+            "http_request_duration_seconds",
+            "Time to answer an HTTP request, by route",
+            request_seconds.clone(),
+        );
+        let family = Family::<CodeLabels, Counter>::default();
+        registry.register(
+            "verifications",
+            "Token verifications (verify and forward-auth) by result code",
+            family.clone(),
+        );
+        let verifications =
+            VERIFY_CODES.map(|code| family.get_or_create(&CodeLabels { code }).clone());
+        let verify_seconds = latency_histogram();
+        registry.register(
+            "verify_duration_seconds",
+            "Time to verify a token, inside the service",
+            verify_seconds.clone(),
+        );
+        let cached_tokens = Gauge::default();
+        registry.register(
+            "cached_tokens",
+            "Tokens held in the verification cache",
+            cached_tokens.clone(),
+        );
+        Self {
+            registry,
+            requests,
+            request_seconds,
+            verifications,
+            verify_seconds,
+            cached_tokens,
+        }
+    }
+}
+
+impl Metrics {
+    pub fn verification(&self, code: &str, took: Duration) {
+        if let Some(i) = VERIFY_CODES.iter().position(|c| *c == code) {
+            self.verifications[i].inc();
+        }
+        self.verify_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn request(&self, labels: RequestLabels, took: Duration) {
+        self.request_seconds
+            .get_or_create(&RouteLabels {
+                route: labels.route.clone(),
+            })
+            .observe(took.as_secs_f64());
+        self.requests.get_or_create(&labels).inc();
+    }
+
+    pub fn render(&self, cached_tokens: usize) -> String {
+        self.cached_tokens.set(cached_tokens as i64);
+        let mut out = String::new();
+        encode(&mut out, &self.registry).expect("writing to a String cannot fail");
+        out
+    }
+}

@@ -1,0 +1,53 @@
+//! Request logging (with tokens redacted from query strings) and request metrics.
+
+use std::time::Instant;
+
+use axum::extract::{MatchedPath, Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
+use keygate_core::credentials::redact_query;
+
+use crate::extract::BodyLimit;
+use crate::metrics::RequestLabels;
+use crate::state::AppState;
+
+/// Logs every request without its credentials: the path, the query with any token parameter
+/// replaced by `REDACTED`, the status and the time taken. Headers are never logged.
+pub async fn log_requests(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
+    req.extensions_mut()
+        .insert(BodyLimit(state.config.max_body_bytes));
+    let started = Instant::now();
+    let method = req.method().clone();
+    let path = req.uri().path().to_owned();
+    let query = req.uri().query().map(redact_query);
+    let resp = next.run(req).await;
+    let status = resp.status().as_u16();
+    let micros = started.elapsed().as_micros() as u64;
+    let query = query.as_deref().unwrap_or("");
+    if resp.status().is_server_error() {
+        tracing::warn!(%method, path, query, status, micros, "request failed");
+    } else {
+        tracing::debug!(%method, path, query, status, micros, "request");
+    }
+    resp
+}
+
+/// Counts requests by matched route (not raw path, so ids do not explode the label set).
+pub async fn count_requests(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = req
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |m| m.as_str().to_owned());
+    let method = req.method().as_str().to_owned();
+    let resp = next.run(req).await;
+    state.metrics.request(
+        RequestLabels {
+            method,
+            route,
+            status: resp.status().as_u16(),
+        },
+        started.elapsed(),
+    );
+    resp
+}

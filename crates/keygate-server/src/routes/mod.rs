@@ -1,0 +1,139 @@
+//! The HTTP surface: every route, its OpenAPI description, and the layers around them.
+
+pub mod meta;
+pub mod ops;
+pub mod tokens;
+pub mod verify;
+
+use std::sync::Arc;
+
+use axum::extract::DefaultBodyLimit;
+use axum::http::{header, StatusCode};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::Router;
+use tower_http::catch_panic::CatchPanicLayer;
+use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
+use utoipa::{Modify, OpenApi};
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ErrorBody};
+use crate::middleware::{count_requests, log_requests};
+use crate::state::AppState;
+
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "keygate",
+        description = "Self-hosted API tokens: mint, verify, scope, rotate and revoke.",
+        license(name = "Apache-2.0")
+    ),
+    modifiers(&SecuritySchemes),
+    components(schemas(ErrorBody)),
+    tags(
+        (name = "tokens", description = "Token management"),
+        (name = "verify", description = "Checking tokens for a protected API"),
+        (name = "scopes", description = "The scope catalogue"),
+        (name = "audit", description = "The audit log"),
+        (name = "ops", description = "Health, readiness and metrics"),
+    )
+)]
+struct ApiDoc;
+
+struct SecuritySchemes;
+
+impl Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let c = openapi.components.get_or_insert_with(Default::default);
+        c.add_security_scheme(
+            "apiToken",
+            SecurityScheme::ApiKey(ApiKey::Header(ApiKeyValue::with_description(
+                "Authorization",
+                "`apiToken <token>`; the schemes `Api-Token`, `Token` and `Bearer` work too, and \
+                 so do the query parameters `api-token`, `apiToken` and `api_token`",
+            ))),
+        );
+        c.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(HttpBuilder::new().scheme(HttpAuthScheme::Bearer).build()),
+        );
+    }
+}
+
+fn api() -> OpenApiRouter<AppState> {
+    OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .routes(routes!(tokens::create_token, tokens::list_tokens))
+        .routes(routes!(tokens::lookup_token))
+        .routes(routes!(tokens::get_self, tokens::revoke_self))
+        .routes(routes!(
+            tokens::get_token,
+            tokens::update_token,
+            tokens::delete_token
+        ))
+        .routes(routes!(tokens::disable_token))
+        .routes(routes!(tokens::enable_token))
+        .routes(routes!(tokens::rotate_token))
+        .routes(routes!(verify::verify))
+        .routes(routes!(verify::forward_auth))
+        .routes(routes!(meta::list_scopes))
+        .routes(routes!(meta::list_audit))
+        .routes(routes!(ops::healthz))
+        .routes(routes!(ops::readyz))
+        .routes(routes!(ops::metrics))
+}
+
+/// The OpenAPI document of every route, as served at `/openapi.json`.
+pub fn openapi() -> utoipa::openapi::OpenApi {
+    let mut doc = api().into_openapi();
+    doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
+    doc
+}
+
+pub fn router(state: AppState) -> Router {
+    let (router, _) = api().split_for_parts();
+    let spec = Arc::new(
+        openapi()
+            .to_json()
+            .expect("the OpenAPI document serialises"),
+    );
+    let max_body = state.config.max_body_bytes;
+    router
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move {
+                    (
+                        [(header::CONTENT_TYPE, "application/json")],
+                        spec.as_str().to_owned(),
+                    )
+                }
+            }),
+        )
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            count_requests,
+        ))
+        .fallback(|| async { ApiError::NotFound("No such route".into()) })
+        .method_not_allowed_fallback(|| async { method_not_allowed() })
+        .layer(DefaultBodyLimit::max(max_body))
+        .layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            log_requests,
+        ))
+        .layer(CatchPanicLayer::custom(|_| {
+            ApiError::Internal("a handler panicked".into()).into_response()
+        }))
+        .with_state(state)
+}
+
+fn method_not_allowed() -> Response {
+    let body = ErrorBody {
+        error: "Method Not Allowed".into(),
+        message: "This route does not accept this method".into(),
+        code: "invalid_request".into(),
+        missing_scopes: None,
+    };
+    (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
+}

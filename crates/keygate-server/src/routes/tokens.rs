@@ -1,0 +1,302 @@
+//! `/api/v1/tokens…`: create, list, read, replace, revoke, disable/enable, rotate, lookup, self.
+
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
+use keygate_core::PlainToken;
+use keygate_store::TokenFilter;
+use serde_json::json;
+
+use crate::dto::*;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AnyScope, Authorized, Json, OptionalJson, Query, TokensRead, TokensWrite};
+use crate::state::AppState;
+use crate::tokens::{self, NewToken};
+
+pub const DEFAULT_PAGE: u32 = 100;
+pub const MAX_PAGE: u32 = 1000;
+
+pub fn page_limit(limit: Option<u32>) -> ApiResult<u32> {
+    match limit.unwrap_or(DEFAULT_PAGE) {
+        l @ 1..=MAX_PAGE => Ok(l),
+        _ => Err(ApiError::BadRequest(format!(
+            "limit must be between 1 and {MAX_PAGE}"
+        ))),
+    }
+}
+
+/// Cursors are opaque to clients; inside they are the position of the last item served.
+pub fn parse_cursor(c: Option<&str>) -> ApiResult<Option<i64>> {
+    c.map(|c| {
+        c.parse::<i64>()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or_else(|| ApiError::BadRequest("invalid cursor".into()))
+    })
+    .transpose()
+}
+
+fn created(
+    rec: keygate_store::TokenRecord,
+    plain: PlainToken,
+) -> (StatusCode, axum::Json<CreatedToken>) {
+    (
+        StatusCode::CREATED,
+        axum::Json(CreatedToken {
+            meta: rec.into(),
+            token: plain.expose().to_owned(),
+        }),
+    )
+}
+
+/// Create a token. The response is the only place its plaintext ever appears.
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "tokens",
+    request_body = CreateTokenRequest,
+    responses(
+        (status = 201, description = "Created; `token` is shown this once", body = CreatedToken),
+        (status = 400, description = "Malformed JSON", body = ErrorBody),
+        (status = 401, description = "Missing or invalid token", body = ErrorBody),
+        (status = 403, description = "Scope missing, or escalation attempted", body = ErrorBody),
+        (status = 413, description = "Body too large", body = ErrorBody),
+        (status = 422, description = "Invalid field", body = ErrorBody),
+    ),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn create_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Json(req): Json<CreateTokenRequest>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+    let now = keygate_store::now();
+    let spec = NewToken {
+        name: tokens::validate_name(&req.name)?,
+        scopes: tokens::validate_scopes(&state, &req.scopes)?,
+        expires_at: tokens::expiry(now, req.expires_at, req.expires_in)?,
+        owner_id: req.owner_id,
+        description: tokens::validate_description(req.description)?,
+        metadata: tokens::validate_metadata(req.metadata)?,
+    };
+    let (rec, plain) = tokens::create(&state, &caller, spec).await?;
+    Ok(created(rec, plain))
+}
+
+/// List tokens, newest first: the caller's own, or with `tokens:admin` the whole tenant's.
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "tokens",
+    params(ListTokensQuery),
+    responses(
+        (status = 200, body = TokenList),
+        (status = 400, description = "Bad query parameter", body = ErrorBody),
+        (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody),
+    ),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn list_tokens(
+    State(state): State<AppState>,
+    caller: Authorized<TokensRead>,
+    Query(q): Query<ListTokensQuery>,
+) -> ApiResult<axum::Json<TokenList>> {
+    let filter = TokenFilter {
+        owner_id: q.owner_id,
+        enabled: q.enabled,
+        name_contains: q.q.filter(|s| !s.is_empty()),
+        scope: q.scope,
+        before_seq: parse_cursor(q.cursor.as_deref())?,
+        limit: page_limit(q.limit)?,
+    };
+    let page = tokens::list(&state, &caller, filter).await?;
+    Ok(axum::Json(TokenList {
+        items: page.items.into_iter().map(Into::into).collect(),
+        next_cursor: page.next.map(|n| n.to_string()),
+    }))
+}
+
+/// One token's metadata.
+#[utoipa::path(get, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id, e.g. kg_1A2b3C4d5E6f7G8h")),
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn get_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensRead>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<TokenView>> {
+    Ok(axum::Json(
+        tokens::visible(&state, &caller, &id).await?.into(),
+    ))
+}
+
+/// Replace a token's name and scopes (a scope left out is removed); `expiresAt`, `enabled`,
+/// `description` and `metadata` change only when given.
+#[utoipa::path(put, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    request_body = UpdateTokenRequest,
+    responses((status = 200, body = TokenView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn update_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Path(id): Path<String>,
+    Json(req): Json<UpdateTokenRequest>,
+) -> ApiResult<axum::Json<TokenView>> {
+    let name = tokens::validate_name(&req.name)?;
+    let scopes = tokens::validate_scopes(&state, &req.scopes)?;
+    tokens::ensure_covers(&caller, &scopes)?;
+    let mut rec = tokens::visible(&state, &caller, &id).await?;
+    let now = keygate_store::now();
+    if let Some(at) = req.expires_at {
+        rec.expires_at = match at {
+            Some(at) => tokens::expiry(now, Some(at), None)?,
+            None => None,
+        };
+    }
+    if let Some(d) = req.description {
+        rec.description = tokens::validate_description(d)?;
+    }
+    if let Some(m) = req.metadata {
+        rec.metadata = tokens::validate_metadata(m)?;
+    }
+    if let Some(e) = req.enabled {
+        rec.enabled = e;
+    }
+    let details = json!({ "name": name, "scopes": scopes.names(), "enabled": rec.enabled,
+                          "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) });
+    rec.name = name;
+    rec.scopes = scopes;
+    let rec = tokens::save(&state, &caller, rec, "token.update", details).await?;
+    Ok(axum::Json(rec.into()))
+}
+
+/// Revoke a token: rejected from this response on, then gone (404).
+#[utoipa::path(delete, path = "/api/v1/tokens/{id}", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn delete_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let rec = tokens::visible(&state, &caller, &id).await?;
+    tokens::delete(&state, &caller, rec, "token.delete").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+/// Deactivate a token; it answers `API token disabled` until enabled again.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/disable", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn disable_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<TokenView>> {
+    Ok(axum::Json(
+        tokens::set_enabled(&state, &caller, &id, false)
+            .await?
+            .into(),
+    ))
+}
+
+/// Activate a deactivated token.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/enable", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn enable_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Path(id): Path<String>,
+) -> ApiResult<axum::Json<TokenView>> {
+    Ok(axum::Json(
+        tokens::set_enabled(&state, &caller, &id, true)
+            .await?
+            .into(),
+    ))
+}
+
+/// Rotate: a new token with the same name, scopes, owner and lifetime; the old one keeps
+/// working for `gracePeriodSeconds` (default 0) and then expires.
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/rotate", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    request_body(content = Option<RotateRequest>, description = "May be left out"),
+    responses((status = 201, body = CreatedToken), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 409, description = "Token is disabled or expired", body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn rotate_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Path(id): Path<String>,
+    OptionalJson(req): OptionalJson<RotateRequest>,
+) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
+    let (rec, plain) =
+        tokens::rotate(&state, &caller, &id, req.grace_period_seconds.unwrap_or(0)).await?;
+    Ok(created(rec, plain))
+}
+
+/// Find a token's metadata from the token itself (e.g. one found in a leaked file).
+#[utoipa::path(post, path = "/api/v1/tokens/lookup", tag = "tokens",
+    request_body = TokenBody,
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn lookup_token(
+    State(state): State<AppState>,
+    caller: Authorized<TokensRead>,
+    Json(req): Json<TokenBody>,
+) -> ApiResult<axum::Json<TokenView>> {
+    if keygate_core::token::parse(&req.token, &state.config.prefix).is_err() {
+        return Err(ApiError::token_not_found());
+    }
+    let hash = PlainToken::from_client(req.token).hash();
+    match state.store.token_by_hash(&hash).await? {
+        Some(t)
+            if t.tenant_id == caller.tenant_id()
+                && (caller.is_admin() || t.owner_id == caller.token.owner_id) =>
+        {
+            Ok(axum::Json(t.into()))
+        }
+        _ => Err(ApiError::token_not_found()),
+    }
+}
+
+/// The calling token's own metadata.
+#[utoipa::path(get, path = "/api/v1/tokens/self", tag = "tokens",
+    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn get_self(
+    State(state): State<AppState>,
+    caller: Authorized<AnyScope>,
+) -> ApiResult<axum::Json<TokenView>> {
+    match state
+        .store
+        .token_by_id(caller.tenant_id(), caller.token.id.as_str())
+        .await?
+    {
+        Some(t) => Ok(axum::Json(t.into())),
+        None => Err(ApiError::InvalidToken),
+    }
+}
+
+/// Revoke the calling token.
+#[utoipa::path(delete, path = "/api/v1/tokens/self", tag = "tokens",
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn revoke_self(
+    State(state): State<AppState>,
+    caller: Authorized<AnyScope>,
+) -> ApiResult<StatusCode> {
+    let rec = state
+        .store
+        .token_by_id(caller.tenant_id(), caller.token.id.as_str())
+        .await?
+        .ok_or(ApiError::InvalidToken)?;
+    tokens::delete(&state, &caller, rec, "token.revoke_self").await?;
+    Ok(StatusCode::NO_CONTENT)
+}

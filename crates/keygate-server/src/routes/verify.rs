@@ -1,0 +1,188 @@
+//! The questions a protected API asks: `POST /api/v1/verify` (JSON) and `GET /api/v1/auth`
+//! (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
+
+use std::time::Instant;
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{HeaderMap, HeaderName, HeaderValue};
+use axum::response::{IntoResponse, Response};
+use keygate_core::credentials::{extract_from_query, Credential};
+use keygate_store::Outcome;
+
+use crate::dto::{VerifyRequest, VerifyResponse};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{client_ip, presented_token, Json};
+use crate::state::AppState;
+
+const MAX_WANTED_SCOPES: usize = 100;
+
+async fn check(
+    state: &AppState,
+    token: &str,
+    wanted: &[&str],
+    ip: Option<&str>,
+) -> ApiResult<Outcome> {
+    let started = Instant::now();
+    let outcome = state.verifier.verify(token, wanted, ip).await?;
+    state
+        .metrics
+        .verification(outcome.code(), started.elapsed());
+    Ok(outcome)
+}
+
+/// Is this token good, and does it hold these scopes? Always 200 with a `code`, unless the
+/// request itself is malformed.
+#[utoipa::path(post, path = "/api/v1/verify", tag = "verify",
+    request_body = VerifyRequest,
+    responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody),
+              (status = 422, body = ErrorBody)))]
+pub async fn verify(
+    State(state): State<AppState>,
+    parts: Parts,
+    Json(req): Json<VerifyRequest>,
+) -> ApiResult<axum::Json<VerifyResponse>> {
+    if req.scopes.len() > MAX_WANTED_SCOPES {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_WANTED_SCOPES} scopes may be asked for"
+        )));
+    }
+    let wanted: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
+    let ip = client_ip(&parts);
+    let outcome = check(&state, &req.token, &wanted, ip.as_deref()).await?;
+    Ok(axum::Json(response(outcome)))
+}
+
+fn response(o: Outcome) -> VerifyResponse {
+    let mut r = VerifyResponse {
+        valid: matches!(o, Outcome::Valid(_)),
+        code: o.code(),
+        token_id: None,
+        name: None,
+        owner_id: None,
+        tenant_id: None,
+        scopes: None,
+        metadata: None,
+        expires_at: None,
+        missing_scopes: None,
+    };
+    if let Some(t) = o.token() {
+        r.token_id = Some(t.id.to_string());
+        r.name = Some(t.name.clone());
+        r.owner_id = Some(t.owner_id.clone());
+        r.tenant_id = Some(t.tenant_id.clone());
+        r.expires_at = t.expires_at;
+    }
+    match o {
+        Outcome::Valid(t) => {
+            r.scopes = Some(t.scopes.names());
+            r.metadata = t.metadata.clone();
+        }
+        Outcome::InsufficientScope { token, missing } => {
+            r.scopes = Some(token.scopes.names());
+            r.missing_scopes = Some(missing);
+        }
+        _ => {}
+    }
+    r
+}
+
+/// Forward-auth: the token comes from this request's `Authorization` header or query, or from
+/// the query of the original URI in `X-Forwarded-Uri` / `X-Original-URI`. Required scopes are
+/// `?scope=a&scope=b` (or `scope=a,b`). 200 with `X-Keygate-*` headers, else 401/403.
+#[utoipa::path(get, path = "/api/v1/auth", tag = "verify",
+    params(("scope" = Option<Vec<String>>, Query, description = "Scopes the token must hold")),
+    responses(
+        (status = 200, description = "Token is valid",
+         headers(("X-Keygate-Token-Id" = String), ("X-Keygate-Owner-Id" = String),
+                 ("X-Keygate-Tenant-Id" = String), ("X-Keygate-Scopes" = String, description = "Comma-separated"))),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+    security((), ("apiToken" = []), ("bearer" = [])))]
+pub async fn forward_auth(State(state): State<AppState>, parts: Parts) -> ApiResult<Response> {
+    let wanted: Vec<String> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
+        .filter(|(k, _)| k == "scope")
+        .flat_map(|(_, v)| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect::<Vec<_>>()
+        })
+        .take(MAX_WANTED_SCOPES)
+        .collect();
+    let token = match presented_token(&parts, state.config.allow_query_token) {
+        Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
+        other => other,
+    };
+    let token = match token {
+        Credential::Missing => {
+            state
+                .metrics
+                .verification("MALFORMED", std::time::Duration::ZERO);
+            return Err(ApiError::MissingToken);
+        }
+        Credential::Unusable => {
+            state
+                .metrics
+                .verification("MALFORMED", std::time::Duration::ZERO);
+            return Err(ApiError::InvalidToken);
+        }
+        Credential::Token(t) => t,
+    };
+    let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
+    let ip = forwarded_ip(&parts.headers).or_else(|| client_ip(&parts));
+    match check(&state, &token, &wanted_refs, ip.as_deref()).await? {
+        Outcome::Valid(t) => {
+            let mut headers = HeaderMap::new();
+            let mut put = |name: &'static str, value: &str| {
+                if let Ok(v) = HeaderValue::from_str(value) {
+                    headers.insert(HeaderName::from_static(name), v);
+                }
+            };
+            put("x-keygate-token-id", t.id.as_str());
+            put("x-keygate-owner-id", &t.owner_id);
+            put("x-keygate-tenant-id", &t.tenant_id);
+            put("x-keygate-scopes", &t.scopes.names().join(","));
+            Ok((headers, "").into_response())
+        }
+        Outcome::Malformed | Outcome::NotFound => Err(ApiError::InvalidToken),
+        Outcome::Disabled(_) => Err(ApiError::TokenDisabled),
+        Outcome::Expired(_) => Err(ApiError::TokenExpired),
+        Outcome::InsufficientScope { missing, .. } => Err(ApiError::InsufficientScope(missing)),
+    }
+}
+
+fn original_uri_token(headers: &HeaderMap, allow_query: bool) -> Credential<'static> {
+    if !allow_query {
+        return Credential::Missing;
+    }
+    for name in ["x-forwarded-uri", "x-original-uri"] {
+        let Some(uri) = headers.get(name).and_then(|v| v.to_str().ok()) else {
+            continue;
+        };
+        let Some((_, query)) = uri.split_once('?') else {
+            continue;
+        };
+        match extract_from_query(query) {
+            Credential::Missing => continue,
+            Credential::Unusable => return Credential::Unusable,
+            Credential::Token(t) => return Credential::Token(t.into_owned().into()),
+        }
+    }
+    Credential::Missing
+}
+
+/// The proxy in front of a forward-auth call knows the real client; nginx and Traefik pass it
+/// as `X-Forwarded-For` (first entry) or `X-Real-IP`.
+fn forwarded_ip(headers: &HeaderMap) -> Option<String> {
+    let first = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))?;
+    first
+        .trim()
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
+}

@@ -1,0 +1,36 @@
+//! What every handler shares.
+
+use std::sync::Arc;
+
+use keygate_core::{ScopeCatalog, TokenPrefix};
+use keygate_store::{Store, Verifier};
+
+use crate::metrics::Metrics;
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub prefix: TokenPrefix,
+    pub catalog: ScopeCatalog,
+    /// Accept tokens in the `api-token` / `apiToken` / `api_token` query parameters.
+    pub allow_query_token: bool,
+    pub max_body_bytes: usize,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            prefix: TokenPrefix::default(),
+            catalog: ScopeCatalog::default(),
+            allow_query_token: true,
+            max_body_bytes: 1 << 20,
+        }
+    }
+}
+
+#[derive(Clone)]
+pub struct AppState {
+    pub store: Arc<dyn Store>,
+    pub verifier: Arc<Verifier>,
+    pub config: Arc<ServerConfig>,
+    pub metrics: Arc<Metrics>,
+}

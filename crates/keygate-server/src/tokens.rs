@@ -1,0 +1,370 @@
+//! Token management as operations on behalf of a caller: visibility, no escalation, audit and
+//! cache invalidation live here once, for the native routes and for every compatible surface.
+
+use keygate_core::{PlainToken, ScopeSet, TokenId};
+use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, TokenWrite};
+use serde_json::json;
+use serde_json::value::RawValue;
+use time::{Duration, OffsetDateTime};
+
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
+use crate::state::AppState;
+
+pub const MAX_NAME_CHARS: usize = 200;
+pub const MAX_DESCRIPTION_CHARS: usize = 1000;
+pub const MAX_METADATA_BYTES: usize = 4096;
+pub const MAX_SCOPES: usize = 100;
+pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
+/// Ten years: long enough for any real token, short enough to stay far from time overflow.
+pub const MAX_LIFETIME_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+pub fn validate_name(name: &str) -> ApiResult<String> {
+    let name = name.trim();
+    let chars = name.chars().count();
+    if chars == 0 {
+        return Err(ApiError::Unprocessable("name must not be empty".into()));
+    }
+    if chars > MAX_NAME_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "name is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
+        )));
+    }
+    if name.chars().any(char::is_control) {
+        return Err(ApiError::Unprocessable(
+            "name must not contain control characters".into(),
+        ));
+    }
+    Ok(name.to_owned())
+}
+
+pub fn validate_description(d: Option<String>) -> ApiResult<Option<String>> {
+    match d {
+        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::Unprocessable(
+            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
+        )),
+        d => Ok(d),
+    }
+}
+
+pub fn validate_metadata(m: Option<Box<RawValue>>) -> ApiResult<Option<Box<RawValue>>> {
+    let Some(m) = m else { return Ok(None) };
+    if m.get() == "null" {
+        return Ok(None);
+    }
+    if !m.get().trim_start().starts_with('{') {
+        return Err(ApiError::Unprocessable(
+            "metadata must be a JSON object".into(),
+        ));
+    }
+    if m.get().len() > MAX_METADATA_BYTES {
+        return Err(ApiError::Unprocessable(format!(
+            "metadata is larger than {MAX_METADATA_BYTES} bytes"
+        )));
+    }
+    Ok(Some(m))
+}
+
+/// Parses requested scopes against the deployment's catalogue.
+pub fn validate_scopes(state: &AppState, names: &[String]) -> ApiResult<ScopeSet> {
+    if names.is_empty() {
+        return Err(ApiError::Unprocessable(
+            "scopes must name at least one scope (GET /api/v1/scopes lists them)".into(),
+        ));
+    }
+    if names.len() > MAX_SCOPES {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_SCOPES} scopes per token"
+        )));
+    }
+    state
+        .config
+        .catalog
+        .validate(names.iter().map(String::as_str))
+        .map_err(|e| ApiError::Unprocessable(format!("{e} (GET /api/v1/scopes lists them)")))
+}
+
+/// No escalation: a caller never gives a token a scope it does not hold itself.
+pub fn ensure_covers(caller: &Caller, wanted: &ScopeSet) -> ApiResult<()> {
+    let missing = caller
+        .token
+        .scopes
+        .missing(wanted.iter().map(|s| s.as_str()));
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope(missing))
+    }
+}
+
+pub fn expiry(
+    now: OffsetDateTime,
+    at: Option<OffsetDateTime>,
+    in_seconds: Option<u64>,
+) -> ApiResult<Option<OffsetDateTime>> {
+    match (at, in_seconds) {
+        (Some(_), Some(_)) => Err(ApiError::Unprocessable(
+            "give expiresAt or expiresIn, not both".into(),
+        )),
+        (Some(at), None) => {
+            if at <= now {
+                return Err(ApiError::Unprocessable("expiresAt is in the past".into()));
+            }
+            if at > now + Duration::seconds(MAX_LIFETIME_SECONDS as i64) {
+                return Err(ApiError::Unprocessable(
+                    "expiresAt is more than ten years away".into(),
+                ));
+            }
+            Ok(Some(at))
+        }
+        (None, Some(0)) => Err(ApiError::Unprocessable(
+            "expiresIn must be at least 1 second".into(),
+        )),
+        (None, Some(s)) if s > MAX_LIFETIME_SECONDS => Err(ApiError::Unprocessable(
+            "expiresIn is more than ten years".into(),
+        )),
+        (None, Some(s)) => Ok(Some(now + Duration::seconds(s as i64))),
+        (None, None) => Ok(None),
+    }
+}
+
+fn audit(caller: &Caller, action: &str, target: &TokenId, details: serde_json::Value) -> NewAudit {
+    NewAudit {
+        tenant_id: caller.token.tenant_id.clone(),
+        at: keygate_store::now(),
+        actor: caller.actor(),
+        action: action.to_owned(),
+        target_id: Some(target.to_string()),
+        ip: caller.ip.clone(),
+        details: Some(details),
+    }
+}
+
+/// Commits writes with their audit entries, then makes the cache forget the tokens touched.
+async fn commit(state: &AppState, writes: Vec<TokenWrite>, audit: Vec<NewAudit>) -> ApiResult<()> {
+    let hashes: Vec<_> = writes
+        .iter()
+        .filter_map(|w| match w {
+            TokenWrite::Insert(t) | TokenWrite::Update(t) => Some(t.hash),
+            TokenWrite::Delete { .. } => None,
+        })
+        .collect();
+    state.store.apply(&writes, &audit).await?;
+    state.verifier.invalidate(&hashes);
+    Ok(())
+}
+
+/// What a new token is made of, already validated.
+pub struct NewToken {
+    pub name: String,
+    pub scopes: ScopeSet,
+    pub expires_at: Option<OffsetDateTime>,
+    pub owner_id: Option<String>,
+    pub description: Option<String>,
+    pub metadata: Option<Box<RawValue>>,
+}
+
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    spec: NewToken,
+) -> ApiResult<(TokenRecord, PlainToken)> {
+    ensure_covers(caller, &spec.scopes)?;
+    let owner_id = match spec.owner_id {
+        None => caller.token.owner_id.clone(),
+        Some(o) if o == caller.token.owner_id => o,
+        Some(o) => {
+            if !caller.is_admin() {
+                return Err(ApiError::InsufficientScope(vec![
+                    keygate_core::scope::TOKENS_ADMIN.into(),
+                ]));
+            }
+            if !state.store.owner_exists(caller.tenant_id(), &o).await? {
+                return Err(ApiError::Unprocessable(format!(
+                    "ownerId {o:?} is neither a user of this tenant nor the tenant itself"
+                )));
+            }
+            o
+        }
+    };
+    let (id, plain) = PlainToken::mint(&state.config.prefix);
+    let now = keygate_store::now();
+    let rec = TokenRecord {
+        id,
+        tenant_id: caller.token.tenant_id.clone(),
+        hash: plain.hash(),
+        name: spec.name,
+        description: spec.description,
+        metadata: spec.metadata,
+        owner_id,
+        scopes: spec.scopes,
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        expires_at: spec.expires_at,
+        last_used_at: None,
+        last_used_ip: None,
+        created_by: Some(caller.actor()),
+    };
+    let entry = audit(
+        caller,
+        "token.create",
+        &rec.id,
+        json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
+                "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) }),
+    );
+    commit(state, vec![TokenWrite::Insert(rec.clone())], vec![entry]).await?;
+    Ok((rec, plain))
+}
+
+/// The token with this id, if the caller may see it: its own owner's, or any of the tenant
+/// with `tokens:admin`. Anything else is "not found", so ids of others do not leak.
+pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<TokenRecord> {
+    match state.store.token_by_id(caller.tenant_id(), id).await? {
+        Some(t) if caller.is_admin() || t.owner_id == caller.token.owner_id => Ok(t),
+        _ => Err(ApiError::token_not_found()),
+    }
+}
+
+pub async fn list(
+    state: &AppState,
+    caller: &Caller,
+    mut filter: TokenFilter,
+) -> ApiResult<Page<TokenRecord>> {
+    if !caller.is_admin() {
+        match &filter.owner_id {
+            Some(o) if *o != caller.token.owner_id => {
+                return Err(ApiError::InsufficientScope(vec![
+                    keygate_core::scope::TOKENS_ADMIN.into(),
+                ]))
+            }
+            _ => filter.owner_id = Some(caller.token.owner_id.clone()),
+        }
+    }
+    Ok(state.store.list_tokens(caller.tenant_id(), &filter).await?)
+}
+
+/// Writes a changed token (already checked against the caller's scopes) with its audit entry.
+pub async fn save(
+    state: &AppState,
+    caller: &Caller,
+    mut rec: TokenRecord,
+    action: &str,
+    details: serde_json::Value,
+) -> ApiResult<TokenRecord> {
+    rec.updated_at = keygate_store::now();
+    let entry = audit(caller, action, &rec.id, details);
+    commit(state, vec![TokenWrite::Update(rec.clone())], vec![entry])
+        .await
+        .map_err(not_found_as_token)?;
+    Ok(rec)
+}
+
+pub async fn set_enabled(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    enabled: bool,
+) -> ApiResult<TokenRecord> {
+    let mut rec = visible(state, caller, id).await?;
+    if rec.enabled == enabled {
+        return Ok(rec);
+    }
+    rec.enabled = enabled;
+    let action = if enabled {
+        "token.enable"
+    } else {
+        "token.disable"
+    };
+    save(state, caller, rec, action, json!({})).await
+}
+
+/// Revokes a token: it is rejected from the moment this returns and is gone afterwards.
+pub async fn delete(
+    state: &AppState,
+    caller: &Caller,
+    rec: TokenRecord,
+    action: &str,
+) -> ApiResult<()> {
+    let entry = audit(caller, action, &rec.id, json!({ "name": rec.name }));
+    state
+        .store
+        .apply(
+            &[TokenWrite::Delete {
+                tenant_id: rec.tenant_id.clone(),
+                id: rec.id.clone(),
+            }],
+            &[entry],
+        )
+        .await
+        .map_err(|e| not_found_as_token(e.into()))?;
+    state.verifier.invalidate(&[rec.hash]);
+    Ok(())
+}
+
+/// Mints a successor with the same name, scopes, owner and lifetime; the old token keeps
+/// working for `grace` and then expires.
+pub async fn rotate(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    grace_seconds: u64,
+) -> ApiResult<(TokenRecord, PlainToken)> {
+    if grace_seconds > MAX_GRACE_SECONDS {
+        return Err(ApiError::Unprocessable(format!(
+            "gracePeriodSeconds must be at most {MAX_GRACE_SECONDS} (30 days)"
+        )));
+    }
+    let mut old = visible(state, caller, id).await?;
+    // Rotation hands out a fresh secret with the old token's scopes: the caller must hold
+    // them, or rotating would be a way to escalate.
+    ensure_covers(caller, &old.scopes)?;
+    let now = keygate_store::now();
+    match old.status_at(now) {
+        TokenStatus::Active => {}
+        s => {
+            return Err(ApiError::Conflict(format!(
+                "token is {}; only an active token can be rotated",
+                s.as_str()
+            )))
+        }
+    }
+    let (new_id, plain) = PlainToken::mint(&state.config.prefix);
+    let lifetime = old.expires_at.map(|e| e - old.created_at);
+    let new = TokenRecord {
+        id: new_id,
+        hash: plain.hash(),
+        created_at: now,
+        updated_at: now,
+        expires_at: lifetime.map(|l| now + l),
+        last_used_at: None,
+        last_used_ip: None,
+        created_by: Some(caller.actor()),
+        ..old.clone()
+    };
+    let grace_end = now + Duration::seconds(grace_seconds as i64);
+    old.expires_at = Some(old.expires_at.map_or(grace_end, |e| e.min(grace_end)));
+    old.updated_at = now;
+    let entry = audit(
+        caller,
+        "token.rotate",
+        &old.id,
+        json!({ "newTokenId": new.id, "gracePeriodSeconds": grace_seconds }),
+    );
+    commit(
+        state,
+        vec![TokenWrite::Update(old), TokenWrite::Insert(new.clone())],
+        vec![entry],
+    )
+    .await
+    .map_err(not_found_as_token)?;
+    Ok((new, plain))
+}
+
+/// A token deleted between our read and our write is simply not found.
+fn not_found_as_token(e: ApiError) -> ApiError {
+    match e {
+        ApiError::NotFound(_) => ApiError::token_not_found(),
+        e => e,
+    }
+}

@@ -1,0 +1,128 @@
+//! The verification cache: what a warm verify reads instead of the database.
+//!
+//! Positive entries map a token hash to what verification needs; negative entries remember
+//! hashes that the store does not know, so a flood of made-up (but well-checksummed) tokens
+//! costs one query each at most. Both are bounded (CLOCK-Pro eviction from `quick_cache`).
+//!
+//! Coherence with writes uses an epoch: a writer bumps it and then removes the entries it
+//! changed; a loader reads it before its query, inserts, and re-reads it afterwards, removing
+//! its own insert if a write happened in between. Whichever order the two interleave in, no
+//! stale entry survives a completed write.
+
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::Arc;
+
+use keygate_core::{ScopeSet, TokenHash, TokenId};
+use quick_cache::sync::Cache;
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+use crate::model::{status, TokenRecord, TokenStatus};
+
+/// What verification needs to know about a token, held in memory.
+#[derive(Debug)]
+pub struct CachedToken {
+    pub id: TokenId,
+    pub tenant_id: String,
+    pub owner_id: String,
+    pub name: String,
+    pub scopes: ScopeSet,
+    pub enabled: bool,
+    pub expires_at: Option<OffsetDateTime>,
+    pub metadata: Option<Box<RawValue>>,
+    /// Unix second of the last use this node has queued for writing; at most one write-behind
+    /// message per token per second.
+    pub(crate) last_use_queued: AtomicI64,
+}
+
+impl CachedToken {
+    pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
+        status(self.enabled, self.expires_at, now)
+    }
+}
+
+impl From<&TokenRecord> for CachedToken {
+    fn from(t: &TokenRecord) -> Self {
+        Self {
+            id: t.id.clone(),
+            tenant_id: t.tenant_id.clone(),
+            owner_id: t.owner_id.clone(),
+            name: t.name.clone(),
+            scopes: t.scopes.clone(),
+            enabled: t.enabled,
+            expires_at: t.expires_at,
+            metadata: t.metadata.clone(),
+            last_use_queued: AtomicI64::new(t.last_used_at.map_or(0, |t| t.unix_timestamp())),
+        }
+    }
+}
+
+pub struct TokenCache {
+    positive: Cache<TokenHash, Arc<CachedToken>>,
+    negative: Cache<TokenHash, ()>,
+    epoch: AtomicU64,
+}
+
+pub enum Lookup {
+    Hit(Arc<CachedToken>),
+    KnownUnknown,
+    Miss,
+}
+
+impl TokenCache {
+    pub fn new(capacity: usize, negative_capacity: usize) -> Self {
+        Self {
+            positive: Cache::new(capacity.max(1)),
+            negative: Cache::new(negative_capacity.max(1)),
+            epoch: AtomicU64::new(0),
+        }
+    }
+
+    pub fn get(&self, hash: &TokenHash) -> Lookup {
+        if let Some(t) = self.positive.get(hash) {
+            Lookup::Hit(t)
+        } else if self.negative.get(hash).is_some() {
+            Lookup::KnownUnknown
+        } else {
+            Lookup::Miss
+        }
+    }
+
+    /// Read before a store lookup; pass to [`Self::fill`].
+    pub fn epoch(&self) -> u64 {
+        self.epoch.load(Ordering::SeqCst)
+    }
+
+    /// Caches a store lookup's result unless a write raced with it.
+    pub fn fill(&self, hash: TokenHash, found: Option<Arc<CachedToken>>, epoch_before: u64) {
+        match found {
+            Some(t) => self.positive.insert(hash, t),
+            None => self.negative.insert(hash, ()),
+        }
+        if self.epoch.load(Ordering::SeqCst) != epoch_before {
+            self.positive.remove(&hash);
+            self.negative.remove(&hash);
+        }
+    }
+
+    /// Call after a write to these tokens has committed.
+    pub fn invalidate(&self, hashes: &[TokenHash]) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        for h in hashes {
+            self.positive.remove(h);
+            self.negative.remove(h);
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.positive.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.positive.is_empty()
+    }
+
+    pub fn negative_len(&self) -> usize {
+        self.negative.len()
+    }
+}

@@ -1,0 +1,167 @@
+//! Records as the store keeps them. Times are UTC; `None` for `expires_at` means never.
+
+use keygate_core::{ScopeSet, TokenHash, TokenId};
+use serde_json::value::RawValue;
+use time::OffsetDateTime;
+
+pub const DEFAULT_TENANT: &str = "default";
+
+/// The current time at the precision the store keeps (milliseconds), so that what a create
+/// returns is exactly what a later read returns.
+pub fn now() -> OffsetDateTime {
+    let t = OffsetDateTime::now_utc();
+    t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
+        .expect("a truncated nanosecond is in range")
+}
+
+#[derive(Debug, Clone)]
+pub struct TokenRecord {
+    pub id: TokenId,
+    pub tenant_id: String,
+    pub hash: TokenHash,
+    pub name: String,
+    pub description: Option<String>,
+    /// A JSON object, kept as the client sent it.
+    pub metadata: Option<Box<RawValue>>,
+    /// A user id (personal token) or the tenant id (service token).
+    pub owner_id: String,
+    pub scopes: ScopeSet,
+    pub enabled: bool,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+    pub expires_at: Option<OffsetDateTime>,
+    pub last_used_at: Option<OffsetDateTime>,
+    pub last_used_ip: Option<String>,
+    /// The token id (or user id) that created this token.
+    pub created_by: Option<String>,
+}
+
+impl TokenRecord {
+    /// Expired and disabled are decided here and nowhere else.
+    pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
+        status(self.enabled, self.expires_at, now)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenStatus {
+    Active,
+    Disabled,
+    Expired,
+}
+
+impl TokenStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            TokenStatus::Active => "active",
+            TokenStatus::Disabled => "disabled",
+            TokenStatus::Expired => "expired",
+        }
+    }
+}
+
+pub fn status(
+    enabled: bool,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> TokenStatus {
+    if !enabled {
+        TokenStatus::Disabled
+    } else if expires_at.is_some_and(|e| e <= now) {
+        TokenStatus::Expired
+    } else {
+        TokenStatus::Active
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct UserRecord {
+    pub id: String,
+    pub tenant_id: String,
+    pub username: String,
+    pub password_hash: String,
+    pub role: String,
+    pub created_at: OffsetDateTime,
+}
+
+/// One change to the token table; a batch of them is applied in one transaction together with
+/// its audit entries, so an acknowledged change and its audit trail are never apart.
+#[derive(Debug, Clone)]
+pub enum TokenWrite {
+    Insert(TokenRecord),
+    /// Replaces every mutable field of the token with this id; fails with `NotFound` if it is
+    /// gone.
+    Update(TokenRecord),
+    Delete {
+        tenant_id: String,
+        id: TokenId,
+    },
+}
+
+#[derive(Debug, Clone)]
+pub struct NewAudit {
+    pub tenant_id: String,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone)]
+pub struct AuditEntry {
+    pub id: i64,
+    pub tenant_id: String,
+    pub at: OffsetDateTime,
+    pub actor: String,
+    pub action: String,
+    pub target_id: Option<String>,
+    pub ip: Option<String>,
+    pub details: Option<serde_json::Value>,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct TokenFilter {
+    pub owner_id: Option<String>,
+    pub enabled: Option<bool>,
+    /// Name contains (case-insensitive for ASCII).
+    pub name_contains: Option<String>,
+    /// Holds exactly this scope name.
+    pub scope: Option<String>,
+    /// Only rows older than this position (the cursor).
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct AuditFilter {
+    pub action: Option<String>,
+    pub actor: Option<String>,
+    pub target_id: Option<String>,
+    pub before_seq: Option<i64>,
+    pub limit: u32,
+}
+
+/// A page of results: `next` is the position to continue from, if there is more.
+#[derive(Debug, Clone)]
+pub struct Page<T> {
+    pub items: Vec<T>,
+    pub next: Option<i64>,
+}
+
+/// What the first start writes: tenant `default`, user `admin`, the bootstrap token.
+#[derive(Debug, Clone)]
+pub struct Bootstrap {
+    pub tenant_id: String,
+    pub admin: UserRecord,
+    pub token: TokenRecord,
+}
+
+/// Last use of a token, written behind in batches.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LastUse {
+    pub id: TokenId,
+    pub at: OffsetDateTime,
+    pub ip: Option<String>,
+}

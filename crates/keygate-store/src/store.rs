@@ -1,0 +1,53 @@
+//! The storage contract. One async trait, one thin implementation per backend, so the server
+//! and the verifier never know which database they run on.
+
+use async_trait::async_trait;
+use keygate_core::TokenHash;
+
+use crate::model::*;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("not found")]
+    NotFound,
+    /// A uniqueness rule was broken (an id or token that already exists).
+    #[error("conflict: {0}")]
+    Conflict(String),
+    /// The database cannot be reached or refused the operation for a transient reason.
+    #[error("database unavailable: {0}")]
+    Unavailable(String),
+    /// Stored data could not be read back (a bug or a hand-edited database).
+    #[error("corrupt stored data: {0}")]
+    Corrupt(String),
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Creates the first tenant, admin and bootstrap token unless the tenant exists.
+    /// Returns whether this call created them (exactly one caller ever does).
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
+    async fn token_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<TokenRecord>>;
+    /// Newest first.
+    async fn list_tokens(&self, tenant_id: &str, filter: &TokenFilter)
+        -> Result<Page<TokenRecord>>;
+
+    /// Applies the writes and the audit entries in one durable transaction: when this returns
+    /// `Ok`, all of it is on disk; on `Err`, none of it is.
+    async fn apply(&self, writes: &[TokenWrite], audit: &[NewAudit]) -> Result<()>;
+
+    /// Writes a batch of last-use times; tokens that no longer exist are skipped.
+    async fn record_last_use(&self, batch: &[LastUse]) -> Result<()>;
+
+    /// Is `owner_id` the tenant itself or one of its users?
+    async fn owner_exists(&self, tenant_id: &str, owner_id: &str) -> Result<bool>;
+
+    /// Newest first.
+    async fn list_audit(&self, tenant_id: &str, filter: &AuditFilter) -> Result<Page<AuditEntry>>;
+
+    /// For readiness: can the database answer right now?
+    async fn ping(&self) -> Result<()>;
+}

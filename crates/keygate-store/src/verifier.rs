@@ -1,0 +1,185 @@
+//! The hot path of DESIGN §6: parse and checksum (no I/O) → SHA-256 → cache by hash → status
+//! and scope check. Only a hash never seen before reaches the store.
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_core::token::{self, ParsedToken};
+use keygate_core::{TokenHash, TokenPrefix};
+use time::OffsetDateTime;
+
+use crate::cache::{CachedToken, Lookup, TokenCache};
+use crate::last_used::LastUseQueue;
+use crate::model::{LastUse, TokenStatus};
+use crate::store::{Store, StoreError};
+
+#[derive(Debug, Clone)]
+pub struct VerifierConfig {
+    pub prefix: TokenPrefix,
+    /// Tokens kept in memory; beyond it the least useful are evicted and reloaded on demand.
+    pub cache_capacity: usize,
+    /// Unknown hashes remembered, so repeated made-up tokens cost no query.
+    pub negative_cache_capacity: usize,
+    pub last_use_interval: Duration,
+}
+
+impl Default for VerifierConfig {
+    fn default() -> Self {
+        Self {
+            prefix: TokenPrefix::default(),
+            cache_capacity: 1_000_000,
+            negative_cache_capacity: 100_000,
+            last_use_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+/// The result of checking a token. The codes are those of `POST /api/v1/verify`.
+#[derive(Debug, Clone)]
+pub enum Outcome {
+    Valid(Arc<CachedToken>),
+    Malformed,
+    NotFound,
+    Disabled(Arc<CachedToken>),
+    Expired(Arc<CachedToken>),
+    InsufficientScope {
+        token: Arc<CachedToken>,
+        missing: Vec<String>,
+    },
+}
+
+impl Outcome {
+    pub fn code(&self) -> &'static str {
+        match self {
+            Outcome::Valid(_) => "VALID",
+            Outcome::Malformed => "MALFORMED",
+            Outcome::NotFound => "NOT_FOUND",
+            Outcome::Disabled(_) => "DISABLED",
+            Outcome::Expired(_) => "EXPIRED",
+            Outcome::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
+        }
+    }
+
+    pub fn token(&self) -> Option<&Arc<CachedToken>> {
+        match self {
+            Outcome::Valid(t) | Outcome::Disabled(t) | Outcome::Expired(t) => Some(t),
+            Outcome::InsufficientScope { token, .. } => Some(token),
+            Outcome::Malformed | Outcome::NotFound => None,
+        }
+    }
+}
+
+pub struct Verifier {
+    store: Arc<dyn Store>,
+    prefix: TokenPrefix,
+    cache: TokenCache,
+    last_use: LastUseQueue,
+}
+
+impl Verifier {
+    /// Must be called inside a Tokio runtime: it starts the last-use writer.
+    pub fn new(store: Arc<dyn Store>, config: VerifierConfig) -> Self {
+        Self {
+            last_use: LastUseQueue::start(store.clone(), config.last_use_interval),
+            cache: TokenCache::new(config.cache_capacity, config.negative_cache_capacity),
+            prefix: config.prefix,
+            store,
+        }
+    }
+
+    pub fn prefix(&self) -> &TokenPrefix {
+        &self.prefix
+    }
+
+    pub fn cache(&self) -> &TokenCache {
+        &self.cache
+    }
+
+    /// Checks `token` and that it holds every scope in `wanted`. `ip` is recorded as the
+    /// token's last-use address when the answer is `Valid`.
+    pub async fn verify(
+        &self,
+        token: &str,
+        wanted: &[&str],
+        ip: Option<&str>,
+    ) -> Result<Outcome, StoreError> {
+        if token::parse(token, &self.prefix).is_err() {
+            return Ok(Outcome::Malformed);
+        }
+        let hash = TokenHash::of(token);
+        let cached = match self.cache.get(&hash) {
+            Lookup::Hit(t) => t,
+            Lookup::KnownUnknown => return Ok(Outcome::NotFound),
+            Lookup::Miss => match self.load(hash).await? {
+                Some(t) => t,
+                None => return Ok(Outcome::NotFound),
+            },
+        };
+        let now = OffsetDateTime::now_utc();
+        let outcome = match cached.status_at(now) {
+            TokenStatus::Disabled => Outcome::Disabled(cached),
+            TokenStatus::Expired => Outcome::Expired(cached),
+            TokenStatus::Active => {
+                let missing = cached.scopes.missing(wanted.iter().copied());
+                if missing.is_empty() {
+                    self.note_use(&cached, now, ip);
+                    Outcome::Valid(cached)
+                } else {
+                    Outcome::InsufficientScope {
+                        token: cached,
+                        missing,
+                    }
+                }
+            }
+        };
+        Ok(outcome)
+    }
+
+    /// Is this a token of our own format that fails its checksum? Such tokens never reach
+    /// the cache or the store.
+    pub fn is_native(&self, token: &str) -> bool {
+        matches!(
+            token::parse(token, &self.prefix),
+            Ok(ParsedToken::Native { .. })
+        )
+    }
+
+    async fn load(&self, hash: TokenHash) -> Result<Option<Arc<CachedToken>>, StoreError> {
+        let epoch = self.cache.epoch();
+        let found = self
+            .store
+            .token_by_hash(&hash)
+            .await?
+            .map(|rec| Arc::new(CachedToken::from(&rec)));
+        self.cache.fill(hash, found.clone(), epoch);
+        Ok(found)
+    }
+
+    fn note_use(&self, t: &CachedToken, now: OffsetDateTime, ip: Option<&str>) {
+        let sec = now.unix_timestamp();
+        let prev = t.last_use_queued.load(Ordering::Relaxed);
+        if prev < sec
+            && t.last_use_queued
+                .compare_exchange(prev, sec, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            self.last_use.push(LastUse {
+                id: t.id.clone(),
+                at: now,
+                ip: ip.map(str::to_owned),
+            });
+        }
+    }
+
+    /// Call after a committed write that changed or removed these tokens (or created a token
+    /// whose hash may have been remembered as unknown).
+    pub fn invalidate(&self, hashes: &[TokenHash]) {
+        self.cache.invalidate(hashes);
+    }
+
+    /// Writes queued last-use times now.
+    pub async fn flush_last_use(&self) {
+        self.last_use.flush().await;
+    }
+}

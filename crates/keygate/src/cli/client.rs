@@ -1,0 +1,142 @@
+//! A small blocking HTTP client for the native API, with errors worth one line each.
+
+use std::fmt;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use serde_json::Value;
+
+pub const DEFAULT_URL: &str = "http://127.0.0.1:8080";
+
+pub enum CliError {
+    /// The user's setup is wrong (no token, bad URL): exit 2.
+    Usage(String),
+    /// The server could not be reached: exit 1.
+    Connect(String),
+    /// The server said no: exit 1.
+    Api {
+        status: u16,
+        code: String,
+        message: String,
+    },
+}
+
+impl CliError {
+    pub fn exit_code(&self) -> ExitCode {
+        match self {
+            CliError::Usage(_) => ExitCode::from(2),
+            _ => ExitCode::FAILURE,
+        }
+    }
+}
+
+impl fmt::Display for CliError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            CliError::Usage(m) | CliError::Connect(m) => f.write_str(m),
+            CliError::Api {
+                status,
+                code,
+                message,
+            } => write!(f, "{message} (HTTP {status}, {code})"),
+        }
+    }
+}
+
+pub struct Client {
+    base: String,
+    token: String,
+    http: reqwest::blocking::Client,
+}
+
+/// Percent-encodes one path segment (ids are URL-safe, but input is input).
+pub fn segment(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl Client {
+    pub fn from_env() -> Result<Self, CliError> {
+        let base = std::env::var("KEYGATE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
+        let base = base.trim_end_matches('/').to_owned();
+        if !(base.starts_with("http://") || base.starts_with("https://")) {
+            return Err(CliError::Usage(format!(
+                "KEYGATE_URL must start with http:// or https:// (got {base:?})"
+            )));
+        }
+        let token = match std::env::var("KEYGATE_TOKEN") {
+            Ok(t) if !t.trim().is_empty() => t.trim().to_owned(),
+            _ => {
+                return Err(CliError::Usage(
+                    "KEYGATE_TOKEN is not set: export KEYGATE_TOKEN=<a token with tokens:read / tokens:write>".into(),
+                ))
+            }
+        };
+        let http = reqwest::blocking::Client::builder()
+            .timeout(Duration::from_secs(30))
+            .build()
+            .map_err(|e| CliError::Connect(format!("cannot build an HTTP client: {e}")))?;
+        Ok(Self { base, token, http })
+    }
+
+    pub fn get(&self, path: &str, query: &[(&str, String)]) -> Result<Value, CliError> {
+        let req = self.http.get(format!("{}{path}", self.base)).query(query);
+        self.execute(req)
+    }
+
+    pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
+        let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
+        let mut req = self.http.request(method, format!("{}{path}", self.base));
+        if let Some(b) = body {
+            req = req.json(&b);
+        }
+        self.execute(req)
+    }
+
+    fn execute(&self, req: reqwest::blocking::RequestBuilder) -> Result<Value, CliError> {
+        let resp = req
+            .header("Authorization", format!("Bearer {}", self.token))
+            .send()
+            .map_err(|e| {
+                CliError::Connect(format!(
+                    "cannot reach keygate at {}: {}",
+                    self.base,
+                    root_cause(&e)
+                ))
+            })?;
+        let status = resp.status();
+        let text = resp
+            .text()
+            .map_err(|e| CliError::Connect(format!("reading the response: {e}")))?;
+        let body: Value = if text.is_empty() {
+            Value::Null
+        } else {
+            serde_json::from_str(&text).unwrap_or(Value::String(text))
+        };
+        if status.is_success() {
+            return Ok(body);
+        }
+        Err(CliError::Api {
+            status: status.as_u16(),
+            code: body["code"].as_str().unwrap_or("unknown").to_owned(),
+            message: body["message"]
+                .as_str()
+                .map(str::to_owned)
+                .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
+        })
+    }
+}
+
+fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut cur = e;
+    while let Some(next) = cur.source() {
+        cur = next;
+    }
+    cur.to_string()
+}

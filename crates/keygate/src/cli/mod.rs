@@ -1,0 +1,232 @@
+//! The command-line client: token management over the REST API, reading `KEYGATE_URL` and
+//! `KEYGATE_TOKEN` from the environment (the seeds' advice: tokens belong in environment
+//! variables, not in code or in shell history). A table by default, `--json` for scripts; on
+//! failure one line on stderr and a non-zero exit.
+
+mod client;
+mod output;
+
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Args, Subcommand};
+use serde_json::{json, Value};
+
+use client::{CliError, Client};
+
+#[derive(Args, Clone, Copy)]
+pub struct Format {
+    /// Print the API's JSON instead of a table.
+    #[arg(long, global = true)]
+    json: bool,
+}
+
+#[derive(Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once.
+    Create {
+        #[arg(long)]
+        name: String,
+        /// A scope to grant; repeat for several.
+        #[arg(long = "scope", required = true)]
+        scopes: Vec<String>,
+        /// Lifetime, e.g. 30d, 12h, 90m.
+        #[arg(long, value_parser = parse_duration)]
+        expires_in: Option<Duration>,
+        #[arg(long)]
+        description: Option<String>,
+        /// Owner (a user id, or the tenant id for a service token); needs tokens:admin.
+        #[arg(long)]
+        owner: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// List tokens (every token of the tenant with tokens:admin, else your own).
+    List {
+        #[arg(long)]
+        owner: Option<String>,
+        /// Only tokens whose name contains this.
+        #[arg(long)]
+        name: Option<String>,
+        #[arg(long)]
+        scope: Option<String>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Show one token.
+    Show {
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Deactivate a token.
+    Disable {
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Activate a token again.
+    Enable {
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Replace a token by a new one; the old one works for the grace period, e.g. 1h.
+    Rotate {
+        id: String,
+        #[arg(long, value_parser = parse_duration)]
+        grace: Option<Duration>,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// Revoke (delete) a token.
+    Revoke {
+        id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 12h, 90m)"))
+}
+
+pub fn run(cmd: TokenCommand) -> ExitCode {
+    match execute(cmd) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            e.exit_code()
+        }
+    }
+}
+
+fn execute(cmd: TokenCommand) -> Result<(), CliError> {
+    let client = Client::from_env()?;
+    match cmd {
+        TokenCommand::Create {
+            name,
+            scopes,
+            expires_in,
+            description,
+            owner,
+            format,
+        } => {
+            let mut body = json!({ "name": name, "scopes": scopes });
+            if let Some(d) = expires_in {
+                body["expiresIn"] = json!(d.as_secs().max(1));
+            }
+            if let Some(d) = description {
+                body["description"] = json!(d);
+            }
+            if let Some(o) = owner {
+                body["ownerId"] = json!(o);
+            }
+            let created = client.send("POST", "/api/v1/tokens", Some(body))?;
+            print_created(&created, format)
+        }
+        TokenCommand::List {
+            owner,
+            name,
+            scope,
+            format,
+        } => {
+            let mut items: Vec<Value> = Vec::new();
+            let mut cursor: Option<String> = None;
+            loop {
+                let mut query: Vec<(&str, String)> = vec![("limit", "1000".into())];
+                if let Some(o) = &owner {
+                    query.push(("ownerId", o.clone()));
+                }
+                if let Some(n) = &name {
+                    query.push(("q", n.clone()));
+                }
+                if let Some(s) = &scope {
+                    query.push(("scope", s.clone()));
+                }
+                if let Some(c) = &cursor {
+                    query.push(("cursor", c.clone()));
+                }
+                let page = client.get("/api/v1/tokens", &query)?;
+                if let Some(arr) = page["items"].as_array() {
+                    items.extend(arr.iter().cloned());
+                }
+                match page["nextCursor"].as_str() {
+                    Some(c) => cursor = Some(c.to_owned()),
+                    None => break,
+                }
+            }
+            if format.json {
+                output::print_json(&Value::Array(items));
+            } else {
+                output::print_tokens(&items);
+            }
+            Ok(())
+        }
+        TokenCommand::Show { id, format } => {
+            let t = client.get(&format!("/api/v1/tokens/{}", client::segment(&id)), &[])?;
+            print_one(&t, format)
+        }
+        TokenCommand::Disable { id, format } => {
+            let t = client.send(
+                "POST",
+                &format!("/api/v1/tokens/{}/disable", client::segment(&id)),
+                None,
+            )?;
+            print_one(&t, format)
+        }
+        TokenCommand::Enable { id, format } => {
+            let t = client.send(
+                "POST",
+                &format!("/api/v1/tokens/{}/enable", client::segment(&id)),
+                None,
+            )?;
+            print_one(&t, format)
+        }
+        TokenCommand::Rotate { id, grace, format } => {
+            let body = json!({ "gracePeriodSeconds": grace.map_or(0, |g| g.as_secs()) });
+            let created = client.send(
+                "POST",
+                &format!("/api/v1/tokens/{}/rotate", client::segment(&id)),
+                Some(body),
+            )?;
+            print_created(&created, format)
+        }
+        TokenCommand::Revoke { id, format } => {
+            client.send(
+                "DELETE",
+                &format!("/api/v1/tokens/{}", client::segment(&id)),
+                None,
+            )?;
+            if format.json {
+                output::print_json(&json!({ "revoked": id }));
+            } else {
+                println!("Revoked {id}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn print_one(t: &Value, format: Format) -> Result<(), CliError> {
+    if format.json {
+        output::print_json(t);
+    } else {
+        output::print_tokens(std::slice::from_ref(t));
+    }
+    Ok(())
+}
+
+fn print_created(created: &Value, format: Format) -> Result<(), CliError> {
+    if format.json {
+        output::print_json(created);
+    } else {
+        output::print_tokens(std::slice::from_ref(created));
+        println!();
+        println!(
+            "Token (shown once, store it now): {}",
+            created["token"].as_str().unwrap_or("")
+        );
+    }
+    Ok(())
+}

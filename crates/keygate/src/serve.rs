@@ -1,0 +1,156 @@
+//! `keygate serve`: open the database, bootstrap on first start, serve HTTP until SIGINT or
+//! SIGTERM, then write pending last-use times and close.
+
+use std::io::Write;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use anyhow::Context;
+use keygate_server::bootstrap;
+use keygate_store::{SqliteStore, Store, VerifierConfig};
+
+use crate::config::{secret_from_env, Config, DatabaseUrl, ServeArgs};
+
+pub fn main(args: ServeArgs) -> ExitCode {
+    let default_database = args.database_url.is_none();
+    let config = match args.resolve() {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return ExitCode::from(2);
+        }
+    };
+    if let Err(e) = init_tracing(&config.log) {
+        eprintln!("error: --log {:?}: {e}", config.log);
+        return ExitCode::from(2);
+    }
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: starting the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(run(config, default_database)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            tracing::error!("{e:#}");
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_tracing(filter: &str) -> anyhow::Result<()> {
+    let filter = tracing_subscriber::EnvFilter::try_new(filter)?;
+    use std::io::IsTerminal;
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
+        .with_writer(std::io::stderr)
+        .init();
+    Ok(())
+}
+
+async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
+    let DatabaseUrl::Sqlite(url) = &config.database;
+    if default_database {
+        create_private_dir(&config.data_dir)?;
+    }
+    let sqlite = SqliteStore::open(url)
+        .await
+        .context("opening the SQLite database")?;
+    tracing::info!(database = %url, "database ready");
+    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+
+    let given = bootstrap::Given {
+        token: secret_from_env("KEYGATE_BOOTSTRAP_TOKEN")?,
+        admin_password: secret_from_env("KEYGATE_ADMIN_PASSWORD")?,
+    };
+    let operator_gave_secrets = given.token.is_some() || given.admin_password.is_some();
+    match bootstrap::run(store.as_ref(), &config.prefix, given).await? {
+        Some(generated) => {
+            let mut out = std::io::stdout().lock();
+            if let Some(p) = &generated.admin_password {
+                writeln!(out, "Admin password (shown once): {p}")?;
+            }
+            if let Some(t) = &generated.token {
+                writeln!(out, "Admin token (shown once): {}", t.expose())?;
+            }
+            out.flush()?;
+            tracing::info!("first start: created tenant `default`, user `admin` and the bootstrap token");
+        }
+        None if operator_gave_secrets => tracing::info!(
+            "database already initialised: KEYGATE_BOOTSTRAP_TOKEN / KEYGATE_ADMIN_PASSWORD are ignored"
+        ),
+        None => {}
+    }
+
+    let state = keygate_server::state(
+        store,
+        keygate_server::ServerConfig {
+            prefix: config.prefix.clone(),
+            catalog: config.catalog.clone(),
+            allow_query_token: config.allow_query_token,
+            max_body_bytes: config.max_body_bytes,
+        },
+        VerifierConfig {
+            prefix: config.prefix.clone(),
+            cache_capacity: config.cache_capacity,
+            negative_cache_capacity: config.negative_cache_capacity,
+            ..VerifierConfig::default()
+        },
+    );
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
+    let addr = listener.local_addr()?;
+    tracing::info!("keygate listening on http://{addr}");
+    let app = keygate_server::router(state.clone());
+    axum::serve(
+        listener,
+        app.into_make_service_with_connect_info::<SocketAddr>(),
+    )
+    .with_graceful_shutdown(shutdown_signal())
+    .await
+    .context("serving HTTP")?;
+    tracing::info!("shutting down: writing pending last-use times");
+    state.verifier.flush_last_use().await;
+    sqlite.close().await;
+    Ok(())
+}
+
+/// The data directory holds token hashes and password hashes: readable by its owner only.
+fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("creating data directory {}", dir.display()))?;
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o700))
+            .with_context(|| format!("restricting permissions of {}", dir.display()))?;
+    }
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+}
