@@ -20,7 +20,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A JSON body. The content type is not checked: `curl -d` sends a form type by default, and a
-/// body that parses as the expected JSON is what was meant.
+/// body that parses as the expected JSON is what was meant. This is safe only because every
+/// route authenticates with a header or query token, which a browser never attaches on its own;
+/// routes authenticated by a cookie must demand `application/json` (or a CSRF token) instead.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {

@@ -115,7 +115,7 @@ pub fn expiry(
                     "expiresAt is more than ten years away".into(),
                 ));
             }
-            Ok(Some(at))
+            Ok(Some(keygate_store::to_store_precision(at)))
         }
         (None, Some(0)) => Err(ApiError::Unprocessable(
             "expiresIn must be at least 1 second".into(),

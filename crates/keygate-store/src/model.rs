@@ -9,7 +9,12 @@ pub const DEFAULT_TENANT: &str = "default";
 /// The current time at the precision the store keeps (milliseconds), so that what a create
 /// returns is exactly what a later read returns.
 pub fn now() -> OffsetDateTime {
-    let t = OffsetDateTime::now_utc();
+    to_store_precision(OffsetDateTime::now_utc())
+}
+
+/// Truncates to whole milliseconds, in UTC.
+pub fn to_store_precision(t: OffsetDateTime) -> OffsetDateTime {
+    let t = t.to_offset(time::UtcOffset::UTC);
     t.replace_nanosecond(t.nanosecond() / 1_000_000 * 1_000_000)
         .expect("a truncated nanosecond is in range")
 }

@@ -5,7 +5,7 @@ use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_core::token::{self, ParsedToken};
+use keygate_core::token;
 use keygate_core::{TokenHash, TokenPrefix};
 use time::OffsetDateTime;
 
@@ -134,15 +134,6 @@ impl Verifier {
             }
         };
         Ok(outcome)
-    }
-
-    /// Is this a token of our own format that fails its checksum? Such tokens never reach
-    /// the cache or the store.
-    pub fn is_native(&self, token: &str) -> bool {
-        matches!(
-            token::parse(token, &self.prefix),
-            Ok(ParsedToken::Native { .. })
-        )
     }
 
     async fn load(&self, hash: TokenHash) -> Result<Option<Arc<CachedToken>>, StoreError> {
