@@ -26,7 +26,7 @@ pub fn extract_from_authorization(value: &[u8]) -> Credential<'_> {
         return Credential::Unusable;
     };
     let value = value.trim();
-    let Some((scheme, rest)) = value.split_once(|c: char| c == ' ' || c == '\t') else {
+    let Some((scheme, rest)) = value.split_once([' ', '\t']) else {
         return Credential::Unusable;
     };
     let token = rest.trim();

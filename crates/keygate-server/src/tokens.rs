@@ -226,6 +226,16 @@ pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<T
     }
 }
 
+/// The token with this id, if the caller may see it and change it. No escalation (DESIGN §4)
+/// also holds for tokens that exist already: a caller never disables, revokes, rescopes or
+/// rotates a token that holds a scope it lacks, so a narrow CI token cannot take down the
+/// admin's token.
+pub async fn changeable(state: &AppState, caller: &Caller, id: &str) -> ApiResult<TokenRecord> {
+    let rec = visible(state, caller, id).await?;
+    ensure_covers(caller, &rec.scopes)?;
+    Ok(rec)
+}
+
 pub async fn list(
     state: &AppState,
     caller: &Caller,
@@ -266,7 +276,7 @@ pub async fn set_enabled(
     id: &str,
     enabled: bool,
 ) -> ApiResult<TokenRecord> {
-    let mut rec = visible(state, caller, id).await?;
+    let mut rec = changeable(state, caller, id).await?;
     if rec.enabled == enabled {
         return Ok(rec);
     }
@@ -315,10 +325,9 @@ pub async fn rotate(
             "gracePeriodSeconds must be at most {MAX_GRACE_SECONDS} (30 days)"
         )));
     }
-    let mut old = visible(state, caller, id).await?;
-    // Rotation hands out a fresh secret with the old token's scopes: the caller must hold
-    // them, or rotating would be a way to escalate.
-    ensure_covers(caller, &old.scopes)?;
+    // Rotation hands out a fresh secret with the old token's scopes: without this check it
+    // would be a way to escalate.
+    let mut old = changeable(state, caller, id).await?;
     let now = keygate_store::now();
     match old.status_at(now) {
         TokenStatus::Active => {}

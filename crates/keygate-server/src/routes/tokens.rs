@@ -142,7 +142,7 @@ pub async fn update_token(
     let name = tokens::validate_name(&req.name)?;
     let scopes = tokens::validate_scopes(&state, &req.scopes)?;
     tokens::ensure_covers(&caller, &scopes)?;
-    let mut rec = tokens::visible(&state, &caller, &id).await?;
+    let mut rec = tokens::changeable(&state, &caller, &id).await?;
     let now = keygate_store::now();
     if let Some(at) = req.expires_at {
         rec.expires_at = match at {
@@ -178,7 +178,7 @@ pub async fn delete_token(
     caller: Authorized<TokensWrite>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let rec = tokens::visible(&state, &caller, &id).await?;
+    let rec = tokens::changeable(&state, &caller, &id).await?;
     tokens::delete(&state, &caller, rec, "token.delete").await?;
     Ok(StatusCode::NO_CONTENT)
 }
