@@ -51,25 +51,62 @@ pub fn extract_from_query(query: &str) -> Credential<'_> {
     Credential::Missing
 }
 
-/// Does this raw query string carry a token parameter? (Cheap check before redaction.)
-pub fn query_has_token(query: &str) -> bool {
-    form_urlencoded::parse(query.as_bytes()).any(|(k, _)| QUERY_PARAMS.contains(&k.as_ref()))
+/// Could this query parameter carry a secret? Token parameters under any spelling
+/// (`API-TOKEN`, `access_token`, `key`, …) are redacted from logs, not only those we accept.
+fn secret_param(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    ["token", "key", "secret", "password", "auth"]
+        .iter()
+        .any(|w| n.contains(w))
 }
 
-/// The query string with every token parameter's value replaced, for logs.
-pub fn redact_query(query: &str) -> String {
-    if !query_has_token(query) {
-        return query.to_owned();
-    }
-    let mut out = form_urlencoded::Serializer::new(String::new());
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        if QUERY_PARAMS.contains(&k.as_ref()) {
-            out.append_pair(&k, "REDACTED");
-        } else {
-            out.append_pair(&k, &v);
+/// `text` with the secret of anything shaped like one of this deployment's tokens replaced
+/// (checksum or not: a mistyped token is still mostly a secret). The id part stays, so a log
+/// still says which token was involved.
+pub fn redact_tokens(text: &str, prefix: &str) -> String {
+    let head = format!("{prefix}_");
+    let b = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(found) = text[i..].find(&head) {
+        let start = i + found;
+        let id_end = start + head.len() + crate::token::PUBLIC_ID_LEN;
+        let is_token = id_end < b.len()
+            && b[start + head.len()..id_end]
+                .iter()
+                .all(u8::is_ascii_alphanumeric)
+            && b[id_end] == b'_';
+        if !is_token {
+            out.push_str(&text[i..start + head.len()]);
+            i = start + head.len();
+            continue;
         }
+        let secret_end = b[id_end + 1..]
+            .iter()
+            .position(|c| !c.is_ascii_alphanumeric())
+            .map_or(b.len(), |p| id_end + 1 + p);
+        out.push_str(&text[i..=id_end]);
+        out.push_str("REDACTED");
+        i = secret_end;
     }
-    out.finish()
+    out.push_str(&text[i..]);
+    out
+}
+
+/// A raw query string made safe for logs: values of parameters that may hold a secret are
+/// replaced, and so is anything shaped like a token.
+pub fn redact_query(query: &str, prefix: &str) -> String {
+    let has_secret_param = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| secret_param(&k));
+    let query = if has_secret_param {
+        let mut out = form_urlencoded::Serializer::new(String::new());
+        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+            out.append_pair(&k, if secret_param(&k) { "REDACTED" } else { &v });
+        }
+        out.finish()
+    } else {
+        query.to_owned()
+    };
+    redact_tokens(&query, prefix)
 }
 
 #[cfg(test)]
@@ -137,10 +174,33 @@ mod tests {
 
     #[test]
     fn redaction_removes_every_token_parameter() {
-        let r = redact_query("a=1&api-token=SECRET1&apiToken=SECRET2&api_token=SECRET3");
+        let r = redact_query(
+            "a=1&api-token=SECRET1&apiToken=SECRET2&api_token=SECRET3&API-TOKEN=SECRET4&access_token=SECRET5",
+            "kg",
+        );
         assert!(!r.contains("SECRET"), "{r}");
         assert!(r.starts_with("a=1&"));
-        assert_eq!(redact_query("a=1&b=2"), "a=1&b=2");
+        assert_eq!(redact_query("a=1&b=2", "kg"), "a=1&b=2");
+    }
+
+    #[test]
+    fn token_shapes_are_redacted_anywhere() {
+        let t = "kg_1A2b3C4d5E6f7G8h_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+        let path = format!("/api/v1/tokens/{t}/rotate");
+        assert_eq!(
+            redact_tokens(&path, "kg"),
+            "/api/v1/tokens/kg_1A2b3C4d5E6f7G8h_REDACTED/rotate"
+        );
+        assert_eq!(
+            redact_query(&format!("x={t}"), "kg"),
+            "x=kg_1A2b3C4d5E6f7G8h_REDACTED"
+        );
+        // Ids alone are not secrets and stay.
+        assert_eq!(
+            redact_tokens("/api/v1/tokens/kg_1A2b3C4d5E6f7G8h", "kg"),
+            "/api/v1/tokens/kg_1A2b3C4d5E6f7G8h"
+        );
+        assert_eq!(redact_tokens("kg_kg_x", "kg"), "kg_kg_x");
     }
 
     proptest! {
@@ -158,7 +218,15 @@ mod tests {
         #[test]
         fn redacted_query_never_contains_the_token(t in "[A-Za-z0-9_]{16,69}", other in "[a-z]{1,5}=[a-z0-9]{0,5}") {
             let q = format!("{other}&api-token={t}");
-            prop_assert!(!redact_query(&q).contains(&t));
+            prop_assert!(!redact_query(&q, "kg").contains(&t));
+        }
+
+        #[test]
+        fn redacted_text_never_contains_a_minted_secret(before in "[ -~]{0,20}", after in "[ -~&&[^A-Za-z0-9]][ -~]{0,20}") {
+            let (_, tok) = crate::PlainToken::mint(&crate::TokenPrefix::default());
+            let text = format!("{before}{}{after}", tok.expose());
+            let secret = &tok.expose()[20..];
+            prop_assert!(!redact_tokens(&text, "kg").contains(secret));
         }
     }
 }

@@ -92,12 +92,47 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// The peer address of the connection, as text, for audit entries and last use.
-pub fn client_ip(parts: &Parts) -> Option<String> {
+/// Path parameters, with a §3 error when they cannot be decoded (e.g. invalid UTF-8).
+pub struct Path<T>(pub T);
+
+impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        axum::extract::Path::<T>::from_request_parts(parts, state)
+            .await
+            .map(|axum::extract::Path(t)| Path(t))
+            .map_err(|e| ApiError::BadRequest(format!("Invalid path: {}", e.body_text())))
+    }
+}
+
+/// The client's address, for audit entries and last use: the connection's peer, or, when the
+/// operator says a trusted proxy is in front (`--trust-forwarded-for`), the first entry of
+/// `X-Forwarded-For` (or `X-Real-IP`). Untrusted, those headers would let any caller write
+/// whatever address it likes into the audit log.
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+    if trust_forwarded_for {
+        if let Some(ip) = forwarded_ip(&parts.headers) {
+            return Some(ip);
+        }
+    }
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
         .map(|ConnectInfo(a)| a.ip().to_string())
+}
+
+fn forwarded_ip(headers: &axum::http::HeaderMap) -> Option<String> {
+    let first = headers
+        .get("x-forwarded-for")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(',').next())
+        .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))?;
+    first
+        .trim()
+        .parse::<std::net::IpAddr>()
+        .ok()
+        .map(|ip| ip.to_string())
 }
 
 /// The token a request presents, in the header or (unless disabled) the query string.
@@ -171,7 +206,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_ip(parts);
+        let ip = client_ip(parts, state.config.trust_forwarded_for);
         let token = match presented_token(parts, state.config.allow_query_token) {
             Credential::Missing => return Err(ApiError::MissingToken),
             Credential::Unusable => return Err(ApiError::InvalidToken),

@@ -5,21 +5,22 @@ use std::time::Instant;
 use axum::extract::{MatchedPath, Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
-use keygate_core::credentials::redact_query;
+use keygate_core::credentials::{redact_query, redact_tokens};
 
 use crate::extract::BodyLimit;
 use crate::metrics::RequestLabels;
 use crate::state::AppState;
 
-/// Logs every request without its credentials: the path, the query with any token parameter
-/// replaced by `REDACTED`, the status and the time taken. Headers are never logged.
+/// Logs every request without its credentials: the path and the query with anything that may
+/// be a secret replaced by `REDACTED`, the status and the time taken. Headers are never logged.
 pub async fn log_requests(State(state): State<AppState>, mut req: Request, next: Next) -> Response {
     req.extensions_mut()
         .insert(BodyLimit(state.config.max_body_bytes));
     let started = Instant::now();
     let method = req.method().clone();
-    let path = req.uri().path().to_owned();
-    let query = req.uri().query().map(redact_query);
+    let prefix = state.config.prefix.as_str();
+    let path = redact_tokens(req.uri().path(), prefix);
+    let query = req.uri().query().map(|q| redact_query(q, prefix));
     let resp = next.run(req).await;
     let status = resp.status().as_u16();
     let micros = started.elapsed().as_micros() as u64;

@@ -14,6 +14,9 @@ pub struct ServerConfig {
     /// Accept tokens in the `api-token` / `apiToken` / `api_token` query parameters.
     pub allow_query_token: bool,
     pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` / `X-Real-IP` (only behind a proxy that
+    /// sets them).
+    pub trust_forwarded_for: bool,
 }
 
 impl Default for ServerConfig {
@@ -23,6 +26,7 @@ impl Default for ServerConfig {
             catalog: ScopeCatalog::default(),
             allow_query_token: true,
             max_body_bytes: 1 << 20,
+            trust_forwarded_for: false,
         }
     }
 }

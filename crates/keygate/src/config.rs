@@ -36,6 +36,10 @@ pub struct ServeArgs {
     /// Refuse tokens in query parameters (api-token, apiToken, api_token).
     #[arg(long, env = "KEYGATE_NO_QUERY_TOKEN")]
     pub no_query_token: bool,
+    /// Take client addresses (audit, last use) from X-Forwarded-For / X-Real-IP; set this only
+    /// behind a proxy that overwrites those headers.
+    #[arg(long, env = "KEYGATE_TRUST_FORWARDED_FOR")]
+    pub trust_forwarded_for: bool,
     /// Tokens held in memory for verification [default: 1000000].
     #[arg(long, env = "KEYGATE_CACHE_CAPACITY")]
     pub cache_capacity: Option<usize>,
@@ -65,6 +69,7 @@ struct FileConfig {
     #[serde(default)]
     scopes: std::collections::BTreeMap<String, String>,
     no_query_token: Option<bool>,
+    trust_forwarded_for: Option<bool>,
     cache_capacity: Option<usize>,
     negative_cache_capacity: Option<usize>,
     max_body_bytes: Option<usize>,
@@ -85,6 +90,7 @@ pub struct Config {
     pub prefix: TokenPrefix,
     pub catalog: ScopeCatalog,
     pub allow_query_token: bool,
+    pub trust_forwarded_for: bool,
     pub cache_capacity: usize,
     pub negative_cache_capacity: usize,
     pub max_body_bytes: usize,
@@ -143,6 +149,8 @@ impl ServeArgs {
             prefix,
             catalog,
             allow_query_token: !(self.no_query_token || file.no_query_token.unwrap_or(false)),
+            trust_forwarded_for: self.trust_forwarded_for
+                || file.trust_forwarded_for.unwrap_or(false),
             cache_capacity: self
                 .cache_capacity
                 .or(file.cache_capacity)

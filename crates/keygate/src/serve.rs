@@ -97,6 +97,7 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
             catalog: config.catalog.clone(),
             allow_query_token: config.allow_query_token,
             max_body_bytes: config.max_body_bytes,
+            trust_forwarded_for: config.trust_forwarded_for,
         },
         VerifierConfig {
             prefix: config.prefix.clone(),

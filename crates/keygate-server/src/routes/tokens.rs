@@ -1,6 +1,6 @@
 //! `/api/v1/tokens…`: create, list, read, replace, revoke, disable/enable, rotate, lookup, self.
 
-use axum::extract::{Path, State};
+use axum::extract::State;
 use axum::http::StatusCode;
 use keygate_core::PlainToken;
 use keygate_store::TokenFilter;
@@ -8,7 +8,9 @@ use serde_json::json;
 
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AnyScope, Authorized, Json, OptionalJson, Query, TokensRead, TokensWrite};
+use crate::extract::{
+    AnyScope, Authorized, Json, OptionalJson, Path, Query, TokensRead, TokensWrite,
+};
 use crate::state::AppState;
 use crate::tokens::{self, NewToken};
 

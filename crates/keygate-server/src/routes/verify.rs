@@ -48,7 +48,7 @@ pub async fn verify(
         )));
     }
     let wanted: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
-    let ip = client_ip(&parts);
+    let ip = client_ip(&parts, state.config.trust_forwarded_for);
     let outcome = check(&state, &req.token, &wanted, ip.as_deref()).await?;
     Ok(axum::Json(response(outcome)))
 }
@@ -130,7 +130,7 @@ pub async fn forward_auth(State(state): State<AppState>, parts: Parts) -> ApiRes
         Credential::Token(t) => t,
     };
     let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    let ip = forwarded_ip(&parts.headers).or_else(|| client_ip(&parts));
+    let ip = client_ip(&parts, state.config.trust_forwarded_for);
     match check(&state, &token, &wanted_refs, ip.as_deref()).await? {
         Outcome::Valid(t) => {
             let mut headers = HeaderMap::new();
@@ -170,19 +170,4 @@ fn original_uri_token(headers: &HeaderMap, allow_query: bool) -> Credential<'sta
         }
     }
     Credential::Missing
-}
-
-/// The proxy in front of a forward-auth call knows the real client; nginx and Traefik pass it
-/// as `X-Forwarded-For` (first entry) or `X-Real-IP`.
-fn forwarded_ip(headers: &HeaderMap) -> Option<String> {
-    let first = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))?;
-    first
-        .trim()
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| ip.to_string())
 }
