@@ -32,7 +32,17 @@ impl SqliteStore {
     /// applies pending migrations.
     pub async fn open(url: &str) -> Result<Self> {
         let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?
+            .map_err(|e| StoreError::Unavailable(format!("bad SQLite URL: {e}")))?;
+        let file = opts.get_filename().to_owned();
+        if let Some(dir) = file.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| {
+                StoreError::Unavailable(format!("cannot create {}: {e}", dir.display()))
+            })?;
+        }
+        let in_file = |e: sqlx::Error| {
+            StoreError::Unavailable(format!("SQLite database {}: {e}", file.display()))
+        };
+        let opts = opts
             .create_if_missing(true)
             .journal_mode(SqliteJournalMode::Wal)
             .synchronous(SqliteSynchronous::Full)
@@ -42,7 +52,7 @@ impl SqliteStore {
             .max_connections(1)
             .connect_with(opts.clone())
             .await
-            .map_err(unavailable)?;
+            .map_err(in_file)?;
         MIGRATOR
             .run(&writer)
             .await
@@ -51,7 +61,7 @@ impl SqliteStore {
             .max_connections(4)
             .connect_with(opts.read_only(true))
             .await
-            .map_err(unavailable)?;
+            .map_err(in_file)?;
         Ok(Self { writer, reader })
     }
 

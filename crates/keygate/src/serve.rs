@@ -38,7 +38,6 @@ pub fn main(args: ServeArgs) -> ExitCode {
     match runtime.block_on(run(config, default_database)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            tracing::error!("{e:#}");
             eprintln!("error: {e:#}");
             ExitCode::FAILURE
         }
@@ -57,6 +56,13 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
+    // Signals first: once keygate says it is listening, SIGTERM must mean a graceful stop.
+    let shutdown = shutdown_signal().context("installing signal handlers")?;
+    // The port next: a start that cannot listen must fail before the first-start bootstrap,
+    // whose secrets are shown only once.
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let DatabaseUrl::Sqlite(url) = &config.database;
     if default_database {
         create_private_dir(&config.data_dir)?;
@@ -71,7 +77,7 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
         token: secret_from_env("KEYGATE_BOOTSTRAP_TOKEN")?,
         admin_password: secret_from_env("KEYGATE_ADMIN_PASSWORD")?,
     };
-    let operator_gave_secrets = given.token.is_some() || given.admin_password.is_some();
+    let given_token = given.token.clone();
     match bootstrap::run(store.as_ref(), &config.prefix, given).await? {
         Some(generated) => {
             let mut out = std::io::stdout().lock();
@@ -82,12 +88,21 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
                 writeln!(out, "Admin token (shown once): {}", t.expose())?;
             }
             out.flush()?;
-            tracing::info!("first start: created tenant `default`, user `admin` and the bootstrap token");
+            tracing::info!(
+                "first start: created tenant `default`, user `admin` and the bootstrap token"
+            );
         }
-        None if operator_gave_secrets => tracing::info!(
-            "database already initialised: KEYGATE_BOOTSTRAP_TOKEN / KEYGATE_ADMIN_PASSWORD are ignored"
-        ),
-        None => {}
+        None => {
+            let hash = given_token.map(|t| keygate_core::PlainToken::from_client(t).hash());
+            if let Some(hash) = hash {
+                if store.token_by_hash(&hash).await?.is_none() {
+                    tracing::warn!(
+                        "KEYGATE_BOOTSTRAP_TOKEN is not a token of this database (it was initialised \
+                         earlier, with another token); it is ignored"
+                    );
+                }
+            }
+        }
     }
 
     let state = keygate_server::state(
@@ -106,9 +121,6 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
             ..VerifierConfig::default()
         },
     );
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
     let addr = listener.local_addr()?;
     tracing::info!("keygate listening on http://{addr}");
     let app = keygate_server::router(state.clone());
@@ -116,7 +128,7 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
         listener,
         app.into_make_service_with_connect_info::<SocketAddr>(),
     )
-    .with_graceful_shutdown(shutdown_signal())
+    .with_graceful_shutdown(shutdown)
     .await
     .context("serving HTTP")?;
     tracing::info!("shutting down: writing pending last-use times");
@@ -138,20 +150,22 @@ fn create_private_dir(dir: &std::path::Path) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
+/// Registers SIGINT and SIGTERM handlers now (registration happens on creation, not on first
+/// poll) and returns the future that resolves on either.
+fn shutdown_signal() -> std::io::Result<impl std::future::Future<Output = ()>> {
     #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
-        }
-    };
+    {
+        use tokio::signal::unix::{signal, SignalKind};
+        let mut int = signal(SignalKind::interrupt())?;
+        let mut term = signal(SignalKind::terminate())?;
+        Ok(async move {
+            tokio::select! { _ = int.recv() => {}, _ = term.recv() => {} }
+        })
+    }
     #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! { _ = ctrl_c => {}, _ = term => {} }
+    {
+        Ok(async {
+            let _ = tokio::signal::ctrl_c().await;
+        })
+    }
 }

@@ -114,7 +114,8 @@ fn execute(cmd: TokenCommand) -> Result<(), CliError> {
         } => {
             let mut body = json!({ "name": name, "scopes": scopes });
             if let Some(d) = expires_in {
-                body["expiresIn"] = json!(d.as_secs().max(1));
+                // Sub-second lifetimes round down to 0, which the server refuses: say so there.
+                body["expiresIn"] = json!(d.as_secs());
             }
             if let Some(d) = description {
                 body["description"] = json!(d);

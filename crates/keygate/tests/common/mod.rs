@@ -151,9 +151,20 @@ impl Server {
             Err(_) => panic!("keygate did not start; its output:\n{}", self.output()),
         }
         if self.given_token.is_none() && self.admin_token.is_empty() {
-            self.admin_token = self
-                .output_line_after("Admin token (shown once): ")
-                .expect("a generated admin token is printed on first start");
+            // Printed on stdout before the listening line on stderr, but the two streams are
+            // read by different threads: give the stdout reader a moment.
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            self.admin_token = loop {
+                if let Some(t) = self.output_line_after("Admin token (shown once): ") {
+                    break t;
+                }
+                assert!(
+                    std::time::Instant::now() < deadline,
+                    "a generated admin token is printed on first start; output:\n{}",
+                    self.output()
+                );
+                std::thread::sleep(Duration::from_millis(20));
+            };
         }
     }
 

@@ -1,0 +1,586 @@
+//! The command-line client, `keygate token …`, run as a user would: the real binary against a
+//! real server, reading KEYGATE_URL and KEYGATE_TOKEN from the environment.
+
+mod common;
+
+use std::process::{Command, Output};
+
+use common::*;
+use serde_json::{json, Value};
+use time::format_description::well_known::Rfc3339;
+use time::OffsetDateTime;
+
+/// stdout of a run that must succeed.
+fn ok(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    assert!(
+        out.status.success(),
+        "the CLI failed ({}); stdout:\n{stdout}\nstderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr)
+    );
+    stdout
+}
+
+/// The JSON printed by a run that must succeed.
+fn ok_json(out: &Output) -> Value {
+    let stdout = ok(out);
+    serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
+}
+
+/// A failed run: non-zero exit, nothing on stdout, exactly one line on stderr starting with
+/// `error:`. Returns that line.
+fn failed(out: &Output) -> String {
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert!(
+        !out.status.success(),
+        "the CLI should have failed; stdout:\n{stdout}\nstderr:\n{stderr}"
+    );
+    assert!(
+        stdout.is_empty(),
+        "nothing on stdout on failure, got:\n{stdout}"
+    );
+    let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
+    assert_eq!(lines.len(), 1, "one line on stderr, got:\n{stderr}");
+    assert!(
+        lines[0].starts_with("error:"),
+        "the line starts with `error:`: {stderr}"
+    );
+    lines[0].to_owned()
+}
+
+/// The CLI binary with no KEYGATE_* variable from the test's environment.
+fn bare_cli() -> Command {
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KEYGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+fn status_of(s: &Server, token: &str) -> String {
+    s.verify(token, &[])["code"].as_str().unwrap().to_owned()
+}
+
+fn parse_time(v: &Value) -> OffsetDateTime {
+    OffsetDateTime::parse(v.as_str().expect("a time string"), &Rfc3339)
+        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {v}"))
+}
+
+// ---- create ----
+
+#[test]
+fn create_json_prints_the_token_and_id_and_the_token_verifies() {
+    let s = Server::start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "ci-deploy",
+            "--scope",
+            "tokens:read",
+            "--scope",
+            "audit:read",
+            "--json",
+        ],
+    ));
+    let token = v["token"].as_str().expect("token in the JSON");
+    let id = v["id"].as_str().expect("id in the JSON");
+    assert!(
+        token.starts_with(&format!("{id}_")),
+        "the id prefixes the token: {v}"
+    );
+    assert_eq!(v["name"], "ci-deploy");
+    let verified = s.verify(token, &["tokens:read", "audit:read"]);
+    assert_eq!(verified["code"], "VALID", "{verified}");
+    assert_eq!(verified["tokenId"], id);
+    let mut scopes: Vec<String> = serde_json::from_value(verified["scopes"].clone()).unwrap();
+    scopes.sort();
+    assert_eq!(scopes, ["audit:read", "tokens:read"]);
+}
+
+#[test]
+fn create_without_json_prints_a_table_and_the_token_once() {
+    let s = Server::start();
+    let out = ok(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "laptop",
+            "--scope",
+            "tokens:read",
+        ],
+    ));
+    let marker = "Token (shown once, store it now): ";
+    let lines: Vec<&str> = out.lines().filter(|l| l.starts_with(marker)).collect();
+    assert_eq!(lines.len(), 1, "one token line:\n{out}");
+    let token = lines[0].strip_prefix(marker).unwrap().trim();
+    assert_eq!(status_of(&s, token), "VALID");
+    // The table names the token and shows its id, and the secret appears only on its line.
+    let id = s.verify(token, &[])["tokenId"].as_str().unwrap().to_owned();
+    assert!(out.contains("laptop"), "name in the table:\n{out}");
+    assert!(out.contains(&id), "id in the table:\n{out}");
+    assert_eq!(out.matches(token).count(), 1, "the secret once:\n{out}");
+}
+
+#[test]
+fn create_with_expires_in_30d_sets_expiry_about_30_days_away() {
+    let s = Server::start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "monthly",
+            "--scope",
+            "tokens:read",
+            "--expires-in",
+            "30d",
+            "--json",
+        ],
+    ));
+    let expires = parse_time(&v["expiresAt"]);
+    let expected = OffsetDateTime::now_utc() + time::Duration::days(30);
+    let off = (expires - expected).abs();
+    assert!(
+        off < time::Duration::minutes(5),
+        "expiresAt {expires} is not about 30 days away (expected ~{expected})"
+    );
+    assert_eq!(status_of(&s, v["token"].as_str().unwrap()), "VALID");
+}
+
+// ---- list / show ----
+
+#[test]
+fn list_shows_every_token_of_the_tenant_to_an_admin() {
+    let s = Server::start();
+    let (id_a, _) = s.create_token("alpha-token", &["tokens:read"]);
+    // A service token owned by the tenant, not by the admin user.
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({ "name": "service-beta", "scopes": ["tokens:read"], "ownerId": "default" }))
+        .send()
+        .unwrap();
+    let (status, svc) = status_json(r);
+    assert_eq!(status, 201, "{svc}");
+    let id_b = svc["id"].as_str().unwrap().to_owned();
+
+    let table = ok(&s.cli(&s.admin_token, &["token", "list"]));
+    for needle in ["alpha-token", "service-beta", "bootstrap", &id_a, &id_b] {
+        assert!(table.contains(needle), "{needle} in the table:\n{table}");
+    }
+
+    let arr = ok_json(&s.cli(&s.admin_token, &["token", "list", "--json"]));
+    let items = arr.as_array().expect("--json prints an array");
+    let ids: Vec<&str> = items.iter().map(|t| t["id"].as_str().unwrap()).collect();
+    assert!(
+        ids.contains(&id_a.as_str()) && ids.contains(&id_b.as_str()),
+        "{arr}"
+    );
+    assert_eq!(items.len(), 3, "bootstrap + 2: {arr}");
+    assert!(
+        items.iter().all(|t| t.get("token").is_none()),
+        "a list never shows a secret: {arr}"
+    );
+}
+
+#[test]
+fn list_without_tokens_admin_shows_only_own_tokens() {
+    let s = Server::start();
+    s.create_token("admins-own", &["tokens:read"]);
+    // A service token (owner: the tenant) that may read its owner's tokens only.
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({ "name": "svc", "scopes": ["tokens:read", "tokens:write"], "ownerId": "default" }))
+        .send()
+        .unwrap();
+    let (status, svc) = status_json(r);
+    assert_eq!(status, 201, "{svc}");
+    let svc_token = svc["token"].as_str().unwrap();
+    ok(&s.cli(
+        svc_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "svc-child",
+            "--scope",
+            "tokens:read",
+        ],
+    ));
+    let arr = ok_json(&s.cli(svc_token, &["token", "list", "--json"]));
+    let mut names: Vec<&str> = arr
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["svc", "svc-child"], "{arr}");
+}
+
+#[test]
+fn list_name_filter_narrows_the_list() {
+    let s = Server::start();
+    s.create_token("deploy-prod", &["tokens:read"]);
+    s.create_token("deploy-staging", &["tokens:read"]);
+    s.create_token("laptop", &["tokens:read"]);
+    let arr = ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "list", "--name", "deploy", "--json"],
+    ));
+    let mut names: Vec<&str> = arr
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["deploy-prod", "deploy-staging"]);
+}
+
+#[test]
+fn show_prints_one_token_as_table_or_json() {
+    let s = Server::start();
+    let (id, _) = s.create_token("shown", &["tokens:read"]);
+    let table = ok(&s.cli(&s.admin_token, &["token", "show", &id]));
+    assert!(table.contains(&id) && table.contains("shown"), "{table}");
+
+    let v = ok_json(&s.cli(&s.admin_token, &["token", "show", &id, "--json"]));
+    assert_eq!(v["id"], id.as_str());
+    assert_eq!(v["name"], "shown");
+    assert_eq!(v["scopes"], json!(["tokens:read"]));
+    assert_eq!(v["enabled"], true);
+    assert!(
+        v.get("token").is_none(),
+        "show never prints the secret: {v}"
+    );
+}
+
+// ---- disable / enable / rotate / revoke ----
+
+#[test]
+fn disable_then_enable_switches_verification() {
+    let s = Server::start();
+    let (id, token) = s.create_token("switch", &["tokens:read"]);
+    let v = ok_json(&s.cli(&s.admin_token, &["token", "disable", &id, "--json"]));
+    assert_eq!(v["enabled"], false, "{v}");
+    assert_eq!(status_of(&s, &token), "DISABLED");
+
+    let table = ok(&s.cli(&s.admin_token, &["token", "enable", &id]));
+    assert!(table.contains(&id), "{table}");
+    assert_eq!(status_of(&s, &token), "VALID");
+
+    let table = ok(&s.cli(&s.admin_token, &["token", "disable", &id]));
+    assert!(table.contains(&id), "{table}");
+    assert_eq!(status_of(&s, &token), "DISABLED");
+    let v = ok_json(&s.cli(&s.admin_token, &["token", "enable", &id, "--json"]));
+    assert_eq!(v["enabled"], true, "{v}");
+    assert_eq!(status_of(&s, &token), "VALID");
+}
+
+#[test]
+fn rotate_with_grace_prints_a_new_token_and_keeps_the_old_one_valid() {
+    let s = Server::start();
+    let (id, old) = s.create_token("rotating", &["tokens:read", "audit:read"]);
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "rotate", &id, "--grace", "1h", "--json"],
+    ));
+    let new = v["token"].as_str().expect("the new token in the JSON");
+    assert_ne!(new, old);
+    assert_ne!(v["id"], id.as_str(), "a new id: {v}");
+    assert_eq!(v["name"], "rotating");
+    let verified = s.verify(new, &["tokens:read", "audit:read"]);
+    assert_eq!(verified["code"], "VALID", "{verified}");
+    assert_eq!(
+        status_of(&s, &old),
+        "VALID",
+        "the old token works during the grace"
+    );
+    // The old token now expires about an hour from now.
+    let old_meta = s.verify(&old, &[]);
+    let expires = parse_time(&old_meta["expiresAt"]);
+    let off = (expires - (OffsetDateTime::now_utc() + time::Duration::hours(1))).abs();
+    assert!(off < time::Duration::minutes(5), "old expires at {expires}");
+}
+
+#[test]
+fn rotate_table_output_prints_the_new_token_once() {
+    let s = Server::start();
+    let (id, old) = s.create_token("rotating", &["tokens:read"]);
+    let out = ok(&s.cli(&s.admin_token, &["token", "rotate", &id, "--grace", "1h"]));
+    let new = out
+        .lines()
+        .find_map(|l| l.strip_prefix("Token (shown once, store it now): "))
+        .unwrap_or_else(|| panic!("a token line:\n{out}"))
+        .trim();
+    assert_eq!(status_of(&s, new), "VALID");
+    assert_eq!(status_of(&s, &old), "VALID");
+}
+
+#[test]
+fn rotate_without_grace_expires_the_old_token_at_once() {
+    let s = Server::start();
+    let (id, old) = s.create_token("rotating", &["tokens:read"]);
+    let v = ok_json(&s.cli(&s.admin_token, &["token", "rotate", &id, "--json"]));
+    let new = v["token"].as_str().unwrap();
+    assert_eq!(status_of(&s, new), "VALID");
+    assert_eq!(status_of(&s, &old), "EXPIRED");
+}
+
+#[test]
+fn revoke_makes_the_token_unknown() {
+    let s = Server::start();
+    let (id, token) = s.create_token("doomed", &["tokens:read"]);
+    let out = ok(&s.cli(&s.admin_token, &["token", "revoke", &id]));
+    assert!(out.contains(&id), "the output names the revoked id:\n{out}");
+    assert_eq!(status_of(&s, &token), "NOT_FOUND");
+    let line = failed(&s.cli(&s.admin_token, &["token", "show", &id]));
+    assert!(line.contains("404"), "{line}");
+}
+
+#[test]
+fn revoke_json_names_the_revoked_id() {
+    let s = Server::start();
+    let (id, token) = s.create_token("doomed", &["tokens:read"]);
+    let v = ok_json(&s.cli(&s.admin_token, &["token", "revoke", &id, "--json"]));
+    assert_eq!(v["revoked"], id.as_str(), "{v}");
+    assert_eq!(status_of(&s, &token), "NOT_FOUND");
+}
+
+// ---- failures ----
+
+#[test]
+fn show_unknown_id_fails_with_one_error_line() {
+    let s = Server::start();
+    let out = s.cli(&s.admin_token, &["token", "show", "kg_doesnotexist0000"]);
+    let line = failed(&out);
+    assert!(
+        line.contains("404") || line.to_lowercase().contains("not found"),
+        "{line}"
+    );
+    assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn token_without_the_scope_gets_403_naming_the_missing_scope() {
+    let s = Server::start();
+    let (_, reader) = s.create_token("reader", &["tokens:read"]);
+    let out = s.cli(
+        &reader,
+        &["token", "create", "--name", "x", "--scope", "tokens:read"],
+    );
+    let line = failed(&out);
+    assert!(line.contains("403"), "{line}");
+    assert!(
+        line.contains("tokens:write"),
+        "names the missing scope: {line}"
+    );
+}
+
+#[test]
+fn bad_keygate_token_gets_401() {
+    let s = Server::start();
+    let line = failed(&s.cli(&fresh_token(), &["token", "list"]));
+    assert!(line.contains("401"), "{line}");
+    let line = failed(&s.cli("not-a-token", &["token", "list"]));
+    assert!(line.contains("401"), "{line}");
+}
+
+#[test]
+fn unset_keygate_token_exits_2_and_says_so() {
+    let s = Server::start();
+    let out = bare_cli()
+        .args(["token", "list"])
+        .env("KEYGATE_URL", &s.url)
+        .output()
+        .unwrap();
+    let line = failed(&out);
+    assert_eq!(out.status.code(), Some(2), "{line}");
+    assert!(line.contains("KEYGATE_TOKEN"), "{line}");
+}
+
+#[test]
+fn unreachable_server_says_it_cannot_reach_keygate() {
+    // A port that was free a moment ago and nobody listens on.
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let out = bare_cli()
+        .args(["token", "list"])
+        .env("KEYGATE_URL", format!("http://127.0.0.1:{port}"))
+        .env("KEYGATE_TOKEN", fresh_token())
+        .output()
+        .unwrap();
+    let line = failed(&out);
+    assert!(line.contains("cannot reach keygate"), "{line}");
+    assert!(line.contains(&port.to_string()), "names the URL: {line}");
+}
+
+#[test]
+fn keygate_url_without_scheme_is_a_usage_error() {
+    let out = bare_cli()
+        .args(["token", "list"])
+        .env("KEYGATE_URL", "127.0.0.1:8080")
+        .env("KEYGATE_TOKEN", fresh_token())
+        .output()
+        .unwrap();
+    let line = failed(&out);
+    assert_eq!(out.status.code(), Some(2), "{line}");
+    assert!(line.contains("KEYGATE_URL"), "{line}");
+}
+
+#[test]
+fn keygate_url_with_trailing_slash_works() {
+    let s = Server::start();
+    let out = bare_cli()
+        .args(["token", "list", "--json"])
+        .env("KEYGATE_URL", format!("{}/", s.url))
+        .env("KEYGATE_TOKEN", &s.admin_token)
+        .output()
+        .unwrap();
+    assert!(ok_json(&out).is_array());
+}
+
+#[test]
+fn unknown_scope_on_create_fails_with_the_422_message() {
+    let s = Server::start();
+    let line = failed(&s.cli(
+        &s.admin_token,
+        &["token", "create", "--name", "x", "--scope", "nosuch:scope"],
+    ));
+    assert!(line.contains("422"), "{line}");
+    assert!(
+        line.contains("nosuch:scope"),
+        "names the unknown scope: {line}"
+    );
+}
+
+#[test]
+fn expires_in_banana_is_rejected_by_the_argument_parser() {
+    let s = Server::start();
+    let out = s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "tokens:read",
+            "--expires-in",
+            "banana",
+        ],
+    );
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(out.stdout.is_empty());
+    assert!(stderr.starts_with("error:"), "{stderr}");
+    assert!(stderr.contains("banana"), "{stderr}");
+    // Nothing was created.
+    let arr = ok_json(&s.cli(&s.admin_token, &["token", "list", "--json"]));
+    assert_eq!(
+        arr.as_array().unwrap().len(),
+        1,
+        "only the bootstrap token: {arr}"
+    );
+}
+
+#[test]
+fn expires_in_zero_is_refused_not_rounded_up() {
+    let s = Server::start();
+    for lifetime in ["0s", "500ms"] {
+        let line = failed(&s.cli(
+            &s.admin_token,
+            &[
+                "token",
+                "create",
+                "--name",
+                "x",
+                "--scope",
+                "tokens:read",
+                "--expires-in",
+                lifetime,
+            ],
+        ));
+        assert!(line.contains("expiresIn") && line.contains("422"), "{line}");
+    }
+    let arr = ok_json(&s.cli(&s.admin_token, &["token", "list", "--json"]));
+    assert_eq!(arr.as_array().unwrap().len(), 1, "nothing created: {arr}");
+}
+
+// ---- gen-token ----
+
+#[test]
+fn gen_token_prints_one_valid_default_token() {
+    let out = bare_cli().arg("gen-token").output().unwrap();
+    let stdout = ok(&out);
+    let lines: Vec<&str> = stdout.lines().collect();
+    assert_eq!(lines.len(), 1, "{stdout}");
+    let t = lines[0];
+    assert_eq!(t.len(), 69, "{t}");
+    assert!(t.starts_with("kg_"), "{t}");
+    let prefix = keygate_core::TokenPrefix::default();
+    assert!(
+        matches!(
+            keygate_core::token::parse(t, &prefix),
+            Ok(keygate_core::token::ParsedToken::Native { .. })
+        ),
+        "a native token with a good checksum: {t}"
+    );
+    let again = ok(&bare_cli().arg("gen-token").output().unwrap());
+    assert_ne!(again.trim(), t, "each call is random");
+}
+
+#[test]
+fn gen_token_with_prefix_uses_it() {
+    let out = bare_cli()
+        .args(["gen-token", "--token-prefix", "acme"])
+        .output()
+        .unwrap();
+    let stdout = ok(&out);
+    let t = stdout.trim();
+    assert_eq!(stdout.lines().count(), 1, "{stdout}");
+    assert!(t.starts_with("acme_"), "{t}");
+    assert_eq!(t.len(), 71, "{t}");
+    let prefix = keygate_core::TokenPrefix::parse("acme").unwrap();
+    assert!(matches!(
+        keygate_core::token::parse(t, &prefix),
+        Ok(keygate_core::token::ParsedToken::Native { .. })
+    ));
+}
+
+#[test]
+fn gen_token_makes_a_usable_bootstrap_token() {
+    let t = ok(&bare_cli().arg("gen-token").output().unwrap())
+        .trim()
+        .to_owned();
+    let s = Server::builder().env("KEYGATE_BOOTSTRAP_TOKEN", &t).start();
+    let (status, v) = status_json(
+        s.with_token("GET", "/api/v1/tokens/self", &t)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["scopes"], json!(["*"]));
+}
+
+#[test]
+fn gen_token_rejects_a_bad_prefix() {
+    let out = bare_cli()
+        .args(["gen-token", "--token-prefix", "Bad-Prefix"])
+        .output()
+        .unwrap();
+    let line = failed(&out);
+    assert!(line.contains("token-prefix"), "{line}");
+}
