@@ -143,6 +143,21 @@ fn token_from_row(row: &SqliteRow) -> Result<(i64, TokenRecord)> {
     Ok((row.try_get("seq").map_err(get_err)?, rec))
 }
 
+/// Cuts rows fetched with `LIMIT limit + 1` into a page: the extra row only says there is more,
+/// and the position of the last row kept is where the next page starts.
+fn page<T>(mut rows: Vec<(i64, T)>, limit: u32) -> Page<T> {
+    let next = if rows.len() > limit as usize {
+        rows.truncate(limit as usize);
+        rows.last().map(|(seq, _)| *seq)
+    } else {
+        None
+    };
+    Page {
+        items: rows.into_iter().map(|(_, t)| t).collect(),
+        next,
+    }
+}
+
 fn scopes_json(s: &ScopeSet) -> String {
     serde_json::to_string(&s.names()).expect("a list of strings serialises")
 }
@@ -275,20 +290,11 @@ impl Store for SqliteStore {
         q.push(" ORDER BY seq DESC LIMIT ")
             .push_bind(f.limit as i64 + 1);
         let rows = q.build().fetch_all(&self.reader).await.map_err(map_err)?;
-        let mut items = rows
+        let rows = rows
             .iter()
             .map(token_from_row)
             .collect::<Result<Vec<_>>>()?;
-        let next = if items.len() > f.limit as usize {
-            items.truncate(f.limit as usize);
-            items.last().map(|(seq, _)| *seq)
-        } else {
-            None
-        };
-        Ok(Page {
-            items: items.into_iter().map(|(_, t)| t).collect(),
-            next,
-        })
+        Ok(page(rows, f.limit))
     }
 
     async fn apply(&self, writes: &[TokenWrite], audit: &[NewAudit]) -> Result<()> {
@@ -414,13 +420,8 @@ impl Store for SqliteStore {
                     .map_err(|e| StoreError::Corrupt(format!("audit details: {e}")))?,
             });
         }
-        let next = if items.len() > f.limit as usize {
-            items.truncate(f.limit as usize);
-            items.last().map(|a| a.id)
-        } else {
-            None
-        };
-        Ok(Page { items, next })
+        let rows = items.into_iter().map(|a| (a.id, a)).collect();
+        Ok(page(rows, f.limit))
     }
 
     async fn ping(&self) -> Result<()> {
