@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
     );
 
     let verifier = rt.block_on(async {
-        let store = SqliteStore::open(&SqliteStore::url_in_dir(dir.path()))
+        let store = SqlStore::open(&keygate_store::sqlite_url_in_dir(dir.path()))
             .await
             .unwrap();
         let admin = UserRecord {

@@ -114,6 +114,13 @@ impl TokenCache {
         }
     }
 
+    /// Forgets everything (after losing track of other nodes' changes for too long).
+    pub fn clear(&self) {
+        self.epoch.fetch_add(1, Ordering::SeqCst);
+        self.positive.clear();
+        self.negative.clear();
+    }
+
     pub fn len(&self) -> usize {
         self.positive.len()
     }

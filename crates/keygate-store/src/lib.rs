@@ -1,15 +1,19 @@
-//! keygate's storage and its hot path: the [`Store`] trait with its SQLite backend, and the
+//! keygate's storage and its hot path: the [`Store`] trait with its SQLite and PostgreSQL
+//! backends, and the
 //! [`Verifier`] that answers "is this token good?" from memory, falling back to the store only
 //! for hashes it has never seen.
 
+pub mod backend;
 pub mod cache;
+mod changes;
 pub mod last_used;
 pub mod model;
-pub mod sqlite;
+pub mod sql;
 pub mod store;
 pub mod verifier;
 
+pub use backend::{sqlite_url_in_dir, Backend};
 pub use model::*;
-pub use sqlite::SqliteStore;
+pub use sql::SqlStore;
 pub use store::{Store, StoreError};
 pub use verifier::{Outcome, Verifier, VerifierConfig};

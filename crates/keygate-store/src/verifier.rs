@@ -169,6 +169,11 @@ impl Verifier {
         self.cache.invalidate(hashes);
     }
 
+    /// Forgets every cached answer.
+    pub fn clear_cache(&self) {
+        self.cache.clear();
+    }
+
     /// Writes queued last-use times now.
     pub async fn flush_last_use(&self) {
         self.last_use.flush().await;

@@ -1,5 +1,7 @@
-//! The hot path against a real SQLite file: which verifications reach the database and which
-//! are answered from memory. `Counting` wraps the real store and counts the lookups it serves.
+//! The store and the hot path, one suite run against both backends: a real SQLite file and a
+//! fresh database on the machine's PostgreSQL (`KEYGATE_TEST_DATABASE_URL`, default
+//! `postgres://postgres@127.0.0.1:5432/postgres`; unreachable is a failure, never a skip).
+//! `Counting` wraps the real store and counts the lookups it serves.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
@@ -10,7 +12,7 @@ use keygate_core::{PlainToken, ScopeSet, TokenHash, TokenPrefix};
 use keygate_store::*;
 
 struct Counting {
-    inner: SqliteStore,
+    inner: SqlStore,
     by_hash: AtomicUsize,
     last_use_batches: AtomicUsize,
 }
@@ -49,16 +51,66 @@ impl Store for Counting {
 }
 
 struct Fixture {
-    _dir: tempfile::TempDir,
+    _db: TestDb,
     store: Arc<Counting>,
     verifier: Verifier,
 }
 
-async fn fixture() -> Fixture {
-    let dir = tempfile::tempdir().unwrap();
-    let url = SqliteStore::url_in_dir(dir.path());
+/// A database of its own for one test.
+enum TestDb {
+    /// Held so the directory (and the database in it) lives as long as the test.
+    Sqlite { _dir: tempfile::TempDir },
+    Postgres { admin_url: String, name: String },
+}
+
+impl TestDb {
+    async fn create(backend: Backend) -> (TestDb, String) {
+        match backend {
+            Backend::Sqlite => {
+                let dir = tempfile::tempdir().unwrap();
+                let url = keygate_store::sqlite_url_in_dir(dir.path());
+                (TestDb::Sqlite { _dir: dir }, url)
+            }
+            Backend::Postgres => {
+                use sqlx::Connection;
+                let admin_url = std::env::var("KEYGATE_TEST_DATABASE_URL")
+                    .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into());
+                let mut conn = sqlx::PgConnection::connect(&admin_url).await.unwrap_or_else(|e| {
+                    panic!("PostgreSQL at {admin_url} is unreachable ({e}); start it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start")
+                });
+                let mut suffix = String::new();
+                keygate_core::base62::random(12, &mut suffix);
+                let name = format!("kg_store_{}", suffix.to_lowercase());
+                sqlx::query(&format!("CREATE DATABASE {name}"))
+                    .execute(&mut conn)
+                    .await
+                    .unwrap();
+                let url = format!("{}/{name}", admin_url.rsplit_once('/').unwrap().0);
+                (TestDb::Postgres { admin_url, name }, url)
+            }
+        }
+    }
+}
+
+impl Drop for TestDb {
+    fn drop(&mut self) {
+        if let TestDb::Postgres { admin_url, name } = self {
+            let _ = std::process::Command::new("psql")
+                .arg(&*admin_url)
+                .args([
+                    "-q",
+                    "-c",
+                    &format!("DROP DATABASE IF EXISTS {name} WITH (FORCE)"),
+                ])
+                .output();
+        }
+    }
+}
+
+async fn fixture(backend: Backend) -> Fixture {
+    let (db, url) = TestDb::create(backend).await;
     let store = Arc::new(Counting {
-        inner: SqliteStore::open(&url).await.unwrap(),
+        inner: SqlStore::open(&url).await.unwrap(),
         by_hash: AtomicUsize::new(0),
         last_use_batches: AtomicUsize::new(0),
     });
@@ -89,7 +141,7 @@ async fn fixture() -> Fixture {
         },
     );
     Fixture {
-        _dir: dir,
+        _db: db,
         store,
         verifier,
     }
@@ -132,9 +184,7 @@ fn lookups(f: &Fixture) -> usize {
     f.store.by_hash.load(Ordering::SeqCst)
 }
 
-#[tokio::test]
-async fn a_warm_verify_does_not_touch_the_database() {
-    let f = fixture().await;
+async fn a_warm_verify_does_not_touch_the_database(f: Fixture) {
     let (plain, _) = insert(&f, &["metrics:read"]).await;
     let o = f
         .verifier
@@ -160,9 +210,7 @@ async fn a_warm_verify_does_not_touch_the_database() {
     assert_eq!(lookups(&f), 1, "warm verifies are answered from memory");
 }
 
-#[tokio::test]
-async fn bad_checksums_cost_no_lookup_and_unknown_hashes_one() {
-    let f = fixture().await;
+async fn bad_checksums_cost_no_lookup_and_unknown_hashes_one(f: Fixture) {
     let (_, plain) = PlainToken::mint(&TokenPrefix::default());
     let mut bad = plain.expose().to_owned();
     bad.replace_range(30..31, if &bad[30..31] == "a" { "b" } else { "a" });
@@ -187,9 +235,7 @@ async fn bad_checksums_cost_no_lookup_and_unknown_hashes_one() {
     );
 }
 
-#[tokio::test]
-async fn a_token_created_after_being_remembered_as_unknown_is_found() {
-    let f = fixture().await;
+async fn a_token_created_after_being_remembered_as_unknown_is_found(f: Fixture) {
     let (_, plain) = PlainToken::mint(&TokenPrefix::default());
     let o = f.verifier.verify(plain.expose(), &[], None).await.unwrap();
     assert_eq!(o.code(), "NOT_FOUND");
@@ -203,9 +249,7 @@ async fn a_token_created_after_being_remembered_as_unknown_is_found() {
     assert_eq!(o.code(), "VALID");
 }
 
-#[tokio::test]
-async fn changes_are_seen_at_once() {
-    let f = fixture().await;
+async fn changes_are_seen_at_once(f: Fixture) {
     let (plain, mut rec) = insert(&f, &["metrics:read"]).await;
     let check = |wanted: &'static [&'static str]| {
         let v = &f.verifier;
@@ -269,9 +313,7 @@ async fn a_lookup_that_raced_with_a_write_is_not_cached() {
     assert!(matches!(cache.get(&hash), cache::Lookup::KnownUnknown));
 }
 
-#[tokio::test]
-async fn last_use_is_written_behind_in_batches() {
-    let f = fixture().await;
+async fn last_use_is_written_behind_in_batches(f: Fixture) {
     let (plain, rec) = insert(&f, &["metrics:read"]).await;
     for _ in 0..5000 {
         let o = f
@@ -298,3 +340,244 @@ async fn last_use_is_written_behind_in_batches() {
     assert!(stored.last_used_at.is_some());
     assert_eq!(stored.last_used_ip.as_deref(), Some("10.1.2.3"));
 }
+
+// ---- the Store contract itself ----
+
+async fn a_duplicate_token_is_a_conflict_and_nothing_is_written(f: Fixture) {
+    let (_, rec) = insert(&f, &["metrics:read"]).await;
+    let audit = NewAudit {
+        tenant_id: DEFAULT_TENANT.into(),
+        at: now(),
+        actor: "test".into(),
+        action: "token.create".into(),
+        target_id: Some(rec.id.to_string()),
+        ip: None,
+        details: None,
+    };
+    let err = f
+        .store
+        .apply(&[TokenWrite::Insert(rec.clone())], &[audit])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+    let audit = f
+        .store
+        .list_audit(
+            DEFAULT_TENANT,
+            &AuditFilter {
+                action: Some("token.create".into()),
+                limit: 10,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        audit.items.is_empty(),
+        "the failed batch left no audit entry"
+    );
+}
+
+async fn changing_or_deleting_a_missing_token_is_not_found(f: Fixture) {
+    let (_, plain) = PlainToken::mint(&TokenPrefix::default());
+    let rec = record(&plain, &["metrics:read"]);
+    let err = f
+        .store
+        .apply(&[TokenWrite::Update(rec.clone())], &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+    let err = f
+        .store
+        .apply(
+            &[TokenWrite::Delete {
+                tenant_id: DEFAULT_TENANT.into(),
+                id: rec.id.clone(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+}
+
+async fn lists_page_newest_first_and_filter(f: Fixture) {
+    let mut ids = Vec::new();
+    for i in 0..7 {
+        let (_, plain) = PlainToken::mint(&TokenPrefix::default());
+        let mut rec = record(
+            &plain,
+            if i % 2 == 0 {
+                &["metrics:read"]
+            } else {
+                &["logs_x:read"]
+            },
+        );
+        rec.name = format!("Name_{i}");
+        f.store
+            .apply(&[TokenWrite::Insert(rec.clone())], &[])
+            .await
+            .unwrap();
+        ids.push(rec.id.to_string());
+    }
+    let mut seen = Vec::new();
+    let mut before = None;
+    loop {
+        let p = f
+            .store
+            .list_tokens(
+                DEFAULT_TENANT,
+                &TokenFilter {
+                    name_contains: Some("name_".into()),
+                    before_seq: before,
+                    limit: 3,
+                    ..TokenFilter::default()
+                },
+            )
+            .await
+            .unwrap();
+        seen.extend(p.items.iter().map(|t| t.id.to_string()));
+        match p.next {
+            Some(n) => before = Some(n),
+            None => break,
+        }
+    }
+    ids.reverse();
+    assert_eq!(seen, ids, "every token once, newest first");
+    // `_` is a LIKE wildcard: it must match only itself.
+    let p = f
+        .store
+        .list_tokens(
+            DEFAULT_TENANT,
+            &TokenFilter {
+                scope: Some("logs_x:read".into()),
+                limit: 100,
+                ..TokenFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert_eq!(p.items.len(), 3);
+    let p = f
+        .store
+        .list_tokens(
+            DEFAULT_TENANT,
+            &TokenFilter {
+                scope: Some("logsAx:read".into()),
+                limit: 100,
+                ..TokenFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(
+        p.items.is_empty(),
+        "a LIKE wildcard in a scope name is literal"
+    );
+}
+
+async fn last_use_never_moves_backwards(f: Fixture) {
+    let (_, rec) = insert(&f, &["metrics:read"]).await;
+    let later = now();
+    let earlier = later - time::Duration::seconds(60);
+    let use_at = |at, ip: &str| LastUse {
+        id: rec.id.clone(),
+        at,
+        ip: Some(ip.into()),
+    };
+    f.store
+        .record_last_use(&[use_at(later, "10.0.0.2")])
+        .await
+        .unwrap();
+    f.store
+        .record_last_use(&[use_at(earlier, "10.0.0.1")])
+        .await
+        .unwrap();
+    let t = f
+        .store
+        .token_by_id(DEFAULT_TENANT, rec.id.as_str())
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(t.last_used_at, Some(later));
+    assert_eq!(t.last_used_ip.as_deref(), Some("10.0.0.2"));
+}
+
+async fn concurrent_bootstraps_create_exactly_one(f: Fixture) {
+    // The fixture bootstrapped once already: a second tenant name would be a different
+    // deployment, so race eight bootstraps of a fresh tenant id instead.
+    let attempts = (0..8).map(|_| {
+        let store = f.store.clone();
+        async move {
+            let (_, plain) = PlainToken::mint(&TokenPrefix::default());
+            let mut token = record(&plain, &["*"]);
+            token.tenant_id = "race".into();
+            let mut uid = String::from("usr_");
+            keygate_core::base62::random(16, &mut uid);
+            token.owner_id = uid.clone();
+            let admin = UserRecord {
+                id: uid,
+                tenant_id: "race".into(),
+                username: "admin".into(),
+                password_hash: "x".into(),
+                role: "admin".into(),
+                created_at: now(),
+            };
+            store
+                .bootstrap(&Bootstrap {
+                    tenant_id: "race".into(),
+                    admin,
+                    token,
+                })
+                .await
+        }
+    });
+    let results: Vec<_> = futures_join_all(attempts).await;
+    let created = results.iter().filter(|r| matches!(r, Ok(true))).count();
+    let errors: Vec<_> = results.iter().filter(|r| r.is_err()).collect();
+    assert!(errors.is_empty(), "{errors:?}");
+    assert_eq!(created, 1, "exactly one bootstrap wins");
+}
+
+/// Runs the futures concurrently on the current runtime.
+async fn futures_join_all<F: std::future::Future + Send + 'static>(
+    fs: impl Iterator<Item = F>,
+) -> Vec<F::Output>
+where
+    F::Output: Send + 'static,
+{
+    let handles: Vec<_> = fs.map(tokio::spawn).collect();
+    let mut out = Vec::new();
+    for h in handles {
+        out.push(h.await.unwrap());
+    }
+    out
+}
+
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(fixture(Backend::Sqlite).await).await })*
+        }
+        mod postgres {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(fixture(Backend::Postgres).await).await })*
+        }
+    };
+}
+
+on_both_backends!(
+    a_warm_verify_does_not_touch_the_database,
+    bad_checksums_cost_no_lookup_and_unknown_hashes_one,
+    a_token_created_after_being_remembered_as_unknown_is_found,
+    changes_are_seen_at_once,
+    last_use_is_written_behind_in_batches,
+    a_duplicate_token_is_a_conflict_and_nothing_is_written,
+    changing_or_deleting_a_missing_token_is_not_found,
+    lists_page_newest_first_and_filter,
+    last_use_never_moves_backwards,
+    concurrent_bootstraps_create_exactly_one,
+);

@@ -76,9 +76,31 @@ struct FileConfig {
     log: Option<String>,
 }
 
-#[derive(Debug)]
-pub enum DatabaseUrl {
-    Sqlite(String),
+/// A database URL. `Debug` and `Display` hide the credentials it may hold.
+pub struct DatabaseUrl(String);
+
+impl DatabaseUrl {
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.split_once("://") {
+            Some((scheme, rest)) => match rest.rsplit_once('@') {
+                Some((_, host)) => write!(f, "{scheme}://…@{host}"),
+                None => write!(f, "{scheme}://{rest}"),
+            },
+            None => f.write_str("<database>"),
+        }
+    }
+}
+
+impl std::fmt::Debug for DatabaseUrl {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "DatabaseUrl({self})")
+    }
 }
 
 /// The resolved configuration.
@@ -87,6 +109,8 @@ pub struct Config {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
+    /// No database was named: SQLite in the data directory, which keygate creates.
+    pub default_database: bool,
     pub prefix: TokenPrefix,
     pub catalog: ScopeCatalog,
     pub allow_query_token: bool,
@@ -108,9 +132,11 @@ impl ServeArgs {
             .data_dir
             .or(file.data_dir)
             .unwrap_or_else(|| PathBuf::from("keygate-data"));
-        let database = match self.database_url.or(file.database_url) {
+        let named = self.database_url.or(file.database_url);
+        let default_database = named.is_none();
+        let database = match named {
             Some(url) => parse_database_url(&url)?,
-            None => DatabaseUrl::Sqlite(keygate_store::SqliteStore::url_in_dir(&data_dir)),
+            None => DatabaseUrl(keygate_store::sqlite_url_in_dir(&data_dir)),
         };
         let prefix_text = self
             .token_prefix
@@ -146,6 +172,7 @@ impl ServeArgs {
                 .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
             data_dir,
             database,
+            default_database,
             prefix,
             catalog,
             allow_query_token: !(self.no_query_token || file.no_query_token.unwrap_or(false)),
@@ -172,15 +199,15 @@ fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
 }
 
 fn parse_database_url(url: &str) -> anyhow::Result<DatabaseUrl> {
-    let scheme = url.split_once(':').map_or("", |(s, _)| s);
-    match scheme {
-        "sqlite" => Ok(DatabaseUrl::Sqlite(url.to_owned())),
-        "postgres" | "postgresql" => bail!(
-            "PostgreSQL is not supported by this version of keygate yet (it is planned: N stateless \
-             nodes on one PostgreSQL); use a sqlite:// URL or leave --database-url unset"
-        ),
+    match keygate_store::Backend::of_url(url) {
+        Some(_) => Ok(DatabaseUrl(url.to_owned())),
         // Never echo the URL itself: it may hold a password.
-        _ => bail!("--database-url must start with sqlite:// (scheme {scheme:?} is not supported)"),
+        None => {
+            let scheme = url.split_once(':').map_or("", |(s, _)| s);
+            bail!(
+                "--database-url must start with sqlite:// or postgres:// (scheme {scheme:?} is not supported)"
+            )
+        }
     }
 }
 

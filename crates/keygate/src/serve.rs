@@ -8,12 +8,15 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keygate_server::bootstrap;
-use keygate_store::{SqliteStore, Store, VerifierConfig};
+use keygate_store::{SqlStore, Store, VerifierConfig};
 
-use crate::config::{secret_from_env, Config, DatabaseUrl, ServeArgs};
+use crate::config::{secret_from_env, Config, ServeArgs};
+
+/// How late another node's change may be seen when PostgreSQL notifications are lost: the
+/// follower polls recent changes this often in any case.
+const CHANGE_POLL: std::time::Duration = std::time::Duration::from_secs(1);
 
 pub fn main(args: ServeArgs) -> ExitCode {
-    let default_database = args.database_url.is_none();
     let config = match args.resolve() {
         Ok(c) => c,
         Err(e) => {
@@ -35,7 +38,7 @@ pub fn main(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(run(config, default_database)) {
+    match runtime.block_on(run(config)) {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e:#}");
@@ -55,7 +58,7 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
+async fn run(config: Config) -> anyhow::Result<()> {
     // Signals first: once keygate says it is listening, SIGTERM must mean a graceful stop.
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     // The port next: a start that cannot listen must fail before the first-start bootstrap,
@@ -63,15 +66,15 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("cannot listen on {}", config.listen))?;
-    let DatabaseUrl::Sqlite(url) = &config.database;
-    if default_database {
+    if config.default_database {
         create_private_dir(&config.data_dir)?;
     }
-    let sqlite = SqliteStore::open(url)
+    let db = &config.database;
+    let sql = SqlStore::open(db.expose())
         .await
-        .context("opening the SQLite database")?;
-    tracing::info!(database = %url, "database ready");
-    let store: Arc<dyn Store> = Arc::new(sqlite.clone());
+        .with_context(|| format!("opening the database {db}"))?;
+    tracing::info!(database = %db, "database ready");
+    let store: Arc<dyn Store> = Arc::new(sql.clone());
 
     let given = bootstrap::Given {
         token: secret_from_env("KEYGATE_BOOTSTRAP_TOKEN")?,
@@ -121,6 +124,8 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
             ..VerifierConfig::default()
         },
     );
+    // Several nodes on one PostgreSQL: learn of the others' changes (no-op on SQLite).
+    let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
     let addr = listener.local_addr()?;
     tracing::info!("keygate listening on http://{addr}");
     let app = keygate_server::router(state.clone());
@@ -133,7 +138,7 @@ async fn run(config: Config, default_database: bool) -> anyhow::Result<()> {
     .context("serving HTTP")?;
     tracing::info!("shutting down: writing pending last-use times");
     state.verifier.flush_last_use().await;
-    sqlite.close().await;
+    sql.close().await;
     Ok(())
 }
 

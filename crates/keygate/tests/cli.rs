@@ -1,6 +1,7 @@
 //! The command-line client, `keygate token …`, run as a user would: the real binary against a
 //! real server, reading KEYGATE_URL and KEYGATE_TOKEN from the environment.
 
+#[path = "common/mod.rs"]
 mod common;
 
 use std::process::{Command, Output};

@@ -4,6 +4,7 @@
 //! Needs `nginx` on the PATH (`.ci/run` installs Debian's). Outside CI a missing nginx skips
 //! these tests with a loud message; in CI (`CI=true`) it fails them.
 
+#[path = "common/mod.rs"]
 mod common;
 use common::*;
 

@@ -438,7 +438,7 @@ fn default_data_dir_is_keygate_data_in_the_working_directory() {
 }
 
 #[test]
-fn postgres_database_url_is_refused_clearly() {
+fn unreachable_postgres_fails_clearly_without_leaking_the_password() {
     let dir = tempfile::tempdir().unwrap();
     let (status, out) = Proc::must_fail(
         dir.path(),
@@ -446,7 +446,8 @@ fn postgres_database_url_is_refused_clearly() {
             "--listen",
             "127.0.0.1:0",
             "--database-url",
-            "postgres://u:pgsecret@127.0.0.1/x",
+            // Port 1: nothing listens there.
+            "postgres://u:pgsecret@127.0.0.1:1/x",
         ],
         &[("KEYGATE_BOOTSTRAP_TOKEN", &fresh_token())],
     );
@@ -454,7 +455,7 @@ fn postgres_database_url_is_refused_clearly() {
     let errors = error_lines(&out);
     assert_eq!(errors.len(), 1, "one error line:\n{out}");
     assert!(errors[0].contains("PostgreSQL"), "{out}");
-    assert!(errors[0].contains("not supported"), "{out}");
+    assert!(errors[0].contains("127.0.0.1:1"), "names the server: {out}");
     assert!(!out.contains("pgsecret"), "the password leaked:\n{out}");
 }
 

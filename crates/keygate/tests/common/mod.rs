@@ -1,5 +1,7 @@
 //! The test harness: every test talks to a real `keygate serve` process on an ephemeral port,
-//! with its own SQLite file in a temporary directory, over HTTP.
+//! over HTTP, with a database of its own: a SQLite file in a temporary directory, or, in the
+//! test binaries whose name starts with `postgres`, a fresh PostgreSQL database on the machine's
+//! server (`KEYGATE_TEST_DATABASE_URL`, default `postgres://postgres@127.0.0.1:5432/postgres`).
 #![allow(dead_code)]
 
 use std::io::{BufRead, BufReader};
@@ -13,6 +15,94 @@ use reqwest::blocking::{Client, RequestBuilder, Response};
 use serde_json::{json, Value};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_keygate");
+
+/// Which database the servers of this test binary run on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+pub fn backend() -> Backend {
+    let exe = std::env::current_exe().unwrap();
+    let name = exe.file_name().unwrap().to_string_lossy();
+    if name.starts_with("postgres") {
+        Backend::Postgres
+    } else {
+        Backend::Sqlite
+    }
+}
+
+/// The server the PostgreSQL tests use; each test gets a database of its own on it.
+pub fn postgres_base_url() -> String {
+    std::env::var("KEYGATE_TEST_DATABASE_URL")
+        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+}
+
+/// A fresh, empty PostgreSQL database, dropped when this value is.
+pub struct PgDatabase {
+    pub name: String,
+    pub url: String,
+}
+
+impl PgDatabase {
+    pub fn create() -> Self {
+        let base = postgres_base_url();
+        let mut suffix = String::new();
+        keygate_core::base62::random(12, &mut suffix);
+        let name = format!("kg_test_{}", suffix.to_lowercase());
+        psql(&base, &format!("CREATE DATABASE {name}"));
+        let (server, _) = base
+            .rsplit_once('/')
+            .expect("a database URL ends in /<database>");
+        Self {
+            url: format!("{server}/{name}"),
+            name,
+        }
+    }
+
+    /// Everything the database holds, as `pg_dump` prints it.
+    pub fn dump(&self) -> Vec<u8> {
+        let out = Command::new("pg_dump")
+            .arg(&self.url)
+            .output()
+            .expect("running pg_dump");
+        assert!(
+            out.status.success(),
+            "pg_dump: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        out.stdout
+    }
+}
+
+impl Drop for PgDatabase {
+    fn drop(&mut self) {
+        let _ = Command::new("psql")
+            .arg(postgres_base_url())
+            .args([
+                "-q",
+                "-c",
+                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+            ])
+            .output();
+    }
+}
+
+/// Runs one statement with `psql`; PostgreSQL being unreachable fails the test, it never
+/// skips it.
+pub fn psql(url: &str, sql: &str) {
+    let out = Command::new("psql")
+        .arg(url)
+        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
+        .output()
+        .expect("running psql (install PostgreSQL's client)");
+    assert!(
+        out.status.success(),
+        "PostgreSQL at {url} refused `{sql}`: {}\nStart it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
 
 /// A fresh native token, as the server would mint it.
 pub fn fresh_token() -> String {
@@ -53,7 +143,9 @@ impl ServerBuilder {
         let data_dir = self
             .data_dir
             .unwrap_or_else(|| tempfile::tempdir().expect("temp dir"));
+        let database = (backend() == Backend::Postgres).then(PgDatabase::create);
         let mut server = Server {
+            database,
             url: String::new(),
             admin_token: self.admin_token.clone().unwrap_or_default(),
             data_dir,
@@ -73,6 +165,8 @@ impl ServerBuilder {
 }
 
 pub struct Server {
+    /// The PostgreSQL database of this server, in the PostgreSQL test binaries.
+    pub database: Option<PgDatabase>,
     /// `http://127.0.0.1:PORT`
     pub url: String,
     /// A token holding `*` (the bootstrap token).
@@ -109,6 +203,11 @@ impl Server {
             .arg("127.0.0.1:0")
             .arg("--data-dir")
             .arg(self.data_dir.path().join("data"))
+            .args(
+                self.database
+                    .iter()
+                    .flat_map(|d| ["--database-url".to_owned(), d.url.clone()]),
+            )
             .args(&self.args)
             .current_dir(self.data_dir.path())
             .stdout(Stdio::piped())
@@ -205,6 +304,23 @@ impl Server {
             self.kill9();
         }
         self.spawn();
+    }
+
+    /// Every byte the database holds: the SQLite files, or a dump of the PostgreSQL database.
+    pub fn database_bytes(&self) -> Vec<u8> {
+        if let Some(db) = &self.database {
+            return db.dump();
+        }
+        let mut bytes = Vec::new();
+        for suffix in ["", "-wal", "-shm", "-journal"] {
+            let mut p = self.db_path().into_os_string();
+            p.push(suffix);
+            if let Ok(b) = std::fs::read(&p) {
+                bytes.extend(b);
+            }
+        }
+        assert!(!bytes.is_empty(), "the database file exists");
+        bytes
     }
 
     pub fn db_path(&self) -> PathBuf {
