@@ -59,8 +59,13 @@ struct Fixture {
 /// A database of its own for one test.
 enum TestDb {
     /// Held so the directory (and the database in it) lives as long as the test.
-    Sqlite { _dir: tempfile::TempDir },
-    Postgres { admin_url: String, name: String },
+    Sqlite {
+        _dir: tempfile::TempDir,
+    },
+    Postgres {
+        admin_url: String,
+        name: String,
+    },
 }
 
 impl TestDb {

@@ -8,7 +8,6 @@
 mod common;
 use common::*;
 
-use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
@@ -33,14 +32,6 @@ fn nginx_binary() -> Option<String> {
         "\n*** SKIPPED: nginx is not installed; forward-auth behind nginx was NOT tested ***\n"
     );
     None
-}
-
-fn free_port() -> u16 {
-    TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
 }
 
 struct Nginx {

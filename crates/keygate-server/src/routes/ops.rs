@@ -8,6 +8,8 @@ use utoipa::ToSchema;
 
 use crate::state::AppState;
 
+const READY_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
 #[derive(Serialize, ToSchema)]
 pub struct Health {
     /// `ok`, or `unavailable` when the database cannot be reached.
@@ -24,9 +26,12 @@ pub async fn healthz() -> axum::Json<Health> {
 #[utoipa::path(get, path = "/readyz", tag = "ops",
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
-    match state.store.ping().await {
-        Ok(()) => (StatusCode::OK, axum::Json(Health { status: "ok" })),
-        Err(_) => (
+    // Health checkers give up after a few seconds; a database that does not answer within two
+    // is reported as down rather than left to time the checker out.
+    let ping = tokio::time::timeout(READY_TIMEOUT, state.store.ping()).await;
+    match ping {
+        Ok(Ok(())) => (StatusCode::OK, axum::Json(Health { status: "ok" })),
+        Ok(Err(_)) | Err(_) => (
             StatusCode::SERVICE_UNAVAILABLE,
             axum::Json(Health {
                 status: "unavailable",

@@ -36,27 +36,100 @@ pub fn backend() -> Backend {
 /// The server the PostgreSQL tests use; each test gets a database of its own on it.
 pub fn postgres_base_url() -> String {
     std::env::var("KEYGATE_TEST_DATABASE_URL")
-        .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".into())
+        .ok()
+        .filter(|s| !s.trim().is_empty())
+        .unwrap_or_else(|| "postgres://postgres@127.0.0.1:5432/postgres".to_owned())
 }
 
-/// A fresh, empty PostgreSQL database, dropped when this value is.
+/// Splits `scheme://authority/db?query` into (scheme, authority, query).
+fn url_parts(url: &str) -> (&str, &str, Option<&str>) {
+    let (scheme, rest) = url
+        .split_once("://")
+        .unwrap_or_else(|| panic!("KEYGATE_TEST_DATABASE_URL must be a postgres:// URL"));
+    let (rest, query) = match rest.split_once('?') {
+        Some((r, q)) => (r, Some(q)),
+        None => (rest, None),
+    };
+    (scheme, rest.split('/').next().unwrap_or(rest), query)
+}
+
+/// The same server and credentials, naming another database.
+fn with_database(url: &str, db: &str) -> String {
+    let (scheme, authority, query) = url_parts(url);
+    match query {
+        Some(q) => format!("{scheme}://{authority}/{db}?{q}"),
+        None => format!("{scheme}://{authority}/{db}"),
+    }
+}
+
+/// The URL without its password, for messages.
+fn redact(url: &str) -> String {
+    let (scheme, authority, _) = url_parts(url);
+    match authority.rsplit_once('@') {
+        Some((user, host)) => {
+            let user = user.split(':').next().unwrap_or(user);
+            format!("{scheme}://{user}@{host}/…")
+        }
+        None => format!("{scheme}://{authority}/…"),
+    }
+}
+
+/// Runs one SQL command with `psql`; the trimmed output, or psql's complaint.
+pub fn psql(url: &str, sql: &str) -> Result<String, String> {
+    let out = Command::new("psql")
+        .args([
+            "-X",
+            "-q",
+            "-A",
+            "-t",
+            "-v",
+            "ON_ERROR_STOP=1",
+            "-d",
+            url,
+            "-c",
+            sql,
+        ])
+        .env("PGCONNECT_TIMEOUT", "10")
+        .stdin(Stdio::null())
+        .output()
+        .map_err(|e| format!("cannot run psql (is the PostgreSQL client installed?): {e}"))?;
+    if out.status.success() {
+        Ok(String::from_utf8_lossy(&out.stdout).trim().to_owned())
+    } else {
+        Err(String::from_utf8_lossy(&out.stderr).trim().to_owned())
+    }
+}
+
+/// A fresh database on a PostgreSQL server, dropped when this value is.
 pub struct PgDatabase {
+    /// The server's maintenance database, from which this one was created.
+    pub admin_url: String,
     pub name: String,
+    /// The URL keygate is given.
     pub url: String,
 }
 
 impl PgDatabase {
-    pub fn create() -> Self {
-        let base = postgres_base_url();
+    /// On the machine's server (`KEYGATE_TEST_DATABASE_URL`). Unreachable fails the test.
+    pub fn create() -> PgDatabase {
+        Self::create_on(&postgres_base_url())
+    }
+
+    pub fn create_on(admin_url: &str) -> PgDatabase {
         let mut suffix = String::new();
         keygate_core::base62::random(12, &mut suffix);
         let name = format!("kg_test_{}", suffix.to_lowercase());
-        psql(&base, &format!("CREATE DATABASE {name}"));
-        let (server, _) = base
-            .rsplit_once('/')
-            .expect("a database URL ends in /<database>");
-        Self {
-            url: format!("{server}/{name}"),
+        if let Err(e) = psql(admin_url, &format!("CREATE DATABASE {name}")) {
+            panic!(
+                "these tests need PostgreSQL, and it is not reachable at {} (set \
+                 KEYGATE_TEST_DATABASE_URL, or start it: pg_ctlcluster --skip-systemctl-redirect \
+                 $(ls /etc/postgresql) main start): {e}",
+                redact(admin_url)
+            );
+        }
+        PgDatabase {
+            admin_url: admin_url.to_owned(),
+            url: with_database(admin_url, &name),
             name,
         }
     }
@@ -78,30 +151,11 @@ impl PgDatabase {
 
 impl Drop for PgDatabase {
     fn drop(&mut self) {
-        let _ = Command::new("psql")
-            .arg(postgres_base_url())
-            .args([
-                "-q",
-                "-c",
-                &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
-            ])
-            .output();
+        let _ = psql(
+            &self.admin_url,
+            &format!("DROP DATABASE IF EXISTS {} WITH (FORCE)", self.name),
+        );
     }
-}
-
-/// Runs one statement with `psql`; PostgreSQL being unreachable fails the test, it never
-/// skips it.
-pub fn psql(url: &str, sql: &str) {
-    let out = Command::new("psql")
-        .arg(url)
-        .args(["-q", "-v", "ON_ERROR_STOP=1", "-c", sql])
-        .output()
-        .expect("running psql (install PostgreSQL's client)");
-    assert!(
-        out.status.success(),
-        "PostgreSQL at {url} refused `{sql}`: {}\nStart it with: pg_ctlcluster --skip-systemctl-redirect $(ls /etc/postgresql) main start",
-        String::from_utf8_lossy(&out.stderr)
-    );
 }
 
 /// A fresh native token, as the server would mint it.
@@ -111,6 +165,15 @@ pub fn fresh_token() -> String {
         .1
         .expose()
         .to_owned()
+}
+
+/// A port nothing listens on right now.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
 }
 
 pub struct ServerBuilder {
