@@ -70,7 +70,12 @@ async fn follow(store: SqlStore, url: String, verifier: Arc<Verifier>, poll: Dur
         tokio::select! {
             n = async { listener.as_mut().expect("checked above").try_recv().await }, if listener.is_some() => {
                 match n {
-                    Ok(Some(_)) => f.poll().await,
+                    Ok(Some(_)) => {
+                        // A burst of writes is one poll, not one per notification.
+                        let l = listener.as_mut().expect("it just answered");
+                        while l.next_buffered().is_some() {}
+                        f.poll().await
+                    }
                     // The connection dropped; sqlx reconnects and listens again on the next
                     // call. Poll, since notifications may have been lost meanwhile.
                     Ok(None) => f.poll().await,
