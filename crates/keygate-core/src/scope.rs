@@ -1,7 +1,10 @@
 //! Scopes (DESIGN §4): strings such as `tokens:read` or `metrics:read`; a granted `metrics:*`
 //! covers every `metrics:` scope and `*` covers every scope. `tokens:admin` implies
 //! `tokens:write` and `tokens:read`, `tokens:write` implies `tokens:read`, and `users:write`
-//! implies `users:read`, so an admin token can do what a narrower one can.
+//! implies `users:read`, so an admin token can do what a narrower one can. Dynatrace's own
+//! names for token management, `apiTokens.read` and `apiTokens.write`, are honoured as
+//! `tokens:read` and `tokens:write`, so a token made with Dynatrace names manages tokens
+//! everywhere.
 
 use std::collections::BTreeMap;
 use std::fmt;
@@ -13,6 +16,8 @@ pub const USERS_READ: &str = "users:read";
 pub const USERS_WRITE: &str = "users:write";
 pub const AUDIT_READ: &str = "audit:read";
 pub const TENANTS_ADMIN: &str = "tenants:admin";
+pub const DYNATRACE_TOKENS_READ: &str = "apiTokens.read";
+pub const DYNATRACE_TOKENS_WRITE: &str = "apiTokens.write";
 
 pub const BUILT_IN: &[(&str, &str)] = &[
     (TOKENS_READ, "Read your own tokens"),
@@ -89,6 +94,16 @@ impl Scope {
             (TOKENS_ADMIN, TOKENS_WRITE | TOKENS_READ)
                 | (TOKENS_WRITE, TOKENS_READ)
                 | (USERS_WRITE, USERS_READ)
+                | (
+                    DYNATRACE_TOKENS_WRITE,
+                    TOKENS_WRITE | TOKENS_READ | DYNATRACE_TOKENS_READ
+                )
+                | (DYNATRACE_TOKENS_READ, TOKENS_READ)
+                | (
+                    TOKENS_ADMIN | TOKENS_WRITE,
+                    DYNATRACE_TOKENS_WRITE | DYNATRACE_TOKENS_READ
+                )
+                | (TOKENS_READ, DYNATRACE_TOKENS_READ)
         )
     }
 }
@@ -241,6 +256,16 @@ mod tests {
             set(&["tokens:read"]).missing(["tokens:read", "audit:read"]),
             vec!["audit:read"]
         );
+    }
+
+    #[test]
+    fn dynatrace_token_scopes_are_the_native_ones() {
+        assert!(set(&["apiTokens.write"]).allows("tokens:write"));
+        assert!(set(&["apiTokens.write"]).allows("tokens:read"));
+        assert!(set(&["apiTokens.read"]).allows("tokens:read"));
+        assert!(!set(&["apiTokens.read"]).allows("tokens:write"));
+        assert!(set(&["tokens:write"]).allows("apiTokens.write"));
+        assert!(!set(&["apiTokens.write"]).allows("tokens:admin"));
     }
 
     #[test]

@@ -118,6 +118,7 @@ pub async fn run(
         last_used_at: None,
         last_used_ip: None,
         created_by: Some("system".into()),
+        external_id: None,
     };
     let created = store
         .bootstrap(&Bootstrap {

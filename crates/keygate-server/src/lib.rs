@@ -2,6 +2,7 @@
 //! and the OpenAPI document, as an axum `Router` over a [`keygate_store::Store`].
 
 pub mod bootstrap;
+pub mod compat;
 pub mod dto;
 pub mod error;
 pub mod extract;

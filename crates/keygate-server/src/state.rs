@@ -17,6 +17,8 @@ pub struct ServerConfig {
     /// Take the client address from `X-Forwarded-For` / `X-Real-IP` (only behind a proxy that
     /// sets them).
     pub trust_forwarded_for: bool,
+    /// The compatible surfaces served.
+    pub compat: crate::compat::Compat,
 }
 
 impl Default for ServerConfig {
@@ -27,6 +29,7 @@ impl Default for ServerConfig {
             allow_query_token: true,
             max_body_bytes: 1 << 20,
             trust_forwarded_for: false,
+            compat: crate::compat::Compat::default(),
         }
     }
 }

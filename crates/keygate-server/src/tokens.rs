@@ -155,6 +155,7 @@ async fn commit(state: &AppState, writes: Vec<TokenWrite>, audit: Vec<NewAudit>)
 }
 
 /// What a new token is made of, already validated.
+#[derive(Default)]
 pub struct NewToken {
     pub name: String,
     pub scopes: ScopeSet,
@@ -162,6 +163,32 @@ pub struct NewToken {
     pub owner_id: Option<String>,
     pub description: Option<String>,
     pub metadata: Option<Box<RawValue>>,
+    /// A secret the client chose (Instana's `accessGrantingToken`); `None` mints one.
+    pub secret: Option<PlainToken>,
+    /// An id the client chose (Instana's `internalId`).
+    pub external_id: Option<String>,
+}
+
+/// The id and the secret of a new token: minted, or the client's own secret checked the way
+/// every presented token is (a native-format one must carry a valid checksum and keeps its id;
+/// any other must be 16–256 visible ASCII characters and gets a fresh id).
+fn id_and_secret(state: &AppState, chosen: Option<PlainToken>) -> ApiResult<(TokenId, PlainToken)> {
+    let Some(secret) = chosen else {
+        return Ok(PlainToken::mint(&state.config.prefix));
+    };
+    match keygate_core::token::parse(secret.expose(), &state.config.prefix) {
+        Ok(keygate_core::token::ParsedToken::Native { id }) => {
+            Ok((TokenId::from_stored(id.to_owned()), secret.clone()))
+        }
+        Ok(keygate_core::token::ParsedToken::Foreign) => {
+            Ok((TokenId::generate(&state.config.prefix), secret))
+        }
+        Err(_) => Err(ApiError::Unprocessable(format!(
+            "a chosen token must be 16-256 visible ASCII characters, and one that starts with \
+             `{}_` must be a whole token of this deployment's format",
+            state.config.prefix.as_str()
+        ))),
+    }
 }
 
 pub async fn create(
@@ -187,7 +214,7 @@ pub async fn create(
             o
         }
     };
-    let (id, plain) = PlainToken::mint(&state.config.prefix);
+    let (id, plain) = id_and_secret(state, spec.secret)?;
     let now = keygate_store::now();
     let rec = TokenRecord {
         id,
@@ -205,6 +232,7 @@ pub async fn create(
         last_used_at: None,
         last_used_ip: None,
         created_by: Some(caller.actor()),
+        external_id: spec.external_id,
     };
     let entry = audit(
         caller,
@@ -349,6 +377,7 @@ pub async fn rotate(
         last_used_at: None,
         last_used_ip: None,
         created_by: Some(caller.actor()),
+        external_id: None,
         ..old.clone()
     };
     let grace_end = now + Duration::seconds(grace_seconds as i64);

@@ -26,6 +26,7 @@ fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
         last_used_at: None,
         last_used_ip: None,
         created_by: None,
+        external_id: None,
     }
 }
 

@@ -39,6 +39,8 @@ pub struct TokenRecord {
     pub last_used_ip: Option<String>,
     /// The token id (or user id) that created this token.
     pub created_by: Option<String>,
+    /// An id chosen by a compatible surface's client (Instana's `internalId`), unique per tenant.
+    pub external_id: Option<String>,
 }
 
 impl TokenRecord {

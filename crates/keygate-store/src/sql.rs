@@ -114,7 +114,8 @@ fn like_contains(text: &str) -> String {
 }
 
 const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
-     scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by";
+     scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
+     external_id";
 
 fn get<'r, T: sqlx::Decode<'r, Any> + Type<Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
     row.try_get(col)
@@ -152,6 +153,7 @@ fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
         last_used_at: opt_time(row, "last_used_at")?,
         last_used_ip: get(row, "last_used_ip")?,
         created_by: get(row, "created_by")?,
+        external_id: get(row, "external_id")?,
     };
     Ok((get(row, "seq")?, rec))
 }
@@ -180,8 +182,9 @@ type Tx = sqlx::Transaction<'static, Any>;
 async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
-         enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15)",
+         enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
+         external_id) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
     )
     .bind(t.id.as_str())
     .bind(&t.tenant_id)
@@ -198,6 +201,7 @@ async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(t.last_used_at.map(to_ms))
     .bind(&t.last_used_ip)
     .bind(&t.created_by)
+    .bind(&t.external_id)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -304,6 +308,22 @@ impl Store for SqlStore {
         ))
         .bind(tenant_id)
         .bind(id)
+        .fetch_optional(&self.reader)
+        .await
+        .map_err(map_err)?;
+        row.map(|r| token_from_row(&r).map(|(_, t)| t)).transpose()
+    }
+
+    async fn token_by_external_id(
+        &self,
+        tenant_id: &str,
+        external_id: &str,
+    ) -> Result<Option<TokenRecord>> {
+        let row = sqlx::query(&format!(
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND external_id = $2"
+        ))
+        .bind(tenant_id)
+        .bind(external_id)
         .fetch_optional(&self.reader)
         .await
         .map_err(map_err)?;

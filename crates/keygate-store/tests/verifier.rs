@@ -29,6 +29,9 @@ impl Store for Counting {
     async fn token_by_id(&self, t: &str, id: &str) -> store::Result<Option<TokenRecord>> {
         self.inner.token_by_id(t, id).await
     }
+    async fn token_by_external_id(&self, t: &str, e: &str) -> store::Result<Option<TokenRecord>> {
+        self.inner.token_by_external_id(t, e).await
+    }
     async fn list_tokens(&self, t: &str, f: &TokenFilter) -> store::Result<Page<TokenRecord>> {
         self.inner.list_tokens(t, f).await
     }
@@ -171,6 +174,7 @@ fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
         last_used_at: None,
         last_used_ip: None,
         created_by: None,
+        external_id: None,
     }
 }
 

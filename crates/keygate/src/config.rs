@@ -36,6 +36,17 @@ pub struct ServeArgs {
     /// Refuse tokens in query parameters (api-token, apiToken, api_token).
     #[arg(long, env = "KEYGATE_NO_QUERY_TOKEN")]
     pub no_query_token: bool,
+    /// Compatible surfaces to serve, comma-separated: instana, dynatrace, interana [default: all].
+    #[arg(
+        long,
+        env = "KEYGATE_COMPAT",
+        value_name = "LIST",
+        conflicts_with = "no_compat"
+    )]
+    pub compat: Option<String>,
+    /// Serve no compatible surface, only the native API.
+    #[arg(long, env = "KEYGATE_NO_COMPAT")]
+    pub no_compat: bool,
     /// Take client addresses (audit, last use) from X-Forwarded-For / X-Real-IP; set this only
     /// behind a proxy that overwrites those headers.
     #[arg(long, env = "KEYGATE_TRUST_FORWARDED_FOR")]
@@ -70,6 +81,8 @@ struct FileConfig {
     scopes: std::collections::BTreeMap<String, String>,
     no_query_token: Option<bool>,
     trust_forwarded_for: Option<bool>,
+    compat: Option<String>,
+    no_compat: Option<bool>,
     cache_capacity: Option<usize>,
     negative_cache_capacity: Option<usize>,
     max_body_bytes: Option<usize>,
@@ -115,6 +128,7 @@ pub struct Config {
     pub catalog: ScopeCatalog,
     pub allow_query_token: bool,
     pub trust_forwarded_for: bool,
+    pub compat: keygate_server::compat::Compat,
     pub cache_capacity: usize,
     pub negative_cache_capacity: usize,
     pub max_body_bytes: usize,
@@ -144,7 +158,17 @@ impl ServeArgs {
             .unwrap_or_else(|| "kg".into());
         let prefix = TokenPrefix::parse(&prefix_text)
             .with_context(|| format!("--token-prefix {prefix_text:?}"))?;
+        let compat = if self.no_compat || file.no_compat.unwrap_or(false) {
+            keygate_server::compat::Compat::none()
+        } else {
+            match self.compat.or(file.compat) {
+                Some(list) => keygate_server::compat::Compat::parse(&list)
+                    .map_err(|e| anyhow::anyhow!("--compat {list:?}: {e}"))?,
+                None => keygate_server::compat::Compat::all(),
+            }
+        };
         let mut catalog = ScopeCatalog::default();
+        compat.register_scopes(&mut catalog);
         for (name, description) in &file.scopes {
             catalog
                 .add(name, description)
@@ -178,6 +202,7 @@ impl ServeArgs {
             allow_query_token: !(self.no_query_token || file.no_query_token.unwrap_or(false)),
             trust_forwarded_for: self.trust_forwarded_for
                 || file.trust_forwarded_for.unwrap_or(false),
+            compat,
             cache_capacity: self
                 .cache_capacity
                 .or(file.cache_capacity)

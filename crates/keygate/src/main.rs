@@ -56,7 +56,7 @@ fn main() -> ExitCode {
         Command::Openapi => {
             println!(
                 "{}",
-                keygate_server::openapi()
+                keygate_server::openapi(keygate_server::compat::Compat::all())
                     .to_pretty_json()
                     .expect("the OpenAPI document serialises")
             );

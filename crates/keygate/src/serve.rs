@@ -116,6 +116,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             allow_query_token: config.allow_query_token,
             max_body_bytes: config.max_body_bytes,
             trust_forwarded_for: config.trust_forwarded_for,
+            compat: config.compat,
         },
         VerifierConfig {
             prefix: config.prefix.clone(),

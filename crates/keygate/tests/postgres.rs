@@ -9,7 +9,13 @@
 mod auth;
 #[path = "cli.rs"]
 mod cli;
+#[path = "dynatrace.rs"]
+mod dynatrace;
 #[path = "forward_auth_nginx.rs"]
 mod forward_auth_nginx;
+#[path = "instana.rs"]
+mod instana;
+#[path = "interana.rs"]
+mod interana;
 #[path = "tokens.rs"]
 mod tokens;

@@ -1742,7 +1742,16 @@ fn creating_needs_tokens_write() {
 
 #[test]
 fn scopes_lists_built_ins_and_deployment_scopes() {
-    let s = metrics_server();
+    // Without compatible surfaces, whose scopes would join the catalogue.
+    let s = Server::builder()
+        .args(&[
+            "--no-compat",
+            "--scope",
+            "metrics:read=Read metrics",
+            "--scope",
+            "metrics:write=Write metrics",
+        ])
+        .start();
     let v = admin_get(&s, "/api/v1/scopes");
     let list = v.as_array().unwrap();
     let find = |name: &str| {

@@ -37,6 +37,9 @@ use crate::state::AppState;
         (name = "scopes", description = "The scope catalogue"),
         (name = "audit", description = "The audit log"),
         (name = "ops", description = "Health, readiness and metrics"),
+        (name = "instana", description = "Instana-compatible token API (`--compat instana`)"),
+        (name = "dynatrace", description = "Dynatrace-compatible token API (`--compat dynatrace`)"),
+        (name = "interana", description = "Interana-compatible token API (`--compat interana`)"),
     )
 )]
 struct ApiDoc;
@@ -61,8 +64,9 @@ impl Modify for SecuritySchemes {
     }
 }
 
-fn api() -> OpenApiRouter<AppState> {
+fn api(compat: crate::compat::Compat) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
+        .merge(compat.router())
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::lookup_token))
         .routes(routes!(tokens::get_self, tokens::revoke_self))
@@ -83,17 +87,17 @@ fn api() -> OpenApiRouter<AppState> {
         .routes(routes!(ops::metrics))
 }
 
-/// The OpenAPI document of every route, as served at `/openapi.json`.
-pub fn openapi() -> utoipa::openapi::OpenApi {
-    let mut doc = api().into_openapi();
+/// The OpenAPI document of every route of these surfaces, as served at `/openapi.json`.
+pub fn openapi(compat: crate::compat::Compat) -> utoipa::openapi::OpenApi {
+    let mut doc = api(compat).into_openapi();
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }
 
 pub fn router(state: AppState) -> Router {
-    let (router, _) = api().split_for_parts();
+    let (router, _) = api(state.config.compat).split_for_parts();
     let spec = Arc::new(
-        openapi()
+        openapi(state.config.compat)
             .to_json()
             .expect("the OpenAPI document serialises"),
     );

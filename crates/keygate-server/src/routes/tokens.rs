@@ -75,6 +75,7 @@ pub async fn create_token(
         owner_id: req.owner_id,
         description: tokens::validate_description(req.description)?,
         metadata: tokens::validate_metadata(req.metadata)?,
+        ..NewToken::default()
     };
     let (rec, plain) = tokens::create(&state, &caller, spec).await?;
     Ok(created(rec, plain))

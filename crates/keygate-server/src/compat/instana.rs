@@ -1,0 +1,621 @@
+//! Instana's API-token API (seed 004, client `instana-client`'s `APITokenApi`):
+//! `GET/POST /api/settings/api-tokens`, `GET/PUT/DELETE /api/settings/api-tokens/{internalId}`
+//! with Instana's `ApiToken` model.
+//!
+//! - Each `can…` / `limited…Scope` flag of the model is the scope `instana:<flag>`; a token
+//!   shows a flag as true when its scopes allow that scope (so `*` and `instana:*` show all).
+//! - `internalId` is the id the client chose when it created the token (kept as the token's
+//!   `external_id`); a token made elsewhere shows its keygate id. `id` is always keygate's id.
+//! - keygate never stores a secret, so `accessGrantingToken` is masked in every answer, the
+//!   ones to POST and PUT included: `<keygate id>_****`. The client's chosen secret is accepted
+//!   on creation (16–256 visible characters) and kept only as a hash.
+//! - Every route needs `tokens:admin` or `instana:canConfigureApiTokens`; the native rules of
+//!   `crate::tokens` (visibility, no escalation, audit, cache invalidation) apply as they are.
+//! - Errors are the native body, which is Instana's (`{"error":"Unauthorized","message":
+//!   "Invalid API token"}`) plus `code`.
+
+use std::collections::BTreeSet;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use keygate_core::{PlainToken, Scope, ScopeCatalog, ScopeSet};
+use keygate_store::{TokenFilter, TokenRecord};
+use serde_json::json;
+use time::OffsetDateTime;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{AnyScope, Authorized, Caller, Json, Path};
+use crate::state::AppState;
+use crate::tokens::{self, NewToken};
+
+pub use model::{InstanaApiToken, FLAGS};
+
+/// The scope namespace of Instana's permission flags.
+pub const NAMESPACE: &str = "instana";
+/// The flag (and scope) that lets a token manage tokens on this surface.
+pub const CONFIGURE_API_TOKENS: &str = "instana:canConfigureApiTokens";
+/// Longest `internalId` accepted.
+pub const MAX_INTERNAL_ID_CHARS: usize = 200;
+/// What a read shows in place of the secret, after the token id.
+pub const MASK: &str = "_****";
+
+pub fn register_scopes(catalog: &mut ScopeCatalog) {
+    for flag in FLAGS {
+        let description = format!("Instana API token permission {flag}");
+        catalog
+            .add(&scope_of(flag), &description)
+            .expect("Instana's flag names are valid scope names");
+    }
+}
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(instana_list_tokens, instana_create_token))
+        .routes(routes!(
+            instana_get_token,
+            instana_put_token,
+            instana_delete_token
+        ))
+}
+
+fn scope_of(flag: &str) -> String {
+    format!("{NAMESPACE}:{flag}")
+}
+
+/// The model, generated from the list of Instana's permission flags (the field names are the
+/// JSON names, as in `instana_client/models/api_token.py`).
+#[allow(non_snake_case)]
+mod model {
+    use serde::{Deserialize, Serialize};
+    use utoipa::ToSchema;
+
+    macro_rules! instana_flags {
+        ($($flag:ident),* $(,)?) => {
+            /// Every permission flag of Instana's `ApiToken`, by its JSON name.
+            pub const FLAGS: &[&str] = &[$(stringify!($flag)),*];
+
+            /// Instana's `ApiToken`. In answers, `accessGrantingToken` is masked and every flag
+            /// is present (true or false); in requests an absent flag means false.
+            #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+            pub struct InstanaApiToken {
+                /// The secret. Chosen by the client on creation (16–256 visible characters);
+                /// always masked in answers (`<id>_****`): keygate keeps only its hash.
+                #[serde(rename = "accessGrantingToken", default,
+                        skip_serializing_if = "Option::is_none")]
+                pub access_granting_token: Option<String>,
+                /// The token's id on this surface: chosen by the client on creation, or
+                /// keygate's id for tokens made elsewhere.
+                #[serde(rename = "internalId", default, skip_serializing_if = "Option::is_none")]
+                pub internal_id: Option<String>,
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub name: Option<String>,
+                /// keygate's token id (ignored in requests).
+                #[serde(default, skip_serializing_if = "Option::is_none")]
+                pub id: Option<String>,
+                /// The token id that created this token (ignored in requests).
+                #[serde(rename = "createdBy", default, skip_serializing_if = "Option::is_none")]
+                pub created_by: Option<String>,
+                /// Epoch milliseconds (ignored in requests).
+                #[serde(rename = "createdOn", default, skip_serializing_if = "Option::is_none")]
+                pub created_on: Option<i64>,
+                /// Epoch milliseconds; in a request, when the token stops working.
+                #[serde(rename = "expiresOn", default, skip_serializing_if = "Option::is_none")]
+                pub expires_on: Option<i64>,
+                /// Epoch milliseconds (ignored in requests).
+                #[serde(rename = "lastUsedOn", default, skip_serializing_if = "Option::is_none")]
+                pub last_used_on: Option<i64>,
+                $(
+                    #[serde(default, skip_serializing_if = "Option::is_none")]
+                    pub $flag: Option<bool>,
+                )*
+            }
+
+            impl InstanaApiToken {
+                /// The flags set to true.
+                pub fn flags_set(&self) -> std::collections::BTreeSet<&'static str> {
+                    let mut s = std::collections::BTreeSet::new();
+                    $(
+                        if self.$flag == Some(true) {
+                            s.insert(stringify!($flag));
+                        }
+                    )*
+                    s
+                }
+
+                /// Sets every flag, to true where `on` says so.
+                pub fn set_flags(&mut self, on: impl Fn(&str) -> bool) {
+                    $( self.$flag = Some(on(stringify!($flag))); )*
+                }
+            }
+        };
+    }
+
+    instana_flags!(
+        canCollectNetTraceLogs,
+        canConfigureAgentRunMode,
+        canConfigureAgents,
+        canConfigureAiAgents,
+        canConfigureApdex,
+        canConfigureApiTokens,
+        canConfigureApplicationBusinessCriticality,
+        canConfigureApplicationSmartAlerts,
+        canConfigureApplications,
+        canConfigureAuthenticationMethods,
+        canConfigureAutomationActions,
+        canConfigureAutomationPolicies,
+        canConfigureBizops,
+        canConfigureCustomEntities,
+        canConfigureDatabaseManagement,
+        canConfigureEntityPayloadTransformationRules,
+        canConfigureEumApplications,
+        canConfigureEventsAndAlerts,
+        canConfigureGenAIEvaluations,
+        canConfigureGenAISmartAlerts,
+        canConfigureGlobalAlertPayload,
+        canConfigureGlobalApplicationSmartAlerts,
+        canConfigureGlobalInfraSmartAlerts,
+        canConfigureGlobalLogSmartAlerts,
+        canConfigureGlobalSyntheticSmartAlerts,
+        canConfigureIPFiltering,
+        canConfigureIntegrations,
+        canConfigureLLM,
+        canConfigureLLMModelPrice,
+        canConfigureLogManagement,
+        canConfigureLogRetentionPeriod,
+        canConfigureLoggingPerspectives,
+        canConfigureMaintenanceWindows,
+        canConfigureMobileAppBusinessCriticality,
+        canConfigureMobileAppConversions,
+        canConfigureMobileAppMonitoring,
+        canConfigureMobileAppSmartAlerts,
+        canConfigureNetworkIntegrations,
+        canConfigurePersonalApiTokens,
+        canConfigurePersonallyIdentifiableInformationMasking,
+        canConfigureReleases,
+        canConfigureServiceLevelCorrectionWindows,
+        canConfigureServiceLevelSmartAlerts,
+        canConfigureServiceLevels,
+        canConfigureServiceMapping,
+        canConfigureSessionSettings,
+        canConfigureSubtraces,
+        canConfigureSyntheticCredentials,
+        canConfigureSyntheticLocations,
+        canConfigureSyntheticTests,
+        canConfigureTeams,
+        canConfigureUsers,
+        canConfigureWebsiteBusinessCriticality,
+        canConfigureWebsiteConversions,
+        canConfigureWebsiteSmartAlerts,
+        canCreateHeapDump,
+        canCreatePublicCustomDashboards,
+        canCreateThreadDump,
+        canDeleteAutomationActionHistory,
+        canDeleteLogs,
+        canDownloadAgentConfiguration,
+        canEditAllAccessibleCustomDashboards,
+        canInstallNewAgents,
+        canInvokeAlertChannel,
+        canManuallyCloseIssue,
+        canPlaybackSessionReplay,
+        canRunAutomationActions,
+        canUseSyntheticCredentials,
+        canViewAccountAndBillingInformation,
+        canViewAuditLog,
+        canViewBizAlerts,
+        canViewBusinessActivities,
+        canViewBusinessProcessDetails,
+        canViewBusinessProcesses,
+        canViewLogVolume,
+        canViewLogs,
+        canViewSyntheticLocations,
+        canViewSyntheticTestResults,
+        canViewSyntheticTests,
+        canViewTraceDetails,
+        limitedAiGatewayScope,
+        limitedAlertChannelsScope,
+        limitedApplicationsScope,
+        limitedAutomationScope,
+        limitedBizOpsScope,
+        limitedGenAICapabilitiesScope,
+        limitedGenAIScope,
+        limitedInfrastructureScope,
+        limitedKubernetesScope,
+        limitedLinuxKVMHypervisorScope,
+        limitedLoggingPerspectivesScope,
+        limitedLogsScope,
+        limitedMobileAppsScope,
+        limitedNutanixScope,
+        limitedOpenstackScope,
+        limitedPcfScope,
+        limitedPhmcScope,
+        limitedPvcScope,
+        limitedSAPScope,
+        limitedServiceLevelScope,
+        limitedSyntheticsScope,
+        limitedVsphereScope,
+        limitedWebsitesScope,
+        limitedWindowsHypervisorScope,
+        limitedXenServerScope,
+        limitedZhmcScope,
+    );
+}
+
+/// This surface's own scope check: `tokens:admin` or `instana:canConfigureApiTokens`.
+fn manager(caller: ApiResult<Authorized<AnyScope>>) -> ApiResult<Authorized<AnyScope>> {
+    let caller = caller?;
+    if caller.is_admin() || caller.token.scopes.allows(CONFIGURE_API_TOKENS) {
+        Ok(caller)
+    } else {
+        Err(ApiError::InsufficientScope(vec![
+            CONFIGURE_API_TOKENS.to_owned()
+        ]))
+    }
+}
+
+fn epoch_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// A token's id on this surface.
+fn internal_id_of(rec: &TokenRecord) -> String {
+    rec.external_id
+        .clone()
+        .unwrap_or_else(|| rec.id.as_str().to_owned())
+}
+
+/// A token as Instana's model: masked secret, every flag present.
+fn view(rec: &TokenRecord) -> InstanaApiToken {
+    let mut v = InstanaApiToken {
+        access_granting_token: Some(format!("{}{MASK}", rec.id)),
+        internal_id: Some(internal_id_of(rec)),
+        name: Some(rec.name.clone()),
+        id: Some(rec.id.as_str().to_owned()),
+        created_by: rec.created_by.clone(),
+        created_on: Some(epoch_ms(rec.created_at)),
+        expires_on: rec.expires_at.map(epoch_ms),
+        last_used_on: rec.last_used_at.map(epoch_ms),
+        ..InstanaApiToken::default()
+    };
+    v.set_flags(|f| rec.scopes.allows(&scope_of(f)));
+    v
+}
+
+/// The flags a token shows as true.
+fn shown_flags(scopes: &ScopeSet) -> BTreeSet<&'static str> {
+    FLAGS
+        .iter()
+        .copied()
+        .filter(|f| scopes.allows(&scope_of(f)))
+        .collect()
+}
+
+/// The scopes for a set of flags: `instana:*` when all are set (it shows the same and stays
+/// within keygate's limit on scopes per token), else one scope per flag.
+fn flag_scopes(flags: &BTreeSet<&'static str>) -> Vec<Scope> {
+    if flags.len() == FLAGS.len() {
+        return vec![Scope::parse(&format!("{NAMESPACE}:*")).expect("a valid wildcard")];
+    }
+    flags
+        .iter()
+        .map(|f| Scope::parse(&scope_of(f)).expect("a valid scope name"))
+        .collect()
+}
+
+/// The scopes after a PUT: unchanged if the flags shown do not change; otherwise the token's
+/// scopes outside the `instana:` namespace (but not `*`, which would keep every flag) plus the
+/// flags set.
+fn updated_scopes(old: &ScopeSet, flags: &BTreeSet<&'static str>) -> ScopeSet {
+    if shown_flags(old) == *flags {
+        return old.clone();
+    }
+    let prefix = format!("{NAMESPACE}:");
+    let mut scopes: Vec<Scope> = old
+        .iter()
+        .filter(|s| s.as_str() != "*" && !s.as_str().starts_with(&prefix))
+        .cloned()
+        .collect();
+    scopes.extend(flag_scopes(flags));
+    ScopeSet::new(scopes)
+}
+
+fn validate_internal_id(id: &str) -> ApiResult<()> {
+    let chars = id.chars().count();
+    if id.trim().is_empty() {
+        return Err(ApiError::Unprocessable(
+            "internalId must not be empty".into(),
+        ));
+    }
+    if chars > MAX_INTERNAL_ID_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "internalId is {chars} characters long; at most {MAX_INTERNAL_ID_CHARS} are allowed"
+        )));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(ApiError::Unprocessable(
+            "internalId must not contain control characters".into(),
+        ));
+    }
+    Ok(())
+}
+
+fn required_name(body: &InstanaApiToken) -> ApiResult<String> {
+    match &body.name {
+        Some(n) => tokens::validate_name(n),
+        None => Err(ApiError::Unprocessable("name is required".into())),
+    }
+}
+
+/// `expiresOn` (epoch milliseconds) as an expiry, checked as the native `expiresAt` is.
+fn expiry_of(ms: i64) -> ApiResult<OffsetDateTime> {
+    let at = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
+        .map_err(|_| ApiError::Unprocessable("expiresOn is out of range".into()))?;
+    tokens::expiry(keygate_store::now(), Some(at), None)
+        .map_err(|e| match e {
+            ApiError::Unprocessable(m) => {
+                ApiError::Unprocessable(m.replace("expiresAt", "expiresOn"))
+            }
+            e => e,
+        })
+        .map(|e| e.expect("an expiry was given"))
+}
+
+/// The token whose id on this surface is `internal_id`, if the caller may see it.
+async fn find(
+    state: &AppState,
+    caller: &Caller,
+    internal_id: &str,
+) -> ApiResult<Option<TokenRecord>> {
+    let rec = match state
+        .store
+        .token_by_external_id(caller.tenant_id(), internal_id)
+        .await?
+    {
+        Some(rec) => Some(rec),
+        // A token without a client-chosen id goes by its keygate id.
+        None => state
+            .store
+            .token_by_id(caller.tenant_id(), internal_id)
+            .await?
+            .filter(|t| t.external_id.is_none()),
+    };
+    Ok(rec.filter(|t| caller.is_admin() || t.owner_id == caller.token.owner_id))
+}
+
+async fn find_or_404(
+    state: &AppState,
+    caller: &Caller,
+    internal_id: &str,
+) -> ApiResult<TokenRecord> {
+    find(state, caller, internal_id)
+        .await?
+        .ok_or_else(|| ApiError::NotFound(format!("No API token with internalId {internal_id:?}")))
+}
+
+/// Creates a token with the client's chosen id and secret.
+async fn create(
+    state: &AppState,
+    caller: &Caller,
+    internal_id: &str,
+    body: InstanaApiToken,
+) -> ApiResult<TokenRecord> {
+    validate_internal_id(internal_id)?;
+    let name = required_name(&body)?;
+    let flags = body.flags_set();
+    let secret = match body.access_granting_token {
+        Some(s) if !s.is_empty() => s,
+        _ => {
+            return Err(ApiError::Unprocessable(
+                "accessGrantingToken is required to create a token".into(),
+            ))
+        }
+    };
+    let expires_at = body.expires_on.map(expiry_of).transpose()?;
+    let scopes = ScopeSet::new(flag_scopes(&flags));
+    // The id must be free both as a chosen id and as a keygate id, or lookups would be
+    // ambiguous.
+    let taken = state
+        .store
+        .token_by_external_id(caller.tenant_id(), internal_id)
+        .await?
+        .is_some()
+        || state
+            .store
+            .token_by_id(caller.tenant_id(), internal_id)
+            .await?
+            .is_some();
+    if taken {
+        return Err(ApiError::Conflict(format!(
+            "An API token with internalId {internal_id:?} already exists"
+        )));
+    }
+    let spec = NewToken {
+        name,
+        scopes,
+        expires_at,
+        secret: Some(PlainToken::from_client(secret)),
+        external_id: Some(internal_id.to_owned()),
+        ..NewToken::default()
+    };
+    match tokens::create(state, caller, spec).await {
+        Ok((rec, _)) => Ok(rec),
+        Err(ApiError::Conflict(_)) => Err(ApiError::Conflict(
+            "An API token with this internalId or this accessGrantingToken already exists".into(),
+        )),
+        Err(e) => Err(e),
+    }
+}
+
+/// Get all API tokens: the whole tenant's with `tokens:admin`, else the caller's owner's.
+#[utoipa::path(get, path = "/api/settings/api-tokens", tag = "instana",
+    operation_id = "instanaGetApiTokens",
+    responses((status = 200, body = Vec<InstanaApiToken>), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn instana_list_tokens(
+    State(state): State<AppState>,
+    caller: ApiResult<Authorized<AnyScope>>,
+) -> ApiResult<axum::Json<Vec<InstanaApiToken>>> {
+    let caller = manager(caller)?;
+    let mut out = Vec::new();
+    let mut before_seq = None;
+    loop {
+        let page = tokens::list(
+            &state,
+            &caller,
+            TokenFilter {
+                before_seq,
+                limit: 1000,
+                ..TokenFilter::default()
+            },
+        )
+        .await?;
+        out.extend(page.items.iter().map(view));
+        match page.next {
+            Some(n) => before_seq = Some(n),
+            None => break,
+        }
+    }
+    Ok(axum::Json(out))
+}
+
+/// Get one API token by its internalId.
+#[utoipa::path(get, path = "/api/settings/api-tokens/{internalId}", tag = "instana",
+    operation_id = "instanaGetApiToken",
+    params(("internalId" = String, Path, description = "The id the client chose, or keygate's id")),
+    responses((status = 200, body = InstanaApiToken), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn instana_get_token(
+    State(state): State<AppState>,
+    caller: ApiResult<Authorized<AnyScope>>,
+    Path(internal_id): Path<String>,
+) -> ApiResult<axum::Json<InstanaApiToken>> {
+    let caller = manager(caller)?;
+    let rec = find_or_404(&state, &caller, &internal_id).await?;
+    Ok(axum::Json(view(&rec)))
+}
+
+/// Create an API token with the client's chosen `internalId` and `accessGrantingToken`;
+/// answers 200 (as Instana does) with the token, its secret masked.
+#[utoipa::path(post, path = "/api/settings/api-tokens", tag = "instana",
+    operation_id = "instanaPostApiToken",
+    request_body = InstanaApiToken,
+    responses((status = 200, body = InstanaApiToken), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn instana_create_token(
+    State(state): State<AppState>,
+    caller: ApiResult<Authorized<AnyScope>>,
+    Json(body): Json<InstanaApiToken>,
+) -> ApiResult<axum::Json<InstanaApiToken>> {
+    let caller = manager(caller)?;
+    let Some(internal_id) = body.internal_id.clone() else {
+        return Err(ApiError::Unprocessable("internalId is required".into()));
+    };
+    let rec = create(&state, &caller, &internal_id, body).await?;
+    Ok(axum::Json(view(&rec)))
+}
+
+/// Create or update an API token: an existing one gets the name and the flags sent (flags
+/// left out are false); an unknown `internalId` is created as by POST.
+#[utoipa::path(put, path = "/api/settings/api-tokens/{internalId}", tag = "instana",
+    operation_id = "instanaPutApiToken",
+    params(("internalId" = String, Path, description = "The id the client chose, or keygate's id")),
+    request_body = InstanaApiToken,
+    responses((status = 200, body = InstanaApiToken), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn instana_put_token(
+    State(state): State<AppState>,
+    caller: ApiResult<Authorized<AnyScope>>,
+    Path(internal_id): Path<String>,
+    Json(body): Json<InstanaApiToken>,
+) -> ApiResult<axum::Json<InstanaApiToken>> {
+    let caller = manager(caller)?;
+    if let Some(b) = &body.internal_id {
+        if *b != internal_id {
+            return Err(ApiError::Unprocessable(format!(
+                "internalId {b:?} in the body differs from {internal_id:?} in the path"
+            )));
+        }
+    }
+    let Some(found) = find(&state, &caller, &internal_id).await? else {
+        let rec = create(&state, &caller, &internal_id, body).await?;
+        return Ok(axum::Json(view(&rec)));
+    };
+    let name = required_name(&body)?;
+    // No escalation, for the token as it is and as it will be.
+    let mut rec = tokens::changeable(&state, &caller, found.id.as_str()).await?;
+    let scopes = updated_scopes(&rec.scopes, &body.flags_set());
+    tokens::ensure_covers(&caller, &scopes)?;
+    if let Some(ms) = body.expires_on {
+        if rec.expires_at.map(epoch_ms) != Some(ms) {
+            rec.expires_at = Some(expiry_of(ms)?);
+        }
+    }
+    rec.name = name;
+    rec.scopes = scopes;
+    let details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
+                          "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()),
+                          "via": "instana" });
+    let rec = tokens::save(&state, &caller, rec, "token.update", details).await?;
+    Ok(axum::Json(view(&rec)))
+}
+
+/// Delete (revoke) an API token; 204.
+#[utoipa::path(delete, path = "/api/settings/api-tokens/{internalId}", tag = "instana",
+    operation_id = "instanaDeleteApiToken",
+    params(("internalId" = String, Path, description = "The id the client chose, or keygate's id")),
+    responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn instana_delete_token(
+    State(state): State<AppState>,
+    caller: ApiResult<Authorized<AnyScope>>,
+    Path(internal_id): Path<String>,
+) -> ApiResult<StatusCode> {
+    let caller = manager(caller)?;
+    let found = find_or_404(&state, &caller, &internal_id).await?;
+    let rec = tokens::changeable(&state, &caller, found.id.as_str()).await?;
+    tokens::delete(&state, &caller, rec, "token.delete").await?;
+    Ok(StatusCode::NO_CONTENT)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_flag_is_a_valid_scope_and_registered() {
+        let mut c = ScopeCatalog::default();
+        register_scopes(&mut c);
+        assert_eq!(FLAGS.len(), 106);
+        for f in FLAGS {
+            assert!(c.knows(&Scope::parse(&scope_of(f)).unwrap()), "{f}");
+        }
+    }
+
+    #[test]
+    fn flags_parse_strictly_and_absent_is_false() {
+        let t: InstanaApiToken =
+            serde_json::from_str(r#"{"name":"a","canViewLogs":true,"canDeleteLogs":false}"#)
+                .unwrap();
+        assert_eq!(t.flags_set(), BTreeSet::from(["canViewLogs"]));
+        assert!(serde_json::from_str::<InstanaApiToken>(r#"{"canViewLogs":"true"}"#).is_err());
+    }
+
+    #[test]
+    fn put_keeps_other_scopes_and_all_flags_collapse() {
+        let old = ScopeSet::parse(["tokens:read", "instana:canViewLogs"]).unwrap();
+        let new = updated_scopes(&old, &BTreeSet::from(["canDeleteLogs"]));
+        assert_eq!(new.names(), vec!["instana:canDeleteLogs", "tokens:read"]);
+        let all: BTreeSet<_> = FLAGS.iter().copied().collect();
+        assert_eq!(flag_scopes(&all)[0].as_str(), "instana:*");
+        let star = ScopeSet::parse(["*"]).unwrap();
+        assert_eq!(updated_scopes(&star, &all), star);
+    }
+}

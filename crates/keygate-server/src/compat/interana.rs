@@ -1,0 +1,168 @@
+//! Interana's token API (seed 002): `create_token` makes a new token for the caller's owner with
+//! the caller's scopes; `revoke_token` revokes a token of the same owner (any of the tenant with
+//! `tokens:admin`). Answers `{"token": …, "success": true}` / `{"success": true}`, failures
+//! `{"msg": …, "success": false}`. Together they give the document's primary/secondary
+//! rotation: create the secondary with the primary, revoke the primary with the secondary.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use keygate_core::PlainToken;
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::error::ApiError;
+use crate::extract::{Authorized, Json, TokensWrite};
+use crate::state::AppState;
+use crate::tokens::{self, NewToken};
+
+pub fn router() -> OpenApiRouter<AppState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_token_post, create_token_get))
+        .routes(routes!(revoke_token))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Created {
+    pub token: String,
+    pub success: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Done {
+    pub success: bool,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Failure {
+    pub msg: String,
+    pub success: bool,
+}
+
+#[derive(Deserialize, ToSchema)]
+pub struct RevokeRequest {
+    pub token: String,
+}
+
+/// Interana's failure body, with the native error's status.
+pub struct InteranaError(ApiError);
+
+impl From<ApiError> for InteranaError {
+    fn from(e: ApiError) -> Self {
+        Self(e)
+    }
+}
+
+impl IntoResponse for InteranaError {
+    fn into_response(self) -> Response {
+        let msg = match &self.0 {
+            // Interana's own words for "no usable credentials".
+            ApiError::MissingToken | ApiError::InvalidToken => "Not logged in.".to_owned(),
+            e => e.to_string(),
+        };
+        let status = self.0.status();
+        let mut resp = (
+            status,
+            axum::Json(Failure {
+                msg,
+                success: false,
+            }),
+        )
+            .into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                axum::http::header::WWW_AUTHENTICATE,
+                axum::http::HeaderValue::from_static("Token realm=\"keygate\""),
+            );
+        }
+        resp
+    }
+}
+
+type Caller = Result<Authorized<TokensWrite>, ApiError>;
+
+async fn create(state: AppState, caller: Caller) -> Result<axum::Json<Created>, InteranaError> {
+    let caller = caller?;
+    // Same owner, same scopes, and never a longer life than the caller's own token.
+    let spec = NewToken {
+        name: "created by create_token".into(),
+        scopes: caller.token.scopes.clone(),
+        expires_at: caller.token.expires_at,
+        description: Some(format!(
+            "Created with {} through /api/create_token",
+            caller.token.id
+        )),
+        ..NewToken::default()
+    };
+    let (_, plain) = tokens::create(&state, &caller, spec).await?;
+    Ok(axum::Json(Created {
+        token: plain.expose().to_owned(),
+        success: true,
+    }))
+}
+
+/// Create a token for the calling token's owner, with the caller's scopes.
+#[utoipa::path(post, path = "/api/create_token", tag = "interana",
+    responses((status = 200, body = Created), (status = 401, body = Failure), (status = 403, body = Failure)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn create_token_post(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<Created>, InteranaError> {
+    create(state, caller).await
+}
+
+/// The same as `POST /api/create_token` (Interana accepts both methods).
+#[utoipa::path(get, path = "/api/create_token", tag = "interana",
+    responses((status = 200, body = Created), (status = 401, body = Failure), (status = 403, body = Failure)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn create_token_get(
+    State(state): State<AppState>,
+    caller: Caller,
+) -> Result<axum::Json<Created>, InteranaError> {
+    create(state, caller).await
+}
+
+/// Revoke a token of the caller's owner (any token of the tenant with `tokens:admin`).
+#[utoipa::path(post, path = "/api/revoke_token", tag = "interana",
+    request_body = RevokeRequest,
+    responses((status = 200, body = Done), (status = 400, body = Failure), (status = 401, body = Failure),
+              (status = 403, body = Failure), (status = 404, body = Failure)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn revoke_token(
+    State(state): State<AppState>,
+    caller: Caller,
+    body: Result<Json<RevokeRequest>, ApiError>,
+) -> Result<axum::Json<Done>, InteranaError> {
+    let caller = caller?;
+    let Json(req) = body?;
+    let not_found = || ApiError::NotFound("No such token of yours".into());
+    if keygate_core::token::parse(&req.token, &state.config.prefix).is_err() {
+        return Err(not_found().into());
+    }
+    let hash = PlainToken::from_client(req.token).hash();
+    let rec = match state
+        .store
+        .token_by_hash(&hash)
+        .await
+        .map_err(ApiError::from)?
+    {
+        Some(t) if t.tenant_id == caller.tenant_id() => t,
+        _ => return Err(not_found().into()),
+    };
+    // Same visibility and no-escalation rules as the native API; a token may revoke itself.
+    let rec = if rec.id == caller.token.id {
+        rec
+    } else {
+        tokens::changeable(&state, &caller, rec.id.as_str()).await?
+    };
+    let action = if rec.id == caller.token.id {
+        "token.revoke_self"
+    } else {
+        "token.delete"
+    };
+    tokens::delete(&state, &caller, rec, action).await?;
+    Ok(axum::Json(Done { success: true }))
+}
