@@ -184,6 +184,13 @@ impl Caller {
         &self.token.tenant_id
     }
 
+    /// Visibility: the tokens of the caller's own owner, or with `tokens:admin` every token of
+    /// its tenant; nothing of another tenant.
+    pub fn may_see(&self, t: &keygate_store::TokenRecord) -> bool {
+        t.tenant_id == self.token.tenant_id
+            && (self.is_admin() || t.owner_id == self.token.owner_id)
+    }
+
     /// How this caller is named in audit entries.
     pub fn actor(&self) -> String {
         self.token.id.to_string()

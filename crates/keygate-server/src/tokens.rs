@@ -249,9 +249,27 @@ pub async fn create(
 /// with `tokens:admin`. Anything else is "not found", so ids of others do not leak.
 pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<TokenRecord> {
     match state.store.token_by_id(caller.tenant_id(), id).await? {
-        Some(t) if caller.is_admin() || t.owner_id == caller.token.owner_id => Ok(t),
+        Some(t) if caller.may_see(&t) => Ok(t),
         _ => Err(ApiError::token_not_found()),
     }
+}
+
+/// The token whose plaintext this is, if the caller may see it. A string that cannot be a token
+/// here (bad shape or checksum) costs no lookup.
+pub async fn visible_by_secret(
+    state: &AppState,
+    caller: &Caller,
+    secret: &str,
+) -> ApiResult<Option<TokenRecord>> {
+    if keygate_core::token::parse(secret, &state.config.prefix).is_err() {
+        return Ok(None);
+    }
+    let hash = PlainToken::from_client(secret.to_owned()).hash();
+    Ok(state
+        .store
+        .token_by_hash(&hash)
+        .await?
+        .filter(|t| caller.may_see(t)))
 }
 
 /// The token with this id, if the caller may see it and change it. No escalation (DESIGN §4)

@@ -380,7 +380,7 @@ async fn find(
             .await?
             .filter(|t| t.external_id.is_none()),
     };
-    Ok(rec.filter(|t| caller.is_admin() || t.owner_id == caller.token.owner_id))
+    Ok(rec.filter(|t| caller.may_see(t)))
 }
 
 async fn find_or_404(

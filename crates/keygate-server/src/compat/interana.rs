@@ -7,7 +7,6 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use keygate_core::PlainToken;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -139,25 +138,13 @@ pub async fn revoke_token(
     let caller = caller?;
     let Json(req) = body?;
     let not_found = || ApiError::NotFound("No such token of yours".into());
-    if keygate_core::token::parse(&req.token, &state.config.prefix).is_err() {
-        return Err(not_found().into());
+    let rec = tokens::visible_by_secret(&state, &caller, &req.token)
+        .await?
+        .ok_or_else(not_found)?;
+    // No escalation as on the native API; a token may always revoke itself.
+    if rec.id != caller.token.id {
+        tokens::ensure_covers(&caller, &rec.scopes)?;
     }
-    let hash = PlainToken::from_client(req.token).hash();
-    let rec = match state
-        .store
-        .token_by_hash(&hash)
-        .await
-        .map_err(ApiError::from)?
-    {
-        Some(t) if t.tenant_id == caller.tenant_id() => t,
-        _ => return Err(not_found().into()),
-    };
-    // Same visibility and no-escalation rules as the native API; a token may revoke itself.
-    let rec = if rec.id == caller.token.id {
-        rec
-    } else {
-        tokens::changeable(&state, &caller, rec.id.as_str()).await?
-    };
     let action = if rec.id == caller.token.id {
         "token.revoke_self"
     } else {

@@ -254,18 +254,9 @@ pub async fn lookup_token(
     caller: Authorized<TokensRead>,
     Json(req): Json<TokenBody>,
 ) -> ApiResult<axum::Json<TokenView>> {
-    if keygate_core::token::parse(&req.token, &state.config.prefix).is_err() {
-        return Err(ApiError::token_not_found());
-    }
-    let hash = PlainToken::from_client(req.token).hash();
-    match state.store.token_by_hash(&hash).await? {
-        Some(t)
-            if t.tenant_id == caller.tenant_id()
-                && (caller.is_admin() || t.owner_id == caller.token.owner_id) =>
-        {
-            Ok(axum::Json(t.into()))
-        }
-        _ => Err(ApiError::token_not_found()),
+    match tokens::visible_by_secret(&state, &caller, &req.token).await? {
+        Some(t) => Ok(axum::Json(t.into())),
+        None => Err(ApiError::token_not_found()),
     }
 }
 

@@ -11,7 +11,7 @@ pub mod query;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
-use keygate_core::{PlainToken, ScopeCatalog, ScopeSet};
+use keygate_core::{ScopeCatalog, ScopeSet};
 use keygate_store::{TokenFilter, TokenRecord};
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Map, Value};
@@ -461,22 +461,6 @@ fn scope_names(v: &Value) -> Option<Vec<String>> {
         .iter()
         .map(|s| s.as_str().map(str::to_owned))
         .collect()
-}
-
-/// A token given by its secret, if the caller may see it.
-async fn by_secret(
-    state: &AppState,
-    caller: &Caller,
-    secret: &str,
-) -> Result<Option<TokenRecord>, ApiError> {
-    if keygate_core::token::parse(secret, &state.config.prefix).is_err() {
-        return Ok(None);
-    }
-    let hash = PlainToken::from_client(secret.to_owned()).hash();
-    Ok(state.store.token_by_hash(&hash).await?.filter(|t| {
-        t.tenant_id == caller.tenant_id()
-            && (caller.is_admin() || t.owner_id == caller.token.owner_id)
-    }))
 }
 
 fn not_found() -> DtError {
@@ -944,7 +928,7 @@ pub async fn delete_token(
     let Path(id) = id?;
     let rec = match tokens::visible(&state, &caller, &id).await {
         Ok(r) => r,
-        Err(ApiError::NotFound(_)) => by_secret(&state, &caller, &id)
+        Err(ApiError::NotFound(_)) => tokens::visible_by_secret(&state, &caller, &id)
             .await?
             .ok_or_else(not_found)?,
         Err(e) => return Err(e.into()),
@@ -984,7 +968,7 @@ pub async fn lookup_token(
         Some(_) => return Err(DtError::one("token", "must be a string", BODY)),
         None => return Err(DtError::one("token", "must not be null", BODY)),
     };
-    match by_secret(&state, &caller, secret).await? {
+    match tokens::visible_by_secret(&state, &caller, secret).await? {
         Some(t) => Ok(axum::Json(ApiToken::from(&t))),
         None => Err(not_found()),
     }
