@@ -3,11 +3,13 @@
 
 pub mod base62;
 pub mod credentials;
+pub mod role;
 pub mod scope;
 pub mod token;
 
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};
-pub use scope::{Scope, ScopeCatalog, ScopeError, ScopeSet};
+pub use role::Role;
+pub use scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};
 pub use token::{
     ParsedToken, PlainToken, TokenError, TokenHash, TokenId, TokenPrefix, FOREIGN_MAX_LEN,
     FOREIGN_MIN_LEN,

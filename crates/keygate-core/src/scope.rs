@@ -172,37 +172,69 @@ impl ScopeSet {
     }
 }
 
+/// The group of the built-in scopes.
+pub const GROUP_KEYGATE: &str = "keygate";
+/// The group of the scopes a deployment adds with `--scope`.
+pub const GROUP_DEPLOYMENT: &str = "deployment";
+
+/// One scope of the catalogue. `group` says where it comes from (`keygate`, `deployment`, or
+/// a compatible surface such as `instana`), so a page can show the long vendor lists apart.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CatalogEntry {
+    pub description: String,
+    pub group: &'static str,
+}
+
 /// The scopes a deployment knows: the built-in ones plus `--scope NAME=DESCRIPTION`.
 /// Requests naming other scopes are refused, so a typo never becomes a useless token.
 #[derive(Debug, Clone)]
 pub struct ScopeCatalog {
-    scopes: BTreeMap<String, String>,
+    scopes: BTreeMap<String, CatalogEntry>,
 }
 
 impl Default for ScopeCatalog {
     fn default() -> Self {
-        Self {
-            scopes: BUILT_IN
-                .iter()
-                .map(|(n, d)| (n.to_string(), d.to_string()))
-                .collect(),
+        let mut c = Self {
+            scopes: BTreeMap::new(),
+        };
+        for (name, description) in BUILT_IN {
+            c.add_to_group(GROUP_KEYGATE, name, description)
+                .expect("built-in scope names are valid");
         }
+        c
     }
 }
 
 impl ScopeCatalog {
     /// Adds a deployment scope. Wildcards are not catalogue entries: they are derived.
     pub fn add(&mut self, name: &str, description: &str) -> Result<(), ScopeError> {
+        self.add_to_group(GROUP_DEPLOYMENT, name, description)
+    }
+
+    pub fn add_to_group(
+        &mut self,
+        group: &'static str,
+        name: &str,
+        description: &str,
+    ) -> Result<(), ScopeError> {
         let scope = Scope::parse(name)?;
         if scope.is_wildcard() {
             return Err(ScopeError::Invalid(name.to_owned()));
         }
-        self.scopes.insert(name.to_owned(), description.to_owned());
+        let entry = CatalogEntry {
+            description: description.to_owned(),
+            group,
+        };
+        self.scopes.insert(name.to_owned(), entry);
         Ok(())
     }
 
-    pub fn entries(&self) -> impl Iterator<Item = (&str, &str)> {
-        self.scopes.iter().map(|(n, d)| (n.as_str(), d.as_str()))
+    pub fn entries(&self) -> impl Iterator<Item = (&str, &CatalogEntry)> {
+        self.scopes.iter().map(|(n, e)| (n.as_str(), e))
+    }
+
+    pub fn names(&self) -> impl Iterator<Item = &str> {
+        self.scopes.keys().map(String::as_str)
     }
 
     /// Is `scope` grantable here: a known name, `*`, or a wildcard covering at least one

@@ -3,14 +3,11 @@
 //! generated here are returned once, for the caller to print.
 
 use anyhow::{bail, Context};
-use argon2::password_hash::rand_core::OsRng;
-use argon2::password_hash::{PasswordHasher, SaltString};
-use argon2::Argon2;
 use keygate_core::token::{self, ParsedToken};
-use keygate_core::{base62, PlainToken, ScopeSet, TokenId, TokenPrefix};
+use keygate_core::{PlainToken, ScopeSet, TokenId, TokenPrefix};
 use keygate_store::{Bootstrap, Store, TokenRecord, UserRecord, DEFAULT_TENANT};
 
-pub const MIN_PASSWORD_CHARS: usize = 12;
+pub use crate::accounts::MIN_PASSWORD_CHARS;
 
 /// What the operator supplied (from `KEYGATE_BOOTSTRAP_TOKEN` / `KEYGATE_ADMIN_PASSWORD`).
 #[derive(Default)]
@@ -38,11 +35,7 @@ pub struct Generated {
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    let salt = SaltString::generate(&mut OsRng);
-    Argon2::default()
-        .hash_password(password.as_bytes(), &salt)
-        .map(|h| h.to_string())
-        .map_err(|e| anyhow::anyhow!("hashing the admin password failed: {e}"))
+    crate::accounts::hash_password_blocking(password).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Validates what the operator gave before anything is written, so a bad value fails the
@@ -74,11 +67,7 @@ fn prepare(
             bail!("KEYGATE_ADMIN_PASSWORD must be at least {MIN_PASSWORD_CHARS} characters")
         }
         Some(p) => (p.clone(), false),
-        None => {
-            let mut p = String::new();
-            base62::random(24, &mut p);
-            (p, true)
-        }
+        None => (crate::accounts::generate_password(), true),
     };
     Ok((id, plain, token_generated, password, password_generated))
 }
@@ -92,8 +81,7 @@ pub async fn run(
 ) -> anyhow::Result<Option<Generated>> {
     let (id, plain, token_generated, password, password_generated) = prepare(prefix, &given)?;
     let now = keygate_store::now();
-    let mut user_id = String::from("usr_");
-    base62::random(16, &mut user_id);
+    let user_id = crate::users::new_user_id();
     let admin = UserRecord {
         id: user_id.clone(),
         tenant_id: DEFAULT_TENANT.into(),

@@ -1,6 +1,6 @@
 //! The JSON shapes of the native API (DESIGN §5): camelCase, RFC 3339 UTC times.
 
-use keygate_store::{AuditEntry, TokenRecord};
+use keygate_store::{AuditEntry, TokenRecord, UserRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
@@ -201,6 +201,9 @@ pub struct ListTokensQuery {
 pub struct ScopeInfo {
     pub name: String,
     pub description: String,
+    /// Where the scope comes from: `keygate` (built-in), `deployment` (`--scope`), or a
+    /// compatible surface (`instana`, `dynatrace`).
+    pub group: String,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -251,4 +254,127 @@ pub struct ListAuditQuery {
     pub action: Option<String>,
     pub actor_id: Option<String>,
     pub target_id: Option<String>,
+}
+
+/// A person who can log in to the web page. The password hash is never part of it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserView {
+    #[schema(example = "usr_1A2b3C4d5E6f7G8h")]
+    pub id: String,
+    pub tenant_id: String,
+    pub username: String,
+    /// `admin` or `member`.
+    pub role: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+}
+
+impl From<UserRecord> for UserView {
+    fn from(u: UserRecord) -> Self {
+        Self {
+            id: u.id,
+            tenant_id: u.tenant_id,
+            username: u.username,
+            role: u.role,
+            created_at: u.created_at,
+        }
+    }
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct UserList {
+    pub items: Vec<UserView>,
+    pub next_cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[serde(rename_all = "camelCase")]
+#[into_params(parameter_in = Query)]
+pub struct ListUsersQuery {
+    /// 1–1000, default 100.
+    pub limit: Option<u32>,
+    pub cursor: Option<String>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateUserRequest {
+    /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`.
+    pub username: String,
+    /// At least 12 characters; left out, one is generated and returned once.
+    pub password: Option<String>,
+    /// `admin` or `member` (the default).
+    pub role: Option<String>,
+}
+
+/// A new user, with the generated password when none was given (shown this once).
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedUser {
+    #[serde(flatten)]
+    pub user: UserView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub password: Option<String>,
+}
+
+/// Changes a user's role, password, or both.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct UpdateUserRequest {
+    pub role: Option<String>,
+    /// At least 12 characters. Ends every web session of the user.
+    pub password: Option<String>,
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct LoginRequest {
+    pub username: String,
+    pub password: String,
+    /// The tenant's name; `default` when left out.
+    pub tenant: Option<String>,
+}
+
+/// The logged-in user, what they may do, and the CSRF token the page sends back in the
+/// `X-CSRF-Token` header of every request that changes something.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionView {
+    pub user: UserView,
+    pub scopes: Vec<String>,
+    pub csrf_token: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub expires_at: OffsetDateTime,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreateTenantRequest {
+    /// 1–63 characters: lower-case letters, digits and `-`, starting with a letter or digit.
+    /// Also the tenant's id.
+    pub name: String,
+    /// The first admin's username; `admin` when left out.
+    pub admin_username: Option<String>,
+    /// The first admin's password; left out, one is generated and returned once.
+    pub admin_password: Option<String>,
+}
+
+/// A new tenant, its first admin, and an admin token for it: secrets shown this once.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreatedTenant {
+    pub id: String,
+    pub name: String,
+    #[serde(with = "time::serde::rfc3339")]
+    pub created_at: OffsetDateTime,
+    pub admin: UserView,
+    /// Present when the password was generated.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub admin_password: Option<String>,
+    /// A token of the first admin with the admin role's scopes.
+    pub admin_token: String,
+    #[schema(example = "kg_1A2b3C4d5E6f7G8h")]
+    pub admin_token_id: String,
 }

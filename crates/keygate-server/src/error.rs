@@ -19,6 +19,14 @@ pub enum ApiError {
     TokenExpired,
     #[error("The token lacks the scopes this request needs: {}", .0.join(", "))]
     InsufficientScope(Vec<String>),
+    #[error("Your session has ended; log in again")]
+    InvalidSession,
+    #[error("Wrong username or password")]
+    InvalidCredentials,
+    #[error("This request needs the X-CSRF-Token header of the web session")]
+    CsrfFailed,
+    #[error("Too many failed attempts; try again in {0} seconds")]
+    RateLimited(u64),
     #[error("{0}")]
     NotFound(String),
     /// Syntactically bad input: malformed JSON, a bad query parameter.
@@ -47,8 +55,9 @@ pub struct ErrorBody {
     #[schema(example = "Invalid API token")]
     pub message: String,
     /// One of `missing_token`, `invalid_token`, `token_disabled`, `token_expired`,
-    /// `insufficient_scope`, `not_found`, `invalid_request`, `conflict`, `payload_too_large`,
-    /// `rate_limited`, `unavailable`, `internal`.
+    /// `invalid_session`, `invalid_credentials`, `csrf_failed`, `insufficient_scope`,
+    /// `not_found`, `invalid_request`, `conflict`, `payload_too_large`, `rate_limited`,
+    /// `unavailable`, `internal`.
     #[schema(example = "invalid_token")]
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -59,8 +68,10 @@ impl ApiError {
     pub fn status(&self) -> StatusCode {
         use ApiError::*;
         match self {
-            MissingToken | InvalidToken | TokenDisabled | TokenExpired => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) => StatusCode::FORBIDDEN,
+            MissingToken | InvalidToken | TokenDisabled | TokenExpired | InvalidSession
+            | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            InsufficientScope(_) | CsrfFailed => StatusCode::FORBIDDEN,
+            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             NotFound(_) => StatusCode::NOT_FOUND,
             BadRequest(_) => StatusCode::BAD_REQUEST,
             Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -79,6 +90,10 @@ impl ApiError {
             TokenDisabled => "token_disabled",
             TokenExpired => "token_expired",
             InsufficientScope(_) => "insufficient_scope",
+            InvalidSession => "invalid_session",
+            InvalidCredentials => "invalid_credentials",
+            CsrfFailed => "csrf_failed",
+            RateLimited(_) => "rate_limited",
             NotFound(_) => "not_found",
             BadRequest(_) | Unprocessable(_) => "invalid_request",
             Conflict(_) => "conflict",
@@ -127,6 +142,10 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut resp = (status, axum::Json(self.body())).into_response();
+        if let ApiError::RateLimited(seconds) = &self {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
+        }
         if status == StatusCode::UNAUTHORIZED {
             let h = resp.headers_mut();
             h.append(

@@ -12,6 +12,7 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
 use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_core::{ScopeSet, TokenId};
 use keygate_store::cache::CachedToken;
 use keygate_store::Outcome;
 use serde::de::DeserializeOwned;
@@ -20,9 +21,9 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 /// A JSON body. The content type is not checked: `curl -d` sends a form type by default, and a
-/// body that parses as the expected JSON is what was meant. This is safe only because every
-/// route authenticates with a header or query token, which a browser never attaches on its own;
-/// routes authenticated by a cookie must demand `application/json` (or a CSRF token) instead.
+/// body that parses as the expected JSON is what was meant. This is safe against cross-site
+/// forms because a request authenticated by the session cookie must also carry the session's
+/// CSRF token in a header (`sessions::authenticate`), which no other site can read or send.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
@@ -163,41 +164,82 @@ macro_rules! required_scope {
 
 required_scope! {
     AnyScope => None,
+    UsersRead => Some(keygate_core::scope::USERS_READ),
+    UsersWrite => Some(keygate_core::scope::USERS_WRITE),
+    TenantsAdmin => Some(keygate_core::scope::TENANTS_ADMIN),
     TokensRead => Some(keygate_core::scope::TOKENS_READ),
     TokensWrite => Some(keygate_core::scope::TOKENS_WRITE),
     AuditRead => Some(keygate_core::scope::AUDIT_READ),
 }
 
-/// Who is calling: a verified, active token.
+/// Who is calling: a verified, active token, or a person logged in to the web page.
+pub enum Principal {
+    Token(Arc<CachedToken>),
+    Session(Arc<crate::sessions::SessionUser>),
+}
+
 pub struct Caller {
-    pub token: Arc<CachedToken>,
+    pub principal: Principal,
     pub ip: Option<String>,
 }
 
 impl Caller {
+    /// What the caller may do: a token's scopes, or the scopes of a logged-in user's role.
+    pub fn scopes(&self) -> &ScopeSet {
+        match &self.principal {
+            Principal::Token(t) => &t.scopes,
+            Principal::Session(s) => &s.scopes,
+        }
+    }
+
     /// May this caller act on every token of its tenant?
     pub fn is_admin(&self) -> bool {
-        self.token.scopes.allows(keygate_core::scope::TOKENS_ADMIN)
+        self.scopes().allows(keygate_core::scope::TOKENS_ADMIN)
     }
 
     pub fn tenant_id(&self) -> &str {
-        &self.token.tenant_id
+        match &self.principal {
+            Principal::Token(t) => &t.tenant_id,
+            Principal::Session(s) => &s.user.tenant_id,
+        }
+    }
+
+    /// Whose tokens are the caller's own: the token's owner, or the logged-in user.
+    pub fn owner_id(&self) -> &str {
+        match &self.principal {
+            Principal::Token(t) => &t.owner_id,
+            Principal::Session(s) => &s.user.id,
+        }
+    }
+
+    /// The calling token, when the caller is one.
+    pub fn token(&self) -> Option<&CachedToken> {
+        match &self.principal {
+            Principal::Token(t) => Some(t),
+            Principal::Session(_) => None,
+        }
+    }
+
+    pub fn is_token(&self, id: &TokenId) -> bool {
+        self.token().is_some_and(|t| t.id == *id)
     }
 
     /// Visibility: the tokens of the caller's own owner, or with `tokens:admin` every token of
     /// its tenant; nothing of another tenant.
     pub fn may_see(&self, t: &keygate_store::TokenRecord) -> bool {
-        t.tenant_id == self.token.tenant_id
-            && (self.is_admin() || t.owner_id == self.token.owner_id)
+        t.tenant_id == self.tenant_id() && (self.is_admin() || t.owner_id == self.owner_id())
     }
 
-    /// How this caller is named in audit entries.
+    /// How this caller is named in audit entries: the token id, or the user id.
     pub fn actor(&self) -> String {
-        self.token.id.to_string()
+        match &self.principal {
+            Principal::Token(t) => t.id.to_string(),
+            Principal::Session(s) => s.user.id.clone(),
+        }
     }
 }
 
-/// A [`Caller`] whose token holds the scope `S` names.
+/// A [`Caller`] that holds the scope `S` names.
 pub struct Authorized<S> {
     pub caller: Caller,
     _scope: PhantomData<S>,
@@ -213,10 +255,28 @@ impl<S> std::ops::Deref for Authorized<S> {
 impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     type Rejection = ApiError;
 
+    /// A token in the request wins; without one, the web session's cookie is used, and a
+    /// request that changes something must then carry the session's CSRF token.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let ip = client_ip(parts, state.config.trust_forwarded_for);
         let token = match presented_token(parts, state.config.allow_query_token) {
-            Credential::Missing => return Err(ApiError::MissingToken),
+            Credential::Missing => {
+                let Some(user) = crate::sessions::authenticate(parts, state).await? else {
+                    return Err(ApiError::MissingToken);
+                };
+                if let Some(wanted) = S::SCOPE {
+                    if !user.scopes.allows(wanted) {
+                        return Err(ApiError::InsufficientScope(vec![wanted.to_owned()]));
+                    }
+                }
+                return Ok(Authorized {
+                    caller: Caller {
+                        principal: Principal::Session(user),
+                        ip,
+                    },
+                    _scope: PhantomData,
+                });
+            }
             Credential::Unusable => return Err(ApiError::InvalidToken),
             Credential::Token(t) => t,
         };
@@ -226,7 +286,10 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
         };
         match state.verifier.verify(&token, wanted, ip.as_deref()).await? {
             Outcome::Valid(token) => Ok(Authorized {
-                caller: Caller { token, ip },
+                caller: Caller {
+                    principal: Principal::Token(token),
+                    ip,
+                },
                 _scope: PhantomData,
             }),
             Outcome::Malformed | Outcome::NotFound => Err(ApiError::InvalidToken),

@@ -1,6 +1,7 @@
 //! keygate's HTTP service: the native REST API (DESIGN §5), the verification endpoints, metrics
 //! and the OpenAPI document, as an axum `Router` over a [`keygate_store::Store`].
 
+pub mod accounts;
 pub mod bootstrap;
 pub mod compat;
 pub mod dto;
@@ -9,8 +10,11 @@ pub mod extract;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
+pub mod sessions;
 pub mod state;
 pub mod tokens;
+pub mod users;
+pub mod web;
 
 use std::sync::Arc;
 
@@ -24,6 +28,8 @@ pub fn state(store: Arc<dyn Store>, config: ServerConfig, verifier: VerifierConf
     AppState {
         verifier: Arc::new(Verifier::new(store.clone(), verifier)),
         store,
+        roles: Arc::new(accounts::RoleScopes::new(&config.catalog)),
+        login_limiter: Arc::new(accounts::LoginLimiter::new(config.login_limits)),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 use keygate_core::{ScopeCatalog, TokenPrefix};
 use keygate_store::{Store, Verifier};
 
+use crate::accounts::{LoginLimiter, RoleScopes};
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
@@ -19,6 +20,13 @@ pub struct ServerConfig {
     pub trust_forwarded_for: bool,
     /// The compatible surfaces served.
     pub compat: crate::compat::Compat,
+    /// How long a web login lasts.
+    pub session_ttl: std::time::Duration,
+    /// Mark the session cookie `Secure` on every response, for a deployment reached only over
+    /// TLS. Without it, the cookie is `Secure` when a trusted proxy says the request came over
+    /// HTTPS (`X-Forwarded-Proto: https` with `trust_forwarded_for`).
+    pub secure_cookies: bool,
+    pub login_limits: crate::accounts::LoginLimits,
 }
 
 impl Default for ServerConfig {
@@ -30,6 +38,9 @@ impl Default for ServerConfig {
             max_body_bytes: 1 << 20,
             trust_forwarded_for: false,
             compat: crate::compat::Compat::default(),
+            session_ttl: std::time::Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            login_limits: Default::default(),
         }
     }
 }
@@ -40,4 +51,6 @@ pub struct AppState {
     pub verifier: Arc<Verifier>,
     pub config: Arc<ServerConfig>,
     pub metrics: Arc<Metrics>,
+    pub roles: Arc<RoleScopes>,
+    pub login_limiter: Arc<LoginLimiter>,
 }

@@ -2,7 +2,7 @@
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
 use keygate_core::{PlainToken, ScopeSet, TokenId};
-use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, TokenWrite};
+use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write};
 use serde_json::json;
 use serde_json::value::RawValue;
 use time::{Duration, OffsetDateTime};
@@ -86,10 +86,7 @@ pub fn validate_scopes(state: &AppState, names: &[String]) -> ApiResult<ScopeSet
 
 /// No escalation: a caller never gives a token a scope it does not hold itself.
 pub fn ensure_covers(caller: &Caller, wanted: &ScopeSet) -> ApiResult<()> {
-    let missing = caller
-        .token
-        .scopes
-        .missing(wanted.iter().map(|s| s.as_str()));
+    let missing = caller.scopes().missing(wanted.iter().map(|s| s.as_str()));
     if missing.is_empty() {
         Ok(())
     } else {
@@ -128,25 +125,34 @@ pub fn expiry(
     }
 }
 
-fn audit(caller: &Caller, action: &str, target: &TokenId, details: serde_json::Value) -> NewAudit {
+pub(crate) fn audit(
+    caller: &Caller,
+    action: &str,
+    target: &str,
+    details: serde_json::Value,
+) -> NewAudit {
     NewAudit {
-        tenant_id: caller.token.tenant_id.clone(),
+        tenant_id: caller.tenant_id().to_owned(),
         at: keygate_store::now(),
         actor: caller.actor(),
         action: action.to_owned(),
-        target_id: Some(target.to_string()),
+        target_id: Some(target.to_owned()),
         ip: caller.ip.clone(),
         details: Some(details),
     }
 }
 
 /// Commits writes with their audit entries, then makes the cache forget the tokens touched.
-async fn commit(state: &AppState, writes: Vec<TokenWrite>, audit: Vec<NewAudit>) -> ApiResult<()> {
+pub(crate) async fn commit(
+    state: &AppState,
+    writes: Vec<Write>,
+    audit: Vec<NewAudit>,
+) -> ApiResult<()> {
     let hashes: Vec<_> = writes
         .iter()
         .filter_map(|w| match w {
-            TokenWrite::Insert(t) | TokenWrite::Update(t) => Some(t.hash),
-            TokenWrite::Delete { .. } => None,
+            Write::InsertToken(t) | Write::UpdateToken(t) => Some(t.hash),
+            _ => None,
         })
         .collect();
     state.store.apply(&writes, &audit).await?;
@@ -198,8 +204,8 @@ pub async fn create(
 ) -> ApiResult<(TokenRecord, PlainToken)> {
     ensure_covers(caller, &spec.scopes)?;
     let owner_id = match spec.owner_id {
-        None => caller.token.owner_id.clone(),
-        Some(o) if o == caller.token.owner_id => o,
+        None => caller.owner_id().to_owned(),
+        Some(o) if o == caller.owner_id() => o,
         Some(o) => {
             if !caller.is_admin() {
                 return Err(ApiError::InsufficientScope(vec![
@@ -218,7 +224,7 @@ pub async fn create(
     let now = keygate_store::now();
     let rec = TokenRecord {
         id,
-        tenant_id: caller.token.tenant_id.clone(),
+        tenant_id: caller.tenant_id().to_owned(),
         hash: plain.hash(),
         name: spec.name,
         description: spec.description,
@@ -237,11 +243,11 @@ pub async fn create(
     let entry = audit(
         caller,
         "token.create",
-        &rec.id,
+        rec.id.as_str(),
         json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
                 "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) }),
     );
-    commit(state, vec![TokenWrite::Insert(rec.clone())], vec![entry]).await?;
+    commit(state, vec![Write::InsertToken(rec.clone())], vec![entry]).await?;
     Ok((rec, plain))
 }
 
@@ -289,12 +295,12 @@ pub async fn list(
 ) -> ApiResult<Page<TokenRecord>> {
     if !caller.is_admin() {
         match &filter.owner_id {
-            Some(o) if *o != caller.token.owner_id => {
+            Some(o) if o != caller.owner_id() => {
                 return Err(ApiError::InsufficientScope(vec![
                     keygate_core::scope::TOKENS_ADMIN.into(),
                 ]))
             }
-            _ => filter.owner_id = Some(caller.token.owner_id.clone()),
+            _ => filter.owner_id = Some(caller.owner_id().to_owned()),
         }
     }
     Ok(state.store.list_tokens(caller.tenant_id(), &filter).await?)
@@ -309,8 +315,8 @@ pub async fn save(
     details: serde_json::Value,
 ) -> ApiResult<TokenRecord> {
     rec.updated_at = keygate_store::now();
-    let entry = audit(caller, action, &rec.id, details);
-    commit(state, vec![TokenWrite::Update(rec.clone())], vec![entry])
+    let entry = audit(caller, action, rec.id.as_str(), details);
+    commit(state, vec![Write::UpdateToken(rec.clone())], vec![entry])
         .await
         .map_err(not_found_as_token)?;
     Ok(rec)
@@ -342,11 +348,11 @@ pub async fn delete(
     rec: TokenRecord,
     action: &str,
 ) -> ApiResult<()> {
-    let entry = audit(caller, action, &rec.id, json!({ "name": rec.name }));
+    let entry = audit(caller, action, rec.id.as_str(), json!({ "name": rec.name }));
     state
         .store
         .apply(
-            &[TokenWrite::Delete {
+            &[Write::DeleteToken {
                 tenant_id: rec.tenant_id.clone(),
                 id: rec.id.clone(),
             }],
@@ -404,12 +410,12 @@ pub async fn rotate(
     let entry = audit(
         caller,
         "token.rotate",
-        &old.id,
+        old.id.as_str(),
         json!({ "newTokenId": new.id, "gracePeriodSeconds": grace_seconds }),
     );
     commit(
         state,
-        vec![TokenWrite::Update(old), TokenWrite::Insert(new.clone())],
+        vec![Write::UpdateToken(old), Write::InsertToken(new.clone())],
         vec![entry],
     )
     .await

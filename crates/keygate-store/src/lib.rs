@@ -3,6 +3,7 @@
 //! [`Verifier`] that answers "is this token good?" from memory, falling back to the store only
 //! for hashes it has never seen.
 
+mod accounts;
 pub mod backend;
 pub mod cache;
 mod changes;

@@ -81,7 +81,7 @@ pub fn status(
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct UserRecord {
     pub id: String,
     pub tenant_id: String,
@@ -91,17 +91,64 @@ pub struct UserRecord {
     pub created_at: OffsetDateTime,
 }
 
-/// One change to the token table; a batch of them is applied in one transaction together with
-/// its audit entries, so an acknowledged change and its audit trail are never apart.
+/// The password hash stays out of logs, even though it is only a hash.
+impl std::fmt::Debug for UserRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UserRecord")
+            .field("id", &self.id)
+            .field("tenant_id", &self.tenant_id)
+            .field("username", &self.username)
+            .field("role", &self.role)
+            .field("created_at", &self.created_at)
+            .finish_non_exhaustive()
+    }
+}
+
+/// A web login: the SHA-256 of the cookie's value, and the CSRF token the page echoes.
 #[derive(Debug, Clone)]
-pub enum TokenWrite {
-    Insert(TokenRecord),
+pub struct SessionRecord {
+    pub hash: TokenHash,
+    pub tenant_id: String,
+    pub user_id: String,
+    pub csrf_token: String,
+    pub created_at: OffsetDateTime,
+    pub expires_at: OffsetDateTime,
+}
+
+/// One change; a batch of them is applied in one transaction together with its audit entries,
+/// so an acknowledged change and its audit trail are never apart.
+#[derive(Debug, Clone)]
+pub enum Write {
+    InsertToken(TokenRecord),
     /// Replaces every mutable field of the token with this id; fails with `NotFound` if it is
     /// gone.
-    Update(TokenRecord),
-    Delete {
+    UpdateToken(TokenRecord),
+    DeleteToken {
         tenant_id: String,
         id: TokenId,
+    },
+    /// A tenant whose id is also its name; `Conflict` if it exists.
+    InsertTenant {
+        id: String,
+        created_at: OffsetDateTime,
+    },
+    /// `Conflict` if the username is taken in the tenant.
+    InsertUser(UserRecord),
+    /// Replaces the role and the password hash; `NotFound` if the user is gone.
+    UpdateUser(UserRecord),
+    /// Deletes the user and their sessions. `Conflict` if the user still owns tokens: the
+    /// caller deletes those in the same batch, so a token created meanwhile is never orphaned.
+    DeleteUser {
+        tenant_id: String,
+        id: String,
+    },
+    /// Also drops sessions that have expired, so the table stays small without a sweeper.
+    InsertSession(SessionRecord),
+    DeleteSession(TokenHash),
+    /// Every session of a user, e.g. after a password change.
+    DeleteUserSessions {
+        tenant_id: String,
+        user_id: String,
     },
 }
 
@@ -155,6 +202,13 @@ pub struct AuditFilter {
 pub struct Page<T> {
     pub items: Vec<T>,
     pub next: Option<i64>,
+}
+
+#[derive(Debug, Clone)]
+pub struct UserPage {
+    pub items: Vec<UserRecord>,
+    /// The username to continue after, if there is more.
+    pub next_after: Option<String>,
 }
 
 /// What the first start writes: tenant `default`, user `admin`, the bootstrap token.

@@ -15,6 +15,7 @@ use sqlx::AnyPool;
 use sqlx::{Any, Arguments, Encode, Row, Type};
 use time::OffsetDateTime;
 
+use crate::accounts;
 use crate::backend::Backend;
 use crate::model::*;
 use crate::store::{Result, Store, StoreError};
@@ -117,7 +118,10 @@ const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metada
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
      external_id";
 
-fn get<'r, T: sqlx::Decode<'r, Any> + Type<Any>>(row: &'r AnyRow, col: &str) -> Result<T> {
+pub(crate) fn get<'r, T: sqlx::Decode<'r, Any> + Type<Any>>(
+    row: &'r AnyRow,
+    col: &str,
+) -> Result<T> {
     row.try_get(col)
         .map_err(|e| StoreError::Corrupt(format!("{col}: {e}")))
 }
@@ -177,7 +181,7 @@ fn page<T>(mut rows: Vec<(i64, T)>, limit: u32) -> Page<T> {
     }
 }
 
-type Tx = sqlx::Transaction<'static, Any>;
+pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 
 async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     sqlx::query(
@@ -257,19 +261,7 @@ impl Store for SqlStore {
             return Ok(false);
         }
         let u = &b.admin;
-        sqlx::query(
-            "INSERT INTO users (id, tenant_id, username, password_hash, role, created_at) \
-             VALUES ($1, $2, $3, $4, $5, $6)",
-        )
-        .bind(&u.id)
-        .bind(&u.tenant_id)
-        .bind(&u.username)
-        .bind(&u.password_hash)
-        .bind(&u.role)
-        .bind(to_ms(u.created_at))
-        .execute(&mut *tx)
-        .await
-        .map_err(map_err)?;
+        accounts::insert_user(&mut tx, u).await?;
         insert_token(&mut tx, &b.token).await?;
         insert_audit(
             &mut tx,
@@ -365,16 +357,16 @@ impl Store for SqlStore {
         Ok(page(rows, f.limit))
     }
 
-    async fn apply(&self, writes: &[TokenWrite], audit: &[NewAudit]) -> Result<()> {
+    async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()> {
         let mut tx = self.writer.begin().await.map_err(map_err)?;
         let mut changed = Vec::with_capacity(writes.len());
         for w in writes {
             match w {
-                TokenWrite::Insert(t) => {
+                Write::InsertToken(t) => {
                     insert_token(&mut tx, t).await?;
                     changed.push(t.hash);
                 }
-                TokenWrite::Update(t) => {
+                Write::UpdateToken(t) => {
                     let q = sqlx::query(
                         "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
                          owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
@@ -393,7 +385,7 @@ impl Store for SqlStore {
                     exactly_one(q, &mut tx).await?;
                     changed.push(t.hash);
                 }
-                TokenWrite::Delete { tenant_id, id } => {
+                Write::DeleteToken { tenant_id, id } => {
                     let hash: Option<Vec<u8>> = sqlx::query_scalar(
                         "DELETE FROM tokens WHERE tenant_id = $1 AND id = $2 RETURNING hash",
                     )
@@ -404,6 +396,19 @@ impl Store for SqlStore {
                     .map_err(map_err)?;
                     let hash = hash.ok_or(StoreError::NotFound)?;
                     changed.extend(TokenHash::from_slice(&hash));
+                }
+                Write::InsertTenant { id, created_at } => {
+                    accounts::insert_tenant(&mut tx, id, *created_at).await?
+                }
+                Write::InsertUser(u) => accounts::insert_user(&mut tx, u).await?,
+                Write::UpdateUser(u) => accounts::update_user(&mut tx, u).await?,
+                Write::DeleteUser { tenant_id, id } => {
+                    accounts::delete_user(&mut tx, tenant_id, id).await?
+                }
+                Write::InsertSession(session) => accounts::insert_session(&mut tx, session).await?,
+                Write::DeleteSession(hash) => accounts::delete_session(&mut tx, hash).await?,
+                Write::DeleteUserSessions { tenant_id, user_id } => {
+                    accounts::delete_user_sessions(&mut tx, tenant_id, user_id).await?
                 }
             }
         }
@@ -434,6 +439,35 @@ impl Store for SqlStore {
             .map_err(map_err)?;
         }
         tx.commit().await.map_err(map_err)
+    }
+
+    async fn tenant_exists(&self, tenant_id: &str) -> Result<bool> {
+        accounts::tenant_exists(&self.reader, tenant_id).await
+    }
+
+    async fn user_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<UserRecord>> {
+        accounts::user_where(&self.reader, tenant_id, "id", id).await
+    }
+
+    async fn user_by_name(&self, tenant_id: &str, username: &str) -> Result<Option<UserRecord>> {
+        accounts::user_where(&self.reader, tenant_id, "username", username).await
+    }
+
+    async fn list_users(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<UserPage> {
+        accounts::list_users(&self.reader, tenant_id, after, limit).await
+    }
+
+    async fn session_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<(SessionRecord, UserRecord)>> {
+        accounts::session_by_hash(&self.reader, hash, now).await
     }
 
     async fn owner_exists(&self, tenant_id: &str, owner_id: &str) -> Result<bool> {

@@ -43,10 +43,27 @@ pub trait Store: Send + Sync + 'static {
 
     /// Applies the writes and the audit entries in one durable transaction: when this returns
     /// `Ok`, all of it is on disk; on `Err`, none of it is.
-    async fn apply(&self, writes: &[TokenWrite], audit: &[NewAudit]) -> Result<()>;
+    async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()>;
 
     /// Writes a batch of last-use times; tokens that no longer exist are skipped.
     async fn record_last_use(&self, batch: &[LastUse]) -> Result<()>;
+
+    async fn tenant_exists(&self, tenant_id: &str) -> Result<bool>;
+    async fn user_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<UserRecord>>;
+    async fn user_by_name(&self, tenant_id: &str, username: &str) -> Result<Option<UserRecord>>;
+    /// By username; `after` is the last username of the previous page.
+    async fn list_users(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<UserPage>;
+    /// The session with this hash and its user, unless it has expired by `now`.
+    async fn session_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: time::OffsetDateTime,
+    ) -> Result<Option<(SessionRecord, UserRecord)>>;
 
     /// Is `owner_id` the tenant itself or one of its users?
     async fn owner_exists(&self, tenant_id: &str, owner_id: &str) -> Result<bool>;

@@ -35,12 +35,31 @@ impl Store for Counting {
     async fn list_tokens(&self, t: &str, f: &TokenFilter) -> store::Result<Page<TokenRecord>> {
         self.inner.list_tokens(t, f).await
     }
-    async fn apply(&self, w: &[TokenWrite], a: &[NewAudit]) -> store::Result<()> {
+    async fn apply(&self, w: &[Write], a: &[NewAudit]) -> store::Result<()> {
         self.inner.apply(w, a).await
     }
     async fn record_last_use(&self, batch: &[LastUse]) -> store::Result<()> {
         self.last_use_batches.fetch_add(1, Ordering::SeqCst);
         self.inner.record_last_use(batch).await
+    }
+    async fn tenant_exists(&self, t: &str) -> store::Result<bool> {
+        self.inner.tenant_exists(t).await
+    }
+    async fn user_by_id(&self, t: &str, id: &str) -> store::Result<Option<UserRecord>> {
+        self.inner.user_by_id(t, id).await
+    }
+    async fn user_by_name(&self, t: &str, name: &str) -> store::Result<Option<UserRecord>> {
+        self.inner.user_by_name(t, name).await
+    }
+    async fn list_users(&self, t: &str, after: Option<&str>, n: u32) -> store::Result<UserPage> {
+        self.inner.list_users(t, after, n).await
+    }
+    async fn session_by_hash(
+        &self,
+        h: &TokenHash,
+        now: time::OffsetDateTime,
+    ) -> store::Result<Option<(SessionRecord, UserRecord)>> {
+        self.inner.session_by_hash(h, now).await
     }
     async fn owner_exists(&self, t: &str, o: &str) -> store::Result<bool> {
         self.inner.owner_exists(t, o).await
@@ -182,7 +201,7 @@ async fn insert(f: &Fixture, scopes: &[&str]) -> (PlainToken, TokenRecord) {
     let (_, plain) = PlainToken::mint(&TokenPrefix::default());
     let rec = record(&plain, scopes);
     f.store
-        .apply(&[TokenWrite::Insert(rec.clone())], &[])
+        .apply(&[Write::InsertToken(rec.clone())], &[])
         .await
         .unwrap();
     f.verifier.invalidate(&[rec.hash]);
@@ -250,7 +269,7 @@ async fn a_token_created_after_being_remembered_as_unknown_is_found(f: Fixture) 
     assert_eq!(o.code(), "NOT_FOUND");
     let rec = record(&plain, &["tokens:read"]);
     f.store
-        .apply(&[TokenWrite::Insert(rec.clone())], &[])
+        .apply(&[Write::InsertToken(rec.clone())], &[])
         .await
         .unwrap();
     f.verifier.invalidate(&[rec.hash]);
@@ -269,7 +288,7 @@ async fn changes_are_seen_at_once(f: Fixture) {
 
     rec.enabled = false;
     f.store
-        .apply(&[TokenWrite::Update(rec.clone())], &[])
+        .apply(&[Write::UpdateToken(rec.clone())], &[])
         .await
         .unwrap();
     f.verifier.invalidate(&[rec.hash]);
@@ -278,7 +297,7 @@ async fn changes_are_seen_at_once(f: Fixture) {
     rec.enabled = true;
     rec.scopes = ScopeSet::parse(["logs:read"]).unwrap();
     f.store
-        .apply(&[TokenWrite::Update(rec.clone())], &[])
+        .apply(&[Write::UpdateToken(rec.clone())], &[])
         .await
         .unwrap();
     f.verifier.invalidate(&[rec.hash]);
@@ -286,7 +305,7 @@ async fn changes_are_seen_at_once(f: Fixture) {
 
     rec.expires_at = Some(now() - time::Duration::seconds(1));
     f.store
-        .apply(&[TokenWrite::Update(rec.clone())], &[])
+        .apply(&[Write::UpdateToken(rec.clone())], &[])
         .await
         .unwrap();
     f.verifier.invalidate(&[rec.hash]);
@@ -294,7 +313,7 @@ async fn changes_are_seen_at_once(f: Fixture) {
 
     f.store
         .apply(
-            &[TokenWrite::Delete {
+            &[Write::DeleteToken {
                 tenant_id: DEFAULT_TENANT.into(),
                 id: rec.id.clone(),
             }],
@@ -365,7 +384,7 @@ async fn a_duplicate_token_is_a_conflict_and_nothing_is_written(f: Fixture) {
     };
     let err = f
         .store
-        .apply(&[TokenWrite::Insert(rec.clone())], &[audit])
+        .apply(&[Write::InsertToken(rec.clone())], &[audit])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
@@ -392,14 +411,14 @@ async fn changing_or_deleting_a_missing_token_is_not_found(f: Fixture) {
     let rec = record(&plain, &["metrics:read"]);
     let err = f
         .store
-        .apply(&[TokenWrite::Update(rec.clone())], &[])
+        .apply(&[Write::UpdateToken(rec.clone())], &[])
         .await
         .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     let err = f
         .store
         .apply(
-            &[TokenWrite::Delete {
+            &[Write::DeleteToken {
                 tenant_id: DEFAULT_TENANT.into(),
                 id: rec.id.clone(),
             }],
@@ -424,7 +443,7 @@ async fn lists_page_newest_first_and_filter(f: Fixture) {
         );
         rec.name = format!("Name_{i}");
         f.store
-            .apply(&[TokenWrite::Insert(rec.clone())], &[])
+            .apply(&[Write::InsertToken(rec.clone())], &[])
             .await
             .unwrap();
         ids.push(rec.id.to_string());

@@ -60,6 +60,21 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, env = "KEYGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// How long a web login lasts, e.g. 12h or 30m [default: 12h].
+    #[arg(long, env = "KEYGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
+    pub session_ttl: Option<std::time::Duration>,
+    /// Always mark the session cookie Secure (for a deployment reached only over HTTPS).
+    #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
+    pub secure_cookies: bool,
+    /// Failed logins allowed per account within the window [default: 5].
+    #[arg(long, env = "KEYGATE_LOGIN_MAX_FAILURES")]
+    pub login_max_failures: Option<u32>,
+    /// Failed logins allowed per client address within the window [default: 20].
+    #[arg(long, env = "KEYGATE_LOGIN_MAX_FAILURES_PER_IP")]
+    pub login_max_failures_per_ip: Option<u32>,
+    /// The window in which failed logins are counted, e.g. 15m [default: 15m].
+    #[arg(long, env = "KEYGATE_LOGIN_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
+    pub login_failure_window: Option<std::time::Duration>,
     /// Log filter, e.g. info or keygate=debug [default: info].
     #[arg(long, env = "KEYGATE_LOG")]
     pub log: Option<String>,
@@ -86,7 +101,27 @@ struct FileConfig {
     cache_capacity: Option<usize>,
     negative_cache_capacity: Option<usize>,
     max_body_bytes: Option<usize>,
+    #[serde(default, with = "humantime_serde_opt")]
+    session_ttl: Option<std::time::Duration>,
+    secure_cookies: Option<bool>,
+    login_max_failures: Option<u32>,
+    login_max_failures_per_ip: Option<u32>,
+    #[serde(default, with = "humantime_serde_opt")]
+    login_failure_window: Option<std::time::Duration>,
     log: Option<String>,
+}
+
+/// Durations in the file are written as on the command line (`"12h"`, `"15m"`).
+mod humantime_serde_opt {
+    use serde::{Deserialize, Deserializer};
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<std::time::Duration>, D::Error> {
+        Option::<String>::deserialize(d)?
+            .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
+            .transpose()
+    }
 }
 
 /// A database URL. `Debug` and `Display` hide the credentials it may hold.
@@ -132,6 +167,9 @@ pub struct Config {
     pub cache_capacity: usize,
     pub negative_cache_capacity: usize,
     pub max_body_bytes: usize,
+    pub session_ttl: std::time::Duration,
+    pub secure_cookies: bool,
+    pub login_limits: keygate_server::accounts::LoginLimits,
     pub log: String,
 }
 
@@ -189,6 +227,31 @@ impl ServeArgs {
         if max_body_bytes < 1024 {
             bail!("--max-body-bytes must be at least 1024");
         }
+        let session_ttl = self
+            .session_ttl
+            .or(file.session_ttl)
+            .unwrap_or(std::time::Duration::from_secs(12 * 3600));
+        if session_ttl < std::time::Duration::from_secs(60) {
+            bail!("--session-ttl must be at least one minute");
+        }
+        let defaults = keygate_server::accounts::LoginLimits::default();
+        let login_limits = keygate_server::accounts::LoginLimits {
+            per_account: self
+                .login_max_failures
+                .or(file.login_max_failures)
+                .unwrap_or(defaults.per_account),
+            per_ip: self
+                .login_max_failures_per_ip
+                .or(file.login_max_failures_per_ip)
+                .unwrap_or(defaults.per_ip),
+            window: self
+                .login_failure_window
+                .or(file.login_failure_window)
+                .unwrap_or(defaults.window),
+        };
+        if login_limits.per_account == 0 || login_limits.per_ip == 0 {
+            bail!("--login-max-failures and --login-max-failures-per-ip must be at least 1");
+        }
         Ok(Config {
             listen: self
                 .listen
@@ -212,6 +275,9 @@ impl ServeArgs {
                 .or(file.negative_cache_capacity)
                 .unwrap_or(100_000),
             max_body_bytes,
+            session_ttl,
+            secure_cookies: self.secure_cookies || file.secure_cookies.unwrap_or(false),
+            login_limits,
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         })
     }

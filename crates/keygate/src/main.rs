@@ -27,6 +27,12 @@ enum Command {
     /// Manage tokens over the REST API (reads KEYGATE_URL and KEYGATE_TOKEN).
     #[command(subcommand)]
     Token(cli::TokenCommand),
+    /// Manage the users of your tenant (needs users:read / users:write).
+    #[command(subcommand)]
+    User(cli::UserCommand),
+    /// Create tenants (needs tenants:admin, held by the bootstrap token).
+    #[command(subcommand)]
+    Tenant(cli::TenantCommand),
     /// Print a fresh token in this deployment's format, e.g. for KEYGATE_BOOTSTRAP_TOKEN.
     GenToken {
         #[arg(long, env = "KEYGATE_TOKEN_PREFIX", default_value = "kg")]
@@ -40,7 +46,9 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Serve(args) => serve::main(*args),
-        Command::Token(cmd) => cli::run(cmd),
+        Command::Token(cmd) => cli::run(cli::Command::Token(cmd)),
+        Command::User(cmd) => cli::run(cli::Command::User(cmd)),
+        Command::Tenant(cmd) => cli::run(cli::Command::Tenant(cmd)),
         Command::GenToken { token_prefix } => {
             match keygate_core::TokenPrefix::parse(&token_prefix) {
                 Ok(p) => {

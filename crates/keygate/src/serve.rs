@@ -117,6 +117,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             max_body_bytes: config.max_body_bytes,
             trust_forwarded_for: config.trust_forwarded_for,
             compat: config.compat,
+            session_ttl: config.session_ttl,
+            secure_cookies: config.secure_cookies,
+            login_limits: config.login_limits,
         },
         VerifierConfig {
             prefix: config.prefix.clone(),

@@ -17,5 +17,11 @@ mod forward_auth_nginx;
 mod instana;
 #[path = "interana.rs"]
 mod interana;
+#[path = "session.rs"]
+mod session;
+#[path = "tenants.rs"]
+mod tenants;
 #[path = "tokens.rs"]
 mod tokens;
+#[path = "users.rs"]
+mod users;

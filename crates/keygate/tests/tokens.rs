@@ -17,18 +17,6 @@ use time::OffsetDateTime;
 // Helpers
 // ---------------------------------------------------------------------------------------------
 
-/// A server that knows `metrics:read` and `metrics:write` besides the built-in scopes.
-fn metrics_server() -> Server {
-    Server::builder()
-        .args(&[
-            "--scope",
-            "metrics:read=Read metrics",
-            "--scope",
-            "metrics:write=Write metrics",
-        ])
-        .start()
-}
-
 /// The id of a native token: everything before the secret (`kg_` + 16 base62).
 fn id_of(token: &str) -> String {
     token[..19].to_owned()
@@ -187,7 +175,7 @@ fn assert_code(r: (u16, Value), status: u16, code: &str) -> Value {
 
 #[test]
 fn create_returns_201_with_the_token_and_every_metadata_field() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let before = OffsetDateTime::now_utc() - time::Duration::seconds(2);
     let v = create_ok(
         &s,
@@ -230,7 +218,7 @@ fn create_returns_201_with_the_token_and_every_metadata_field() {
 
 #[test]
 fn created_token_is_valid_at_once() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let v = create_ok(
         &s,
         &s.admin_token,
@@ -632,7 +620,7 @@ fn list_filters_by_enabled() {
 
 #[test]
 fn list_filters_by_scope() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let r = s.create_token("reader", &["metrics:read"]).0;
     s.create_token("writer", &["metrics:write"]);
     let rw = s.create_token("both", &["metrics:read", "metrics:write"]).0;
@@ -687,7 +675,7 @@ fn list_rejects_a_bad_enabled_value() {
 /// the admin user): each sees its own owner's tokens only.
 #[test]
 fn a_non_admin_token_does_not_see_tokens_of_another_owner() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     // Personal, non-admin: owner is the admin user.
     let (_, personal) = s.create_token("personal", &["tokens:read", "tokens:write"]);
     // Service token owned by the tenant.
@@ -872,7 +860,7 @@ fn get_unknown_id_is_404_not_found() {
 
 #[test]
 fn get_needs_tokens_read() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, t) = s.create_token("metrics only", &["metrics:read"]);
     let r = get_as(&s, &t, &format!("/api/v1/tokens/{}", id_of(&s.admin_token)));
     assert_forbidden(r, &["tokens:read"]);
@@ -886,7 +874,7 @@ fn get_needs_tokens_read() {
 
 #[test]
 fn put_replaces_scopes_and_name() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (id, token) = s.create_token("old name", &["metrics:read", "metrics:write"]);
     assert_eq!(s.verify(&token, &["metrics:write"])["code"], "VALID");
     let (st, v) = put_as(
@@ -1038,7 +1026,7 @@ fn put_without_scopes_is_422() {
 
 #[test]
 fn put_with_an_unknown_scope_is_422() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (id, _) = s.create_token("typo", &["metrics:read"]);
     let r = put_as(
         &s,
@@ -1181,7 +1169,7 @@ fn disable_and_enable_unknown_id_are_404() {
 
 #[test]
 fn rotate_mints_a_successor_and_expires_the_old_token_at_once() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let old = create_ok(
         &s,
         &s.admin_token,
@@ -1540,7 +1528,7 @@ fn delete_self_revokes_the_calling_token() {
 
 #[test]
 fn a_narrow_token_cannot_create_a_wider_one() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
     let r = create_as(
         &s,
@@ -1573,7 +1561,7 @@ fn a_narrow_token_cannot_create_a_wider_one() {
 
 #[test]
 fn a_narrow_token_cannot_widen_a_token_with_put() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
     let child = create_ok(
         &s,
@@ -1606,7 +1594,7 @@ fn a_narrow_token_cannot_widen_a_token_with_put() {
 
 #[test]
 fn a_narrow_token_cannot_rotate_a_token_whose_scopes_it_lacks() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
     let (wide_id, wide) = s.create_token("wide", &["metrics:write", "metrics:read"]);
     let r = post_as(
@@ -1632,7 +1620,7 @@ fn a_narrow_token_cannot_rotate_a_token_whose_scopes_it_lacks() {
 /// own". Disabling a token is changing it.
 #[test]
 fn a_narrow_token_cannot_disable_a_wider_token() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
     let (wide_id, wide) = s.create_token("wide", &["metrics:write", "metrics:read"]);
     let r = post_as(
@@ -1650,7 +1638,7 @@ fn a_narrow_token_cannot_disable_a_wider_token() {
 /// `metrics:read` token must not be able to strip the admin's tokens of their scopes.
 #[test]
 fn a_narrow_token_cannot_put_a_wider_token() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
     let (wide_id, wide) = s.create_token("wide", &["metrics:write", "metrics:read"]);
     let r = put_as(
@@ -1668,7 +1656,7 @@ fn a_narrow_token_cannot_put_a_wider_token() {
 /// `metrics:read` token must not revoke the tenant's `*` bootstrap token.
 #[test]
 fn a_narrow_token_cannot_delete_a_wider_token() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
     let r = status_json(
         s.with_token(
@@ -1686,7 +1674,7 @@ fn a_narrow_token_cannot_delete_a_wider_token() {
 
 #[test]
 fn a_wildcard_holder_can_create_a_token_within_its_namespace() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, ns) = s.create_token("namespace", &["tokens:write", "metrics:*"]);
     let v = create_ok(
         &s,
@@ -1708,7 +1696,7 @@ fn a_wildcard_holder_can_create_a_token_within_its_namespace() {
 
 #[test]
 fn creating_needs_tokens_write() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let (_, reader) = s.create_token("reader", &["tokens:read", "metrics:read"]);
     let r = create_as(
         &s,
@@ -1790,7 +1778,7 @@ fn scopes_lists_built_ins_and_deployment_scopes() {
 
 #[test]
 fn creating_with_an_unknown_scope_is_422() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     for scopes in [
         json!(["metrics:raed"]),
         json!(["metrics:read", "nope"]),
@@ -1808,7 +1796,7 @@ fn creating_with_an_unknown_scope_is_422() {
 
 #[test]
 fn a_wildcard_needs_a_registered_namespace() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let v = create_ok(
         &s,
         &s.admin_token,
@@ -1845,7 +1833,7 @@ fn a_wildcard_needs_a_registered_namespace() {
 
 #[test]
 fn every_change_is_audited() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     // A second caller, so that actor is checked to be the calling token and not the admin.
     let (actor_id, actor) = s.create_token("operator", &["tokens:write", "metrics:*"]);
     let started = OffsetDateTime::now_utc() - time::Duration::seconds(2);
@@ -1928,7 +1916,7 @@ fn every_change_is_audited() {
 
 #[test]
 fn a_failed_change_leaves_no_audit_entry() {
-    let s = metrics_server();
+    let s = Server::with_metrics_scopes();
     let before = audit(&s, "").len();
     let r = create_as(
         &s,

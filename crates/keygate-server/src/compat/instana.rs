@@ -45,7 +45,7 @@ pub fn register_scopes(catalog: &mut ScopeCatalog) {
     for flag in FLAGS {
         let description = format!("Instana API token permission {flag}");
         catalog
-            .add(&scope_of(flag), &description)
+            .add_to_group("instana", &scope_of(flag), &description)
             .expect("Instana's flag names are valid scope names");
     }
 }
@@ -245,7 +245,7 @@ mod model {
 /// This surface's own scope check: `tokens:admin` or `instana:canConfigureApiTokens`.
 fn manager(caller: ApiResult<Authorized<AnyScope>>) -> ApiResult<Authorized<AnyScope>> {
     let caller = caller?;
-    if caller.is_admin() || caller.token.scopes.allows(CONFIGURE_API_TOKENS) {
+    if caller.is_admin() || caller.scopes().allows(CONFIGURE_API_TOKENS) {
         Ok(caller)
     } else {
         Err(ApiError::InsufficientScope(vec![

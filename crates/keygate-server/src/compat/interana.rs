@@ -87,11 +87,11 @@ async fn create(state: AppState, caller: Caller) -> Result<axum::Json<Created>, 
     // Same owner, same scopes, and never a longer life than the caller's own token.
     let spec = NewToken {
         name: "created by create_token".into(),
-        scopes: caller.token.scopes.clone(),
-        expires_at: caller.token.expires_at,
+        scopes: caller.scopes().clone(),
+        expires_at: caller.token().and_then(|t| t.expires_at),
         description: Some(format!(
-            "Created with {} through /api/create_token",
-            caller.token.id
+            "Created by {} through /api/create_token",
+            caller.actor()
         )),
         ..NewToken::default()
     };
@@ -142,10 +142,10 @@ pub async fn revoke_token(
         .await?
         .ok_or_else(not_found)?;
     // No escalation as on the native API; a token may always revoke itself.
-    if rec.id != caller.token.id {
+    if !caller.is_token(&rec.id) {
         tokens::ensure_covers(&caller, &rec.scopes)?;
     }
-    let action = if rec.id == caller.token.id {
+    let action = if caller.is_token(&rec.id) {
         "token.revoke_self"
     } else {
         "token.delete"

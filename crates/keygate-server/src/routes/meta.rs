@@ -22,9 +22,10 @@ pub async fn list_scopes(
             .config
             .catalog
             .entries()
-            .map(|(name, description)| ScopeInfo {
+            .map(|(name, entry)| ScopeInfo {
                 name: name.to_owned(),
-                description: description.to_owned(),
+                description: entry.description.clone(),
+                group: entry.group.to_owned(),
             })
             .collect(),
     )

@@ -2,7 +2,10 @@
 
 pub mod meta;
 pub mod ops;
+pub mod session;
+pub mod tenants;
 pub mod tokens;
+pub mod users;
 pub mod verify;
 
 use std::sync::Arc;
@@ -33,6 +36,9 @@ use crate::state::AppState;
     components(schemas(ErrorBody)),
     tags(
         (name = "tokens", description = "Token management"),
+        (name = "users", description = "The people of a tenant"),
+        (name = "tenants", description = "Tenants (held by the bootstrap token)"),
+        (name = "session", description = "Web login with a cookie and a CSRF token"),
         (name = "verify", description = "Checking tokens for a protected API"),
         (name = "scopes", description = "The scope catalogue"),
         (name = "audit", description = "The audit log"),
@@ -80,6 +86,14 @@ fn api(compat: crate::compat::Compat) -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::rotate_token))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::forward_auth))
+        .routes(routes!(users::create_user, users::list_users))
+        .routes(routes!(
+            users::get_user,
+            users::update_user,
+            users::delete_user
+        ))
+        .routes(routes!(tenants::create_tenant))
+        .routes(routes!(session::login, session::current, session::logout))
         .routes(routes!(meta::list_scopes))
         .routes(routes!(meta::list_audit))
         .routes(routes!(ops::healthz))
@@ -103,6 +117,7 @@ pub fn router(state: AppState) -> Router {
     );
     let max_body = state.config.max_body_bytes;
     router
+        .merge(crate::web::router())
         .route(
             "/openapi.json",
             get(move || {

@@ -9,7 +9,7 @@ use serde_json::json;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{
-    AnyScope, Authorized, Json, OptionalJson, Path, Query, TokensRead, TokensWrite,
+    AnyScope, Authorized, Caller, Json, OptionalJson, Path, Query, TokensRead, TokensWrite,
 };
 use crate::state::AppState;
 use crate::tokens::{self, NewToken};
@@ -260,6 +260,13 @@ pub async fn lookup_token(
     }
 }
 
+/// The id of the token making the request; a web session has none.
+fn calling_token(caller: &Caller) -> ApiResult<&str> {
+    caller.token().map(|t| t.id.as_str()).ok_or_else(|| {
+        ApiError::NotFound("This route describes the calling token; a web session has none".into())
+    })
+}
+
 /// The calling token's own metadata.
 #[utoipa::path(get, path = "/api/v1/tokens/self", tag = "tokens",
     responses((status = 200, body = TokenView), (status = 401, body = ErrorBody)),
@@ -270,7 +277,7 @@ pub async fn get_self(
 ) -> ApiResult<axum::Json<TokenView>> {
     match state
         .store
-        .token_by_id(caller.tenant_id(), caller.token.id.as_str())
+        .token_by_id(caller.tenant_id(), calling_token(&caller)?)
         .await?
     {
         Some(t) => Ok(axum::Json(t.into())),
@@ -288,7 +295,7 @@ pub async fn revoke_self(
 ) -> ApiResult<StatusCode> {
     let rec = state
         .store
-        .token_by_id(caller.tenant_id(), caller.token.id.as_str())
+        .token_by_id(caller.tenant_id(), calling_token(&caller)?)
         .await?
         .ok_or(ApiError::InvalidToken)?;
     tokens::delete(&state, &caller, rec, "token.revoke_self").await?;

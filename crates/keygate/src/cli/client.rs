@@ -90,6 +90,27 @@ impl Client {
         self.execute(req)
     }
 
+    /// Every item of a paged list (`{items, nextCursor}`), following the cursor to the end.
+    pub fn get_all(&self, path: &str, query: &[(&str, String)]) -> Result<Vec<Value>, CliError> {
+        let mut items = Vec::new();
+        let mut cursor: Option<String> = None;
+        loop {
+            let mut q = query.to_vec();
+            q.push(("limit", "1000".to_owned()));
+            if let Some(c) = &cursor {
+                q.push(("cursor", c.clone()));
+            }
+            let mut page = self.get(path, &q)?;
+            if let Some(arr) = page["items"].as_array_mut() {
+                items.append(arr);
+            }
+            match page["nextCursor"].as_str() {
+                Some(c) => cursor = Some(c.to_owned()),
+                None => return Ok(items),
+            }
+        }
+    }
+
     pub fn send(&self, method: &str, path: &str, body: Option<Value>) -> Result<Value, CliError> {
         let method = reqwest::Method::from_bytes(method.as_bytes()).expect("a valid method");
         let mut req = self.http.request(method, format!("{}{path}", self.base));

@@ -3,8 +3,11 @@
 //! variables, not in code or in shell history). A table by default, `--json` for scripts; on
 //! failure one line on stderr and a non-zero exit.
 
+mod accounts;
 mod client;
 mod output;
+
+pub use accounts::{TenantCommand, UserCommand};
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -91,8 +94,20 @@ fn parse_duration(s: &str) -> Result<Duration, String> {
     humantime::parse_duration(s).map_err(|e| format!("{e} (examples: 30d, 12h, 90m)"))
 }
 
-pub fn run(cmd: TokenCommand) -> ExitCode {
-    match execute(cmd) {
+/// A command of the client: tokens, users or tenants.
+pub enum Command {
+    Token(TokenCommand),
+    User(UserCommand),
+    Tenant(TenantCommand),
+}
+
+pub fn run(cmd: Command) -> ExitCode {
+    let result = Client::from_env().and_then(|client| match cmd {
+        Command::Token(c) => execute(&client, c),
+        Command::User(c) => accounts::execute_user(&client, c),
+        Command::Tenant(c) => accounts::execute_tenant(&client, c),
+    });
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("error: {e}");
@@ -101,8 +116,7 @@ pub fn run(cmd: TokenCommand) -> ExitCode {
     }
 }
 
-fn execute(cmd: TokenCommand) -> Result<(), CliError> {
-    let client = Client::from_env()?;
+fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
     match cmd {
         TokenCommand::Create {
             name,
@@ -132,31 +146,17 @@ fn execute(cmd: TokenCommand) -> Result<(), CliError> {
             scope,
             format,
         } => {
-            let mut items: Vec<Value> = Vec::new();
-            let mut cursor: Option<String> = None;
-            loop {
-                let mut query: Vec<(&str, String)> = vec![("limit", "1000".into())];
-                if let Some(o) = &owner {
-                    query.push(("ownerId", o.clone()));
-                }
-                if let Some(n) = &name {
-                    query.push(("q", n.clone()));
-                }
-                if let Some(s) = &scope {
-                    query.push(("scope", s.clone()));
-                }
-                if let Some(c) = &cursor {
-                    query.push(("cursor", c.clone()));
-                }
-                let page = client.get("/api/v1/tokens", &query)?;
-                if let Some(arr) = page["items"].as_array() {
-                    items.extend(arr.iter().cloned());
-                }
-                match page["nextCursor"].as_str() {
-                    Some(c) => cursor = Some(c.to_owned()),
-                    None => break,
-                }
+            let mut query: Vec<(&str, String)> = Vec::new();
+            if let Some(o) = &owner {
+                query.push(("ownerId", o.clone()));
             }
+            if let Some(n) = &name {
+                query.push(("q", n.clone()));
+            }
+            if let Some(s) = &scope {
+                query.push(("scope", s.clone()));
+            }
+            let items = client.get_all("/api/v1/tokens", &query)?;
             if format.json {
                 output::print_json(&Value::Array(items));
             } else {

@@ -64,3 +64,25 @@ pub fn print_tokens(tokens: &[Value]) {
     }
     println!("{table}");
 }
+
+pub fn print_users(users: &[Value]) {
+    if users.is_empty() {
+        println!("No users.");
+        return;
+    }
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic)
+        .set_header(["ID", "USERNAME", "ROLE", "TENANT", "CREATED"]);
+    for u in users {
+        table.add_row([
+            text(&u["id"]),
+            text(&u["username"]),
+            text(&u["role"]),
+            text(&u["tenantId"]),
+            when(&u["createdAt"]),
+        ]);
+    }
+    println!("{table}");
+}

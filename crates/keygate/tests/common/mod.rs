@@ -254,6 +254,18 @@ impl Server {
         }
     }
 
+    /// A server that knows `metrics:read` and `metrics:write` besides the built-in scopes.
+    pub fn with_metrics_scopes() -> Server {
+        Self::builder()
+            .args(&[
+                "--scope",
+                "metrics:read=Read metrics",
+                "--scope",
+                "metrics:write=Write metrics",
+            ])
+            .start()
+    }
+
     /// A server with a known bootstrap token and default settings.
     pub fn start() -> Server {
         Self::builder().start()
@@ -483,4 +495,79 @@ pub fn assert_error(r: Response, status: u16, code: &str) -> Value {
         "error body shape: {v}"
     );
     v
+}
+
+/// The admin user's password on servers started with a known bootstrap token.
+pub const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
+
+/// A logged-in web session: the cookie's `name=value` and the CSRF token.
+#[derive(Debug, Clone)]
+pub struct Session {
+    pub cookie: String,
+    pub csrf: String,
+    /// The login's answer: `user`, `scopes`, `csrfToken`, `expiresAt`.
+    pub body: Value,
+}
+
+impl Session {
+    pub fn user_id(&self) -> String {
+        self.body["user"]["id"].as_str().unwrap().to_owned()
+    }
+}
+
+/// The `name=value` part of a `Set-Cookie` header, and the whole header.
+pub fn session_cookie(r: &Response) -> Option<(String, String)> {
+    r.headers()
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with("keygate_session="))
+        .map(|v| (v.split(';').next().unwrap().to_owned(), v.to_owned()))
+}
+
+impl Server {
+    /// POST /api/v1/session; the raw answer.
+    pub fn try_login(&self, tenant: &str, username: &str, password: &str) -> Response {
+        self.anon("POST", "/api/v1/session")
+            .json(&json!({ "tenant": tenant, "username": username, "password": password }))
+            .send()
+            .unwrap()
+    }
+
+    /// Logs in to tenant `default`, asserting success.
+    pub fn login(&self, username: &str, password: &str) -> Session {
+        self.login_to("default", username, password)
+    }
+
+    pub fn login_to(&self, tenant: &str, username: &str, password: &str) -> Session {
+        let r = self.try_login(tenant, username, password);
+        let status = r.status().as_u16();
+        let (cookie, _) = session_cookie(&r).unwrap_or_default();
+        let body: Value = r.json().unwrap();
+        assert_eq!(status, 200, "login as {username}: {body}");
+        Session {
+            cookie,
+            csrf: body["csrfToken"].as_str().unwrap().to_owned(),
+            body,
+        }
+    }
+
+    /// A request as the web page makes it: the cookie and the CSRF header.
+    pub fn as_session(&self, s: &Session, method: &str, path: &str) -> RequestBuilder {
+        self.anon(method, path)
+            .header("Cookie", &s.cookie)
+            .header("X-CSRF-Token", &s.csrf)
+    }
+
+    /// Creates a user with the admin token; returns its id.
+    pub fn create_user(&self, username: &str, password: &str, role: &str) -> String {
+        let r = self
+            .admin("POST", "/api/v1/users")
+            .json(&json!({ "username": username, "password": password, "role": role }))
+            .send()
+            .unwrap();
+        let (status, v) = status_json(r);
+        assert_eq!(status, 201, "creating user {username}: {v}");
+        v["id"].as_str().unwrap().to_owned()
+    }
 }

@@ -149,7 +149,7 @@ pub const SCOPES: &[(&str, &str)] = &[
 pub fn register_scopes(catalog: &mut ScopeCatalog) {
     for (name, description) in SCOPES {
         catalog
-            .add(name, description)
+            .add_to_group("dynatrace", name, description)
             .expect("Dynatrace's scope names are valid scope names");
     }
 }
@@ -550,7 +550,7 @@ pub async fn create_token(
     let owner_id = match present(&obj, "personalAccessToken") {
         None => None,
         Some(Value::Bool(true)) => {
-            if caller.token.owner_id == caller.tenant_id() {
+            if caller.owner_id() == caller.tenant_id() {
                 violations.push(violation(
                     "personalAccessToken",
                     "the calling token belongs to the tenant, not to a user, so it cannot create \
@@ -933,7 +933,7 @@ pub async fn delete_token(
             .ok_or_else(not_found)?,
         Err(e) => return Err(e.into()),
     };
-    if rec.id == caller.token.id {
+    if caller.is_token(&rec.id) {
         return Err(DtError::one(
             "id",
             "You can't delete the token you're using for authentication of the request",

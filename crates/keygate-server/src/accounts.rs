@@ -1,0 +1,256 @@
+//! People's credentials: argon2id password hashes, the scopes of each role, and the limiter
+//! that slows down password guessing.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use argon2::password_hash::rand_core::OsRng;
+use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
+use argon2::Argon2;
+use keygate_core::{base62, Role, ScopeCatalog, ScopeSet};
+
+use crate::error::{ApiError, ApiResult};
+
+pub const MIN_PASSWORD_CHARS: usize = 12;
+/// argon2 hashes whatever it is given; a bound keeps one request from costing seconds.
+pub const MAX_PASSWORD_BYTES: usize = 1024;
+pub const MAX_USERNAME_CHARS: usize = 64;
+
+/// A password for the operator to hand on: 24 base62 characters, about 143 bits.
+pub fn generate_password() -> String {
+    let mut p = String::new();
+    base62::random(24, &mut p);
+    p
+}
+
+pub fn validate_password(password: &str) -> ApiResult<()> {
+    if password.chars().count() < MIN_PASSWORD_CHARS {
+        return Err(ApiError::Unprocessable(format!(
+            "password must be at least {MIN_PASSWORD_CHARS} characters"
+        )));
+    }
+    if password.len() > MAX_PASSWORD_BYTES {
+        return Err(ApiError::Unprocessable(format!(
+            "password must be at most {MAX_PASSWORD_BYTES} bytes"
+        )));
+    }
+    Ok(())
+}
+
+/// Letters, digits and `.`, `_`, `-`, `@`, starting with a letter or digit: names that read the
+/// same in a log line, a URL and a table.
+pub fn validate_username(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.chars().count() <= MAX_USERNAME_CHARS
+        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "username must be 1-{MAX_USERNAME_CHARS} characters: letters, digits, '.', '_', '-', \
+             '@', starting with a letter or digit"
+        )))
+    }
+}
+
+/// The PHC string of an argon2id hash (argon2's defaults: 19 MiB, 2 passes), computed off the
+/// async threads because it takes tens of milliseconds by design.
+pub async fn hash_password(password: String) -> ApiResult<String> {
+    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+        .await
+        .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+        .map_err(ApiError::Internal)
+}
+
+pub fn hash_password_blocking(password: &str) -> Result<String, String> {
+    let salt = SaltString::generate(&mut OsRng);
+    Argon2::default()
+        .hash_password(password.as_bytes(), &salt)
+        .map(|h| h.to_string())
+        .map_err(|e| format!("hashing a password failed: {e}"))
+}
+
+/// Checks a password against a stored hash; `None` (no such user) is checked against a hash
+/// of nothing at the same cost, so the answer takes as long for a name that does not exist.
+pub async fn password_matches(stored: Option<String>, password: String) -> ApiResult<bool> {
+    tokio::task::spawn_blocking(move || {
+        let phc = stored.as_deref().unwrap_or_else(|| dummy_hash());
+        let ok = PasswordHash::new(phc)
+            .map(|h| {
+                Argon2::default()
+                    .verify_password(password.as_bytes(), &h)
+                    .is_ok()
+            })
+            .unwrap_or(false);
+        ok && stored.is_some()
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("password check task: {e}")))
+}
+
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        hash_password_blocking(&generate_password()).expect("hashing a random password")
+    })
+}
+
+/// The scopes of each role in this deployment, computed once from the catalogue.
+pub struct RoleScopes {
+    admin: Arc<ScopeSet>,
+    member: Arc<ScopeSet>,
+}
+
+impl RoleScopes {
+    pub fn new(catalog: &ScopeCatalog) -> Self {
+        Self {
+            admin: Arc::new(Role::Admin.scopes(catalog)),
+            member: Arc::new(Role::Member.scopes(catalog)),
+        }
+    }
+
+    pub fn of(&self, role: Role) -> &Arc<ScopeSet> {
+        match role {
+            Role::Admin => &self.admin,
+            Role::Member => &self.member,
+        }
+    }
+}
+
+/// How many failed logins are allowed before further attempts are refused for a while.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    pub per_account: u32,
+    pub per_ip: u32,
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            per_account: 5,
+            per_ip: 20,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// Counts failures per key in a fixed window that starts at the first failure. Kept in
+/// memory on each node: with several nodes behind a balancer, an attacker gets at most the
+/// limit once per node, which still bounds guessing to a handful per minute.
+pub struct FailureLimiter {
+    max: u32,
+    window: Duration,
+    entries: Mutex<HashMap<String, Window>>,
+}
+
+struct Window {
+    start: Instant,
+    failures: u32,
+}
+
+/// Beyond this many keys, expired windows are swept; if all are live, new keys go uncounted
+/// rather than letting a flood of made-up names grow memory without bound (the per-IP count
+/// still applies to them).
+const MAX_KEYS: usize = 100_000;
+
+impl FailureLimiter {
+    pub fn new(max: u32, window: Duration) -> Self {
+        Self {
+            max,
+            window,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `key` must wait, if it has used up its failures.
+    pub fn blocked_for(&self, key: &str) -> Option<Duration> {
+        let entries = self.entries.lock().expect("limiter lock");
+        let w = entries.get(key)?;
+        let elapsed = w.start.elapsed();
+        (w.failures >= self.max && elapsed < self.window).then(|| self.window - elapsed)
+    }
+
+    pub fn record_failure(&self, key: &str) {
+        let mut entries = self.entries.lock().expect("limiter lock");
+        let now = Instant::now();
+        if !entries.contains_key(key) && entries.len() >= MAX_KEYS {
+            entries.retain(|_, w| now.duration_since(w.start) < self.window);
+            if entries.len() >= MAX_KEYS {
+                return;
+            }
+        }
+        let w = entries.entry(key.to_owned()).or_insert(Window {
+            start: now,
+            failures: 0,
+        });
+        if now.duration_since(w.start) >= self.window {
+            *w = Window {
+                start: now,
+                failures: 0,
+            };
+        }
+        w.failures += 1;
+    }
+
+    pub fn clear(&self, key: &str) {
+        self.entries.lock().expect("limiter lock").remove(key);
+    }
+}
+
+/// The two limiters of the login route.
+pub struct LoginLimiter {
+    pub accounts: FailureLimiter,
+    pub ips: FailureLimiter,
+}
+
+impl LoginLimiter {
+    pub fn new(limits: LoginLimits) -> Self {
+        Self {
+            accounts: FailureLimiter::new(limits.per_account, limits.window),
+            ips: FailureLimiter::new(limits.per_ip, limits.window),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_key_is_blocked_after_its_failures_and_others_are_not() {
+        let l = FailureLimiter::new(3, Duration::from_secs(60));
+        for _ in 0..2 {
+            l.record_failure("a");
+        }
+        assert!(l.blocked_for("a").is_none());
+        l.record_failure("a");
+        let wait = l.blocked_for("a").expect("blocked after 3 failures");
+        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
+        assert!(l.blocked_for("b").is_none());
+        l.clear("a");
+        assert!(l.blocked_for("a").is_none());
+    }
+
+    #[test]
+    fn a_window_ends() {
+        let l = FailureLimiter::new(1, Duration::from_millis(1));
+        l.record_failure("a");
+        std::thread::sleep(Duration::from_millis(5));
+        assert!(l.blocked_for("a").is_none());
+    }
+
+    #[test]
+    fn usernames_are_checked() {
+        for good in ["admin", "mia.k", "ci-bot_2", "a@example.com"] {
+            assert!(validate_username(good).is_ok(), "{good}");
+        }
+        for bad in ["", "-x", "has space", "ümlaut", &"x".repeat(65)] {
+            assert!(validate_username(bad).is_err(), "{bad}");
+        }
+    }
+}

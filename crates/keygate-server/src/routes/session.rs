@@ -1,0 +1,102 @@
+//! `/api/v1/session`: logging in to and out of the web page.
+
+use axum::extract::State;
+use axum::http::request::Parts;
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
+
+use crate::dto::{LoginRequest, SessionView};
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::extract::{client_ip, Json};
+use crate::sessions;
+use crate::state::AppState;
+
+/// Log in with a username and password. Sets the `keygate_session` cookie (HttpOnly,
+/// SameSite=Strict, Secure over TLS) and returns the CSRF token the page must send in
+/// `X-CSRF-Token` with every change. Failed logins are audited and limited per account and
+/// per address (429 with `Retry-After` beyond the limit).
+#[utoipa::path(post, path = "/api/v1/session", tag = "session",
+    request_body = LoginRequest,
+    responses(
+        (status = 200, body = SessionView, headers(("Set-Cookie" = String))),
+        (status = 400, body = ErrorBody),
+        (status = 401, description = "Wrong username or password", body = ErrorBody),
+        (status = 422, body = ErrorBody),
+        (status = 429, description = "Too many failed logins", body = ErrorBody,
+         headers(("Retry-After" = u64)))))]
+pub async fn login(
+    State(state): State<AppState>,
+    parts: Parts,
+    Json(req): Json<LoginRequest>,
+) -> ApiResult<Response> {
+    // A form on another site can post a body that parses as JSON, but not with this type
+    // (that would need a CORS preflight we never grant): no logging a browser in to someone
+    // else's account behind its user's back.
+    let is_json = parts
+        .headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| {
+            v.trim_start()
+                .to_ascii_lowercase()
+                .starts_with("application/json")
+        });
+    if !is_json {
+        return Err(ApiError::BadRequest(
+            "send the login as JSON, with Content-Type: application/json".into(),
+        ));
+    }
+    let ip = client_ip(&parts, state.config.trust_forwarded_for);
+    let logged_in = sessions::login(&state, ip, req).await?;
+    let cookie = sessions::set_cookie(
+        &state,
+        &parts.headers,
+        Some((&logged_in.cookie_value, state.config.session_ttl.as_secs())),
+    );
+    Ok((
+        [(header::SET_COOKIE, cookie)],
+        axum::Json(logged_in.user.view()),
+    )
+        .into_response())
+}
+
+/// The logged-in user of this browser, with the session's CSRF token.
+#[utoipa::path(get, path = "/api/v1/session", tag = "session",
+    responses((status = 200, body = SessionView),
+              (status = 401, description = "Not logged in", body = ErrorBody)))]
+pub async fn current(
+    State(state): State<AppState>,
+    parts: Parts,
+) -> ApiResult<axum::Json<SessionView>> {
+    match sessions::authenticate(&parts, &state).await? {
+        Some(user) => Ok(axum::Json(user.view())),
+        None => Err(ApiError::InvalidSession),
+    }
+}
+
+/// Log out: ends the session and clears the cookie. Needs the session's `X-CSRF-Token`.
+#[utoipa::path(delete, path = "/api/v1/session", tag = "session",
+    responses((status = 204, description = "Logged out"),
+              (status = 401, description = "Not logged in", body = ErrorBody),
+              (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody)))]
+pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Response> {
+    let clear = |headers: &HeaderMap| {
+        [(
+            header::SET_COOKIE,
+            sessions::set_cookie(&state, headers, None),
+        )]
+    };
+    match sessions::authenticate(&parts, &state).await {
+        Ok(Some(user)) => {
+            let ip = client_ip(&parts, state.config.trust_forwarded_for);
+            sessions::logout(&state, &user, ip).await?;
+            Ok((StatusCode::NO_CONTENT, clear(&parts.headers)).into_response())
+        }
+        // Already gone: make the browser forget the cookie too.
+        Err(ApiError::InvalidSession) => {
+            Ok((StatusCode::NO_CONTENT, clear(&parts.headers)).into_response())
+        }
+        Ok(None) => Err(ApiError::InvalidSession),
+        Err(e) => Err(e),
+    }
+}

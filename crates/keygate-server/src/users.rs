@@ -1,0 +1,347 @@
+//! Users and tenants: the operations behind `/api/v1/users` and `/api/v1/tenants`, with their
+//! rules. The one rule that matters most: acting on a user of some role, or giving a user that
+//! role, needs every scope the role holds, so `users:write` alone can never mint an admin.
+
+use keygate_core::{base62, PlainToken, Role, TokenId};
+use keygate_store::{NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write};
+use serde_json::json;
+
+use crate::accounts::{self, generate_password, validate_password, validate_username};
+use crate::dto::{CreateTenantRequest, CreateUserRequest, CreatedTenant, UpdateUserRequest};
+use crate::error::{ApiError, ApiResult};
+use crate::extract::Caller;
+use crate::state::AppState;
+use crate::tokens;
+
+pub const MAX_TENANT_NAME_CHARS: usize = 63;
+
+pub fn new_user_id() -> String {
+    let mut id = String::from("usr_");
+    base62::random(16, &mut id);
+    id
+}
+
+pub fn parse_role(s: &str) -> ApiResult<Role> {
+    s.parse()
+        .map_err(|e: keygate_core::role::UnknownRole| ApiError::Unprocessable(e.to_string()))
+}
+
+fn stored_role(u: &UserRecord) -> ApiResult<Role> {
+    u.role
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("user {}: {e}", u.id)))
+}
+
+/// No escalation through accounts: the caller must hold every scope of `role`.
+pub fn ensure_may_manage(state: &AppState, caller: &Caller, role: Role) -> ApiResult<()> {
+    tokens::ensure_covers(caller, state.roles.of(role))
+}
+
+fn user_not_found() -> ApiError {
+    ApiError::NotFound("No user with this id".into())
+}
+
+fn audit(caller: &Caller, action: &str, user: &UserRecord, details: serde_json::Value) -> NewAudit {
+    tokens::audit(caller, action, &user.id, details)
+}
+
+/// A user of the caller's tenant; the same answer for another tenant's user as for none.
+pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<UserRecord> {
+    state
+        .store
+        .user_by_id(caller.tenant_id(), id)
+        .await?
+        .ok_or_else(user_not_found)
+}
+
+/// Creates a user; returns the password too when it was generated (to be shown once).
+pub async fn create(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateUserRequest,
+) -> ApiResult<(UserRecord, Option<String>)> {
+    validate_username(&req.username)?;
+    let role = parse_role(req.role.as_deref().unwrap_or("member"))?;
+    ensure_may_manage(state, caller, role)?;
+    let (password, generated) = match req.password {
+        Some(p) => {
+            validate_password(&p)?;
+            (p, false)
+        }
+        None => (generate_password(), true),
+    };
+    let user = UserRecord {
+        id: new_user_id(),
+        tenant_id: caller.tenant_id().to_owned(),
+        username: req.username,
+        password_hash: accounts::hash_password(password.clone()).await?,
+        role: role.as_str().to_owned(),
+        created_at: keygate_store::now(),
+    };
+    let entry = audit(
+        caller,
+        "user.create",
+        &user,
+        json!({ "username": user.username, "role": user.role }),
+    );
+    state
+        .store
+        .apply(&[Write::InsertUser(user.clone())], &[entry])
+        .await
+        .map_err(|e| match e {
+            StoreError::Conflict(_) => {
+                ApiError::Conflict(format!("a user named {:?} exists", user.username))
+            }
+            e => e.into(),
+        })?;
+    Ok((user, generated.then_some(password)))
+}
+
+/// Changes a role, a password, or both. A new password ends the user's web sessions.
+pub async fn update(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    req: UpdateUserRequest,
+) -> ApiResult<UserRecord> {
+    if req.role.is_none() && req.password.is_none() {
+        return Err(ApiError::Unprocessable(
+            "give a role, a password, or both".into(),
+        ));
+    }
+    let mut user = visible(state, caller, id).await?;
+    let current = stored_role(&user)?;
+    ensure_may_manage(state, caller, current)?;
+    let mut details = json!({ "username": user.username });
+    if let Some(r) = &req.role {
+        let new = parse_role(r)?;
+        ensure_may_manage(state, caller, new)?;
+        if current == Role::Admin && new != Role::Admin {
+            ensure_another_admin(state, &user).await?;
+        }
+        details["roleFrom"] = json!(current.as_str());
+        details["roleTo"] = json!(new.as_str());
+        user.role = new.as_str().to_owned();
+    }
+    let mut writes = Vec::new();
+    if let Some(p) = req.password {
+        validate_password(&p)?;
+        user.password_hash = accounts::hash_password(p).await?;
+        details["passwordChanged"] = json!(true);
+        writes.push(Write::DeleteUserSessions {
+            tenant_id: user.tenant_id.clone(),
+            user_id: user.id.clone(),
+        });
+    }
+    writes.insert(0, Write::UpdateUser(user.clone()));
+    let entry = audit(caller, "user.update", &user, details);
+    state
+        .store
+        .apply(&writes, &[entry])
+        .await
+        .map_err(|e| match e {
+            StoreError::NotFound => user_not_found(),
+            e => e.into(),
+        })?;
+    Ok(user)
+}
+
+/// A tenant keeps at least one admin user, so someone can always log in to manage it.
+async fn ensure_another_admin(state: &AppState, user: &UserRecord) -> ApiResult<()> {
+    let mut after: Option<String> = None;
+    loop {
+        let page = state
+            .store
+            .list_users(&user.tenant_id, after.as_deref(), 1000)
+            .await?;
+        if page
+            .items
+            .iter()
+            .any(|u| u.role == Role::Admin.as_str() && u.id != user.id)
+        {
+            return Ok(());
+        }
+        match page.next_after {
+            Some(next) => after = Some(next),
+            None => {
+                return Err(ApiError::Conflict(
+                    "this is the tenant's last admin; make another user admin first".into(),
+                ))
+            }
+        }
+    }
+}
+
+/// Every token a user owns.
+async fn owned_tokens(state: &AppState, user: &UserRecord) -> ApiResult<Vec<TokenRecord>> {
+    let mut all = Vec::new();
+    let mut filter = TokenFilter {
+        owner_id: Some(user.id.clone()),
+        limit: 1000,
+        ..TokenFilter::default()
+    };
+    loop {
+        let page = state.store.list_tokens(&user.tenant_id, &filter).await?;
+        all.extend(page.items);
+        match page.next {
+            Some(next) => filter.before_seq = Some(next),
+            None => return Ok(all),
+        }
+    }
+}
+
+/// Deletes a user, their sessions and every token they own, each token audited. Returns how
+/// many tokens were revoked.
+pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<usize> {
+    // A token created for the user between our listing and our write makes the store refuse
+    // the batch (it never leaves a token without its owner); listing again then catches it.
+    const ATTEMPTS: usize = 3;
+    for attempt in 1..=ATTEMPTS {
+        let user = visible(state, caller, id).await?;
+        let role = stored_role(&user)?;
+        ensure_may_manage(state, caller, role)?;
+        if caller.owner_id() == user.id {
+            return Err(ApiError::Conflict(
+                "you cannot delete your own account (or the user who owns the calling token)"
+                    .into(),
+            ));
+        }
+        if role == Role::Admin {
+            ensure_another_admin(state, &user).await?;
+        }
+        let owned = owned_tokens(state, &user).await?;
+        let mut writes: Vec<Write> = owned
+            .iter()
+            .map(|t| Write::DeleteToken {
+                tenant_id: t.tenant_id.clone(),
+                id: t.id.clone(),
+            })
+            .collect();
+        writes.push(Write::DeleteUser {
+            tenant_id: user.tenant_id.clone(),
+            id: user.id.clone(),
+        });
+        let mut entries: Vec<NewAudit> = owned
+            .iter()
+            .map(|t| {
+                tokens::audit(
+                    caller,
+                    "token.delete",
+                    t.id.as_str(),
+                    json!({ "name": t.name, "reason": "owner deleted" }),
+                )
+            })
+            .collect();
+        entries.push(audit(
+            caller,
+            "user.delete",
+            &user,
+            json!({ "username": user.username, "revokedTokens": owned.len() }),
+        ));
+        match state.store.apply(&writes, &entries).await {
+            Ok(()) => {
+                let hashes: Vec<_> = owned.iter().map(|t| t.hash).collect();
+                state.verifier.invalidate(&hashes);
+                return Ok(owned.len());
+            }
+            Err(StoreError::Conflict(_) | StoreError::NotFound) if attempt < ATTEMPTS => continue,
+            Err(StoreError::NotFound) => return Err(user_not_found()),
+            Err(e) => return Err(e.into()),
+        }
+    }
+    unreachable!("the last attempt returns")
+}
+
+/// Lower-case letters, digits and `-`: a tenant's name is also its id, in URLs and headers.
+pub fn validate_tenant_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TENANT_NAME_CHARS
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "tenant name must be 1-{MAX_TENANT_NAME_CHARS} characters: lower-case letters, \
+             digits and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Creates a tenant with its first admin user and a token for that admin, all in one
+/// transaction, audited in the new tenant and in the caller's.
+pub async fn create_tenant(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateTenantRequest,
+) -> ApiResult<CreatedTenant> {
+    validate_tenant_name(&req.name)?;
+    let username = req.admin_username.unwrap_or_else(|| "admin".to_owned());
+    validate_username(&username)?;
+    let (password, generated) = match req.admin_password {
+        Some(p) => {
+            validate_password(&p)?;
+            (p, false)
+        }
+        None => (generate_password(), true),
+    };
+    let now = keygate_store::now();
+    let admin = UserRecord {
+        id: new_user_id(),
+        tenant_id: req.name.clone(),
+        username,
+        password_hash: accounts::hash_password(password.clone()).await?,
+        role: Role::Admin.as_str().to_owned(),
+        created_at: now,
+    };
+    let (token_id, plain): (TokenId, PlainToken) = PlainToken::mint(&state.config.prefix);
+    let token = TokenRecord {
+        id: token_id,
+        tenant_id: req.name.clone(),
+        hash: plain.hash(),
+        name: "first admin token".into(),
+        description: Some("Created with the tenant; holds the admin role's scopes".into()),
+        metadata: None,
+        owner_id: admin.id.clone(),
+        scopes: (**state.roles.of(Role::Admin)).clone(),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        created_by: Some(caller.actor()),
+        external_id: None,
+    };
+    let details = json!({ "tenant": req.name, "adminUserId": admin.id, "adminTokenId": token.id });
+    let mut in_new = tokens::audit(caller, "tenant.create", &req.name, details.clone());
+    in_new.tenant_id = req.name.clone();
+    let in_callers = tokens::audit(caller, "tenant.create", &req.name, details);
+    let writes = vec![
+        Write::InsertTenant {
+            id: req.name.clone(),
+            created_at: now,
+        },
+        Write::InsertUser(admin.clone()),
+        Write::InsertToken(token.clone()),
+    ];
+    tokens::commit(state, writes, vec![in_new, in_callers])
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("a tenant named {:?} exists", req.name))
+            }
+            e => e,
+        })?;
+    Ok(CreatedTenant {
+        id: req.name.clone(),
+        name: req.name,
+        created_at: now,
+        admin: admin.into(),
+        admin_password: generated.then_some(password),
+        admin_token: plain.expose().to_owned(),
+        admin_token_id: token.id.to_string(),
+    })
+}
