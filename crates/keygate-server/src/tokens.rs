@@ -1,7 +1,7 @@
 //! Token management as operations on behalf of a caller: visibility, no escalation, audit and
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
-use keygate_core::{PlainToken, ScopeSet, TokenId};
+use keygate_core::{PlainToken, ScopeSet, TokenHash, TokenId};
 use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -155,9 +155,29 @@ pub(crate) async fn commit(
             _ => None,
         })
         .collect();
-    state.store.apply(&writes, &audit).await?;
-    state.verifier.invalidate(&hashes);
-    Ok(())
+    apply_then_forget(state, writes, audit, hashes).await
+}
+
+/// Applies a batch and then drops `hashes` from this node's cache, in a task of its own: a
+/// client that hangs up mid-request drops the request's future, and a change that still
+/// commits must not leave its old state in the cache (on a single SQLite node nothing else
+/// would ever correct it). The cache forgets even after an error, when the outcome of a
+/// commit may be unknown: the next verify then reads what is really stored.
+pub(crate) async fn apply_then_forget(
+    state: &AppState,
+    writes: Vec<Write>,
+    audit: Vec<NewAudit>,
+    hashes: Vec<TokenHash>,
+) -> ApiResult<()> {
+    let state = state.clone();
+    tokio::spawn(async move {
+        let result = state.store.apply(&writes, &audit).await;
+        state.verifier.invalidate(&hashes);
+        result
+    })
+    .await
+    .map_err(|e| ApiError::Internal(format!("a write task failed: {e}")))?
+    .map_err(ApiError::from)
 }
 
 /// What a new token is made of, already validated.
@@ -349,19 +369,13 @@ pub async fn delete(
     action: &str,
 ) -> ApiResult<()> {
     let entry = audit(caller, action, rec.id.as_str(), json!({ "name": rec.name }));
-    state
-        .store
-        .apply(
-            &[Write::DeleteToken {
-                tenant_id: rec.tenant_id.clone(),
-                id: rec.id.clone(),
-            }],
-            &[entry],
-        )
+    let write = Write::DeleteToken {
+        tenant_id: rec.tenant_id.clone(),
+        id: rec.id.clone(),
+    };
+    apply_then_forget(state, vec![write], vec![entry], vec![rec.hash])
         .await
-        .map_err(|e| not_found_as_token(e.into()))?;
-    state.verifier.invalidate(&[rec.hash]);
-    Ok(())
+        .map_err(not_found_as_token)
 }
 
 /// Mints a successor with the same name, scopes, owner and lifetime; the old token keeps

@@ -238,15 +238,12 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<us
             &user,
             json!({ "username": user.username, "revokedTokens": owned.len() }),
         ));
-        match state.store.apply(&writes, &entries).await {
-            Ok(()) => {
-                let hashes: Vec<_> = owned.iter().map(|t| t.hash).collect();
-                state.verifier.invalidate(&hashes);
-                return Ok(owned.len());
-            }
-            Err(StoreError::Conflict(_) | StoreError::NotFound) if attempt < ATTEMPTS => continue,
-            Err(StoreError::NotFound) => return Err(user_not_found()),
-            Err(e) => return Err(e.into()),
+        let hashes: Vec<_> = owned.iter().map(|t| t.hash).collect();
+        match tokens::apply_then_forget(state, writes, entries, hashes).await {
+            Ok(()) => return Ok(owned.len()),
+            Err(ApiError::Conflict(_) | ApiError::NotFound(_)) if attempt < ATTEMPTS => continue,
+            Err(ApiError::NotFound(_)) => return Err(user_not_found()),
+            Err(e) => return Err(e),
         }
     }
     unreachable!("the last attempt returns")

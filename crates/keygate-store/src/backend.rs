@@ -10,6 +10,7 @@ use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{Any, Executor};
 
+use crate::group_commit::GroupCommitter;
 use crate::sql::{map_err, SqlStore};
 use crate::store::{Result, StoreError};
 
@@ -117,7 +118,8 @@ async fn open_sqlite(url: &str) -> Result<SqlStore> {
     let base = format!("sqlite://{}", encode_path(&file));
     // One writer: SQLite serialises writers anyway, and a lone writer never meets SQLITE_BUSY
     // on upgrading a transaction. WAL lets readers run beside it; synchronous=FULL makes every
-    // commit durable before the 201/204 leaves.
+    // commit durable before the 201/204 leaves, and the group committer lets concurrent writes
+    // share one commit (one fsync) instead of queueing for one each.
     let writer = AnyPoolOptions::new()
         .max_connections(1)
         .acquire_timeout(ACQUIRE_TIMEOUT)
@@ -154,6 +156,7 @@ async fn open_sqlite(url: &str) -> Result<SqlStore> {
         .await
         .map_err(in_file)?;
     Ok(SqlStore {
+        group: Some(GroupCommitter::start(writer.clone())),
         writer,
         reader,
         backend: Backend::Sqlite,
@@ -178,5 +181,6 @@ async fn open_postgres(url: &str) -> Result<SqlStore> {
         reader: pool,
         backend: Backend::Postgres,
         feed_url: Some(url.to_owned()),
+        group: None,
     })
 }

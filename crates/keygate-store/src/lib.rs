@@ -7,6 +7,7 @@ mod accounts;
 pub mod backend;
 pub mod cache;
 mod changes;
+mod group_commit;
 pub mod last_used;
 pub mod model;
 pub mod sql;

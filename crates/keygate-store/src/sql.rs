@@ -17,6 +17,7 @@ use time::OffsetDateTime;
 
 use crate::accounts;
 use crate::backend::Backend;
+use crate::group_commit::GroupCommitter;
 use crate::model::*;
 use crate::store::{Result, Store, StoreError};
 
@@ -29,6 +30,10 @@ pub struct SqlStore {
     pub(crate) backend: Backend,
     /// PostgreSQL: where the change-feed listener connects (holds credentials: never logged).
     pub(crate) feed_url: Option<String>,
+    /// SQLite: the task that commits concurrent `apply` batches together, one fsync for all.
+    /// PostgreSQL flushes concurrent commits together by itself, so there `apply` runs its own
+    /// transaction.
+    pub(crate) group: Option<GroupCommitter>,
 }
 
 impl SqlStore {
@@ -36,7 +41,12 @@ impl SqlStore {
         self.backend
     }
 
+    /// Commits what is already queued for writing, then closes the connections; later writes
+    /// fail with `Unavailable`.
     pub async fn close(&self) {
+        if let Some(group) = &self.group {
+            group.close().await;
+        }
         self.reader.close().await;
         self.writer.close().await;
     }
@@ -242,6 +252,73 @@ async fn exactly_one<'q>(
     Ok(())
 }
 
+/// One batch of [`Store::apply`] inside an open transaction: its writes, its audit entries and,
+/// on PostgreSQL, the change rows other nodes follow. The caller decides what encloses it: its
+/// own transaction, or a savepoint in the SQLite group committer's shared one.
+pub(crate) async fn execute_batch(
+    tx: &mut Tx,
+    backend: Backend,
+    writes: &[Write],
+    audit: &[NewAudit],
+) -> Result<()> {
+    let mut changed = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::InsertToken(t) => {
+                insert_token(tx, t).await?;
+                changed.push(t.hash);
+            }
+            Write::UpdateToken(t) => {
+                let q = sqlx::query(
+                    "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
+                     owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
+                     expires_at = $8 WHERE tenant_id = $9 AND id = $10",
+                )
+                .bind(&t.name)
+                .bind(&t.description)
+                .bind(t.metadata.as_ref().map(|m| m.get()))
+                .bind(&t.owner_id)
+                .bind(scopes_json(&t.scopes))
+                .bind(t.enabled as i64)
+                .bind(to_ms(t.updated_at))
+                .bind(t.expires_at.map(to_ms))
+                .bind(&t.tenant_id)
+                .bind(t.id.as_str());
+                exactly_one(q, tx).await?;
+                changed.push(t.hash);
+            }
+            Write::DeleteToken { tenant_id, id } => {
+                let hash: Option<Vec<u8>> = sqlx::query_scalar(
+                    "DELETE FROM tokens WHERE tenant_id = $1 AND id = $2 RETURNING hash",
+                )
+                .bind(tenant_id)
+                .bind(id.as_str())
+                .fetch_optional(&mut **tx)
+                .await
+                .map_err(map_err)?;
+                let hash = hash.ok_or(StoreError::NotFound)?;
+                changed.extend(TokenHash::from_slice(&hash));
+            }
+            Write::InsertTenant { id, created_at } => {
+                accounts::insert_tenant(tx, id, *created_at).await?
+            }
+            Write::InsertUser(u) => accounts::insert_user(tx, u).await?,
+            Write::UpdateUser(u) => accounts::update_user(tx, u).await?,
+            Write::DeleteUser { tenant_id, id } => accounts::delete_user(tx, tenant_id, id).await?,
+            Write::InsertSession(session) => accounts::insert_session(tx, session).await?,
+            Write::DeleteSession(hash) => accounts::delete_session(tx, hash).await?,
+            Write::DeleteUserSessions { tenant_id, user_id } => {
+                accounts::delete_user_sessions(tx, tenant_id, user_id).await?
+            }
+        }
+    }
+    for a in audit {
+        insert_audit(tx, a).await?;
+    }
+    backend.record_changes(tx, &changed).await?;
+    Ok(())
+}
+
 #[async_trait]
 impl Store for SqlStore {
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
@@ -358,64 +435,11 @@ impl Store for SqlStore {
     }
 
     async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()> {
+        if let Some(group) = &self.group {
+            return group.apply(writes.to_vec(), audit.to_vec()).await;
+        }
         let mut tx = self.writer.begin().await.map_err(map_err)?;
-        let mut changed = Vec::with_capacity(writes.len());
-        for w in writes {
-            match w {
-                Write::InsertToken(t) => {
-                    insert_token(&mut tx, t).await?;
-                    changed.push(t.hash);
-                }
-                Write::UpdateToken(t) => {
-                    let q = sqlx::query(
-                        "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
-                         owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
-                         expires_at = $8 WHERE tenant_id = $9 AND id = $10",
-                    )
-                    .bind(&t.name)
-                    .bind(&t.description)
-                    .bind(t.metadata.as_ref().map(|m| m.get()))
-                    .bind(&t.owner_id)
-                    .bind(scopes_json(&t.scopes))
-                    .bind(t.enabled as i64)
-                    .bind(to_ms(t.updated_at))
-                    .bind(t.expires_at.map(to_ms))
-                    .bind(&t.tenant_id)
-                    .bind(t.id.as_str());
-                    exactly_one(q, &mut tx).await?;
-                    changed.push(t.hash);
-                }
-                Write::DeleteToken { tenant_id, id } => {
-                    let hash: Option<Vec<u8>> = sqlx::query_scalar(
-                        "DELETE FROM tokens WHERE tenant_id = $1 AND id = $2 RETURNING hash",
-                    )
-                    .bind(tenant_id)
-                    .bind(id.as_str())
-                    .fetch_optional(&mut *tx)
-                    .await
-                    .map_err(map_err)?;
-                    let hash = hash.ok_or(StoreError::NotFound)?;
-                    changed.extend(TokenHash::from_slice(&hash));
-                }
-                Write::InsertTenant { id, created_at } => {
-                    accounts::insert_tenant(&mut tx, id, *created_at).await?
-                }
-                Write::InsertUser(u) => accounts::insert_user(&mut tx, u).await?,
-                Write::UpdateUser(u) => accounts::update_user(&mut tx, u).await?,
-                Write::DeleteUser { tenant_id, id } => {
-                    accounts::delete_user(&mut tx, tenant_id, id).await?
-                }
-                Write::InsertSession(session) => accounts::insert_session(&mut tx, session).await?,
-                Write::DeleteSession(hash) => accounts::delete_session(&mut tx, hash).await?,
-                Write::DeleteUserSessions { tenant_id, user_id } => {
-                    accounts::delete_user_sessions(&mut tx, tenant_id, user_id).await?
-                }
-            }
-        }
-        for a in audit {
-            insert_audit(&mut tx, a).await?;
-        }
-        self.backend.record_changes(&mut tx, &changed).await?;
+        execute_batch(&mut tx, self.backend, writes, audit).await?;
         tx.commit().await.map_err(map_err)
     }
 

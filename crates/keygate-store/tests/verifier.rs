@@ -567,6 +567,258 @@ async fn concurrent_bootstraps_create_exactly_one(f: Fixture) {
     assert_eq!(created, 1, "exactly one bootstrap wins");
 }
 
+// ---- concurrent writes (on SQLite: the group committer) ----
+
+fn audit_for(rec: &TokenRecord, action: &str) -> NewAudit {
+    NewAudit {
+        tenant_id: DEFAULT_TENANT.into(),
+        at: now(),
+        actor: "test".into(),
+        action: action.into(),
+        target_id: Some(rec.id.to_string()),
+        ip: None,
+        details: None,
+    }
+}
+
+fn fresh(scopes: &[&str]) -> TokenRecord {
+    let (_, plain) = PlainToken::mint(&TokenPrefix::default());
+    record(&plain, scopes)
+}
+
+/// The audit entries written with `action`, by target id.
+async fn audited(f: &Fixture, action: &str) -> std::collections::HashSet<String> {
+    let page = f
+        .store
+        .list_audit(
+            DEFAULT_TENANT,
+            &AuditFilter {
+                action: Some(action.into()),
+                limit: 1000,
+                ..AuditFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.next.is_none(), "more audit entries than one page");
+    page.items.into_iter().filter_map(|a| a.target_id).collect()
+}
+
+/// Every token of the tenant, read in one statement.
+async fn token_ids(f: &Fixture) -> std::collections::HashSet<String> {
+    let page = f
+        .store
+        .list_tokens(
+            DEFAULT_TENANT,
+            &TokenFilter {
+                limit: 1000,
+                ..TokenFilter::default()
+            },
+        )
+        .await
+        .unwrap();
+    assert!(page.next.is_none(), "more tokens than one page");
+    page.items.into_iter().map(|t| t.id.to_string()).collect()
+}
+
+async fn stored(f: &Fixture, rec: &TokenRecord) -> bool {
+    f.store
+        .token_by_id(DEFAULT_TENANT, rec.id.as_str())
+        .await
+        .unwrap()
+        .is_some()
+}
+
+/// Starts every batch at once, each on its own task, and returns each one's result in order.
+async fn apply_all(
+    f: &Fixture,
+    batches: Vec<(Vec<Write>, Vec<NewAudit>)>,
+) -> Vec<store::Result<()>> {
+    // Held back until every task is waiting, so the batches meet in the writer's queue.
+    let start = Arc::new(tokio::sync::Barrier::new(batches.len()));
+    let tasks = batches.into_iter().map(|(writes, audit)| {
+        let store = f.store.clone();
+        let start = start.clone();
+        async move {
+            start.wait().await;
+            store.apply(&writes, &audit).await
+        }
+    });
+    futures_join_all(tasks).await
+}
+
+async fn many_concurrent_writes_all_land(f: Fixture) {
+    let tokens: Vec<_> = (0..100).map(|_| fresh(&["metrics:read"])).collect();
+    let batches = tokens
+        .iter()
+        .map(|t| {
+            (
+                vec![Write::InsertToken(t.clone())],
+                vec![audit_for(t, "token.create")],
+            )
+        })
+        .collect();
+    for r in apply_all(&f, batches).await {
+        r.unwrap();
+    }
+    let audited = audited(&f, "token.create").await;
+    for t in &tokens {
+        let got = f.store.token_by_hash(&t.hash).await.unwrap();
+        assert_eq!(got.map(|g| g.id), Some(t.id.clone()));
+        assert!(audited.contains(t.id.as_str()), "audit entry of {}", t.id);
+    }
+    assert_eq!(audited.len(), tokens.len());
+}
+
+async fn a_failing_batch_among_concurrent_ones_fails_alone(f: Fixture) {
+    let (_, existing) = insert(&f, &["metrics:read"]).await;
+    // What each batch is, and so what its caller must hear.
+    #[derive(Debug, Clone, Copy, PartialEq)]
+    enum Kind {
+        Good,
+        DuplicateHash,
+        DuplicateId,
+        /// A good insert, then a change of a token that does not exist: the insert must go too.
+        GoodThenMissing,
+        /// Two good inserts, then a duplicate hash: both inserts must go.
+        GoodThenDuplicate,
+    }
+    let kinds: Vec<Kind> = (0..80)
+        .map(|i| match i % 16 {
+            3 => Kind::DuplicateHash,
+            7 => Kind::DuplicateId,
+            11 => Kind::GoodThenMissing,
+            15 => Kind::GoodThenDuplicate,
+            _ => Kind::Good,
+        })
+        .collect();
+    let colliding = |mut t: TokenRecord, hash: bool| {
+        if hash {
+            t.hash = existing.hash;
+        } else {
+            t.id = existing.id.clone();
+        }
+        Write::InsertToken(t)
+    };
+    // Per batch: its writes, and the tokens it would add (each with its audit entry).
+    let mut batches = Vec::new();
+    let mut own_tokens = Vec::new();
+    for kind in &kinds {
+        let (t, u) = (fresh(&["metrics:read"]), fresh(&["metrics:read"]));
+        let (writes, tokens) = match kind {
+            Kind::Good => (vec![Write::InsertToken(t.clone())], vec![t]),
+            Kind::DuplicateHash => (vec![colliding(t.clone(), true)], vec![t]),
+            Kind::DuplicateId => (vec![colliding(t.clone(), false)], vec![t]),
+            Kind::GoodThenMissing => (
+                vec![Write::InsertToken(t.clone()), Write::UpdateToken(u)],
+                vec![t],
+            ),
+            Kind::GoodThenDuplicate => (
+                vec![
+                    Write::InsertToken(t.clone()),
+                    Write::InsertToken(u.clone()),
+                    colliding(fresh(&["metrics:read"]), true),
+                ],
+                vec![t, u],
+            ),
+        };
+        let audit = tokens
+            .iter()
+            .map(|t| audit_for(t, "token.create"))
+            .collect();
+        batches.push((writes, audit));
+        own_tokens.push(tokens);
+    }
+    let results = apply_all(&f, batches).await;
+    let audited = audited(&f, "token.create").await;
+    for ((kind, r), tokens) in kinds.iter().zip(&results).zip(&own_tokens) {
+        match kind {
+            Kind::Good => assert!(r.is_ok(), "a good batch failed with {r:?}"),
+            Kind::DuplicateHash | Kind::DuplicateId | Kind::GoodThenDuplicate => {
+                assert!(matches!(r, Err(StoreError::Conflict(_))), "{kind:?}: {r:?}")
+            }
+            Kind::GoodThenMissing => {
+                assert!(matches!(r, Err(StoreError::NotFound)), "{kind:?}: {r:?}")
+            }
+        }
+        for t in tokens {
+            assert_eq!(
+                stored(&f, t).await,
+                r.is_ok(),
+                "{kind:?}: its tokens are stored if and only if it succeeded"
+            );
+            assert_eq!(
+                audited.contains(t.id.as_str()),
+                r.is_ok(),
+                "{kind:?}: its audit entries exist if and only if it succeeded"
+            );
+        }
+    }
+    let good = kinds.iter().filter(|k| **k == Kind::Good).count();
+    assert_eq!(audited.len(), good, "no audit entry of a failed batch");
+    // The token everyone collided with is untouched.
+    let still = f
+        .store
+        .token_by_hash(&existing.hash)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(still.id, existing.id);
+}
+
+async fn a_batch_whose_caller_gives_up_is_written_whole_or_not_at_all(f: Fixture) {
+    let mut tasks = Vec::new();
+    for _ in 0..128 {
+        let store = f.store.clone();
+        let (a, b) = (fresh(&["metrics:read"]), fresh(&["metrics:read"]));
+        let writes = vec![Write::InsertToken(a.clone()), Write::InsertToken(b.clone())];
+        let audit = vec![audit_for(&a, "token.create")];
+        let task = tokio::spawn(async move { store.apply(&writes, &audit).await });
+        tasks.push((a, b, task));
+    }
+    // Every other caller gives up at some point of its way: before its batch is queued, while
+    // it waits, or while its group is being written.
+    for (i, (_, _, task)) in tasks.iter().enumerate().filter(|(i, _)| i % 2 == 0) {
+        for _ in 0..i % 5 {
+            tokio::task::yield_now().await;
+        }
+        task.abort();
+    }
+    let mut results = Vec::new();
+    for (a, b, task) in tasks {
+        results.push((a, b, task.await));
+    }
+    // A batch whose caller went away may still be on its way (on PostgreSQL, a COMMIT sent
+    // before the abort). Batches only add rows, so two equal reads of the tokens around the
+    // read of the audit log mean the three saw the same commits.
+    let mut settled = None;
+    for _ in 0..500 {
+        let before = token_ids(&f).await;
+        let audited = audited(&f, "token.create").await;
+        if token_ids(&f).await == before {
+            settled = Some((before, audited));
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let (tokens, audited) = settled.expect("writes still landing after 5 s");
+    for (a, b, outcome) in results {
+        let (has_a, has_b) = (
+            tokens.contains(a.id.as_str()),
+            tokens.contains(b.id.as_str()),
+        );
+        assert_eq!(has_a, has_b, "half a batch was written");
+        assert_eq!(
+            has_a,
+            audited.contains(a.id.as_str()),
+            "a write apart from its audit"
+        );
+        if let Ok(r) = outcome {
+            assert_eq!(r.is_ok(), has_a, "{r:?}");
+        }
+    }
+}
+
 /// Runs the futures concurrently on the current runtime.
 async fn futures_join_all<F: std::future::Future + Send + 'static>(
     fs: impl Iterator<Item = F>,
@@ -608,4 +860,7 @@ on_both_backends!(
     lists_page_newest_first_and_filter,
     last_use_never_moves_backwards,
     concurrent_bootstraps_create_exactly_one,
+    many_concurrent_writes_all_land,
+    a_failing_batch_among_concurrent_ones_fails_alone,
+    a_batch_whose_caller_gives_up_is_written_whole_or_not_at_all,
 );
