@@ -19,6 +19,21 @@ pub fn encode_fixed(mut value: u64, width: usize, out: &mut String) {
     out.extend(buf[..width].iter().map(|&b| b as char));
 }
 
+/// The value of base62 digits, most significant first; `None` if one is not a base62 digit.
+/// Fixed-width encoding is one-to-one, so comparing decoded values compares the strings
+/// without building the expected one.
+pub fn decode(digits: &[u8]) -> Option<u64> {
+    digits.iter().try_fold(0u64, |acc, &d| {
+        let v = match d {
+            b'0'..=b'9' => d - b'0',
+            b'A'..=b'Z' => d - b'A' + 10,
+            b'a'..=b'z' => d - b'a' + 36,
+            _ => return None,
+        };
+        acc.checked_mul(62)?.checked_add(v as u64)
+    })
+}
+
 /// Random base62 string of `len` characters, drawn uniformly (rejection sampling inside rand).
 pub fn random(len: usize, out: &mut String) {
     use rand::Rng;
@@ -43,5 +58,16 @@ mod tests {
         s.clear();
         encode_fixed(u32::MAX as u64, 6, &mut s);
         assert_eq!(s.len(), 6);
+    }
+
+    #[test]
+    fn decode_inverts_encode() {
+        for v in [0u64, 1, 61, 62, 3843, u32::MAX as u64, 62u64.pow(6) - 1] {
+            let mut s = String::new();
+            encode_fixed(v, 6, &mut s);
+            assert_eq!(decode(s.as_bytes()), Some(v), "{s}");
+        }
+        assert_eq!(decode(b"0z_"), None);
+        assert_eq!(decode(b"zzzzzzzzzzzz"), None, "overflow is refused, not wrapped");
     }
 }

@@ -118,8 +118,15 @@ fn truncate_for_message(s: &str) -> String {
     s.chars().take(MAX_SCOPE_LEN + 1).collect()
 }
 
+/// Written as a JSON array of names.
+impl serde::Serialize for ScopeSet {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_seq(self.0.iter().map(Scope::as_str))
+    }
+}
+
 /// The scopes a token holds: sorted, without duplicates.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub struct ScopeSet(Vec<Scope>);
 
 impl ScopeSet {

@@ -145,32 +145,35 @@ pub struct VerifyRequest {
     pub scopes: Vec<String>,
 }
 
+/// The answer of `verify`. It borrows from the cached token, so answering copies nothing
+/// before the JSON is written.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct VerifyResponse {
+pub struct VerifyResponse<'a> {
     pub valid: bool,
     /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `EXPIRED` or `INSUFFICIENT_SCOPE`.
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub token_id: Option<String>,
+    pub token_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub name: Option<String>,
+    pub name: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub owner_id: Option<String>,
+    pub owner_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub tenant_id: Option<String>,
+    pub tenant_id: Option<&'a str>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub scopes: Option<Vec<String>>,
+    #[schema(value_type = Option<Vec<String>>)]
+    pub scopes: Option<&'a keygate_core::ScopeSet>,
     #[serde(skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<Object>)]
-    pub metadata: Option<Box<RawValue>>,
+    pub metadata: Option<&'a RawValue>,
     #[serde(
         skip_serializing_if = "Option::is_none",
         with = "time::serde::rfc3339::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_scopes: Option<Vec<String>>,
+    pub missing_scopes: Option<&'a [String]>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

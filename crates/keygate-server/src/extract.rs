@@ -124,6 +124,21 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
         .map(|ConnectInfo(a)| a.ip().to_string())
 }
 
+/// The client's address as an extractor, read from the request in place: taking the whole
+/// `Parts` would clone every header and extension of every verification.
+pub struct ClientIp(pub Option<String>);
+
+impl FromRequestParts<AppState> for ClientIp {
+    type Rejection = std::convert::Infallible;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        Ok(ClientIp(client_ip(parts, state.config.trust_forwarded_for)))
+    }
+}
+
 fn forwarded_ip(headers: &axum::http::HeaderMap) -> Option<String> {
     let first = headers
         .get("x-forwarded-for")

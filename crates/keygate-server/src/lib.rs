@@ -25,12 +25,12 @@ pub use state::{AppState, ServerConfig};
 
 /// Builds the shared state; must run inside a Tokio runtime (it starts the last-use writer).
 pub fn state(store: Arc<dyn Store>, config: ServerConfig, verifier: VerifierConfig) -> AppState {
-    AppState {
+    AppState::new(state::Shared {
         verifier: Arc::new(Verifier::new(store.clone(), verifier)),
         store,
         roles: Arc::new(accounts::RoleScopes::new(&config.catalog)),
         login_limiter: Arc::new(accounts::LoginLimiter::new(config.login_limits)),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
-    }
+    })
 }

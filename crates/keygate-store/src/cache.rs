@@ -9,9 +9,11 @@
 //! its own insert if a write happened in between. Whichever order the two interleave in, no
 //! stale entry survives a completed write.
 
+use std::collections::HashSet;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
+use compact_str::CompactString;
 use keygate_core::{ScopeSet, TokenHash, TokenId};
 use quick_cache::sync::Cache;
 use serde_json::value::RawValue;
@@ -19,14 +21,17 @@ use time::OffsetDateTime;
 
 use crate::model::{status, TokenRecord, TokenStatus};
 
-/// What verification needs to know about a token, held in memory.
+/// What verification needs to know about a token, held in memory. Kept small, because a node
+/// holds up to `--cache-capacity` of them: the tenant, the owner and the scope set are shared
+/// with every other cached token that has the same ones (see [`Interner`]).
 #[derive(Debug)]
 pub struct CachedToken {
     pub id: TokenId,
-    pub tenant_id: String,
-    pub owner_id: String,
-    pub name: String,
-    pub scopes: ScopeSet,
+    pub tenant_id: Arc<str>,
+    pub owner_id: Arc<str>,
+    /// Inline up to 24 bytes, like the id.
+    pub name: CompactString,
+    pub scopes: Arc<ScopeSet>,
     pub enabled: bool,
     pub expires_at: Option<OffsetDateTime>,
     pub metadata: Option<Box<RawValue>>,
@@ -41,14 +46,53 @@ impl CachedToken {
     }
 }
 
-impl From<&TokenRecord> for CachedToken {
-    fn from(t: &TokenRecord) -> Self {
-        Self {
+/// Hands out one shared copy of each tenant id, owner id and scope set, so that a million
+/// cached tokens of one tenant hold one copy of its id, not a million. Only cache misses come
+/// here. Bounded: past `MAX_INTERNED` entries it starts afresh (entries in use stay alive
+/// through the tokens holding them; only sharing with later tokens is lost).
+#[derive(Default)]
+pub struct Interner {
+    strings: Mutex<HashSet<Arc<str>>>,
+    scopes: Mutex<HashSet<Arc<ScopeSet>>>,
+}
+
+const MAX_INTERNED: usize = 65_536;
+
+impl Interner {
+    fn string(&self, s: &str) -> Arc<str> {
+        let mut set = self.strings.lock().expect("interner lock");
+        if let Some(shared) = set.get(s) {
+            return shared.clone();
+        }
+        if set.len() >= MAX_INTERNED {
+            set.clear();
+        }
+        let shared: Arc<str> = Arc::from(s);
+        set.insert(shared.clone());
+        shared
+    }
+
+    fn scopes(&self, scopes: &ScopeSet) -> Arc<ScopeSet> {
+        let mut set = self.scopes.lock().expect("interner lock");
+        if let Some(shared) = set.get(scopes) {
+            return shared.clone();
+        }
+        if set.len() >= MAX_INTERNED {
+            set.clear();
+        }
+        let shared = Arc::new(scopes.clone());
+        set.insert(shared.clone());
+        shared
+    }
+
+    /// The cache's form of a stored token.
+    pub fn cached(&self, t: &TokenRecord) -> CachedToken {
+        CachedToken {
             id: t.id.clone(),
-            tenant_id: t.tenant_id.clone(),
-            owner_id: t.owner_id.clone(),
-            name: t.name.clone(),
-            scopes: t.scopes.clone(),
+            tenant_id: self.string(&t.tenant_id),
+            owner_id: self.string(&t.owner_id),
+            name: CompactString::from(t.name.as_str()),
+            scopes: self.scopes(&t.scopes),
             enabled: t.enabled,
             expires_at: t.expires_at,
             metadata: t.metadata.clone(),

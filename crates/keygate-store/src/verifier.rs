@@ -9,7 +9,7 @@ use keygate_core::token;
 use keygate_core::{TokenHash, TokenPrefix};
 use time::OffsetDateTime;
 
-use crate::cache::{CachedToken, Lookup, TokenCache};
+use crate::cache::{CachedToken, Interner, Lookup, TokenCache};
 use crate::last_used::LastUseQueue;
 use crate::model::{LastUse, TokenStatus};
 use crate::store::{Store, StoreError};
@@ -75,6 +75,7 @@ pub struct Verifier {
     prefix: TokenPrefix,
     cache: TokenCache,
     last_use: LastUseQueue,
+    interner: Interner,
 }
 
 impl Verifier {
@@ -83,6 +84,7 @@ impl Verifier {
         Self {
             last_use: LastUseQueue::start(store.clone(), config.last_use_interval),
             cache: TokenCache::new(config.cache_capacity, config.negative_cache_capacity),
+            interner: Interner::default(),
             prefix: config.prefix,
             store,
         }
@@ -142,7 +144,7 @@ impl Verifier {
             .store
             .token_by_hash(&hash)
             .await?
-            .map(|rec| Arc::new(CachedToken::from(&rec)));
+            .map(|rec| Arc::new(self.interner.cached(&rec)));
         self.cache.fill(hash, found.clone(), epoch);
         Ok(found)
     }
