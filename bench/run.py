@@ -1,0 +1,513 @@
+#!/usr/bin/env python3
+"""keygate's HTTP benchmarks, side by side on loopback (issue 6; results in BENCHMARKS.md).
+
+    python3 bench/run.py verify            keygate vs nginx `return 200` vs the Python peer
+    python3 bench/run.py scale             1k, 100k, 1M, 10M tokens: start-up, cold, warm, memory
+    python3 bench/run.py writes            durable creates and revokes, 1/8/64 clients, SQLite and PostgreSQL
+    python3 bench/run.py all
+
+Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
+the peer (Django REST Framework + djangorestframework-api-key under gunicorn) is installed by
+bench/peer/setup.sh into a venv. Everything listens on 127.0.0.1 only, and every load is bounded
+in time (--duration). keygate runs as its release build on SQLite unless said otherwise.
+
+The machine is shared and has few cores: compare the figures of one run, side by side, not runs
+with each other. Each case runs --rounds times, alternating the servers, and the median is kept.
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WRK_DIR = ROOT / "bench" / "wrk"
+PEER_DIR = ROOT / "bench" / "peer"
+KEYGATE = ROOT / "target" / "release" / "keygate"
+FLOOR = ROOT / "target" / "release" / "examples" / "http_floor"
+SEEDER = ROOT / "target" / "release" / "examples" / "seed"
+ADMIN_PASSWORD = "bench-admin-password"
+
+
+def log(*args):
+    print(*args, file=sys.stderr, flush=True)
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port, proc, seconds=60):
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before listening on {port}")
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.01)
+    raise RuntimeError(f"nothing listening on {port} after {seconds} s")
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise RuntimeError("no VmRSS")
+
+
+def stop(proc):
+    if proc and proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def http(method, url, token=None, body=None):
+    data = json.dumps(body).encode() if body is not None else None
+    req = urllib.request.Request(url, data=data, method=method)
+    if token:
+        req.add_header("Authorization", f"Bearer {token}")
+    if data is not None:
+        req.add_header("Content-Type", "application/json")
+    with urllib.request.urlopen(req, timeout=60) as r:
+        text = r.read()
+        return json.loads(text) if text else None
+
+
+class Keygate:
+    """A release keygate on a port of its own; SQLite in `data_dir` unless `database_url`."""
+
+    def __init__(self, data_dir, token, database_url=None, extra_args=()):
+        self.data_dir = Path(data_dir)
+        self.token = token
+        self.database_url = database_url
+        self.extra_args = list(extra_args)
+        self.proc = None
+        self.port = None
+        self.startup_s = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.port = free_port()
+        args = [str(KEYGATE), "serve", "--listen", f"127.0.0.1:{self.port}",
+                "--data-dir", str(self.data_dir), "--scope", "metrics:read=Read metrics",
+                *self.extra_args]
+        if self.database_url:
+            args += ["--database-url", self.database_url]
+        env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
+        env.update(KEYGATE_BOOTSTRAP_TOKEN=self.token, KEYGATE_ADMIN_PASSWORD=ADMIN_PASSWORD,
+                   KEYGATE_LOG="warn")
+        started = time.monotonic()
+        self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
+                                     stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)
+        self.startup_s = time.monotonic() - started
+        return self
+
+    def stop(self):
+        stop(self.proc)
+
+    def api(self, method, path, body=None):
+        return http(method, self.url + path, self.token, body)
+
+
+class Nginx:
+    """nginx answering every request with keygate's `valid` answer, `workers` processes."""
+
+    def __init__(self, workdir, workers):
+        self.dir = Path(workdir) / "nginx"
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.workers = workers
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        conf = self.dir / "nginx.conf"
+        conf.write_text(f"""
+worker_processes {self.workers};
+pid {self.dir}/nginx.pid;
+error_log {self.dir}/error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {self.dir}/body;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{self.port};
+        location / {{
+            default_type application/json;
+            return 200 '{{"valid":true}}';
+        }}
+    }}
+}}
+""")
+        nginx = shutil.which("nginx") or "/usr/sbin/nginx"
+        self.proc = subprocess.Popen([nginx, "-p", str(self.dir), "-c", str(conf),
+                                      "-g", "daemon off;"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def stop(self):
+        stop(self.proc)
+
+
+class Floor:
+    """keygate's HTTP stack alone (crates/keygate-server/examples/http_floor.rs): the same
+    runtime, axum and hyper answering with the same body and doing nothing else."""
+
+    def __init__(self):
+        self.port = free_port()
+        self.proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        self.proc = subprocess.Popen([str(FLOOR), f"127.0.0.1:{self.port}"],
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        wait_for_port(self.port, self.proc)
+        return self
+
+    def stop(self):
+        stop(self.proc)
+
+
+class Peer:
+    """The Django REST Framework peer (bench/peer), under gunicorn."""
+
+    def __init__(self, workdir, workers):
+        self.venv = Path(workdir) / "peer-venv"
+        self.workers = workers
+        self.port = free_port()
+        self.proc = None
+        self.key = None
+        self.data_dir = Path(workdir) / "peer-data"
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def start(self):
+        env = dict(os.environ, PEER_DATA_DIR=str(self.data_dir))
+        out = subprocess.run(["bash", str(PEER_DIR / "setup.sh"), str(self.venv)], env=env,
+                             check=True, capture_output=True, text=True).stdout
+        self.key = re.findall(r"^KEY=(\S+)$", out, re.M)[-1]
+        self.proc = subprocess.Popen(["bash", str(PEER_DIR / "run.sh"), str(self.venv),
+                                      str(self.port), str(self.workers)], env=env,
+                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                                     start_new_session=True)
+        wait_for_port(self.port, self.proc, seconds=120)
+        return self
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=20)
+
+
+def wrk(url, scenario, env, connections, duration, threads):
+    """Loads `url` with bench/wrk/<scenario>.lua; returns requests/s, p50, p99 (ms), failed."""
+    script = Path(tempfile.mkstemp(suffix=".lua")[1])
+    script.write_text((WRK_DIR / f"{scenario}.lua").read_text() + "\n"
+                      + (WRK_DIR / "report.lua").read_text())
+    threads = max(1, min(threads, connections))
+    try:
+        out = subprocess.run(
+            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
+             "-s", str(script), url],
+            env=dict(os.environ, KG_THREADS=str(threads), **env),
+            check=True, capture_output=True, text=True).stdout
+    finally:
+        script.unlink()
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    r = json.loads(line[len("RESULT "):])
+    ok = r["requests"] - r["failed"]
+    return {
+        "rps": ok / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "failed": r["failed"],
+        "requests": r["requests"],
+    }
+
+
+def median_of(runs):
+    keys = ("rps", "p50_ms", "p99_ms")
+    m = {k: statistics.median(r[k] for r in runs) for k in keys}
+    m["failed"] = sum(r["failed"] for r in runs)
+    return m
+
+
+def fmt(r):
+    warn = f"  ({r['failed']} failed!)" if r["failed"] else ""
+    return f"{r['rps']:>10,.0f} req/s   p50 {r['p50_ms']:6.2f} ms   p99 {r['p99_ms']:6.2f} ms{warn}"
+
+
+def new_token():
+    return subprocess.run([str(KEYGATE), "gen-token"], check=True, capture_output=True,
+                          text=True).stdout.strip()
+
+
+# ------------------------------------------------------------------------------------------------
+# verify: keygate against nginx and the peer
+
+
+def bench_verify(args, work):
+    servers = {}
+    admin = new_token()
+    kg = Keygate(work / "kg-verify", admin).start()
+    servers["keygate"] = kg
+    token = kg.api("POST", "/api/v1/tokens", {"name": "bench", "scopes": ["metrics:read"]})["token"]
+    cores = os.cpu_count() or 1
+    if not args.no_nginx:
+        servers["nginx"] = Nginx(work, cores).start()
+    if not args.no_floor:
+        servers["axum floor"] = Floor().start()
+    if not args.no_peer:
+        try:
+            servers["peer"] = Peer(work, args.peer_workers or cores * 2 + 1).start()
+        except Exception as e:  # the comparison with nginx stands on its own
+            log(f"!!! the Python peer could not start ({e}); its column is left out")
+    results = {}
+    for route, scenario, path in [("POST /api/v1/verify", "verify", "/api/v1/verify"),
+                                  ("GET /api/v1/auth", "auth", "/api/v1/auth")]:
+        runs = {name: [] for name in servers}
+        for rnd in range(args.rounds):
+            for name, s in servers.items():
+                if name == "peer":
+                    env = {"KG_TOKEN": "unused", "KG_AUTH": f"Api-Key {s.key}"}
+                    url = s.url + ("/verify" if scenario == "verify" else "/auth")
+                    # The peer reads its key from the header on both routes.
+                    sc = "auth" if scenario == "auth" else "peer_verify"
+                else:
+                    env = {"KG_TOKEN": token, "KG_AUTH": f"Bearer {token}"}
+                    url = s.url + path
+                    sc = scenario
+                r = wrk(url, sc, env, args.connections, args.duration, args.threads)
+                runs[name].append(r)
+                log(f"{route:22} round {rnd + 1} {name:10} {fmt(r)}")
+        results[route] = {name: median_of(rs) for name, rs in runs.items()}
+    for s in servers.values():
+        s.stop()
+    print(f"\n## verify: {args.connections} connections, {args.duration} s x {args.rounds} rounds, "
+          f"wrk -t{args.threads}, {cores} cores (medians)\n")
+    print("| route | server | requests/s | p50 | p99 | keygate / this |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for route, by in results.items():
+        k = by["keygate"]["rps"]
+        for name, r in by.items():
+            ratio = "" if name == "keygate" else f"{k / r['rps']:.2f}"
+            print(f"| `{route}` | {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | "
+                  f"{r['p99_ms']:.2f} ms | {ratio} |")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# scale: 1k … 10M tokens
+
+
+def cached_tokens(kg):
+    """keygate's own count of the tokens in its verification cache (from /metrics)."""
+    with urllib.request.urlopen(kg.url + "/metrics", timeout=30) as r:
+        text = r.read().decode()
+    return int(float(re.search(r"^keygate_cached_tokens (\S+)$", text, re.M).group(1)))
+
+
+def seed(db, count, sample_file, sample_size):
+    subprocess.run([str(SEEDER), str(db), str(count), str(sample_file), str(sample_size)],
+                   cwd=ROOT, check=True)
+
+
+def bench_scale(args, work):
+    rows = []
+    for count in [int(c) for c in args.counts.split(",")]:
+        data = work / f"kg-scale-{count}"
+        admin = new_token()
+        # First start: schema and tenant `default`; then the rows go straight into the file.
+        Keygate(data, admin).start().stop()
+        sample = work / f"sample-{count}.txt"
+        size = min(count, args.sample)
+        started = time.monotonic()
+        seed(data / "keygate.db", count, sample, size)
+        seeded_s = time.monotonic() - started
+        extra = ["--cache-capacity", str(args.cache_capacity)] if args.cache_capacity else []
+        kg = Keygate(data, admin, extra_args=extra).start()
+        http("POST", kg.url + "/api/v1/verify", body={"token": sample.read_text().split()[0]})
+        rss_before = rss_kib(kg.proc.pid)
+        env = {"KG_TOKENS": str(sample), "KG_ORDER": "sequential"}
+        cold = wrk(kg.url + "/api/v1/verify", "tokens", env, args.connections, args.cold_duration,
+                   args.threads)
+        # Walk the whole sample (at the cold rate, with room to spare) so every sampled token
+        # is cached, then measure warm, in random order.
+        warm_up_s = int(size / max(cold["rps"], 1) * 1.5) + 2
+        wrk(kg.url + "/api/v1/verify", "tokens", env, args.connections, warm_up_s, args.threads)
+        cached = cached_tokens(kg)
+        warm = wrk(kg.url + "/api/v1/verify", "tokens", dict(env, KG_ORDER="random"),
+                   args.connections, args.duration, args.threads)
+        rss_after = rss_kib(kg.proc.pid)
+        kg.stop()
+        per_token = (rss_after - rss_before) * 1024 / max(cached, 1)
+        db_bytes = sum(p.stat().st_size for p in data.glob("keygate.db*"))
+        row = {"tokens": count, "seeded_s": seeded_s, "startup_s": kg.startup_s, "cold": cold,
+               "warm": warm, "bytes_per_cached_token": per_token, "db_bytes": db_bytes,
+               "sample": size, "cached": cached}
+        rows.append(row)
+        log(f"{count:>10,} tokens: start {kg.startup_s:.2f} s, cold {fmt(cold)}; warm {fmt(warm)};"
+            f" {per_token:.0f} B/cached token ({cached:,} cached)")
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+    print(f"\n## scale: POST /api/v1/verify, a different valid token per request, "
+          f"{args.connections} connections (sample of up to {args.sample} tokens)\n")
+    print("| tokens | database | start-up | cold req/s | cold p99 | warm req/s | warm p50 | warm p99 "
+          "| memory per cached token |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['tokens']:,} | {r['db_bytes'] / 2**20:,.0f} MiB | {r['startup_s']:.2f} s "
+              f"| {r['cold']['rps']:,.0f} | {r['cold']['p99_ms']:.2f} ms "
+              f"| {r['warm']['rps']:,.0f} | {r['warm']['p50_ms']:.2f} ms "
+              f"| {r['warm']['p99_ms']:.2f} ms | {r['bytes_per_cached_token']:.0f} B |")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# writes: durable creates and revokes
+
+
+def token_ids(kg):
+    ids, cursor = [], None
+    while True:
+        q = "/api/v1/tokens?limit=1000" + (f"&cursor={cursor}" if cursor else "")
+        page = kg.api("GET", q)
+        ids += [t["id"] for t in page["items"] if t["name"] == "bench"]
+        cursor = page.get("nextCursor")
+        if not cursor:
+            return ids
+
+
+def postgres_database():
+    """A fresh database on the machine's PostgreSQL; its URL and a function that drops it."""
+    base = os.environ.get("KEYGATE_TEST_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres")
+    name = f"keygate_bench_{os.getpid()}"
+    subprocess.run(["psql", base, "-qc", f"CREATE DATABASE {name}"], check=True)
+    url = base.rsplit("/", 1)[0] + "/" + name
+    return url, lambda: subprocess.run(["psql", base, "-qc", f"DROP DATABASE {name} WITH (FORCE)"])
+
+
+def bench_writes(args, work):
+    results = []
+    backends = ["sqlite", "postgres"] if not args.sqlite_only else ["sqlite"]
+    for backend in backends:
+        admin = new_token()
+        drop = None
+        url = None
+        if backend == "postgres":
+            url, drop = postgres_database()
+        kg = Keygate(work / f"kg-writes-{backend}", admin, database_url=url).start()
+        env = {"KG_AUTH": f"Bearer {admin}"}
+        for c in args.write_clients:
+            r = wrk(kg.url + "/api/v1/tokens", "create", env, c, args.duration, args.threads)
+            results.append((backend, "create", c, r))
+            log(f"{backend:8} create  {c:3} clients {fmt(r)}")
+        ids_file = work / f"ids-{backend}.txt"
+        for c in args.write_clients:
+            # Top up (unmeasured) with as many creates as this many clients make in the time, so
+            # the revokes have ids to work through.
+            wrk(kg.url + "/api/v1/tokens", "create", env, c, args.duration, args.threads)
+            ids = token_ids(kg)
+            ids_file.write_text("\n".join(ids) + "\n")
+            r = wrk(kg.url + "/api/v1/tokens", "revoke", dict(env, KG_IDS=str(ids_file)), c,
+                    args.duration, args.threads)
+            results.append((backend, "revoke", c, r))
+            log(f"{backend:8} revoke  {c:3} clients {fmt(r)} ({len(ids)} ids available)")
+        kg.stop()
+        if drop:
+            drop()
+    print(f"\n## writes: durable (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on), "
+          f"{args.duration} s each\n")
+    print("| backend | operation | clients | per second | p50 | p99 | failed |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for backend, op, c, r in results:
+        print(f"| {backend} | {op} | {c} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms "
+              f"| {r['p99_ms']:.2f} ms | {r['failed']} |")
+    return results
+
+
+def main():
+    p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("what", choices=["verify", "scale", "writes", "all"])
+    p.add_argument("--duration", type=int, default=10, help="seconds per load run")
+    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--connections", type=int, default=64)
+    p.add_argument("--threads", type=int, default=1, help="wrk threads (they share the cores)")
+    p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    p.add_argument("--keygate", help="the keygate binary (default: the release build)")
+    p.add_argument("--seeder", help="the seed example's binary (default: the release build)")
+    p.add_argument("--no-nginx", action="store_true")
+    p.add_argument("--no-peer", action="store_true")
+    p.add_argument("--no-floor", action="store_true", help="leave out the bare axum server")
+    p.add_argument("--peer-workers", type=int)
+    p.add_argument("--counts", default="1000,100000,1000000,10000000")
+    p.add_argument("--sample", type=int, default=200000, help="tokens the load generator uses")
+    p.add_argument("--cold-duration", type=int, default=3)
+    p.add_argument("--cache-capacity", type=int)
+    p.add_argument("--keep", action="store_true", help="keep the seeded databases")
+    p.add_argument("--write-clients", type=lambda s: [int(x) for x in s.split(",")],
+                   default=[1, 8, 64])
+    p.add_argument("--sqlite-only", action="store_true")
+    p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")
+    args = p.parse_args()
+
+    for tool in ["wrk"] + ([] if args.no_nginx or args.what not in ("verify", "all") else []):
+        if not shutil.which(tool):
+            sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
+    global KEYGATE, SEEDER
+    KEYGATE = Path(args.keygate) if args.keygate else KEYGATE
+    SEEDER = Path(args.seeder) if args.seeder else SEEDER
+    if not args.no_build:
+        for target in (["-p", "keygate"], ["-p", "keygate-server", "--example", "http_floor"],
+                       ["-p", "keygate-store", "--example", "seed"]):
+            subprocess.run(["cargo", "build", "--quiet", "--release", *target], cwd=ROOT,
+                           check=True)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="keygate-bench-"))
+    work.mkdir(parents=True, exist_ok=True)
+    try:
+        if args.what in ("verify", "all"):
+            bench_verify(args, work)
+        if args.what in ("scale", "all"):
+            bench_scale(args, work)
+        if args.what in ("writes", "all"):
+            bench_writes(args, work)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,107 @@
+//! A short run of the HTTP benchmark script (`bench/run.py`), so it keeps working as the code
+//! changes. It measures nothing: one-second loads against the debug build, checked only for
+//! complete tables and no failed request. The figures come from `bench/run.py` itself (see
+//! BENCHMARKS.md). Needs `wrk` and nginx (`.ci/run` installs both); without them this test is
+//! skipped loudly outside CI and fails in CI.
+
+#[path = "common/mod.rs"]
+mod common;
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn installed(program: &str) -> bool {
+    Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "command -v {program} || test -x /usr/sbin/{program}"
+        ))
+        .output()
+        .is_ok_and(|o| o.status.success())
+}
+
+fn in_ci() -> bool {
+    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
+}
+
+/// The seed example, built by `cargo test --workspace` beside this test's binaries.
+fn seeder() -> Option<PathBuf> {
+    let exe = Path::new(common::BIN);
+    let seed = exe.parent()?.join("examples").join("seed");
+    seed.exists().then_some(seed)
+}
+
+#[test]
+fn the_benchmark_script_runs_end_to_end() {
+    let missing: Vec<&str> = ["wrk", "nginx", "python3"]
+        .into_iter()
+        .filter(|p| !installed(p))
+        .collect();
+    let seeder = seeder();
+    if !missing.is_empty() || seeder.is_none() {
+        let what = format!(
+            "missing: {missing:?}{}",
+            if seeder.is_none() {
+                " and target/debug/examples/seed (run `cargo test --workspace`)"
+            } else {
+                ""
+            }
+        );
+        assert!(!in_ci(), "the benchmark smoke run cannot run in CI: {what}");
+        eprintln!("\n!!! SKIPPED the_benchmark_script_runs_end_to_end: {what}\n");
+        return;
+    }
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let out = Command::new("python3")
+        .current_dir(&root)
+        .args([
+            "bench/run.py",
+            "all",
+            "--no-build",
+            "--no-peer",
+            "--no-floor",
+            "--keygate",
+            common::BIN,
+            "--seeder",
+            seeder.unwrap().to_str().unwrap(),
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--connections",
+            "4",
+            "--counts",
+            "1000",
+            "--sample",
+            "500",
+            "--cold-duration",
+            "1",
+            "--write-clients",
+            "1,4",
+        ])
+        .env("KEYGATE_TEST_DATABASE_URL", common::postgres_base_url())
+        .output()
+        .expect("running python3 bench/run.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.py failed:\n{stdout}\n{stderr}"
+    );
+    for table in ["## verify", "## scale", "## writes"] {
+        assert!(stdout.contains(table), "no {table} table in:\n{stdout}");
+    }
+    for row in [
+        "| `POST /api/v1/verify` | keygate |",
+        "| `GET /api/v1/auth` | nginx |",
+        "| 1,000 |",
+        "| sqlite | create | 4 |",
+        "| postgres | revoke | 1 |",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    // Verification must never fail; a write run may run out of ids to revoke in a short run.
+    for line in stderr.lines().filter(|l| l.contains("/api/v1/")) {
+        assert!(!line.contains("failed!"), "failed requests: {line}");
+    }
+}
