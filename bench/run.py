@@ -62,6 +62,24 @@ def wait_for_port(port, proc, seconds=60):
     raise RuntimeError(f"nothing listening on {port} after {seconds} s")
 
 
+def wait_until_ready(url, proc, seconds=60):
+    """Until `url` answers 200. keygate binds its port before it opens the database (so a
+    start that cannot listen fails before the first-start bootstrap), so an open port does not
+    yet mean a serving one."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError(f"process exited with {proc.returncode} before it was ready")
+        try:
+            with urllib.request.urlopen(url, timeout=1) as r:
+                if r.status == 200:
+                    return
+        except OSError:
+            pass
+        time.sleep(0.005)
+    raise RuntimeError(f"{url} not ready after {seconds} s")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         for line in f:
@@ -121,7 +139,8 @@ class Keygate:
         started = time.monotonic()
         self.proc = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
                                      stderr=subprocess.DEVNULL)
-        wait_for_port(self.port, self.proc)
+        # Start-up ends when the database is open and requests are answered.
+        wait_until_ready(self.url + "/readyz", self.proc)
         self.startup_s = time.monotonic() - started
         return self
 

@@ -68,6 +68,10 @@ mod tests {
             assert_eq!(decode(s.as_bytes()), Some(v), "{s}");
         }
         assert_eq!(decode(b"0z_"), None);
-        assert_eq!(decode(b"zzzzzzzzzzzz"), None, "overflow is refused, not wrapped");
+        assert_eq!(
+            decode(b"zzzzzzzzzzzz"),
+            None,
+            "overflow is refused, not wrapped"
+        );
     }
 }

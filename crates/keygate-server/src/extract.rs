@@ -3,7 +3,7 @@
 //! handler runs.
 
 use std::marker::PhantomData;
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 
 use axum::body::Bytes;
@@ -112,7 +112,7 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
 /// operator says a trusted proxy is in front (`--trust-forwarded-for`), the first entry of
 /// `X-Forwarded-For` (or `X-Real-IP`). Untrusted, those headers would let any caller write
 /// whatever address it likes into the audit log.
-pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
+pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
     if trust_forwarded_for {
         if let Some(ip) = forwarded_ip(&parts.headers) {
             return Some(ip);
@@ -121,12 +121,12 @@ pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<String> {
     parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip().to_string())
+        .map(|ConnectInfo(a)| a.ip())
 }
 
 /// The client's address as an extractor, read from the request in place: taking the whole
 /// `Parts` would clone every header and extension of every verification.
-pub struct ClientIp(pub Option<String>);
+pub struct ClientIp(pub Option<IpAddr>);
 
 impl FromRequestParts<AppState> for ClientIp {
     type Rejection = std::convert::Infallible;
@@ -139,17 +139,13 @@ impl FromRequestParts<AppState> for ClientIp {
     }
 }
 
-fn forwarded_ip(headers: &axum::http::HeaderMap) -> Option<String> {
+fn forwarded_ip(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
     let first = headers
         .get("x-forwarded-for")
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.split(',').next())
         .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))?;
-    first
-        .trim()
-        .parse::<std::net::IpAddr>()
-        .ok()
-        .map(|ip| ip.to_string())
+    first.trim().parse().ok()
 }
 
 /// The token a request presents, in the header or (unless disabled) the query string.
@@ -273,7 +269,8 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     /// A token in the request wins; without one, the web session's cookie is used, and a
     /// request that changes something must then carry the session's CSRF token.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let ip = client_ip(parts, state.config.trust_forwarded_for);
+        let addr = client_ip(parts, state.config.trust_forwarded_for);
+        let ip = addr.map(|a| a.to_string());
         let token = match presented_token(parts, state.config.allow_query_token) {
             Credential::Missing => {
                 let Some(user) = crate::sessions::authenticate(parts, state).await? else {
@@ -299,7 +296,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             Some(s) => std::slice::from_ref(s),
             None => &[],
         };
-        match state.verifier.verify(&token, wanted, ip.as_deref()).await? {
+        match state.verifier.verify(&token, wanted, addr).await? {
             Outcome::Valid(token) => Ok(Authorized {
                 caller: Caller {
                     principal: Principal::Token(token),

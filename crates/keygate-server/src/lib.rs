@@ -15,6 +15,7 @@ pub mod state;
 pub mod tokens;
 pub mod users;
 pub mod web;
+pub mod workers;
 
 use std::sync::Arc;
 

@@ -1,6 +1,7 @@
 //! The hot path of DESIGN §6: parse and checksum (no I/O) → SHA-256 → cache by hash → status
 //! and scope check. Only a hash never seen before reaches the store.
 
+use std::net::IpAddr;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -104,7 +105,7 @@ impl Verifier {
         &self,
         token: &str,
         wanted: &[&str],
-        ip: Option<&str>,
+        ip: Option<IpAddr>,
     ) -> Result<Outcome, StoreError> {
         if token::parse(token, &self.prefix).is_err() {
             return Ok(Outcome::Malformed);
@@ -149,7 +150,9 @@ impl Verifier {
         Ok(found)
     }
 
-    fn note_use(&self, t: &CachedToken, now: OffsetDateTime, ip: Option<&str>) {
+    /// The address becomes a string only here, at most once a second per token: formatting it
+    /// for every verification cost more than the hash map lookup does.
+    fn note_use(&self, t: &CachedToken, now: OffsetDateTime, ip: Option<IpAddr>) {
         let sec = now.unix_timestamp();
         let prev = t.last_use_queued.load(Ordering::Relaxed);
         if prev < sec
@@ -160,7 +163,7 @@ impl Verifier {
             self.last_use.push(LastUse {
                 id: t.id.clone(),
                 at: now,
-                ip: ip.map(str::to_owned),
+                ip: ip.map(|a| a.to_string()),
             });
         }
     }

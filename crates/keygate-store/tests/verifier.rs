@@ -346,7 +346,7 @@ async fn last_use_is_written_behind_in_batches(f: Fixture) {
     for _ in 0..5000 {
         let o = f
             .verifier
-            .verify(plain.expose(), &[], Some("10.1.2.3"))
+            .verify(plain.expose(), &[], Some("10.1.2.3".parse().unwrap()))
             .await
             .unwrap();
         assert_eq!(o.code(), "VALID");

@@ -57,6 +57,9 @@ pub struct ServeArgs {
     /// Unknown token hashes remembered, so floods of made-up tokens cost no query [default: 100000].
     #[arg(long, env = "KEYGATE_NEGATIVE_CACHE_CAPACITY")]
     pub negative_cache_capacity: Option<usize>,
+    /// Threads that serve HTTP, each with its own event loop [default: the number of CPUs].
+    #[arg(long, env = "KEYGATE_HTTP_WORKERS")]
+    pub http_workers: Option<usize>,
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, env = "KEYGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
@@ -100,6 +103,7 @@ struct FileConfig {
     no_compat: Option<bool>,
     cache_capacity: Option<usize>,
     negative_cache_capacity: Option<usize>,
+    http_workers: Option<usize>,
     max_body_bytes: Option<usize>,
     #[serde(default, with = "humantime_serde_opt")]
     session_ttl: Option<std::time::Duration>,
@@ -167,6 +171,7 @@ pub struct Config {
     pub cache_capacity: usize,
     pub negative_cache_capacity: usize,
     pub max_body_bytes: usize,
+    pub http_workers: usize,
     pub session_ttl: std::time::Duration,
     pub secure_cookies: bool,
     pub login_limits: keygate_server::accounts::LoginLimits,
@@ -227,6 +232,11 @@ impl ServeArgs {
         if max_body_bytes < 1024 {
             bail!("--max-body-bytes must be at least 1024");
         }
+        let http_workers = match self.http_workers.or(file.http_workers) {
+            Some(0) => bail!("--http-workers must be at least 1"),
+            Some(n) => n,
+            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
+        };
         let session_ttl = self
             .session_ttl
             .or(file.session_ttl)
@@ -275,6 +285,7 @@ impl ServeArgs {
                 .or(file.negative_cache_capacity)
                 .unwrap_or(100_000),
             max_body_bytes,
+            http_workers,
             session_ttl,
             secure_cookies: self.secure_cookies || file.secure_cookies.unwrap_or(false),
             login_limits,

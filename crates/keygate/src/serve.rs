@@ -2,7 +2,6 @@
 //! SIGTERM, then write pending last-use times and close.
 
 use std::io::Write;
-use std::net::SocketAddr;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -131,19 +130,23 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // Several nodes on one PostgreSQL: learn of the others' changes (no-op on SQLite).
     let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
     let addr = listener.local_addr()?;
-    tracing::info!("keygate listening on http://{addr}");
     let app = keygate_server::router(state.clone());
-    axum::serve(
-        listener,
-        app.into_make_service_with_connect_info::<SocketAddr>(),
-    )
-    .with_graceful_shutdown(shutdown)
-    .await
-    .context("serving HTTP")?;
+    let mut workers = keygate_server::workers::start(listener, app, config.http_workers)?;
+    tracing::info!(count = config.http_workers, "HTTP workers started");
+    // The last word on the line is the address: supervisors and the tests read it.
+    tracing::info!("keygate listening on http://{addr}");
+    let served = tokio::select! {
+        _ = shutdown => workers.drain().await,
+        e = workers.failed() => {
+            let _ = workers.drain().await;
+            Err(e)
+        }
+    };
     tracing::info!("shutting down: writing pending last-use times");
     state.verifier.flush_last_use().await;
     sql.close().await;
-    Ok(())
+    workers.join().await;
+    served
 }
 
 /// The data directory holds token hashes and password hashes: readable by its owner only.

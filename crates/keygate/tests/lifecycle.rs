@@ -871,6 +871,70 @@ fn sigint_also_stops_cleanly() {
     assert!(status.success(), "SIGINT ends with status 0, got {status}");
 }
 
+/// The names of the process's HTTP worker threads (Linux: from /proc).
+#[cfg(target_os = "linux")]
+fn http_worker_threads(pid: u32) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(format!("/proc/{pid}/task"))
+        .unwrap()
+        .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
+        .map(|n| n.trim().to_owned())
+        .filter(|n| n.starts_with("keygate-http-"))
+        .collect();
+    names.sort();
+    names
+}
+
+#[cfg(target_os = "linux")]
+#[test]
+fn http_workers_serve_side_by_side_and_stop_together() {
+    let dir = tempfile::tempdir().unwrap();
+    let token = fresh_token();
+    let args = [FIRST_START, &["--http-workers", "3"]].concat();
+    let mut p = Proc::must_listen(dir.path(), &args, &[("KEYGATE_BOOTSTRAP_TOKEN", &token)]);
+    let pid = p.child.as_ref().unwrap().id();
+    // A thread names itself as it starts, so the names may lag the listening line a little.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while http_worker_threads(pid).len() < 3 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(
+        http_worker_threads(pid),
+        ["keygate-http-0", "keygate-http-1", "keygate-http-2"]
+    );
+    // Many connections at once, each its own client: the kernel hands them to whichever worker
+    // accepts, and every one is answered.
+    let url = p.url.clone().unwrap();
+    let answered: Vec<u16> = std::thread::scope(|scope| {
+        let handles: Vec<_> = (0..24)
+            .map(|_| {
+                let (url, token) = (&url, &token);
+                scope.spawn(move || {
+                    let client = reqwest::blocking::Client::new();
+                    let r = client
+                        .get(format!("{url}/api/v1/tokens/self"))
+                        .header("Authorization", format!("Bearer {token}"))
+                        .send()
+                        .unwrap();
+                    r.status().as_u16()
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert!(answered.iter().all(|&s| s == 200), "{answered:?}");
+    let status = signal_and_wait(&mut p, "-TERM");
+    assert!(status.success(), "SIGTERM ends with status 0, got {status}");
+}
+
+#[test]
+fn zero_http_workers_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [FIRST_START, &["--http-workers", "0"]].concat();
+    let (status, out) = Proc::must_fail(dir.path(), &args, &[]);
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(out.contains("--http-workers must be at least 1"), "{out}");
+}
+
 #[test]
 fn sigterm_right_after_the_listening_line_stops_cleanly() {
     // "keygate listening on" is what a supervisor waits for; from then on SIGTERM must be

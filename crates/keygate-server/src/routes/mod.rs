@@ -15,6 +15,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
 use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, OpenApi};
@@ -22,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::middleware::{count_requests, log_requests};
+use crate::middleware::ObserveLayer;
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -130,20 +131,18 @@ pub fn router(state: AppState) -> Router {
                 }
             }),
         )
-        .route_layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            count_requests,
-        ))
         .fallback(|| async { ApiError::NotFound("No such route".into()) })
         .method_not_allowed_fallback(|| async { method_not_allowed() })
-        .layer(DefaultBodyLimit::max(max_body))
-        .layer(axum::middleware::from_fn_with_state(
-            state.clone(),
-            log_requests,
-        ))
-        .layer(CatchPanicLayer::custom(|_| {
-            ApiError::Internal("a handler panicked".into()).into_response()
-        }))
+        // One `layer` call for the whole stack: axum wraps every route once per call, and each
+        // wrapping costs a clone and a boxed future per request.
+        .layer(
+            ServiceBuilder::new()
+                .layer(CatchPanicLayer::custom(|_| {
+                    ApiError::Internal("a handler panicked".into()).into_response()
+                }))
+                .layer(ObserveLayer::new(state.clone()))
+                .layer(DefaultBodyLimit::max(max_body)),
+        )
         .with_state(state)
 }
 

@@ -46,7 +46,7 @@ pub async fn login(
             "send the login as JSON, with Content-Type: application/json".into(),
         ));
     }
-    let ip = client_ip(&parts, state.config.trust_forwarded_for);
+    let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
     let logged_in = sessions::login(&state, ip, req).await?;
     let cookie = sessions::set_cookie(
         &state,
@@ -88,7 +88,7 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Re
     };
     match sessions::authenticate(&parts, &state).await {
         Ok(Some(user)) => {
-            let ip = client_ip(&parts, state.config.trust_forwarded_for);
+            let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
             sessions::logout(&state, &user, ip).await?;
             Ok((StatusCode::NO_CONTENT, clear(&parts.headers)).into_response())
         }

@@ -1,6 +1,7 @@
 //! The questions a protected API asks: `POST /api/v1/verify` (JSON) and `GET /api/v1/auth`
 //! (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -21,7 +22,7 @@ async fn check(
     state: &AppState,
     token: &str,
     wanted: &[&str],
-    ip: Option<&str>,
+    ip: Option<IpAddr>,
 ) -> ApiResult<Outcome> {
     let started = Instant::now();
     let outcome = state.verifier.verify(token, wanted, ip).await?;
@@ -48,7 +49,7 @@ pub async fn verify(
         )));
     }
     let wanted: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
-    let outcome = check(&state, &req.token, &wanted, ip.as_deref()).await?;
+    let outcome = check(&state, &req.token, &wanted, ip).await?;
     // Written straight into a buffer of the right size: this is the hottest answer keygate
     // gives, and it borrows everything from the cached token.
     let mut body = Vec::with_capacity(512);
@@ -136,7 +137,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
     };
     let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
     let ip = client_ip(&parts, state.config.trust_forwarded_for);
-    match check(&state, &token, &wanted_refs, ip.as_deref()).await? {
+    match check(&state, &token, &wanted_refs, ip).await? {
         Outcome::Valid(t) => {
             let mut headers = HeaderMap::new();
             let mut put = |name: &'static str, value: &str| {
