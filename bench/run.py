@@ -13,6 +13,12 @@ in time (--duration). keygate runs as its release build on SQLite unless said ot
 
 The machine is shared and has few cores: compare the figures of one run, side by side, not runs
 with each other. Each case runs --rounds times, alternating the servers, and the median is kept.
+
+On a machine with two CPUs or more, the servers run on all CPUs but the last and wrk on the last
+(taskset), and every server gets one worker per CPU it runs on: otherwise the load generator
+takes turns with the server on the same cores, and which server thread the kernel happens to
+hand the connections to decides the figure more than the server does (BENCHMARKS.md). --no-pin
+runs everything everywhere.
 """
 
 import argparse
@@ -37,6 +43,23 @@ KEYGATE = ROOT / "target" / "release" / "keygate"
 FLOOR = ROOT / "target" / "release" / "examples" / "http_floor"
 SEEDER = ROOT / "target" / "release" / "examples" / "seed"
 ADMIN_PASSWORD = "bench-admin-password"
+# (server CPUs, load-generator CPUs) as taskset lists, or None: set in main().
+PIN = None
+
+
+def server_cpus():
+    """How many CPUs the servers run on: what each one gets a worker per."""
+    if PIN:
+        return len(PIN[0].split(","))
+    return os.cpu_count() or 1
+
+
+def on_server_cpus(args):
+    return ["taskset", "-c", PIN[0], *args] if PIN else list(args)
+
+
+def on_load_cpus(args):
+    return ["taskset", "-c", PIN[1], *args] if PIN else list(args)
 
 
 def log(*args):
@@ -128,9 +151,10 @@ class Keygate:
 
     def start(self):
         self.port = free_port()
-        args = [str(KEYGATE), "serve", "--listen", f"127.0.0.1:{self.port}",
-                "--data-dir", str(self.data_dir), "--scope", "metrics:read=Read metrics",
-                *self.extra_args]
+        args = on_server_cpus([str(KEYGATE), "serve", "--listen", f"127.0.0.1:{self.port}",
+                               "--data-dir", str(self.data_dir),
+                               "--scope", "metrics:read=Read metrics",
+                               "--http-workers", str(server_cpus()), *self.extra_args])
         if self.database_url:
             args += ["--database-url", self.database_url]
         env = {k: v for k, v in os.environ.items() if not k.startswith("KEYGATE_")}
@@ -186,8 +210,8 @@ http {{
 }}
 """)
         nginx = shutil.which("nginx") or "/usr/sbin/nginx"
-        self.proc = subprocess.Popen([nginx, "-p", str(self.dir), "-c", str(conf),
-                                      "-g", "daemon off;"],
+        self.proc = subprocess.Popen(on_server_cpus([nginx, "-p", str(self.dir), "-c", str(conf),
+                                                     "-g", "daemon off;"]),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc)
         return self
@@ -209,7 +233,8 @@ class Floor:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self):
-        self.proc = subprocess.Popen([str(FLOOR), f"127.0.0.1:{self.port}"],
+        # One worker per CPU it may run on, as keygate's default.
+        self.proc = subprocess.Popen(on_server_cpus([str(FLOOR), f"127.0.0.1:{self.port}"]),
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port, self.proc)
         return self
@@ -238,8 +263,9 @@ class Peer:
         out = subprocess.run(["bash", str(PEER_DIR / "setup.sh"), str(self.venv)], env=env,
                              check=True, capture_output=True, text=True).stdout
         self.key = re.findall(r"^KEY=(\S+)$", out, re.M)[-1]
-        self.proc = subprocess.Popen(["bash", str(PEER_DIR / "run.sh"), str(self.venv),
-                                      str(self.port), str(self.workers)], env=env,
+        self.proc = subprocess.Popen(on_server_cpus(["bash", str(PEER_DIR / "run.sh"),
+                                                     str(self.venv), str(self.port),
+                                                     str(self.workers)]), env=env,
                                      stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                      start_new_session=True)
         wait_for_port(self.port, self.proc, seconds=120)
@@ -259,8 +285,8 @@ def wrk(url, scenario, env, connections, duration, threads):
     threads = max(1, min(threads, connections))
     try:
         out = subprocess.run(
-            ["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s", "--timeout", "10s",
-             "-s", str(script), url],
+            on_load_cpus(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+                          "--timeout", "10s", "-s", str(script), url]),
             env=dict(os.environ, KG_THREADS=str(threads), **env),
             check=True, capture_output=True, text=True).stdout
     finally:
@@ -275,6 +301,12 @@ def wrk(url, scenario, env, connections, duration, threads):
         "failed": r["failed"],
         "requests": r["requests"],
     }
+
+
+def placement():
+    if PIN:
+        return f"servers on CPU {PIN[0]} with {server_cpus()} worker(s) each, wrk on CPU {PIN[1]}"
+    return f"servers and wrk sharing {os.cpu_count()} CPUs, {server_cpus()} workers each"
 
 
 def median_of(runs):
@@ -304,7 +336,7 @@ def bench_verify(args, work):
     kg = Keygate(work / "kg-verify", admin).start()
     servers["keygate"] = kg
     token = kg.api("POST", "/api/v1/tokens", {"name": "bench", "scopes": ["metrics:read"]})["token"]
-    cores = os.cpu_count() or 1
+    cores = server_cpus()
     if not args.no_nginx:
         servers["nginx"] = Nginx(work, cores).start()
     if not args.no_floor:
@@ -336,7 +368,7 @@ def bench_verify(args, work):
     for s in servers.values():
         s.stop()
     print(f"\n## verify: {args.connections} connections, {args.duration} s x {args.rounds} rounds, "
-          f"wrk -t{args.threads}, {cores} cores (medians)\n")
+          f"wrk -t{args.threads}, {placement()} (medians)\n")
     print("| route | server | requests/s | p50 | p99 | keygate / this |")
     print("| --- | --- | --- | --- | --- | --- |")
     for route, by in results.items():
@@ -403,7 +435,7 @@ def bench_scale(args, work):
         if not args.keep:
             shutil.rmtree(data, ignore_errors=True)
     print(f"\n## scale: POST /api/v1/verify, a different valid token per request, "
-          f"{args.connections} connections (sample of up to {args.sample} tokens)\n")
+          f"{args.connections} connections (sample of up to {args.sample} tokens), {placement()}\n")
     print("| tokens | database | start-up | cold req/s | cold p99 | warm req/s | warm p50 | warm p99 "
           "| memory per cached token |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
@@ -469,7 +501,7 @@ def bench_writes(args, work):
         if drop:
             drop()
     print(f"\n## writes: durable (SQLite synchronous=FULL, PostgreSQL synchronous_commit=on), "
-          f"{args.duration} s each\n")
+          f"{args.duration} s each, {placement()}\n")
     print("| backend | operation | clients | per second | p50 | p99 | failed |")
     print("| --- | --- | --- | --- | --- | --- | --- |")
     for backend, op, c, r in results:
@@ -486,6 +518,8 @@ def main():
     p.add_argument("--connections", type=int, default=64)
     p.add_argument("--threads", type=int, default=1, help="wrk threads (they share the cores)")
     p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
+    p.add_argument("--no-pin", action="store_true",
+                   help="let servers and wrk share every CPU (default: wrk on the last CPU alone)")
     p.add_argument("--keygate", help="the keygate binary (default: the release build)")
     p.add_argument("--seeder", help="the seed example's binary (default: the release build)")
     p.add_argument("--no-nginx", action="store_true")
@@ -506,7 +540,10 @@ def main():
     for tool in ["wrk"] + ([] if args.no_nginx or args.what not in ("verify", "all") else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
-    global KEYGATE, SEEDER
+    global KEYGATE, SEEDER, PIN
+    cpus = sorted(os.sched_getaffinity(0))
+    if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
+        PIN = (",".join(map(str, cpus[:-1])), str(cpus[-1]))
     KEYGATE = Path(args.keygate) if args.keygate else KEYGATE
     SEEDER = Path(args.seeder) if args.seeder else SEEDER
     if not args.no_build:

@@ -1,5 +1,7 @@
 //! The JSON shapes of the native API (DESIGN §5): camelCase, RFC 3339 UTC times.
 
+use std::borrow::Cow;
+
 use keygate_store::{AuditEntry, TokenRecord, UserRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -138,11 +140,15 @@ pub struct TokenBody {
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
-pub struct VerifyRequest {
-    pub token: String,
+pub struct VerifyRequest<'a> {
+    /// Borrowed from the request body unless JSON escapes made a copy necessary.
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub token: Cow<'a, str>,
     /// Scopes the token must hold for the answer to be `VALID`.
-    #[serde(default)]
-    pub scopes: Vec<String>,
+    #[serde(default, borrow)]
+    #[schema(value_type = Vec<String>)]
+    pub scopes: Vec<Cow<'a, str>>,
 }
 
 /// The answer of `verify`. It borrows from the cached token, so answering copies nothing

@@ -26,21 +26,33 @@ use crate::state::AppState;
 /// CSRF token in a header (`sessions::authenticate`), which no other site can read or send.
 pub struct Json<T>(pub T);
 
-impl<T: DeserializeOwned, S: Send + Sync> FromRequest<S> for Json<T> {
+impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         parse_json(&read_body(req, state).await?).map(Json)
+    }
+}
+
+/// A JSON body as its bytes, for a handler that parses it with [`parse_json`] into a type that
+/// borrows from them: the verify route, where copying the token out costs more than its hash.
+pub struct JsonBody(pub Bytes);
+
+impl FromRequest<AppState> for JsonBody {
+    type Rejection = ApiError;
+
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
+        read_body(req, state).await.map(JsonBody)
     }
 }
 
 /// A JSON body that may be left out entirely (then `T::default()`).
 pub struct OptionalJson<T>(pub T);
 
-impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJson<T> {
+impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, Self::Rejection> {
+    async fn from_request(req: Request, state: &AppState) -> Result<Self, Self::Rejection> {
         let bytes = read_body(req, state).await?;
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Ok(OptionalJson(T::default()));
@@ -49,16 +61,12 @@ impl<T: DeserializeOwned + Default, S: Send + Sync> FromRequest<S> for OptionalJ
     }
 }
 
-/// The configured body limit, put in each request's extensions so rejections can name it.
-#[derive(Clone, Copy)]
-pub struct BodyLimit(pub usize);
-
-/// The whole body, within the configured limit (413 beyond it).
-async fn read_body<S: Send + Sync>(req: Request, state: &S) -> Result<Bytes, ApiError> {
-    let limit = req.extensions().get::<BodyLimit>().map_or(0, |l| l.0);
+/// The whole body, within the configured limit (413 beyond it; `DefaultBodyLimit` in the
+/// router enforces it, the state names it).
+async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
     Bytes::from_request(req, state)
         .await
-        .map_err(|e| body_rejection(e, limit))
+        .map_err(|e| body_rejection(e, state.config.max_body_bytes))
 }
 
 fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
@@ -69,7 +77,7 @@ fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
-fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
+pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         match e.classify() {

@@ -1,5 +1,5 @@
-//! What happens around every request: the body limit is made known to the extractors, the
-//! request is logged (with tokens redacted) and counted by route.
+//! What happens around every request: it is logged (with tokens redacted) and counted by
+//! route.
 //!
 //! One hand-written layer instead of `axum::middleware::from_fn` functions: axum wraps every
 //! route in each `.layer()` separately, and each `from_fn` level clones its inner service and
@@ -19,7 +19,6 @@ use keygate_core::credentials::{redact_query, redact_tokens};
 use pin_project_lite::pin_project;
 use tower::{Layer, Service};
 
-use crate::extract::BodyLimit;
 use crate::metrics::{method_name, RequestLabels, RouteName};
 use crate::state::AppState;
 
@@ -66,9 +65,7 @@ where
         self.inner.poll_ready(cx)
     }
 
-    fn call(&mut self, mut req: Request) -> Self::Future {
-        req.extensions_mut()
-            .insert(BodyLimit(self.state.config.max_body_bytes));
+    fn call(&mut self, req: Request) -> Self::Future {
         let route = RouteName(req.extensions().get::<MatchedPath>().cloned());
         let method = req.method().clone();
         // The URI is kept (a cheap clone of shared bytes) and redacted only for a line that

@@ -13,7 +13,7 @@ use keygate_store::Outcome;
 
 use crate::dto::{VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{client_ip, presented_token, ClientIp, Json};
+use crate::extract::{client_ip, parse_json, presented_token, ClientIp, JsonBody};
 use crate::state::AppState;
 
 const MAX_WANTED_SCOPES: usize = 100;
@@ -41,14 +41,15 @@ async fn check(
 pub async fn verify(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
-    Json(req): Json<VerifyRequest>,
+    JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
+    let req: VerifyRequest = parse_json(&body)?;
     if req.scopes.len() > MAX_WANTED_SCOPES {
         return Err(ApiError::Unprocessable(format!(
             "at most {MAX_WANTED_SCOPES} scopes may be asked for"
         )));
     }
-    let wanted: Vec<&str> = req.scopes.iter().map(String::as_str).collect();
+    let wanted: Vec<&str> = req.scopes.iter().map(|s| s.as_ref()).collect();
     let outcome = check(&state, &req.token, &wanted, ip).await?;
     // Written straight into a buffer of the right size: this is the hottest answer keygate
     // gives, and it borrows everything from the cached token.
