@@ -9,6 +9,10 @@
 
 use std::sync::Arc;
 
+/// The allocator `keygate serve` runs with, so the figure is the server's.
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use keygate_core::{PlainToken, ScopeSet, TokenHash, TokenPrefix};
 use keygate_store::cache::{Interner, TokenCache};
 use keygate_store::{now, TokenRecord};

@@ -71,7 +71,12 @@ async fn run(store: Arc<dyn Store>, mut rx: mpsc::UnboundedReceiver<Msg>, interv
         if !pending.is_empty() {
             let batch: Vec<LastUse> = pending.values().cloned().collect();
             match store.record_last_use(&batch).await {
-                Ok(()) => pending.clear(),
+                Ok(()) => {
+                    pending.clear();
+                    // A burst of first uses (a cold start under load) must not leave its
+                    // high-water mark allocated for good.
+                    pending.shrink_to(1024);
+                }
                 // Keep the batch and retry next tick: the database may be back by then.
                 Err(e) => {
                     tracing::warn!(error = %e, batch = batch.len(), "writing last-use times failed; will retry")

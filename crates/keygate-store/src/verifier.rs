@@ -22,7 +22,11 @@ pub struct VerifierConfig {
     pub cache_capacity: usize,
     /// Unknown hashes remembered, so repeated made-up tokens cost no query.
     pub negative_cache_capacity: usize,
+    /// How often queued last-use times are written.
     pub last_use_interval: Duration,
+    /// How precisely a token's last use is kept: a use is queued when the token's last queued
+    /// use is at least this old. The first use of a token is queued at once.
+    pub last_use_resolution: Duration,
 }
 
 impl Default for VerifierConfig {
@@ -32,6 +36,7 @@ impl Default for VerifierConfig {
             cache_capacity: 1_000_000,
             negative_cache_capacity: 100_000,
             last_use_interval: Duration::from_secs(1),
+            last_use_resolution: Duration::from_secs(60),
         }
     }
 }
@@ -76,6 +81,8 @@ pub struct Verifier {
     prefix: TokenPrefix,
     cache: TokenCache,
     last_use: LastUseQueue,
+    /// `VerifierConfig::last_use_resolution` in whole seconds, at least one.
+    last_use_every: i64,
     interner: Interner,
 }
 
@@ -86,6 +93,7 @@ impl Verifier {
             last_use: LastUseQueue::start(store.clone(), config.last_use_interval),
             cache: TokenCache::new(config.cache_capacity, config.negative_cache_capacity),
             interner: Interner::default(),
+            last_use_every: config.last_use_resolution.as_secs().max(1) as i64,
             prefix: config.prefix,
             store,
         }
@@ -150,12 +158,14 @@ impl Verifier {
         Ok(found)
     }
 
-    /// The address becomes a string only here, at most once a second per token: formatting it
-    /// for every verification cost more than the hash map lookup does.
+    /// At most one use per token per resolution reaches the writer: with one per second, a
+    /// hundred thousand tokens in use meant a hundred thousand row updates a second, and the
+    /// writer, not the verification, set the pace (BENCHMARKS.md). The address becomes a
+    /// string only here: formatting it for every verification cost more than the lookup.
     fn note_use(&self, t: &CachedToken, now: OffsetDateTime, ip: Option<IpAddr>) {
         let sec = now.unix_timestamp();
         let prev = t.last_use_queued.load(Ordering::Relaxed);
-        if prev < sec
+        if (prev == 0 || sec >= prev + self.last_use_every)
             && t.last_use_queued
                 .compare_exchange(prev, sec, Ordering::Relaxed, Ordering::Relaxed)
                 .is_ok()

@@ -369,6 +369,53 @@ async fn last_use_is_written_behind_in_batches(f: Fixture) {
     assert_eq!(stored.last_used_ip.as_deref(), Some("10.1.2.3"));
 }
 
+async fn stored_last_use(f: &Fixture, rec: &TokenRecord) -> Option<time::OffsetDateTime> {
+    f.store
+        .token_by_id(DEFAULT_TENANT, rec.id.as_str())
+        .await
+        .unwrap()
+        .unwrap()
+        .last_used_at
+}
+
+async fn later_uses_within_the_resolution_are_not_written(f: Fixture) {
+    // The fixture's verifier keeps the default resolution (a minute).
+    let (plain, rec) = insert(&f, &["metrics:read"]).await;
+    async fn verify(v: &Verifier, plain: &PlainToken) {
+        let o = v.verify(plain.expose(), &[], None).await.unwrap();
+        assert_eq!(o.code(), "VALID");
+    }
+    verify(&f.verifier, &plain).await;
+    f.verifier.flush_last_use().await;
+    let first = stored_last_use(&f, &rec)
+        .await
+        .expect("the first use is written");
+    let batches = f.store.last_use_batches.load(Ordering::SeqCst);
+    tokio::time::sleep(Duration::from_millis(1100)).await;
+    verify(&f.verifier, &plain).await;
+    f.verifier.flush_last_use().await;
+    assert_eq!(stored_last_use(&f, &rec).await, Some(first));
+    assert_eq!(
+        f.store.last_use_batches.load(Ordering::SeqCst),
+        batches,
+        "a use a second after the recorded one, within the minute, is not written"
+    );
+
+    // With a resolution of a second, the same later use is written.
+    let precise = Verifier::new(
+        f.store.clone(),
+        VerifierConfig {
+            last_use_interval: Duration::from_millis(100),
+            last_use_resolution: Duration::from_secs(1),
+            ..VerifierConfig::default()
+        },
+    );
+    verify(&precise, &plain).await;
+    precise.flush_last_use().await;
+    let later = stored_last_use(&f, &rec).await.unwrap();
+    assert!(later > first, "{later} after {first}");
+}
+
 // ---- the Store contract itself ----
 
 async fn a_duplicate_token_is_a_conflict_and_nothing_is_written(f: Fixture) {
@@ -855,6 +902,7 @@ on_both_backends!(
     a_token_created_after_being_remembered_as_unknown_is_found,
     changes_are_seen_at_once,
     last_use_is_written_behind_in_batches,
+    later_uses_within_the_resolution_are_not_written,
     a_duplicate_token_is_a_conflict_and_nothing_is_written,
     changing_or_deleting_a_missing_token_is_not_found,
     lists_page_newest_first_and_filter,

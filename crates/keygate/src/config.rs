@@ -63,6 +63,10 @@ pub struct ServeArgs {
     /// Largest accepted request body in bytes [default: 1048576].
     #[arg(long, env = "KEYGATE_MAX_BODY_BYTES")]
     pub max_body_bytes: Option<usize>,
+    /// How precisely a token's last use is recorded, e.g. 1m or 1s: later uses within this
+    /// time of the recorded one are not written [default: 1m].
+    #[arg(long, env = "KEYGATE_LAST_USE_RESOLUTION", value_parser = humantime::parse_duration)]
+    pub last_use_resolution: Option<std::time::Duration>,
     /// How long a web login lasts, e.g. 12h or 30m [default: 12h].
     #[arg(long, env = "KEYGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
     pub session_ttl: Option<std::time::Duration>,
@@ -105,6 +109,8 @@ struct FileConfig {
     negative_cache_capacity: Option<usize>,
     http_workers: Option<usize>,
     max_body_bytes: Option<usize>,
+    #[serde(default, with = "humantime_serde_opt")]
+    last_use_resolution: Option<std::time::Duration>,
     #[serde(default, with = "humantime_serde_opt")]
     session_ttl: Option<std::time::Duration>,
     secure_cookies: Option<bool>,
@@ -172,6 +178,7 @@ pub struct Config {
     pub negative_cache_capacity: usize,
     pub max_body_bytes: usize,
     pub http_workers: usize,
+    pub last_use_resolution: std::time::Duration,
     pub session_ttl: std::time::Duration,
     pub secure_cookies: bool,
     pub login_limits: keygate_server::accounts::LoginLimits,
@@ -237,6 +244,13 @@ impl ServeArgs {
             Some(n) => n,
             None => std::thread::available_parallelism().map_or(1, |n| n.get()),
         };
+        let last_use_resolution = self
+            .last_use_resolution
+            .or(file.last_use_resolution)
+            .unwrap_or(std::time::Duration::from_secs(60));
+        if last_use_resolution < std::time::Duration::from_secs(1) {
+            bail!("--last-use-resolution must be at least one second");
+        }
         let session_ttl = self
             .session_ttl
             .or(file.session_ttl)
@@ -286,6 +300,7 @@ impl ServeArgs {
                 .unwrap_or(100_000),
             max_body_bytes,
             http_workers,
+            last_use_resolution,
             session_ttl,
             secure_cookies: self.secure_cookies || file.secure_cookies.unwrap_or(false),
             login_limits,

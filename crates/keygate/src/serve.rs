@@ -124,6 +124,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             prefix: config.prefix.clone(),
             cache_capacity: config.cache_capacity,
             negative_cache_capacity: config.negative_cache_capacity,
+            last_use_resolution: config.last_use_resolution,
             ..VerifierConfig::default()
         },
     );

@@ -83,6 +83,8 @@ impl Node {
             }
         }
         cmd.env("KEYGATE_LOG", "info");
+        // Per second, not the default minute: the last-use test uses a token again after 1.2 s.
+        cmd.env("KEYGATE_LAST_USE_RESOLUTION", "1s");
         if let Some(t) = bootstrap {
             cmd.env("KEYGATE_BOOTSTRAP_TOKEN", t);
             cmd.env("KEYGATE_ADMIN_PASSWORD", ADMIN_PASSWORD);
