@@ -133,7 +133,21 @@ def http(method, url, token=None, body=None):
         return json.loads(text) if text else None
 
 
-class Keygate:
+class Server:
+    """A server process on a loopback port of its own."""
+
+    port = None
+    proc = None
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    def stop(self):
+        stop(self.proc)
+
+
+class Keygate(Server):
     """A release keygate on a port of its own; SQLite in `data_dir` unless `database_url`."""
 
     def __init__(self, data_dir, token, database_url=None, extra_args=()):
@@ -141,13 +155,7 @@ class Keygate:
         self.token = token
         self.database_url = database_url
         self.extra_args = list(extra_args)
-        self.proc = None
-        self.port = None
         self.startup_s = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self):
         self.port = free_port()
@@ -168,14 +176,11 @@ class Keygate:
         self.startup_s = time.monotonic() - started
         return self
 
-    def stop(self):
-        stop(self.proc)
-
     def api(self, method, path, body=None):
         return http(method, self.url + path, self.token, body)
 
 
-class Nginx:
+class Nginx(Server):
     """nginx answering every request with keygate's `valid` answer, `workers` processes."""
 
     def __init__(self, workdir, workers):
@@ -183,11 +188,6 @@ class Nginx:
         self.dir.mkdir(parents=True, exist_ok=True)
         self.workers = workers
         self.port = free_port()
-        self.proc = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self):
         conf = self.dir / "nginx.conf"
@@ -216,21 +216,13 @@ http {{
         wait_for_port(self.port, self.proc)
         return self
 
-    def stop(self):
-        stop(self.proc)
 
-
-class Floor:
+class Floor(Server):
     """keygate's HTTP stack alone (crates/keygate-server/examples/http_floor.rs): the same
-    runtime, axum and hyper answering with the same body and doing nothing else."""
+    HTTP workers, axum and hyper, reading the body and answering with nginx's, nothing else."""
 
     def __init__(self):
         self.port = free_port()
-        self.proc = None
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self):
         # One worker per CPU it may run on, as keygate's default.
@@ -239,24 +231,16 @@ class Floor:
         wait_for_port(self.port, self.proc)
         return self
 
-    def stop(self):
-        stop(self.proc)
 
-
-class Peer:
+class Peer(Server):
     """The Django REST Framework peer (bench/peer), under gunicorn."""
 
     def __init__(self, workdir, workers):
         self.venv = Path(workdir) / "peer-venv"
         self.workers = workers
         self.port = free_port()
-        self.proc = None
         self.key = None
         self.data_dir = Path(workdir) / "peer-data"
-
-    @property
-    def url(self):
-        return f"http://127.0.0.1:{self.port}"
 
     def start(self):
         env = dict(os.environ, PEER_DATA_DIR=str(self.data_dir))
@@ -396,7 +380,7 @@ def seed(db, count, sample_file, sample_size):
                    cwd=ROOT, check=True)
 
 
-def per_token(row):
+def memory_per_token(row):
     """Resident-memory growth per cached token; a few thousand tokens grow it by less than the
     process's own noise (allocator and page-cache churn), which can even be negative."""
     if row["cached"] < 10_000:
@@ -445,13 +429,13 @@ def bench_scale(args, work):
     print(f"\n## scale: POST /api/v1/verify, a different valid token per request, "
           f"{args.connections} connections (sample of up to {args.sample} tokens), {placement()}\n")
     print("| tokens | database | start-up | cold req/s | cold p99 | warm req/s | warm p50 | warm p99 "
-          "| memory per cached token |")
+          "| RSS growth per cached token |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for r in rows:
         print(f"| {r['tokens']:,} | {r['db_bytes'] / 2**20:,.0f} MiB | {r['startup_s']:.2f} s "
               f"| {r['cold']['rps']:,.0f} | {r['cold']['p99_ms']:.2f} ms "
               f"| {r['warm']['rps']:,.0f} | {r['warm']['p50_ms']:.2f} ms "
-              f"| {r['warm']['p99_ms']:.2f} ms | {per_token(r)} |")
+              f"| {r['warm']['p99_ms']:.2f} ms | {memory_per_token(r)} |")
     return rows
 
 

@@ -96,7 +96,7 @@ impl Workers {
     /// Resolves only if a worker stops serving before it was told to: that is an error.
     pub async fn failed(&mut self) -> anyhow::Error {
         let outcome = self.outcomes.recv().await;
-        self.running -= 1;
+        self.running = self.running.saturating_sub(1);
         match outcome {
             Some(Err(e)) => anyhow::Error::from(e).context("serving HTTP"),
             Some(Ok(())) => anyhow::anyhow!("an HTTP worker stopped serving"),
@@ -111,7 +111,7 @@ impl Workers {
         let mut first_error = None;
         while self.running > 0 {
             let outcome = self.outcomes.recv().await;
-            self.running -= 1;
+            self.running = self.running.saturating_sub(1);
             let error = match outcome {
                 Some(Ok(())) => continue,
                 Some(Err(e)) => anyhow::Error::from(e).context("serving HTTP"),
