@@ -927,6 +927,18 @@ fn http_workers_serve_side_by_side_and_stop_together() {
 }
 
 #[test]
+fn last_use_resolution_under_a_second_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let args = [FIRST_START, &["--last-use-resolution", "500ms"]].concat();
+    let (status, out) = Proc::must_fail(dir.path(), &args, &[]);
+    assert_eq!(status.code(), Some(2), "{out}");
+    assert!(
+        out.contains("--last-use-resolution must be at least one second"),
+        "{out}"
+    );
+}
+
+#[test]
 fn zero_http_workers_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let args = [FIRST_START, &["--http-workers", "0"]].concat();

@@ -53,10 +53,10 @@ pub async fn verify(
     let outcome = check(&state, &req.token, &wanted, ip).await?;
     // Written straight into a buffer of the right size: this is the hottest answer keygate
     // gives, and it borrows everything from the cached token.
-    let mut body = Vec::with_capacity(512);
-    serde_json::to_writer(&mut body, &response(&outcome))
+    let mut answer = Vec::with_capacity(512);
+    serde_json::to_writer(&mut answer, &response(&outcome))
         .map_err(|e| ApiError::Internal(format!("writing a verify answer: {e}")))?;
-    Ok(([(header::CONTENT_TYPE, JSON)], body).into_response())
+    Ok(([(header::CONTENT_TYPE, JSON)], answer).into_response())
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
