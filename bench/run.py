@@ -264,8 +264,8 @@ class Peer(Server):
 def wrk(url, scenario, env, connections, duration, threads):
     """Loads `url` with bench/wrk/<scenario>.lua; returns requests/s, p50, p99 (ms), failed."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text((WRK_DIR / f"{scenario}.lua").read_text() + "\n"
-                      + (WRK_DIR / "report.lua").read_text())
+    script.write_text("\n".join((WRK_DIR / f"{name}.lua").read_text()
+                                 for name in ("list", scenario, "report")))
     threads = max(1, min(threads, connections))
     try:
         out = subprocess.run(

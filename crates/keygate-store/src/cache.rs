@@ -10,6 +10,7 @@
 //! stale entry survives a completed write.
 
 use std::collections::HashSet;
+use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -58,41 +59,37 @@ pub struct Interner {
 
 const MAX_INTERNED: usize = 65_536;
 
+/// The shared copy of `value` in `set`, made by `share` when there is none yet.
+fn intern<T: ?Sized + Eq + Hash>(
+    set: &Mutex<HashSet<Arc<T>>>,
+    value: &T,
+    share: impl FnOnce() -> Arc<T>,
+) -> Arc<T> {
+    let mut set = set.lock().expect("interner lock");
+    if let Some(shared) = set.get(value) {
+        return shared.clone();
+    }
+    if set.len() >= MAX_INTERNED {
+        set.clear();
+    }
+    let shared = share();
+    set.insert(shared.clone());
+    shared
+}
+
 impl Interner {
-    fn string(&self, s: &str) -> Arc<str> {
-        let mut set = self.strings.lock().expect("interner lock");
-        if let Some(shared) = set.get(s) {
-            return shared.clone();
-        }
-        if set.len() >= MAX_INTERNED {
-            set.clear();
-        }
-        let shared: Arc<str> = Arc::from(s);
-        set.insert(shared.clone());
-        shared
-    }
-
-    fn scopes(&self, scopes: &ScopeSet) -> Arc<ScopeSet> {
-        let mut set = self.scopes.lock().expect("interner lock");
-        if let Some(shared) = set.get(scopes) {
-            return shared.clone();
-        }
-        if set.len() >= MAX_INTERNED {
-            set.clear();
-        }
-        let shared = Arc::new(scopes.clone());
-        set.insert(shared.clone());
-        shared
-    }
-
     /// The cache's form of a stored token.
     pub fn cached(&self, t: &TokenRecord) -> CachedToken {
         CachedToken {
             id: t.id.clone(),
-            tenant_id: self.string(&t.tenant_id),
-            owner_id: self.string(&t.owner_id),
+            tenant_id: intern(&self.strings, &t.tenant_id, || {
+                Arc::from(t.tenant_id.as_str())
+            }),
+            owner_id: intern(&self.strings, &t.owner_id, || {
+                Arc::from(t.owner_id.as_str())
+            }),
             name: CompactString::from(t.name.as_str()),
-            scopes: self.scopes(&t.scopes),
+            scopes: intern(&self.scopes, &t.scopes, || Arc::new(t.scopes.clone())),
             enabled: t.enabled,
             expires_at: t.expires_at,
             metadata: t.metadata.clone(),
