@@ -27,7 +27,8 @@ async fn main() {
     }));
     let workers = std::thread::available_parallelism().map_or(1, |n| n.get());
     let listener = tokio::net::TcpListener::bind(&addr).await.expect("bind");
-    let mut workers = keygate_server::workers::start(listener, app, workers).expect("workers");
+    let mut workers = keygate_server::workers::start(listener, app, workers, Default::default())
+        .expect("workers");
     // Serves until killed.
     let e = workers.failed().await;
     panic!("{e:#}");

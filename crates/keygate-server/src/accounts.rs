@@ -1,9 +1,8 @@
 //! People's credentials: argon2id password hashes, the scopes of each role, and the limiter
 //! that slows down password guessing.
 
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant};
+use std::sync::Arc;
+use std::time::Duration;
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -11,6 +10,7 @@ use argon2::Argon2;
 use keygate_core::{base62, Role, ScopeCatalog, ScopeSet};
 
 use crate::error::{ApiError, ApiResult};
+use crate::limiter::FailureLimiter;
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// argon2 hashes whatever it is given; a bound keeps one request from costing seconds.
@@ -139,73 +139,10 @@ impl Default for LoginLimits {
     }
 }
 
-/// Counts failures per key in a fixed window that starts at the first failure. Kept in
-/// memory on each node: with several nodes behind a balancer, an attacker gets at most the
-/// limit once per node, which still bounds guessing to a handful per minute.
-pub struct FailureLimiter {
-    max: u32,
-    window: Duration,
-    entries: Mutex<HashMap<String, Window>>,
-}
-
-struct Window {
-    start: Instant,
-    failures: u32,
-}
-
-/// Beyond this many keys, expired windows are swept; if all are live, new keys go uncounted
-/// rather than letting a flood of made-up names grow memory without bound (the per-IP count
-/// still applies to them).
-const MAX_KEYS: usize = 100_000;
-
-impl FailureLimiter {
-    pub fn new(max: u32, window: Duration) -> Self {
-        Self {
-            max,
-            window,
-            entries: Mutex::new(HashMap::new()),
-        }
-    }
-
-    /// How long `key` must wait, if it has used up its failures.
-    pub fn blocked_for(&self, key: &str) -> Option<Duration> {
-        let entries = self.entries.lock().expect("limiter lock");
-        let w = entries.get(key)?;
-        let elapsed = w.start.elapsed();
-        (w.failures >= self.max && elapsed < self.window).then(|| self.window - elapsed)
-    }
-
-    pub fn record_failure(&self, key: &str) {
-        let mut entries = self.entries.lock().expect("limiter lock");
-        let now = Instant::now();
-        if !entries.contains_key(key) && entries.len() >= MAX_KEYS {
-            entries.retain(|_, w| now.duration_since(w.start) < self.window);
-            if entries.len() >= MAX_KEYS {
-                return;
-            }
-        }
-        let w = entries.entry(key.to_owned()).or_insert(Window {
-            start: now,
-            failures: 0,
-        });
-        if now.duration_since(w.start) >= self.window {
-            *w = Window {
-                start: now,
-                failures: 0,
-            };
-        }
-        w.failures += 1;
-    }
-
-    pub fn clear(&self, key: &str) {
-        self.entries.lock().expect("limiter lock").remove(key);
-    }
-}
-
 /// The two limiters of the login route.
 pub struct LoginLimiter {
-    pub accounts: FailureLimiter,
-    pub ips: FailureLimiter,
+    pub accounts: FailureLimiter<String>,
+    pub ips: FailureLimiter<String>,
 }
 
 impl LoginLimiter {
@@ -220,29 +157,6 @@ impl LoginLimiter {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn a_key_is_blocked_after_its_failures_and_others_are_not() {
-        let l = FailureLimiter::new(3, Duration::from_secs(60));
-        for _ in 0..2 {
-            l.record_failure("a");
-        }
-        assert!(l.blocked_for("a").is_none());
-        l.record_failure("a");
-        let wait = l.blocked_for("a").expect("blocked after 3 failures");
-        assert!(wait <= Duration::from_secs(60) && wait > Duration::from_secs(50));
-        assert!(l.blocked_for("b").is_none());
-        l.clear("a");
-        assert!(l.blocked_for("a").is_none());
-    }
-
-    #[test]
-    fn a_window_ends() {
-        let l = FailureLimiter::new(1, Duration::from_millis(1));
-        l.record_failure("a");
-        std::thread::sleep(Duration::from_millis(5));
-        assert!(l.blocked_for("a").is_none());
-    }
 
     #[test]
     fn usernames_are_checked() {

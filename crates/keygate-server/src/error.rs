@@ -39,6 +39,8 @@ pub enum ApiError {
     Conflict(String),
     #[error("The request body is larger than {0} bytes")]
     PayloadTooLarge(usize),
+    #[error("The request body did not arrive within {0} seconds")]
+    BodyTimeout(u64),
     #[error("The database is unavailable; try again shortly")]
     Unavailable,
     #[error("Internal error")]
@@ -77,6 +79,7 @@ impl ApiError {
             Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Conflict(_) => StatusCode::CONFLICT,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
             Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
@@ -95,7 +98,7 @@ impl ApiError {
             CsrfFailed => "csrf_failed",
             RateLimited(_) => "rate_limited",
             NotFound(_) => "not_found",
-            BadRequest(_) | Unprocessable(_) => "invalid_request",
+            BadRequest(_) | Unprocessable(_) | BodyTimeout(_) => "invalid_request",
             Conflict(_) => "conflict",
             PayloadTooLarge(_) => "payload_too_large",
             Unavailable => "unavailable",
@@ -126,6 +129,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("Not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(format!("Already exists: {m}")),
+            StoreError::LimitReached(m) => ApiError::Conflict(m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
                 ApiError::Unavailable

@@ -62,11 +62,14 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
 }
 
 /// The whole body, within the configured limit (413 beyond it; `DefaultBodyLimit` in the
-/// router enforces it, the state names it).
+/// router enforces it, the state names it) and the client timeout: hyper bounds the time to
+/// send the headers, but a body sent a byte at a time would hold the connection for ever.
 async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    Bytes::from_request(req, state)
-        .await
-        .map_err(|e| body_rejection(e, state.config.max_body_bytes))
+    let timeout = state.config.client_timeout;
+    match tokio::time::timeout(timeout, Bytes::from_request(req, state)).await {
+        Ok(read) => read.map_err(|e| body_rejection(e, state.config.max_body_bytes)),
+        Err(_) => Err(ApiError::BodyTimeout(timeout.as_secs())),
+    }
 }
 
 fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
@@ -297,14 +300,14 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
                     _scope: PhantomData,
                 });
             }
-            Credential::Unusable => return Err(ApiError::InvalidToken),
+            Credential::Unusable => return Err(crate::token_auth::unusable(state, addr)),
             Credential::Token(t) => t,
         };
         let wanted: &[&str] = match &S::SCOPE {
             Some(s) => std::slice::from_ref(s),
             None => &[],
         };
-        match state.verifier.verify(&token, wanted, addr).await? {
+        match crate::token_auth::verify(state, &token, wanted, addr).await? {
             Outcome::Valid(token) => Ok(Authorized {
                 caller: Caller {
                     principal: Principal::Token(token),

@@ -7,11 +7,13 @@ pub mod compat;
 pub mod dto;
 pub mod error;
 pub mod extract;
+pub mod limiter;
 pub mod metrics;
 pub mod middleware;
 pub mod routes;
 pub mod sessions;
 pub mod state;
+pub mod token_auth;
 pub mod tokens;
 pub mod users;
 pub mod web;
@@ -31,6 +33,10 @@ pub fn state(store: Arc<dyn Store>, config: ServerConfig, verifier: VerifierConf
         store,
         roles: Arc::new(accounts::RoleScopes::new(&config.catalog)),
         login_limiter: Arc::new(accounts::LoginLimiter::new(config.login_limits)),
+        auth_limiter: limiter::FailureLimiter::new(
+            config.auth_limits.per_ip,
+            config.auth_limits.window,
+        ),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
     })

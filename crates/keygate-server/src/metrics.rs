@@ -79,13 +79,16 @@ struct RouteLabels {
     route: RouteName,
 }
 
-pub const VERIFY_CODES: [&str; 6] = [
+/// The verify answers' codes, and `RATE_LIMITED`: a verification refused because its client
+/// address had failed too often.
+pub const VERIFY_CODES: [&str; 7] = [
     "VALID",
     "MALFORMED",
     "NOT_FOUND",
     "DISABLED",
     "EXPIRED",
     "INSUFFICIENT_SCOPE",
+    "RATE_LIMITED",
 ];
 
 pub struct Metrics {
@@ -95,6 +98,10 @@ pub struct Metrics {
     verifications: [Counter; VERIFY_CODES.len()],
     verify_seconds: Histogram,
     cached_tokens: Gauge,
+    token_lookups: Counter,
+    /// The lookup counter is brought up to the verifier's count when rendered; two renders at
+    /// once would add the difference twice.
+    render_lock: std::sync::Mutex<()>,
 }
 
 fn latency_histogram() -> Histogram {
@@ -139,6 +146,13 @@ impl Default for Metrics {
             "Tokens held in the verification cache",
             cached_tokens.clone(),
         );
+        let token_lookups = Counter::default();
+        registry.register(
+            "token_lookups",
+            "Verifications that looked a token up in the database (the rest were answered from \
+             memory, or rejected by format and checksum without a lookup)",
+            token_lookups.clone(),
+        );
         Self {
             registry,
             requests,
@@ -146,6 +160,8 @@ impl Default for Metrics {
             verifications,
             verify_seconds,
             cached_tokens,
+            token_lookups,
+            render_lock: std::sync::Mutex::new(()),
         }
     }
 }
@@ -167,8 +183,11 @@ impl Metrics {
         self.requests.get_or_create(&labels).inc();
     }
 
-    pub fn render(&self, cached_tokens: usize) -> String {
+    pub fn render(&self, cached_tokens: usize, token_lookups: u64) -> String {
+        let _one_at_a_time = self.render_lock.lock().expect("metrics render lock");
         self.cached_tokens.set(cached_tokens as i64);
+        self.token_lookups
+            .inc_by(token_lookups.saturating_sub(self.token_lookups.get()));
         let mut out = String::new();
         encode(&mut out, &self.registry).expect("writing to a String cannot fail");
         out

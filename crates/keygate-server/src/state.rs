@@ -6,6 +6,7 @@ use keygate_core::{ScopeCatalog, TokenPrefix};
 use keygate_store::{Store, Verifier};
 
 use crate::accounts::{LoginLimiter, RoleScopes};
+use crate::limiter::FailureLimiter;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
@@ -27,6 +28,12 @@ pub struct ServerConfig {
     /// HTTPS (`X-Forwarded-Proto: https` with `trust_forwarded_for`).
     pub secure_cookies: bool,
     pub login_limits: crate::accounts::LoginLimits,
+    pub auth_limits: crate::token_auth::AuthLimits,
+    /// Longest time a slow client may take to send a request's headers or body; see
+    /// `workers::ConnectionLimits`.
+    pub client_timeout: std::time::Duration,
+    /// Most tokens one owner may hold.
+    pub max_tokens_per_owner: u32,
 }
 
 impl Default for ServerConfig {
@@ -41,6 +48,9 @@ impl Default for ServerConfig {
             session_ttl: std::time::Duration::from_secs(12 * 3600),
             secure_cookies: false,
             login_limits: Default::default(),
+            auth_limits: Default::default(),
+            client_timeout: std::time::Duration::from_secs(30),
+            max_tokens_per_owner: 10_000,
         }
     }
 }
@@ -71,4 +81,6 @@ pub struct Shared {
     pub metrics: Arc<Metrics>,
     pub roles: Arc<RoleScopes>,
     pub login_limiter: Arc<LoginLimiter>,
+    /// Failed token authentications by client address (`token_auth`).
+    pub auth_limiter: FailureLimiter<std::net::IpAddr>,
 }

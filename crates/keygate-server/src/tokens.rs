@@ -267,7 +267,15 @@ pub async fn create(
         json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
                 "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) }),
     );
-    commit(state, vec![Write::InsertToken(rec.clone())], vec![entry]).await?;
+    let writes = vec![
+        Write::InsertToken(rec.clone()),
+        Write::EnforceOwnerLimit {
+            tenant_id: rec.tenant_id.clone(),
+            owner_id: rec.owner_id.clone(),
+            max: state.config.max_tokens_per_owner,
+        },
+    ];
+    commit(state, writes, vec![entry]).await?;
     Ok((rec, plain))
 }
 

@@ -13,12 +13,41 @@
 //! serve` calls after closing the database, so a connection a pool opened from a worker stays
 //! usable until then.
 
+use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::pin::pin;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use anyhow::Context;
+use axum::extract::ConnectInfo;
 use axum::Router;
+use hyper::body::Incoming;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
+use tokio_io_timeout::TimeoutStream;
+use tower::ServiceExt;
+
+/// What a client may cost a connection: slow clients must not hold connections forever.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The longest wait for a request's head, counted from the first byte awaited: also what an
+    /// idle kept-alive connection is given before it is closed. And the longest a write of an
+    /// answer may stall on a client that does not read.
+    pub client_timeout: Duration,
+    /// Largest request head (request line and headers); hyper answers 431 beyond it.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            client_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
 
 /// The running workers; [`Workers::drain`] stops them.
 pub struct Workers {
@@ -35,6 +64,7 @@ pub fn start(
     listener: tokio::net::TcpListener,
     app: Router,
     count: usize,
+    limits: ConnectionLimits,
 ) -> anyhow::Result<Workers> {
     let count = count.max(1);
     let listener = listener
@@ -58,26 +88,14 @@ pub fn start(
             .build()
             .context("starting an HTTP worker's runtime")?;
         let app = app.clone();
-        let mut stopped = stopped.clone();
+        let stopped = stopped.clone();
         let outcome_tx = outcome_tx.clone();
         let (release_tx, release_rx) = oneshot::channel::<()>();
         let thread = std::thread::Builder::new()
             .name(format!("keygate-http-{i}"))
             .spawn(move || {
                 runtime.block_on(async move {
-                    let served = async {
-                        let listener = tokio::net::TcpListener::from_std(socket)?;
-                        let graceful = async move {
-                            let _ = stopped.wait_for(|stop| *stop).await;
-                        };
-                        axum::serve(
-                            listener,
-                            app.into_make_service_with_connect_info::<SocketAddr>(),
-                        )
-                        .with_graceful_shutdown(graceful)
-                        .await
-                    }
-                    .await;
+                    let served = serve(socket, app, limits, stopped).await;
                     let _ = outcome_tx.send(served).await;
                     // Kept running until the main runtime has closed the database: see the
                     // module's comment.
@@ -90,6 +108,97 @@ pub fn start(
         workers.threads.push(thread);
     }
     Ok(workers)
+}
+
+/// One worker's accept loop: every connection served by hyper with the limits, until `stopped`;
+/// then the connections are closed once their requests in flight are answered.
+///
+/// hyper's own builder, not `axum::serve`: that sets no timer, so a client could take as long
+/// as it liked to send its headers or keep an idle connection open, and it takes no limits.
+async fn serve(
+    socket: std::net::TcpListener,
+    app: Router,
+    limits: ConnectionLimits,
+    mut stopped: watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let listener = tokio::net::TcpListener::from_std(socket)?;
+    let mut http = hyper::server::conn::http1::Builder::new();
+    http.timer(TokioTimer::new())
+        .header_read_timeout(limits.client_timeout)
+        .max_buf_size(limits.max_header_bytes);
+    // Each connection holds a receiver of `closing`; when all are dropped, all are closed.
+    let (closing, connections) = watch::channel(());
+    loop {
+        let (stream, peer) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(a) => a,
+                Err(e) => {
+                    accept_failed(e).await;
+                    continue;
+                }
+            },
+            _ = stopped.wait_for(|stop| *stop) => break,
+        };
+        let conn = http.serve_connection(io(stream, limits), service(&app, peer));
+        let mut shutdown = connections.clone();
+        tokio::spawn(async move {
+            let mut conn = pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => return,
+                _ = shutdown.changed() => conn.as_mut().graceful_shutdown(),
+            }
+            let _ = conn.await;
+        });
+    }
+    drop(listener);
+    drop(connections);
+    let _ = closing.send(());
+    closing.closed().await;
+    Ok(())
+}
+
+/// The connection with a write timeout: hyper has none, and a client that never reads its
+/// answer would otherwise hold the connection for as long as it lives.
+fn io(
+    stream: TcpStream,
+    limits: ConnectionLimits,
+) -> TokioIo<std::pin::Pin<Box<TimeoutStream<TcpStream>>>> {
+    let mut stream = TimeoutStream::new(stream);
+    stream.set_write_timeout(Some(limits.client_timeout));
+    TokioIo::new(Box::pin(stream))
+}
+
+/// The router, with the peer's address where `ConnectInfo` extractors find it.
+fn service(
+    app: &Router,
+    peer: SocketAddr,
+) -> impl hyper::service::Service<
+    hyper::Request<Incoming>,
+    Response = axum::response::Response,
+    Error = Infallible,
+    Future = impl std::future::Future<Output = Result<axum::response::Response, Infallible>>
+                 + Send
+                 + 'static,
+> + Clone {
+    let app = app.clone();
+    hyper::service::service_fn(move |mut req: hyper::Request<Incoming>| {
+        req.extensions_mut().insert(ConnectInfo(peer));
+        app.clone().oneshot(req)
+    })
+}
+
+/// A failed accept: a connection that went away before it was accepted is nothing; running
+/// out of file descriptors is, and retrying at once would spin.
+async fn accept_failed(e: std::io::Error) {
+    use std::io::ErrorKind::*;
+    if matches!(
+        e.kind(),
+        ConnectionRefused | ConnectionAborted | ConnectionReset
+    ) {
+        return;
+    }
+    tracing::error!(error = %e, "accepting a connection failed; retrying in a second");
+    tokio::time::sleep(Duration::from_secs(1)).await;
 }
 
 impl Workers {

@@ -150,6 +150,14 @@ pub enum Write {
         tenant_id: String,
         user_id: String,
     },
+    /// Fails the whole batch with `LimitReached` if the owner now holds more than `max` tokens:
+    /// put after the batch's `InsertToken`, it bounds what a create may add, in the same
+    /// transaction. A rotation leaves it out: replacing a leaked token must never be refused.
+    EnforceOwnerLimit {
+        tenant_id: String,
+        owner_id: String,
+        max: u32,
+    },
 }
 
 #[derive(Debug, Clone)]

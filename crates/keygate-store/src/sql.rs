@@ -240,6 +240,24 @@ async fn insert_audit(tx: &mut Tx, a: &NewAudit) -> Result<()> {
     Ok(())
 }
 
+/// The count the triggers of migration 0004 keep, read inside the batch's transaction.
+async fn enforce_owner_limit(tx: &mut Tx, tenant_id: &str, owner_id: &str, max: u32) -> Result<()> {
+    let held: Option<i64> = sqlx::query_scalar(
+        "SELECT tokens FROM owner_token_counts WHERE tenant_id = $1 AND owner_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(owner_id)
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if held.unwrap_or(0) > i64::from(max) {
+        return Err(StoreError::LimitReached(format!(
+            "{owner_id} already holds {max} tokens, the most one owner may hold; revoke some first"
+        )));
+    }
+    Ok(())
+}
+
 /// Expects one row changed; none means the token is gone.
 async fn exactly_one<'q>(
     q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
@@ -310,6 +328,11 @@ pub(crate) async fn execute_batch(
             Write::DeleteUserSessions { tenant_id, user_id } => {
                 accounts::delete_user_sessions(tx, tenant_id, user_id).await?
             }
+            Write::EnforceOwnerLimit {
+                tenant_id,
+                owner_id,
+                max,
+            } => enforce_owner_limit(tx, tenant_id, owner_id, *max).await?,
         }
     }
     for a in audit {

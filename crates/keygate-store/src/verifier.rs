@@ -2,7 +2,7 @@
 //! and scope check. Only a hash never seen before reaches the store.
 
 use std::net::IpAddr;
-use std::sync::atomic::Ordering;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -84,6 +84,8 @@ pub struct Verifier {
     /// `VerifierConfig::last_use_resolution` in whole seconds, at least one.
     last_use_every: i64,
     interner: Interner,
+    /// Verifications that reached the store: the flood tests count these.
+    lookups: AtomicU64,
 }
 
 impl Verifier {
@@ -94,6 +96,7 @@ impl Verifier {
             cache: TokenCache::new(config.cache_capacity, config.negative_cache_capacity),
             interner: Interner::default(),
             last_use_every: config.last_use_resolution.as_secs().max(1) as i64,
+            lookups: AtomicU64::new(0),
             prefix: config.prefix,
             store,
         }
@@ -115,6 +118,19 @@ impl Verifier {
         wanted: &[&str],
         ip: Option<IpAddr>,
     ) -> Result<Outcome, StoreError> {
+        self.verify_or(token, wanted, ip, || Ok(())).await
+    }
+
+    /// [`Verifier::verify`], but a token that is not in memory reaches the store only if
+    /// `may_query` allows it: a client that has failed too often gets its answer from memory
+    /// or not at all. Valid tokens in memory never call it, so the limit costs them nothing.
+    pub async fn verify_or<E: From<StoreError>>(
+        &self,
+        token: &str,
+        wanted: &[&str],
+        ip: Option<IpAddr>,
+        may_query: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Outcome, E> {
         if token::parse(token, &self.prefix).is_err() {
             return Ok(Outcome::Malformed);
         }
@@ -122,10 +138,13 @@ impl Verifier {
         let cached = match self.cache.get(&hash) {
             Lookup::Hit(t) => t,
             Lookup::KnownUnknown => return Ok(Outcome::NotFound),
-            Lookup::Miss => match self.load(hash).await? {
-                Some(t) => t,
-                None => return Ok(Outcome::NotFound),
-            },
+            Lookup::Miss => {
+                may_query()?;
+                match self.load(hash).await? {
+                    Some(t) => t,
+                    None => return Ok(Outcome::NotFound),
+                }
+            }
         };
         let now = OffsetDateTime::now_utc();
         let outcome = match cached.status_at(now) {
@@ -147,7 +166,13 @@ impl Verifier {
         Ok(outcome)
     }
 
+    /// How many verifications have looked a token up in the store since start.
+    pub fn lookups(&self) -> u64 {
+        self.lookups.load(Ordering::Relaxed)
+    }
+
     async fn load(&self, hash: TokenHash) -> Result<Option<Arc<CachedToken>>, StoreError> {
+        self.lookups.fetch_add(1, Ordering::Relaxed);
         let epoch = self.cache.epoch();
         let found = self
             .store

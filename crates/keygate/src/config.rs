@@ -82,6 +82,23 @@ pub struct ServeArgs {
     /// The window in which failed logins are counted, e.g. 15m [default: 15m].
     #[arg(long, env = "KEYGATE_LOGIN_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
     pub login_failure_window: Option<std::time::Duration>,
+    /// Failed token authentications (malformed, bad checksum or unknown tokens) allowed per
+    /// client address within the window; beyond it, failures get 429 [default: 100].
+    #[arg(long, env = "KEYGATE_AUTH_MAX_FAILURES_PER_IP")]
+    pub auth_max_failures_per_ip: Option<u32>,
+    /// The window in which failed token authentications are counted, e.g. 1m [default: 1m].
+    #[arg(long, env = "KEYGATE_AUTH_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
+    pub auth_failure_window: Option<std::time::Duration>,
+    /// How long a slow client may take to send a request's headers or its body, or to take
+    /// the answer; an idle kept-alive connection is closed after it too [default: 30s].
+    #[arg(long, env = "KEYGATE_CLIENT_TIMEOUT", value_parser = humantime::parse_duration)]
+    pub client_timeout: Option<std::time::Duration>,
+    /// Largest accepted request head (request line and headers) in bytes [default: 16384].
+    #[arg(long, env = "KEYGATE_MAX_HEADER_BYTES")]
+    pub max_header_bytes: Option<usize>,
+    /// Most tokens one owner (a user, or the tenant) may hold [default: 10000].
+    #[arg(long, env = "KEYGATE_MAX_TOKENS_PER_OWNER")]
+    pub max_tokens_per_owner: Option<u32>,
     /// Log filter, e.g. info or keygate=debug [default: info].
     #[arg(long, env = "KEYGATE_LOG")]
     pub log: Option<String>,
@@ -118,6 +135,13 @@ struct FileConfig {
     login_max_failures_per_ip: Option<u32>,
     #[serde(default, with = "humantime_serde_opt")]
     login_failure_window: Option<std::time::Duration>,
+    auth_max_failures_per_ip: Option<u32>,
+    #[serde(default, with = "humantime_serde_opt")]
+    auth_failure_window: Option<std::time::Duration>,
+    #[serde(default, with = "humantime_serde_opt")]
+    client_timeout: Option<std::time::Duration>,
+    max_header_bytes: Option<usize>,
+    max_tokens_per_owner: Option<u32>,
     log: Option<String>,
 }
 
@@ -182,6 +206,10 @@ pub struct Config {
     pub session_ttl: std::time::Duration,
     pub secure_cookies: bool,
     pub login_limits: keygate_server::accounts::LoginLimits,
+    pub auth_limits: keygate_server::token_auth::AuthLimits,
+    pub client_timeout: std::time::Duration,
+    pub max_header_bytes: usize,
+    pub max_tokens_per_owner: u32,
     pub log: String,
 }
 
@@ -276,6 +304,45 @@ impl ServeArgs {
         if login_limits.per_account == 0 || login_limits.per_ip == 0 {
             bail!("--login-max-failures and --login-max-failures-per-ip must be at least 1");
         }
+        let auth_defaults = keygate_server::token_auth::AuthLimits::default();
+        let auth_limits = keygate_server::token_auth::AuthLimits {
+            per_ip: self
+                .auth_max_failures_per_ip
+                .or(file.auth_max_failures_per_ip)
+                .unwrap_or(auth_defaults.per_ip),
+            window: self
+                .auth_failure_window
+                .or(file.auth_failure_window)
+                .unwrap_or(auth_defaults.window),
+        };
+        if auth_limits.per_ip == 0 {
+            bail!("--auth-max-failures-per-ip must be at least 1");
+        }
+        if auth_limits.window < std::time::Duration::from_secs(1) {
+            bail!("--auth-failure-window must be at least one second");
+        }
+        let client_timeout = self
+            .client_timeout
+            .or(file.client_timeout)
+            .unwrap_or(std::time::Duration::from_secs(30));
+        if client_timeout < std::time::Duration::from_secs(1) {
+            bail!("--client-timeout must be at least one second");
+        }
+        let max_header_bytes = self
+            .max_header_bytes
+            .or(file.max_header_bytes)
+            .unwrap_or(16 * 1024);
+        // hyper's smallest read buffer; a head must fit in it.
+        if max_header_bytes < 8192 {
+            bail!("--max-header-bytes must be at least 8192");
+        }
+        let max_tokens_per_owner = self
+            .max_tokens_per_owner
+            .or(file.max_tokens_per_owner)
+            .unwrap_or(10_000);
+        if max_tokens_per_owner == 0 {
+            bail!("--max-tokens-per-owner must be at least 1");
+        }
         Ok(Config {
             listen: self
                 .listen
@@ -304,6 +371,10 @@ impl ServeArgs {
             session_ttl,
             secure_cookies: self.secure_cookies || file.secure_cookies.unwrap_or(false),
             login_limits,
+            auth_limits,
+            client_timeout,
+            max_header_bytes,
+            max_tokens_per_owner,
             log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
         })
     }

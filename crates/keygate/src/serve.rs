@@ -119,6 +119,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             session_ttl: config.session_ttl,
             secure_cookies: config.secure_cookies,
             login_limits: config.login_limits,
+            auth_limits: config.auth_limits,
+            client_timeout: config.client_timeout,
+            max_tokens_per_owner: config.max_tokens_per_owner,
         },
         VerifierConfig {
             prefix: config.prefix.clone(),
@@ -132,7 +135,11 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
     let addr = listener.local_addr()?;
     let app = keygate_server::router(state.clone());
-    let mut workers = keygate_server::workers::start(listener, app, config.http_workers)?;
+    let limits = keygate_server::workers::ConnectionLimits {
+        client_timeout: config.client_timeout,
+        max_header_bytes: config.max_header_bytes,
+    };
+    let mut workers = keygate_server::workers::start(listener, app, config.http_workers, limits)?;
     tracing::info!(count = config.http_workers, "HTTP workers started");
     // The last word on the line is the address: supervisors and the tests read it.
     tracing::info!("keygate listening on http://{addr}");

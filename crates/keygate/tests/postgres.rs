@@ -5,6 +5,8 @@
 // be a test binary of its own.
 #![allow(clippy::duplicate_mod)]
 
+#[path = "abuse.rs"]
+mod abuse;
 #[path = "auth.rs"]
 mod auth;
 #[path = "cli.rs"]

@@ -71,6 +71,47 @@ impl Modify for SecuritySchemes {
     }
 }
 
+/// Every operation that can answer 401 can also answer 429: a client address that has failed
+/// too often (`token_auth`). The 429 has the body of that operation's 401, whose format is the
+/// surface's own (native, or a compatible API's), and says when to retry.
+struct RateLimitedAnswers;
+
+impl Modify for RateLimitedAnswers {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::{header::HeaderBuilder, ObjectBuilder, RefOr, Type};
+        for item in openapi.paths.paths.values_mut() {
+            let operations = [
+                &mut item.get,
+                &mut item.put,
+                &mut item.post,
+                &mut item.delete,
+                &mut item.patch,
+            ];
+            for op in operations.into_iter().flatten() {
+                let answers = &mut op.responses.responses;
+                let Some(RefOr::T(unauthorized)) = answers.get("401") else {
+                    continue;
+                };
+                if answers.contains_key("429") {
+                    continue;
+                }
+                let mut limited = unauthorized.clone();
+                limited.description = "Too many failed authentications from this client \
+                                       address; retry after `Retry-After` seconds"
+                    .into();
+                limited.headers.insert(
+                    "Retry-After".into(),
+                    HeaderBuilder::new()
+                        .schema(ObjectBuilder::new().schema_type(Type::Integer))
+                        .description(Some("Seconds until attempts are accepted again"))
+                        .build(),
+                );
+                answers.insert("429".into(), RefOr::T(limited));
+            }
+        }
+    }
+}
+
 fn api(compat: crate::compat::Compat) -> OpenApiRouter<AppState> {
     OpenApiRouter::with_openapi(ApiDoc::openapi())
         .merge(compat.router())
@@ -105,6 +146,8 @@ fn api(compat: crate::compat::Compat) -> OpenApiRouter<AppState> {
 /// The OpenAPI document of every route of these surfaces, as served at `/openapi.json`.
 pub fn openapi(compat: crate::compat::Compat) -> utoipa::openapi::OpenApi {
     let mut doc = api(compat).into_openapi();
+    // After the routes are merged in: a modifier of `ApiDoc` would see no paths yet.
+    RateLimitedAnswers.modify(&mut doc);
     doc.info.version = env!("CARGO_PKG_VERSION").to_owned();
     doc
 }

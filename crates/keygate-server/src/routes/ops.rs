@@ -49,6 +49,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             header::CONTENT_TYPE,
             "application/openmetrics-text; version=1.0.0; charset=utf-8",
         )],
-        state.metrics.render(state.verifier.cache().len()),
+        state
+            .metrics
+            .render(state.verifier.cache().len(), state.verifier.lookups()),
     )
 }

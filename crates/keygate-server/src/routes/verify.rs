@@ -25,19 +25,22 @@ async fn check(
     ip: Option<IpAddr>,
 ) -> ApiResult<Outcome> {
     let started = Instant::now();
-    let outcome = state.verifier.verify(token, wanted, ip).await?;
-    state
-        .metrics
-        .verification(outcome.code(), started.elapsed());
-    Ok(outcome)
+    let outcome = crate::token_auth::verify(state, token, wanted, ip).await;
+    let code = match &outcome {
+        Ok(o) => o.code(),
+        Err(ApiError::RateLimited(_)) => "RATE_LIMITED",
+        Err(_) => return outcome,
+    };
+    state.metrics.verification(code, started.elapsed());
+    outcome
 }
 
 /// Is this token good, and does it hold these scopes? Always 200 with a `code`, unless the
-/// request itself is malformed.
+/// request itself is malformed, or its client address has failed too often (429).
 #[utoipa::path(post, path = "/api/v1/verify", tag = "verify",
     request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody),
-              (status = 422, body = ErrorBody)))]
+              (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,
     ClientIp(ip): ClientIp,
@@ -101,7 +104,8 @@ fn response(o: &Outcome) -> VerifyResponse<'_> {
         (status = 200, description = "Token is valid",
          headers(("X-Keygate-Token-Id" = String), ("X-Keygate-Owner-Id" = String),
                  ("X-Keygate-Tenant-Id" = String), ("X-Keygate-Scopes" = String, description = "Comma-separated"))),
-        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)),
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 429, body = ErrorBody, description = "Too many failed attempts from this address")),
     security((), ("apiToken" = []), ("bearer" = [])))]
 pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     // The request by value, not `Parts`: no copy of its headers on the hot path.
@@ -117,6 +121,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         })
         .take(MAX_WANTED_SCOPES)
         .collect();
+    let ip = client_ip(&parts, state.config.trust_forwarded_for);
     let token = match presented_token(&parts, state.config.allow_query_token) {
         Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
         other => other,
@@ -132,12 +137,11 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
             state
                 .metrics
                 .verification("MALFORMED", std::time::Duration::ZERO);
-            return Err(ApiError::InvalidToken);
+            return Err(crate::token_auth::unusable(&state, ip));
         }
         Credential::Token(t) => t,
     };
     let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    let ip = client_ip(&parts, state.config.trust_forwarded_for);
     match check(&state, &token, &wanted_refs, ip).await? {
         Outcome::Valid(t) => {
             let mut headers = HeaderMap::new();

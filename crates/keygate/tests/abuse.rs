@@ -1,0 +1,333 @@
+//! Abuse limits (README "Security"): failed token authentications per client address, the
+//! database queries a flood of made-up tokens causes, bounds on heads, bodies and tokens per
+//! owner, and timeouts for slow clients. Against the real server, over HTTP and raw TCP.
+
+mod common;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::time::Duration;
+
+use common::*;
+use serde_json::json;
+
+/// `keygate_token_lookups_total` from /metrics: verifications that reached the database.
+fn lookups(s: &Server) -> u64 {
+    let text = s.anon("GET", "/metrics").send().unwrap().text().unwrap();
+    text.lines()
+        .find_map(|l| l.strip_prefix("keygate_token_lookups_total "))
+        .unwrap_or_else(|| panic!("no keygate_token_lookups_total in /metrics:\n{text}"))
+        .trim()
+        .parse()
+        .unwrap()
+}
+
+/// The same token with its last checksum character changed: well-formed, bad checksum.
+fn bad_checksum(token: &str) -> String {
+    let mut t = token.to_owned();
+    let last = t.pop().unwrap();
+    t.push(if last == 'a' { 'b' } else { 'a' });
+    t
+}
+
+#[test]
+fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() {
+    let s = Server::builder()
+        .args(&[
+            "--auth-max-failures-per-ip",
+            "5",
+            "--auth-failure-window",
+            "3s",
+        ])
+        .start();
+    let (_, valid) = s.create_token("valid", &["tokens:read"]);
+    if backend() == Backend::Postgres {
+        // The change feed brings this node's own create back within its poll interval (a
+        // second) and drops the cached entry; let it pass, so the token stays in memory below.
+        std::thread::sleep(Duration::from_millis(1500));
+    }
+    assert_eq!(
+        s.verify(&valid, &[])["code"],
+        "VALID",
+        "in memory from now on"
+    );
+    for _ in 0..5 {
+        let r = s
+            .with_token("GET", "/api/v1/tokens/self", &fresh_token())
+            .send()
+            .unwrap();
+        assert_error(r, 401, "invalid_token");
+    }
+    let r = s
+        .with_token("GET", "/api/v1/tokens/self", &fresh_token())
+        .send()
+        .unwrap();
+    let retry: u64 = r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=3).contains(&retry), "Retry-After {retry}");
+    let body = assert_error(r, 429, "rate_limited");
+    assert_eq!(body["error"], "Too Many Requests");
+
+    // Every surface that takes a token refuses the address now: verify, forward-auth, an
+    // unreadable Authorization header, a bad checksum.
+    let r = s
+        .anon("POST", "/api/v1/verify")
+        .json(&json!({ "token": fresh_token() }))
+        .send()
+        .unwrap();
+    assert_error(r, 429, "rate_limited");
+    let r = s
+        .anon("GET", "/api/v1/auth")
+        .header("Authorization", "Bearer")
+        .send()
+        .unwrap();
+    assert_error(r, 429, "rate_limited");
+    let r = s
+        .with_token("GET", "/api/v1/auth", &bad_checksum(&valid))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 429);
+
+    // A valid token in memory is answered as always, on every route.
+    assert_eq!(s.verify(&valid, &[])["code"], "VALID");
+    let r = s
+        .with_token("GET", "/api/v1/tokens/self", &valid)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s.with_token("GET", "/api/v1/auth", &valid).send().unwrap();
+    assert_eq!(r.status(), 200);
+    // A token not in memory is not looked up for this address until the window ends: the
+    // database is spared, at the price of a retry for a valid token never seen before.
+    let (_, unseen) = s.create_token("unseen", &["tokens:read"]);
+    let before = lookups(&s);
+    let r = s
+        .anon("POST", "/api/v1/verify")
+        .json(&json!({ "token": unseen }))
+        .send()
+        .unwrap();
+    assert_error(r, 429, "rate_limited");
+    assert_eq!(lookups(&s), before, "no lookup for a refused address");
+    let metrics = s.anon("GET", "/metrics").send().unwrap().text().unwrap();
+    assert!(
+        metrics.contains("keygate_verifications_total{code=\"RATE_LIMITED\"}"),
+        "refusals are counted:\n{metrics}"
+    );
+
+    std::thread::sleep(Duration::from_secs(retry));
+    assert_eq!(
+        s.verify(&unseen, &[])["code"],
+        "VALID",
+        "the window is over"
+    );
+    assert_eq!(s.verify(&fresh_token(), &[])["code"], "NOT_FOUND");
+}
+
+#[test]
+fn made_up_tokens_with_a_bad_checksum_cost_no_query_and_unknown_ones_one_each() {
+    // A limit high enough that the flood is not refused: this counts what it costs unrefused.
+    let s = Server::builder()
+        .args(&["--auth-max-failures-per-ip", "1000000"])
+        .start();
+    let start = lookups(&s);
+    for _ in 0..500 {
+        let v = s.verify(&bad_checksum(&fresh_token()), &[]);
+        assert_eq!(v["code"], "MALFORMED");
+    }
+    for bad in ["kg_", "kg_short_x", "too-short", &"x".repeat(300)] {
+        assert_eq!(s.verify(bad, &[])["code"], "MALFORMED", "{bad}");
+    }
+    assert_eq!(
+        lookups(&s),
+        start,
+        "bad checksums are rejected without a query"
+    );
+
+    let unknown: Vec<String> = (0..50).map(|_| fresh_token()).collect();
+    for t in &unknown {
+        assert_eq!(s.verify(t, &[])["code"], "NOT_FOUND");
+    }
+    assert_eq!(lookups(&s), start + 50, "one query per unknown token");
+    for t in &unknown {
+        assert_eq!(s.verify(t, &[])["code"], "NOT_FOUND");
+    }
+    assert_eq!(
+        lookups(&s),
+        start + 50,
+        "the second time they are known to be unknown"
+    );
+}
+
+#[test]
+fn an_owner_holds_at_most_the_configured_number_of_tokens() {
+    let s = Server::builder()
+        .args(&["--max-tokens-per-owner", "3"])
+        .start();
+    // The bootstrap token is the tenant's first.
+    let (a, _) = s.create_token("a", &["tokens:read"]);
+    let (_, b) = s.create_token("b", &["tokens:write"]);
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({ "name": "c", "scopes": ["tokens:read"] }))
+        .send()
+        .unwrap();
+    let body = assert_error(r, 409, "conflict");
+    assert!(
+        body["message"].as_str().unwrap().contains("3 tokens"),
+        "{body}"
+    );
+    // A rotation is never refused: it is how a leaked token is replaced.
+    let list: serde_json::Value = s
+        .admin("GET", "/api/v1/tokens?q=b")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let b_id = list["items"][0]["id"].as_str().unwrap().to_owned();
+    let r = s
+        .with_token("POST", &format!("/api/v1/tokens/{b_id}/rotate"), &b)
+        .json(&json!({ "gracePeriodSeconds": 60 }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201, "rotation at the limit");
+    let r = s
+        .admin("DELETE", &format!("/api/v1/tokens/{a}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    // Still full: the rotated token's predecessor lives out its grace period.
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({ "name": "c", "scopes": ["tokens:read"] }))
+        .send()
+        .unwrap();
+    assert_error(r, 409, "conflict");
+}
+
+fn raw(s: &Server) -> TcpStream {
+    let addr = s.url.trim_start_matches("http://");
+    let c = TcpStream::connect(addr).unwrap();
+    // Bounds the test, not the server: far longer than the server's timeout under test.
+    c.set_read_timeout(Some(Duration::from_secs(20))).unwrap();
+    c
+}
+
+/// Reads until the server closes the connection; what it sent before closing.
+fn until_closed(c: &mut TcpStream) -> String {
+    let mut got = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        match c.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => got.extend_from_slice(&buf[..n]),
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
+            Err(e) => panic!("the server kept the connection open: {e}"),
+        }
+    }
+    String::from_utf8_lossy(&got).into_owned()
+}
+
+#[test]
+fn slow_and_idle_clients_are_disconnected() {
+    let s = Server::builder().args(&["--client-timeout", "1s"]).start();
+
+    // Connected, nothing sent.
+    let mut silent = raw(&s);
+    assert_eq!(until_closed(&mut silent), "", "closed without an answer");
+
+    // Half a head, then nothing: slowloris.
+    let mut slow = raw(&s);
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    until_closed(&mut slow);
+
+    // A head, then a body that never finishes: 408 with the §3 body.
+    let mut trickle = raw(&s);
+    trickle
+        .write_all(
+            b"POST /api/v1/verify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n\
+              Content-Length: 100\r\n\r\n{\"token\":",
+        )
+        .unwrap();
+    let answer = until_closed(&mut trickle);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(answer.contains("\"code\":\"invalid_request\""), "{answer}");
+
+    // One request answered, then an idle kept-alive connection.
+    let mut idle = raw(&s);
+    idle.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n")
+        .unwrap();
+    let answer = until_closed(&mut idle);
+    assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
+}
+
+#[test]
+fn request_heads_and_bodies_are_bounded() {
+    let s = Server::builder()
+        .args(&["--max-header-bytes", "8192", "--max-body-bytes", "2048"])
+        .start();
+    let r = s
+        .admin("GET", "/api/v1/tokens/self")
+        .header("X-Padding", "p".repeat(10_000))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 431, "a head over the limit");
+    let r = s
+        .admin("GET", "/api/v1/tokens/self")
+        .header("X-Padding", "p".repeat(4_000))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200, "a head within the limit");
+
+    let r = s
+        .anon("POST", "/api/v1/verify")
+        .json(&json!({ "token": "x".repeat(4000) }))
+        .send()
+        .unwrap();
+    assert_error(r, 413, "payload_too_large");
+    // A body larger than the head limit but within the body limit is read whole.
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({ "name": "big", "scopes": ["tokens:read"], "description": "d".repeat(900) }))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+
+    let r = s.admin("GET", "/api/v1/tokens?limit=1001").send().unwrap();
+    assert_error(r, 400, "invalid_request");
+}
+
+#[test]
+fn limits_that_would_not_work_are_refused_at_start() {
+    for (args, says) in [
+        (
+            &["--auth-max-failures-per-ip", "0"][..],
+            "--auth-max-failures-per-ip",
+        ),
+        (
+            &["--auth-failure-window", "10ms"][..],
+            "--auth-failure-window",
+        ),
+        (&["--client-timeout", "0s"][..], "--client-timeout"),
+        (&["--max-header-bytes", "100"][..], "--max-header-bytes"),
+        (
+            &["--max-tokens-per-owner", "0"][..],
+            "--max-tokens-per-owner",
+        ),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let out = std::process::Command::new(BIN)
+            .arg("serve")
+            .args(["--listen", "127.0.0.1:0", "--data-dir"])
+            .arg(dir.path())
+            .args(args)
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(says), "{args:?}: {err}");
+    }
+}
