@@ -4,6 +4,7 @@
     python3 bench/run.py verify            keygate vs nginx `return 200` vs the Python peer
     python3 bench/run.py scale             1k, 100k, 1M, 10M tokens: start-up, cold, warm, memory
     python3 bench/run.py writes            durable creates and revokes, 1/8/64 clients, SQLite and PostgreSQL
+    python3 bench/run.py flood             valid verifications with and without a flood of made-up tokens
     python3 bench/run.py all
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
@@ -261,20 +262,29 @@ class Peer(Server):
             self.proc.wait(timeout=20)
 
 
-def wrk(url, scenario, env, connections, duration, threads):
-    """Loads `url` with bench/wrk/<scenario>.lua; returns requests/s, p50, p99 (ms), failed."""
+def wrk_start(url, scenario, env, connections, duration, threads):
+    """Starts wrk on `url` with bench/wrk/<scenario>.lua; `wrk_result` waits for it."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
     script.write_text("\n".join((WRK_DIR / f"{name}.lua").read_text()
                                  for name in ("list", scenario, "report")))
     threads = max(1, min(threads, connections))
+    proc = subprocess.Popen(
+        on_load_cpus(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
+                      "--timeout", "10s", "-s", str(script), url]),
+        env=dict(os.environ, KG_THREADS=str(threads), **env),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return proc, script
+
+
+def wrk_result(started):
+    """requests/s, p50, p99 (ms), failed (non-2xx and socket errors) of a started wrk."""
+    proc, script = started
     try:
-        out = subprocess.run(
-            on_load_cpus(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
-                          "--timeout", "10s", "-s", str(script), url]),
-            env=dict(os.environ, KG_THREADS=str(threads), **env),
-            check=True, capture_output=True, text=True).stdout
+        out, err = proc.communicate()
     finally:
         script.unlink()
+    if proc.returncode != 0:
+        raise RuntimeError(f"wrk failed ({proc.returncode}): {err}")
     line = next(l for l in out.splitlines() if l.startswith("RESULT "))
     r = json.loads(line[len("RESULT "):])
     ok = r["requests"] - r["failed"]
@@ -284,7 +294,13 @@ def wrk(url, scenario, env, connections, duration, threads):
         "p99_ms": r["p99_us"] / 1000,
         "failed": r["failed"],
         "requests": r["requests"],
+        "all_rps": r["requests"] / (r["duration_us"] / 1e6),
     }
+
+
+def wrk(url, scenario, env, connections, duration, threads):
+    """Loads `url` with bench/wrk/<scenario>.lua; returns requests/s, p50, p99 (ms), failed."""
+    return wrk_result(wrk_start(url, scenario, env, connections, duration, threads))
 
 
 def placement():
@@ -472,7 +488,9 @@ def bench_writes(args, work):
         url = None
         if backend == "postgres":
             url, drop = postgres_database()
-        kg = Keygate(work / f"kg-writes-{backend}", admin, database_url=url).start()
+        # One owner creates every token of the run: its bound on tokens is lifted.
+        kg = Keygate(work / f"kg-writes-{backend}", admin, database_url=url,
+                     extra_args=["--max-tokens-per-owner", "4000000000"]).start()
         env = {"KG_AUTH": f"Bearer {admin}"}
         for c in args.write_clients:
             r = wrk(kg.url + "/api/v1/tokens", "create", env, c, args.duration, args.threads)
@@ -502,9 +520,89 @@ def bench_writes(args, work):
     return results
 
 
+# ------------------------------------------------------------------------------------------------
+# flood: valid verifications beside a flood of made-up tokens (issue 7)
+
+def made_up_tokens(count, kind):
+    """`count` tokens of keygate's format that no database holds: with a good checksum
+    (`unknown`), or with its last character changed (`bad_checksum`)."""
+    out = subprocess.run([str(KEYGATE), "gen-token", "--count", str(count)], check=True,
+                         capture_output=True, text=True).stdout.split()
+    if kind == "bad_checksum":
+        out = [t[:-1] + ("a" if t[-1] != "a" else "b") for t in out]
+    return out
+
+
+def metric(kg, name, labels=""):
+    text = urllib.request.urlopen(kg.url + "/metrics", timeout=10).read().decode()
+    m = re.search(rf"^keygate_{re.escape(name)}{re.escape(labels)} (\S+)$", text, re.M)
+    return int(float(m.group(1))) if m else 0
+
+
+def bench_flood(args, work):
+    """The valid load of `verify` alone, then beside a flood of made-up tokens from the same
+    address at a bounded rate, once with keygate's default limit on failed authentications and
+    once with it lifted. Counts the database lookups each flood caused (keygate's own counter)."""
+    rows = []
+    files = {}
+    for kind in ("bad_checksum", "unknown"):
+        files[kind] = work / f"flood-{kind}.txt"
+        files[kind].write_text("\n".join(made_up_tokens(args.flood_tokens, kind)) + "\n")
+    for limit, extra in (("default (100/min)", []),
+                         ("lifted", ["--auth-max-failures-per-ip", "4000000000"])):
+        admin = new_token()
+        kg = Keygate(work / f"kg-flood-{len(rows)}", admin, extra_args=extra).start()
+        token = kg.api("POST", "/api/v1/tokens",
+                       {"name": "bench", "scopes": ["metrics:read"]})["token"]
+        env = {"KG_TOKEN": token}
+        wrk(kg.url + "/api/v1/verify", "verify", env, args.connections, 1, args.threads)
+        runs = {k: [] for k in ("none", "bad_checksum", "unknown")}
+        floods = {k: [] for k in ("bad_checksum", "unknown")}
+        lookups = {k: 0 for k in ("none", "bad_checksum", "unknown")}
+        for rnd in range(args.rounds):
+            for kind in runs:
+                before = metric(kg, "token_lookups_total")
+                flood = None
+                if kind != "none":
+                    flood = wrk_start(kg.url + "/api/v1/verify", "flood",
+                                      {"KG_TOKENS": str(files[kind]),
+                                       "KG_DELAY_MS": str(args.flood_delay_ms)},
+                                      args.flood_connections, args.duration, 1)
+                r = wrk(kg.url + "/api/v1/verify", "verify", env, args.connections,
+                        args.duration, args.threads)
+                if flood:
+                    f = wrk_result(flood)
+                    floods[kind].append(f["all_rps"])
+                lookups[kind] += metric(kg, "token_lookups_total") - before
+                runs[kind].append(r)
+                extra_log = f"   flood {f['all_rps']:,.0f} req/s" if flood else ""
+                log(f"flood, limit {limit:18} round {rnd + 1} {kind:12} {fmt(r)}{extra_log}")
+        refused = metric(kg, "verifications_total", '{code="RATE_LIMITED"}')
+        kg.stop()
+        base = median_of(runs["none"])
+        for kind in runs:
+            m = median_of(runs[kind])
+            rows.append({"limit": limit, "flood": kind, "valid": m, "base": base["rps"],
+                         "flood_rps": statistics.median(floods[kind]) if kind in floods else 0,
+                         "lookups": lookups[kind], "refused": refused})
+    print(f"\n## flood: valid verifications ({args.connections} connections) beside "
+          f"{args.flood_connections} flooding connections pausing {args.flood_delay_ms} ms, "
+          f"{args.duration} s x {args.rounds} rounds, one client address, {placement()} "
+          f"(medians)\n")
+    print("| limit on failures | flood | flood req/s | valid req/s | valid p99 | valid vs no flood "
+          "| database lookups |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        flood_rps = f"{r['flood_rps']:,.0f}" if r["flood"] != "none" else "–"
+        print(f"| {r['limit']} | {r['flood']} | {flood_rps} | {r['valid']['rps']:,.0f} | "
+              f"{r['valid']['p99_ms']:.2f} ms | {r['valid']['rps'] / r['base']:.2f} | "
+              f"{r['lookups']:,} |")
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("what", choices=["verify", "scale", "writes", "all"])
+    p.add_argument("what", choices=["verify", "scale", "writes", "flood", "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -526,6 +624,11 @@ def main():
     p.add_argument("--write-clients", type=lambda s: [int(x) for x in s.split(",")],
                    default=[1, 8, 64])
     p.add_argument("--sqlite-only", action="store_true")
+    p.add_argument("--flood-connections", type=int, default=16)
+    p.add_argument("--flood-delay-ms", type=int, default=1,
+                   help="each flooding connection's pause between requests")
+    p.add_argument("--flood-tokens", type=int, default=100000,
+                   help="distinct made-up tokens of each kind")
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")
     args = p.parse_args()
 
@@ -552,6 +655,8 @@ def main():
             bench_scale(args, work)
         if args.what in ("writes", "all"):
             bench_writes(args, work)
+        if args.what in ("flood", "all"):
+            bench_flood(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

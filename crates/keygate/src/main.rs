@@ -43,6 +43,9 @@ enum Command {
     GenToken {
         #[arg(long, env = "KEYGATE_TOKEN_PREFIX", default_value = "kg")]
         token_prefix: String,
+        /// How many, one per line (the flood benchmark asks for many).
+        #[arg(long, default_value_t = 1)]
+        count: usize,
     },
     /// Print the OpenAPI document of the REST API.
     Openapi,
@@ -55,18 +58,28 @@ fn main() -> ExitCode {
         Command::Token(cmd) => cli::run(cli::Command::Token(cmd)),
         Command::User(cmd) => cli::run(cli::Command::User(cmd)),
         Command::Tenant(cmd) => cli::run(cli::Command::Tenant(cmd)),
-        Command::GenToken { token_prefix } => {
-            match keygate_core::TokenPrefix::parse(&token_prefix) {
-                Ok(p) => {
-                    println!("{}", keygate_core::PlainToken::mint(&p).1.expose());
-                    ExitCode::SUCCESS
+        Command::GenToken {
+            token_prefix,
+            count,
+        } => match keygate_core::TokenPrefix::parse(&token_prefix) {
+            Ok(p) => {
+                use std::io::Write;
+                let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+                for _ in 0..count {
+                    if writeln!(out, "{}", keygate_core::PlainToken::mint(&p).1.expose()).is_err() {
+                        return ExitCode::FAILURE;
+                    }
                 }
-                Err(e) => {
-                    eprintln!("error: --token-prefix {token_prefix:?}: {e}");
-                    ExitCode::from(2)
+                match out.flush() {
+                    Ok(()) => ExitCode::SUCCESS,
+                    Err(_) => ExitCode::FAILURE,
                 }
             }
-        }
+            Err(e) => {
+                eprintln!("error: --token-prefix {token_prefix:?}: {e}");
+                ExitCode::from(2)
+            }
+        },
         Command::Openapi => {
             println!(
                 "{}",

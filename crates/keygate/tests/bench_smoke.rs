@@ -78,6 +78,10 @@ fn the_benchmark_script_runs_end_to_end() {
             "1",
             "--write-clients",
             "1,4",
+            "--flood-tokens",
+            "500",
+            "--flood-connections",
+            "2",
         ])
         .env("KEYGATE_TEST_DATABASE_URL", common::postgres_base_url())
         .output()
@@ -88,7 +92,7 @@ fn the_benchmark_script_runs_end_to_end() {
         out.status.success(),
         "bench/run.py failed:\n{stdout}\n{stderr}"
     );
-    for table in ["## verify", "## scale", "## writes"] {
+    for table in ["## verify", "## scale", "## writes", "## flood"] {
         assert!(stdout.contains(table), "no {table} table in:\n{stdout}");
     }
     for row in [
@@ -97,6 +101,7 @@ fn the_benchmark_script_runs_end_to_end() {
         "| 1,000 |",
         "| sqlite | create | 4 |",
         "| postgres | revoke | 1 |",
+        "| lifted | bad_checksum |",
     ] {
         assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
     }
