@@ -93,6 +93,40 @@ pub fn redact_tokens(text: &str, prefix: &str) -> String {
     out
 }
 
+/// `text` with the secret of anything shaped like a native token of *any* prefix replaced:
+/// `_<16 base62>_` followed by a run of 40 or more base62 characters (the secret and checksum
+/// are 49). For messages built where the deployment's prefix is not known, such as a scope
+/// parser's complaint about a token sent as a scope name.
+pub fn redact_token_shapes(text: &str) -> String {
+    let b = text.as_bytes();
+    let id_len = crate::token::PUBLIC_ID_LEN;
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i + id_len + 2 < b.len() {
+        let id_end = i + 1 + id_len;
+        let shaped = b[i] == b'_'
+            && b[i + 1..id_end].iter().all(u8::is_ascii_alphanumeric)
+            && b[id_end] == b'_';
+        if shaped {
+            let run = b[id_end + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
+            if run >= 40 {
+                out.push_str(&text[copied..=id_end]);
+                out.push_str("REDACTED");
+                i = id_end + 1 + run;
+                copied = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// A raw query string made safe for logs: values of parameters that may hold a secret are
 /// replaced, and so is anything shaped like a token.
 pub fn redact_query(query: &str, prefix: &str) -> String {
@@ -203,6 +237,31 @@ mod tests {
         assert_eq!(redact_tokens("kg_kg_x", "kg"), "kg_kg_x");
     }
 
+    #[test]
+    fn token_shapes_of_any_prefix_are_redacted() {
+        let secret = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLM";
+        for prefix in ["kg", "acme", "dt0c01"] {
+            let t = format!("{prefix}_1A2b3C4d5E6f7G8h_{secret}");
+            let text = format!("unknown scope \"{t}\" (see /api/v1/scopes)");
+            assert_eq!(
+                redact_token_shapes(&text),
+                format!(
+                    "unknown scope \"{prefix}_1A2b3C4d5E6f7G8h_REDACTED\" (see /api/v1/scopes)"
+                )
+            );
+        }
+        // Scope names, ids and short runs stay.
+        for text in [
+            "instana:canConfigureServiceLevelCorrectionWindows",
+            "kg_1A2b3C4d5E6f7G8h",
+            "a_1A2b3C4d5E6f7G8h_short",
+            "",
+            "_",
+        ] {
+            assert_eq!(redact_token_shapes(text), text);
+        }
+    }
+
     proptest! {
         #[test]
         fn header_parser_never_panics(b in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -219,6 +278,15 @@ mod tests {
         fn redacted_query_never_contains_the_token(t in "[A-Za-z0-9_]{16,69}", other in "[a-z]{1,5}=[a-z0-9]{0,5}") {
             let q = format!("{other}&api-token={t}");
             prop_assert!(!redact_query(&q, "kg").contains(&t));
+        }
+
+        #[test]
+        fn token_shapes_never_keep_a_minted_secret(prefix in "[a-z][a-z0-9]{1,15}", before in "[ -~]{0,20}", after in "[ -~&&[^A-Za-z0-9]][ -~]{0,20}") {
+            let prefix = crate::TokenPrefix::parse(&prefix).unwrap();
+            let (id, tok) = crate::PlainToken::mint(&prefix);
+            let secret = &tok.expose()[id.as_str().len() + 1..];
+            let text = format!("{before}{}{after}", tok.expose());
+            prop_assert!(!redact_token_shapes(&text).contains(secret));
         }
 
         #[test]
