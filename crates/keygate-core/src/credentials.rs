@@ -143,6 +143,54 @@ pub fn redact_query(query: &str, prefix: &str) -> String {
     redact_tokens(&query, prefix)
 }
 
+/// An error message from a parser (serde's `unknown field `…``, `invalid type: string "…"`)
+/// with every quoted piece of input that could be a secret replaced. The shortest token
+/// keygate accepts is [`FOREIGN_MIN_LEN`](crate::token::FOREIGN_MIN_LEN) characters, so a
+/// quoted value that long or longer is not echoed: a client that sends its token as a field
+/// name, or in the wrong field, must not get it back in a 422 that a proxy may log. Shorter
+/// values (a misspelled field name, a bad scope) stay, so the message still says what is wrong.
+pub fn redact_echoed_input(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        let body = &rest[open + 1..];
+        // Strings are quoted with escapes (`\"`); names between backticks are not.
+        let close = if quote == b'"' {
+            let mut escaped = false;
+            body.char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map(|(i, _)| i)
+        } else {
+            body.find('`')
+        };
+        let Some(close) = close else {
+            // An unterminated quote: whatever follows came from the input.
+            out.push_str(&rest[..=open]);
+            out.push_str(&quoted_or_redacted(body));
+            return out;
+        };
+        out.push_str(&rest[..=open]);
+        out.push_str(&quoted_or_redacted(&body[..close]));
+        out.push(quote as char);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn quoted_or_redacted(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.chars().count() < crate::token::FOREIGN_MIN_LEN {
+        value.into()
+    } else {
+        "REDACTED".into()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -262,6 +310,34 @@ mod tests {
         }
     }
 
+    #[test]
+    fn long_echoed_input_is_redacted_from_parser_messages() {
+        let t = "kg_1A2b3C4d5E6f7G8h_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+        let m = format!("unknown field `{t}`, expected `token` or `scopes` at line 1 column 72");
+        assert_eq!(
+            redact_echoed_input(&m),
+            "unknown field `REDACTED`, expected `token` or `scopes` at line 1 column 72"
+        );
+        let m = format!("invalid type: string \"{t}\", expected a sequence");
+        assert_eq!(
+            redact_echoed_input(&m),
+            "invalid type: string \"REDACTED\", expected a sequence"
+        );
+        // An escaped quote does not end the string early.
+        let m = "invalid value: string \"ab\\\"cdefghijklmnopqrstu\", expected x";
+        assert_eq!(
+            redact_echoed_input(m),
+            "invalid value: string \"REDACTED\", expected x"
+        );
+        // Short input is what makes a message useful: it stays.
+        let m = "unknown field `nmae`, expected one of `name`, `scopes`";
+        assert_eq!(redact_echoed_input(m), m);
+        assert_eq!(
+            redact_echoed_input("unterminated `my-secret-value-0123456"),
+            "unterminated `REDACTED"
+        );
+    }
+
     proptest! {
         #[test]
         fn header_parser_never_panics(b in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -278,6 +354,16 @@ mod tests {
         fn redacted_query_never_contains_the_token(t in "[A-Za-z0-9_]{16,69}", other in "[a-z]{1,5}=[a-z0-9]{0,5}") {
             let q = format!("{other}&api-token={t}");
             prop_assert!(!redact_query(&q, "kg").contains(&t));
+        }
+
+        #[test]
+        fn echoed_input_never_contains_a_long_value(
+            before in "[ -~]{0,20}", v in "[!-~]{16,80}", after in "[ -~]{0,20}", q in prop::sample::select(vec!['`', '"'])
+        ) {
+            let escaped = if q == '"' { v.replace('\\', "\\\\").replace('"', "\\\"") } else { v.replace('`', "") };
+            prop_assume!(escaped.chars().count() >= 16);
+            let m = format!("{}{q}{escaped}{q}{after}", before.replace(['`', '"'], ""));
+            prop_assert!(!redact_echoed_input(&m).contains(&escaped), "{}", m);
         }
 
         #[test]
