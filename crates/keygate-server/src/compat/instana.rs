@@ -390,7 +390,7 @@ async fn find_or_404(
 ) -> ApiResult<TokenRecord> {
     find(state, caller, internal_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("No API token with internalId {internal_id:?}")))
+        .ok_or_else(|| ApiError::NotFound("No API token with this internalId".into()))
 }
 
 /// Creates a token with the client's chosen id and secret.
