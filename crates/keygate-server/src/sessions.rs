@@ -79,6 +79,8 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Option<A
 }
 
 async fn lookup(state: &AppState, value: &str) -> ApiResult<Option<Arc<SessionUser>>> {
+    // Found by its SHA-256 in the database's index, not compared: the client picks the cookie,
+    // not its hash, so the index lookup's timing reveals nothing about a live session.
     let hash = TokenHash::of(value);
     let Some((session, user)) = state
         .store
