@@ -93,6 +93,40 @@ pub fn redact_tokens(text: &str, prefix: &str) -> String {
     out
 }
 
+/// `text` with the secret of anything shaped like a native token of *any* prefix replaced:
+/// `_<16 base62>_` followed by a run of 40 or more base62 characters (the secret and checksum
+/// are 49). For messages built where the deployment's prefix is not known, such as a scope
+/// parser's complaint about a token sent as a scope name.
+pub fn redact_token_shapes(text: &str) -> String {
+    let b = text.as_bytes();
+    let id_len = crate::token::PUBLIC_ID_LEN;
+    let mut out = String::with_capacity(text.len());
+    let mut copied = 0;
+    let mut i = 0;
+    while i + id_len + 2 < b.len() {
+        let id_end = i + 1 + id_len;
+        let shaped = b[i] == b'_'
+            && b[i + 1..id_end].iter().all(u8::is_ascii_alphanumeric)
+            && b[id_end] == b'_';
+        if shaped {
+            let run = b[id_end + 1..]
+                .iter()
+                .take_while(|c| c.is_ascii_alphanumeric())
+                .count();
+            if run >= 40 {
+                out.push_str(&text[copied..=id_end]);
+                out.push_str("REDACTED");
+                i = id_end + 1 + run;
+                copied = i;
+                continue;
+            }
+        }
+        i += 1;
+    }
+    out.push_str(&text[copied..]);
+    out
+}
+
 /// A raw query string made safe for logs: values of parameters that may hold a secret are
 /// replaced, and so is anything shaped like a token.
 pub fn redact_query(query: &str, prefix: &str) -> String {
@@ -107,6 +141,54 @@ pub fn redact_query(query: &str, prefix: &str) -> String {
         query.to_owned()
     };
     redact_tokens(&query, prefix)
+}
+
+/// An error message from a parser (serde's `unknown field `…``, `invalid type: string "…"`)
+/// with every quoted piece of input that could be a secret replaced. The shortest token
+/// keygate accepts is [`FOREIGN_MIN_LEN`](crate::token::FOREIGN_MIN_LEN) characters, so a
+/// quoted value that long or longer is not echoed: a client that sends its token as a field
+/// name, or in the wrong field, must not get it back in a 422 that a proxy may log. Shorter
+/// values (a misspelled field name, a bad scope) stay, so the message still says what is wrong.
+pub fn redact_echoed_input(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut rest = message;
+    while let Some(open) = rest.find(['`', '"']) {
+        let quote = rest.as_bytes()[open];
+        let body = &rest[open + 1..];
+        // Strings are quoted with escapes (`\"`); names between backticks are not.
+        let close = if quote == b'"' {
+            let mut escaped = false;
+            body.char_indices()
+                .find(|&(_, c)| {
+                    let end = c == '"' && !escaped;
+                    escaped = c == '\\' && !escaped;
+                    end
+                })
+                .map(|(i, _)| i)
+        } else {
+            body.find('`')
+        };
+        let Some(close) = close else {
+            // An unterminated quote: whatever follows came from the input.
+            out.push_str(&rest[..=open]);
+            out.push_str(&quoted_or_redacted(body));
+            return out;
+        };
+        out.push_str(&rest[..=open]);
+        out.push_str(&quoted_or_redacted(&body[..close]));
+        out.push(quote as char);
+        rest = &body[close + 1..];
+    }
+    out.push_str(rest);
+    out
+}
+
+fn quoted_or_redacted(value: &str) -> std::borrow::Cow<'_, str> {
+    if value.chars().count() < crate::token::FOREIGN_MIN_LEN {
+        value.into()
+    } else {
+        "REDACTED".into()
+    }
 }
 
 #[cfg(test)]
@@ -203,6 +285,59 @@ mod tests {
         assert_eq!(redact_tokens("kg_kg_x", "kg"), "kg_kg_x");
     }
 
+    #[test]
+    fn token_shapes_of_any_prefix_are_redacted() {
+        let secret = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLM";
+        for prefix in ["kg", "acme", "dt0c01"] {
+            let t = format!("{prefix}_1A2b3C4d5E6f7G8h_{secret}");
+            let text = format!("unknown scope \"{t}\" (see /api/v1/scopes)");
+            assert_eq!(
+                redact_token_shapes(&text),
+                format!(
+                    "unknown scope \"{prefix}_1A2b3C4d5E6f7G8h_REDACTED\" (see /api/v1/scopes)"
+                )
+            );
+        }
+        // Scope names, ids and short runs stay.
+        for text in [
+            "instana:canConfigureServiceLevelCorrectionWindows",
+            "kg_1A2b3C4d5E6f7G8h",
+            "a_1A2b3C4d5E6f7G8h_short",
+            "",
+            "_",
+        ] {
+            assert_eq!(redact_token_shapes(text), text);
+        }
+    }
+
+    #[test]
+    fn long_echoed_input_is_redacted_from_parser_messages() {
+        let t = "kg_1A2b3C4d5E6f7G8h_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+        let m = format!("unknown field `{t}`, expected `token` or `scopes` at line 1 column 72");
+        assert_eq!(
+            redact_echoed_input(&m),
+            "unknown field `REDACTED`, expected `token` or `scopes` at line 1 column 72"
+        );
+        let m = format!("invalid type: string \"{t}\", expected a sequence");
+        assert_eq!(
+            redact_echoed_input(&m),
+            "invalid type: string \"REDACTED\", expected a sequence"
+        );
+        // An escaped quote does not end the string early.
+        let m = "invalid value: string \"ab\\\"cdefghijklmnopqrstu\", expected x";
+        assert_eq!(
+            redact_echoed_input(m),
+            "invalid value: string \"REDACTED\", expected x"
+        );
+        // Short input is what makes a message useful: it stays.
+        let m = "unknown field `nmae`, expected one of `name`, `scopes`";
+        assert_eq!(redact_echoed_input(m), m);
+        assert_eq!(
+            redact_echoed_input("unterminated `my-secret-value-0123456"),
+            "unterminated `REDACTED"
+        );
+    }
+
     proptest! {
         #[test]
         fn header_parser_never_panics(b in proptest::collection::vec(any::<u8>(), 0..300)) {
@@ -219,6 +354,25 @@ mod tests {
         fn redacted_query_never_contains_the_token(t in "[A-Za-z0-9_]{16,69}", other in "[a-z]{1,5}=[a-z0-9]{0,5}") {
             let q = format!("{other}&api-token={t}");
             prop_assert!(!redact_query(&q, "kg").contains(&t));
+        }
+
+        #[test]
+        fn echoed_input_never_contains_a_long_value(
+            before in "[ -~]{0,20}", v in "[!-~]{16,80}", after in "[ -~]{0,20}", q in prop::sample::select(vec!['`', '"'])
+        ) {
+            let escaped = if q == '"' { v.replace('\\', "\\\\").replace('"', "\\\"") } else { v.replace('`', "") };
+            prop_assume!(escaped.chars().count() >= 16);
+            let m = format!("{}{q}{escaped}{q}{after}", before.replace(['`', '"'], ""));
+            prop_assert!(!redact_echoed_input(&m).contains(&escaped), "{}", m);
+        }
+
+        #[test]
+        fn token_shapes_never_keep_a_minted_secret(prefix in "[a-z][a-z0-9]{1,15}", before in "[ -~]{0,20}", after in "[ -~&&[^A-Za-z0-9]][ -~]{0,20}") {
+            let prefix = crate::TokenPrefix::parse(&prefix).unwrap();
+            let (id, tok) = crate::PlainToken::mint(&prefix);
+            let secret = &tok.expose()[id.as_str().len() + 1..];
+            let text = format!("{before}{}{after}", tok.expose());
+            prop_assert!(!redact_token_shapes(&text).contains(secret));
         }
 
         #[test]

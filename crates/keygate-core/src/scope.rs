@@ -114,8 +114,11 @@ impl fmt::Display for Scope {
     }
 }
 
+/// A scope name as an error message may quote it: bounded, and without the secret of a token
+/// that a client sent where a scope belongs (the message goes back in a 422 that proxies log).
 fn truncate_for_message(s: &str) -> String {
-    s.chars().take(MAX_SCOPE_LEN + 1).collect()
+    let bounded: String = s.chars().take(MAX_SCOPE_LEN + 1).collect();
+    crate::credentials::redact_token_shapes(&bounded)
 }
 
 /// Written as a JSON array of names.
@@ -260,7 +263,7 @@ impl ScopeCatalog {
     ) -> Result<ScopeSet, ScopeError> {
         let set = ScopeSet::parse(names)?;
         if let Some(unknown) = set.iter().find(|s| !self.knows(s)) {
-            return Err(ScopeError::Unknown(unknown.to_string()));
+            return Err(ScopeError::Unknown(truncate_for_message(unknown.as_str())));
         }
         Ok(set)
     }

@@ -11,6 +11,7 @@ use std::fmt;
 use compact_str::CompactString;
 
 use sha2::{Digest, Sha256};
+use subtle::ConstantTimeEq;
 
 use crate::base62;
 
@@ -106,8 +107,9 @@ impl fmt::Display for TokenId {
 }
 
 /// A token in plaintext. It exists only between minting and the one response that shows it,
-/// or between a request's header and its hash. `Debug` never prints it.
-#[derive(Clone, PartialEq, Eq)]
+/// or between a request's header and its hash. `Debug` never prints it, and `==` takes the
+/// same time wherever the two differ.
+#[derive(Clone)]
 pub struct PlainToken(String);
 
 impl PlainToken {
@@ -140,6 +142,17 @@ impl PlainToken {
     }
 }
 
+/// keygate itself finds tokens by hash, never by comparing plaintexts; but a comparison that
+/// stopped at the first differing byte would tell whoever can time it how much of a guess was
+/// right, so none is offered.
+impl PartialEq for PlainToken {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+    }
+}
+
+impl Eq for PlainToken {}
+
 impl fmt::Debug for PlainToken {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("PlainToken(<redacted>)")
@@ -147,6 +160,11 @@ impl fmt::Debug for PlainToken {
 }
 
 /// SHA-256 of a whole token: the only form in which keygate stores a token.
+///
+/// Its `==`, `Hash` and `Ord` are the ordinary, early-exit ones, and the cache, the negative
+/// cache and the database index look tokens up by it. That is no timing oracle: the attacker
+/// chooses the token, not its hash, and learning how many leading bytes of a SHA-256 matched
+/// a stored one says nothing about any token without a preimage.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct TokenHash(pub [u8; 32]);
 
@@ -212,7 +230,9 @@ pub fn parse<'a>(token: &'a str, prefix: &TokenPrefix) -> Result<ParsedToken<'a>
         return Err(TokenError::Malformed);
     }
     // Decoding the six digits instead of encoding the expected ones: no allocation on the
-    // hot path, and the same answer, as fixed-width base62 is one-to-one.
+    // hot path, and the same answer, as fixed-width base62 is one-to-one. An ordinary compare:
+    // the checksum is computed from what the client sent, so its timing tells the client only
+    // what it could compute itself.
     if base62::decode(&b[crc_start..]) != Some(crc32fast::hash(&b[..crc_start]) as u64) {
         return Err(TokenError::BadChecksum);
     }
@@ -285,8 +305,18 @@ mod tests {
     #[test]
     fn debug_never_prints_the_secret() {
         let (_, tok) = PlainToken::mint(&kg());
-        let dbg = format!("{tok:?}");
-        assert!(!dbg.contains(&tok.expose()[20..]));
+        let dbg = format!("{tok:?} {:?}", Some(&tok));
+        assert!(!dbg.contains(&tok.expose()[20..]), "{dbg}");
+        assert!(dbg.contains("redacted"), "{dbg}");
+    }
+
+    #[test]
+    fn plaintexts_compare_by_value() {
+        let (_, a) = PlainToken::mint(&kg());
+        let (_, b) = PlainToken::mint(&kg());
+        assert_eq!(a, PlainToken::from_client(a.expose()));
+        assert_ne!(a, b);
+        assert_ne!(a, PlainToken::from_client(&a.expose()[..20]));
     }
 
     #[test]

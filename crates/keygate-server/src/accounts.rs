@@ -76,6 +76,7 @@ pub fn hash_password_blocking(password: &str) -> Result<String, String> {
 
 /// Checks a password against a stored hash; `None` (no such user) is checked against a hash
 /// of nothing at the same cost, so the answer takes as long for a name that does not exist.
+/// argon2's `verify_password` compares the computed and stored outputs in constant time.
 pub async fn password_matches(stored: Option<String>, password: String) -> ApiResult<bool> {
     tokio::task::spawn_blocking(move || {
         let phc = stored.as_deref().unwrap_or_else(|| dummy_hash());

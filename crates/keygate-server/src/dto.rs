@@ -8,6 +8,14 @@ use serde_json::value::RawValue;
 use time::OffsetDateTime;
 use utoipa::{IntoParams, ToSchema};
 
+/// What `Debug` prints in place of a secret: these types are logged as a whole by an
+/// `tracing::debug!(?req)` or an `unwrap` message just as easily as by design.
+const REDACTED: &str = "<redacted>";
+
+fn redacted<T>(secret: &Option<T>) -> Option<&'static str> {
+    secret.as_ref().map(|_| REDACTED)
+}
+
 /// A token's metadata. The secret is never part of it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
@@ -60,7 +68,7 @@ impl From<TokenRecord> for TokenView {
 }
 
 /// The answer to a create or rotate: the only response that ever contains the plaintext.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedToken {
     #[serde(flatten)]
@@ -132,13 +140,13 @@ pub struct RotateRequest {
     pub grace_period_seconds: Option<u64>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TokenBody {
     pub token: String,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {
     /// Borrowed from the request body unless JSON escapes made a copy necessary.
@@ -307,7 +315,7 @@ pub struct ListUsersQuery {
     pub cursor: Option<String>,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserRequest {
     /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`.
@@ -319,7 +327,7 @@ pub struct CreateUserRequest {
 }
 
 /// A new user, with the generated password when none was given (shown this once).
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedUser {
     #[serde(flatten)]
@@ -329,7 +337,7 @@ pub struct CreatedUser {
 }
 
 /// Changes a user's role, password, or both.
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateUserRequest {
     pub role: Option<String>,
@@ -348,7 +356,7 @@ pub struct LoginRequest {
 
 /// The logged-in user, what they may do, and the CSRF token the page sends back in the
 /// `X-CSRF-Token` header of every request that changes something.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct SessionView {
     pub user: UserView,
@@ -358,7 +366,7 @@ pub struct SessionView {
     pub expires_at: OffsetDateTime,
 }
 
-#[derive(Debug, Deserialize, ToSchema)]
+#[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTenantRequest {
     /// 1–63 characters: lower-case letters, digits and `-`, starting with a letter or digit.
@@ -371,7 +379,7 @@ pub struct CreateTenantRequest {
 }
 
 /// A new tenant, its first admin, and an admin token for it: secrets shown this once.
-#[derive(Debug, Serialize, ToSchema)]
+#[derive(Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct CreatedTenant {
     pub id: String,
@@ -386,4 +394,230 @@ pub struct CreatedTenant {
     pub admin_token: String,
     #[schema(example = "kg_1A2b3C4d5E6f7G8h")]
     pub admin_token_id: String,
+}
+
+impl std::fmt::Debug for CreatedToken {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedToken")
+            .field("meta", &self.meta)
+            .field("token", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for TokenBody {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenBody")
+            .field("token", &REDACTED)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for VerifyRequest<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("VerifyRequest")
+            .field("token", &REDACTED)
+            .field("scopes", &self.scopes)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateUserRequest")
+            .field("username", &self.username)
+            .field("password", &redacted(&self.password))
+            .field("role", &self.role)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreatedUser {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedUser")
+            .field("user", &self.user)
+            .field("password", &redacted(&self.password))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for UpdateUserRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("UpdateUserRequest")
+            .field("role", &self.role)
+            .field("password", &redacted(&self.password))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for LoginRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("LoginRequest")
+            .field("username", &self.username)
+            .field("password", &REDACTED)
+            .field("tenant", &self.tenant)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for SessionView {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionView")
+            .field("user", &self.user)
+            .field("scopes", &self.scopes)
+            .field("csrf_token", &REDACTED)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreateTenantRequest {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreateTenantRequest")
+            .field("name", &self.name)
+            .field("admin_username", &self.admin_username)
+            .field("admin_password", &redacted(&self.admin_password))
+            .finish()
+    }
+}
+
+impl std::fmt::Debug for CreatedTenant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("CreatedTenant")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("created_at", &self.created_at)
+            .field("admin", &self.admin)
+            .field("admin_password", &redacted(&self.admin_password))
+            .field("admin_token", &REDACTED)
+            .field("admin_token_id", &self.admin_token_id)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TOKEN: &str = "kg_1A2b3C4d5E6f7G8h_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLM";
+    const PASSWORD: &str = "a-password-nobody-may-see";
+
+    fn user() -> UserView {
+        UserView {
+            id: "usr_1".into(),
+            tenant_id: "default".into(),
+            username: "mia".into(),
+            role: "member".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn view() -> TokenView {
+        TokenView {
+            id: "kg_1A2b3C4d5E6f7G8h".into(),
+            name: "n".into(),
+            description: None,
+            metadata: None,
+            owner_id: "usr_1".into(),
+            tenant_id: "default".into(),
+            scopes: vec!["tokens:read".into()],
+            enabled: true,
+            status: "active".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            updated_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            created_by: None,
+        }
+    }
+
+    /// `{:?}` of the value shows the redaction and what is not secret, and never the secret.
+    fn assert_redacted(dbg: String, secret: &str, visible: &str) {
+        assert!(!dbg.contains(secret), "{dbg}");
+        assert!(dbg.contains(REDACTED), "{dbg}");
+        assert!(dbg.contains(visible), "{dbg}");
+    }
+
+    #[test]
+    fn created_token() {
+        let v = CreatedToken {
+            meta: view(),
+            token: TOKEN.into(),
+        };
+        assert_redacted(format!("{v:?}"), &TOKEN[20..], "kg_1A2b3C4d5E6f7G8h");
+    }
+
+    #[test]
+    fn token_bodies() {
+        let v = TokenBody {
+            token: TOKEN.into(),
+        };
+        assert_redacted(format!("{v:?}"), &TOKEN[20..], "TokenBody");
+        let v = VerifyRequest {
+            token: TOKEN.into(),
+            scopes: vec!["tokens:read".into()],
+        };
+        assert_redacted(format!("{v:?}"), &TOKEN[20..], "tokens:read");
+    }
+
+    #[test]
+    fn user_requests_and_answers() {
+        let v = CreateUserRequest {
+            username: "mia".into(),
+            password: Some(PASSWORD.into()),
+            role: None,
+        };
+        assert_redacted(format!("{v:?}"), PASSWORD, "mia");
+        let v = CreatedUser {
+            user: user(),
+            password: Some(PASSWORD.into()),
+        };
+        assert_redacted(format!("{v:?}"), PASSWORD, "mia");
+        let v = UpdateUserRequest {
+            role: Some("admin".into()),
+            password: Some(PASSWORD.into()),
+        };
+        assert_redacted(format!("{v:?}"), PASSWORD, "admin");
+    }
+
+    #[test]
+    fn login_and_session() {
+        let v = LoginRequest {
+            username: "mia".into(),
+            password: PASSWORD.into(),
+            tenant: None,
+        };
+        assert_redacted(format!("{v:?}"), PASSWORD, "mia");
+        let csrf = "csrfTokenValue0123456789abcdefAB";
+        let v = SessionView {
+            user: user(),
+            scopes: vec![],
+            csrf_token: csrf.into(),
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        };
+        assert_redacted(format!("{v:?}"), csrf, "mia");
+    }
+
+    #[test]
+    fn tenants() {
+        let v = CreateTenantRequest {
+            name: "acme".into(),
+            admin_username: None,
+            admin_password: Some(PASSWORD.into()),
+        };
+        assert_redacted(format!("{v:?}"), PASSWORD, "acme");
+        let v = CreatedTenant {
+            id: "acme".into(),
+            name: "acme".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            admin: user(),
+            admin_password: Some(PASSWORD.into()),
+            admin_token: TOKEN.into(),
+            admin_token_id: "kg_1A2b3C4d5E6f7G8h".into(),
+        };
+        let dbg = format!("{v:?}");
+        assert_redacted(dbg.clone(), PASSWORD, "acme");
+        assert!(!dbg.contains(&TOKEN[20..]), "{dbg}");
+    }
 }

@@ -11,7 +11,9 @@ use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::{header, StatusCode};
-use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_core::credentials::{
+    extract_from_authorization, extract_from_query, redact_echoed_input, Credential,
+};
 use keygate_core::{ScopeSet, TokenId};
 use keygate_store::cache::CachedToken;
 use keygate_store::Outcome;
@@ -80,13 +82,16 @@ fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
     }
 }
 
+/// Parses a JSON body. serde's messages quote the input they stumbled on, which may be the
+/// caller's token sent as a field name or in the wrong field: long quoted values are redacted.
 pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
+        let message = redact_echoed_input(&e.to_string());
         match e.classify() {
-            Category::Data => ApiError::Unprocessable(format!("Invalid request body: {e}")),
+            Category::Data => ApiError::Unprocessable(format!("Invalid request body: {message}")),
             Category::Syntax | Category::Eof | Category::Io => {
-                ApiError::BadRequest(format!("Malformed JSON: {e}"))
+                ApiError::BadRequest(format!("Malformed JSON: {message}"))
             }
         }
     })
@@ -101,7 +106,10 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     async fn from_request_parts(parts: &mut Parts, _: &S) -> Result<Self, Self::Rejection> {
         axum::extract::Query::<T>::try_from_uri(&parts.uri)
             .map(|axum::extract::Query(t)| Query(t))
-            .map_err(|e| ApiError::BadRequest(format!("Invalid query string: {}", e.body_text())))
+            .map_err(|e| {
+                let message = redact_echoed_input(&e.body_text());
+                ApiError::BadRequest(format!("Invalid query string: {message}"))
+            })
     }
 }
 
@@ -115,7 +123,10 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
         axum::extract::Path::<T>::from_request_parts(parts, state)
             .await
             .map(|axum::extract::Path(t)| Path(t))
-            .map_err(|e| ApiError::BadRequest(format!("Invalid path: {}", e.body_text())))
+            .map_err(|e| {
+                let message = redact_echoed_input(&e.body_text());
+                ApiError::BadRequest(format!("Invalid path: {message}"))
+            })
     }
 }
 

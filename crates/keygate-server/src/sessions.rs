@@ -79,6 +79,8 @@ pub async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Option<A
 }
 
 async fn lookup(state: &AppState, value: &str) -> ApiResult<Option<Arc<SessionUser>>> {
+    // Found by its SHA-256 in the database's index, not compared: the client picks the cookie,
+    // not its hash, so the index lookup's timing reveals nothing about a live session.
     let hash = TokenHash::of(value);
     let Some((session, user)) = state
         .store
@@ -196,26 +198,28 @@ pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> A
 }
 
 /// A failed login is audited in its tenant (when the tenant exists), naming the user it was
-/// for. The password is never recorded. An audit that cannot be written does not turn the
-/// answer into a 500: the attempt is refused either way and the failure is logged.
+/// for. The password is never recorded, and neither is a username that names nobody: what is
+/// typed into the username field is often a password or a token pasted into the wrong field,
+/// and the audit log must not keep it in plaintext. An audit that cannot be written does not
+/// turn the answer into a 500: the attempt is refused either way and the failure is logged.
 async fn audit_failure(state: &AppState, tenant: &str, username: &str, ip: Option<String>) {
     let result = async {
         if !state.store.tenant_exists(tenant).await? {
             return Ok(());
         }
-        let target = state
-            .store
-            .user_by_name(tenant, username)
-            .await?
-            .map(|u| u.id);
+        let target = state.store.user_by_name(tenant, username).await?;
+        let details = match &target {
+            Some(user) => json!({ "username": user.username }),
+            None => json!({ "username": null, "unknownUsername": true }),
+        };
         let entry = NewAudit {
             tenant_id: tenant.to_owned(),
             at: keygate_store::now(),
             actor: "anonymous".into(),
             action: "session.login_failed".into(),
-            target_id: target,
+            target_id: target.map(|u| u.id),
             ip,
-            details: Some(json!({ "username": username.chars().take(100).collect::<String>() })),
+            details: Some(details),
         };
         state.store.apply(&[], &[entry]).await
     }

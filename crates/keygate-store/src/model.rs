@@ -105,7 +105,7 @@ impl std::fmt::Debug for UserRecord {
 }
 
 /// A web login: the SHA-256 of the cookie's value, and the CSRF token the page echoes.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct SessionRecord {
     pub hash: TokenHash,
     pub tenant_id: String,
@@ -113,6 +113,20 @@ pub struct SessionRecord {
     pub csrf_token: String,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
+}
+
+/// The CSRF token stays out of logs: with a stolen cookie it is what a forged request lacks.
+impl std::fmt::Debug for SessionRecord {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SessionRecord")
+            .field("hash", &self.hash)
+            .field("tenant_id", &self.tenant_id)
+            .field("user_id", &self.user_id)
+            .field("csrf_token", &"<redacted>")
+            .field("created_at", &self.created_at)
+            .field("expires_at", &self.expires_at)
+            .finish()
+    }
 }
 
 /// One change; a batch of them is applied in one transaction together with its audit entries,
@@ -233,4 +247,48 @@ pub struct LastUse {
     pub id: TokenId,
     pub at: OffsetDateTime,
     pub ip: Option<String>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const PASSWORD_HASH: &str = "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNo";
+    const CSRF: &str = "csrfTokenValue0123456789abcdefAB";
+
+    fn user() -> UserRecord {
+        UserRecord {
+            id: "usr_1".into(),
+            tenant_id: "default".into(),
+            username: "mia".into(),
+            password_hash: PASSWORD_HASH.into(),
+            role: "member".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    fn session() -> SessionRecord {
+        SessionRecord {
+            hash: TokenHash::of("cookie"),
+            tenant_id: "default".into(),
+            user_id: "usr_1".into(),
+            csrf_token: CSRF.into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            expires_at: OffsetDateTime::UNIX_EPOCH,
+        }
+    }
+
+    #[test]
+    fn debug_of_a_user_hides_the_password_hash() {
+        let dbg = format!("{:?} {:?}", user(), Write::InsertUser(user()));
+        assert!(!dbg.contains("argon2"), "{dbg}");
+        assert!(dbg.contains("mia"), "{dbg}");
+    }
+
+    #[test]
+    fn debug_of_a_session_hides_the_csrf_token() {
+        let dbg = format!("{:?} {:?}", session(), Write::InsertSession(session()));
+        assert!(!dbg.contains(CSRF), "{dbg}");
+        assert!(dbg.contains("<redacted>") && dbg.contains("usr_1"), "{dbg}");
+    }
 }

@@ -135,6 +135,7 @@ impl Verifier {
             return Ok(Outcome::Malformed);
         }
         let hash = TokenHash::of(token);
+        // Looked up by hash, not compared: see `TokenHash` for why that is no timing oracle.
         let cached = match self.cache.get(&hash) {
             Lookup::Hit(t) => t,
             Lookup::KnownUnknown => return Ok(Outcome::NotFound),

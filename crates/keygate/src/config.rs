@@ -11,7 +11,7 @@ use clap::Args;
 use keygate_core::{ScopeCatalog, TokenPrefix};
 use serde::Deserialize;
 
-#[derive(Args, Debug, Default)]
+#[derive(Args, Default)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "KEYGATE_LISTEN")]
@@ -108,7 +108,7 @@ pub struct ServeArgs {
 }
 
 /// `keygate.toml`: the same settings, kebab-case keys.
-#[derive(Deserialize, Default, Debug)]
+#[derive(Deserialize, Default)]
 #[serde(rename_all = "kebab-case", deny_unknown_fields)]
 struct FileConfig {
     listen: Option<SocketAddr>,
@@ -156,6 +156,67 @@ mod humantime_serde_opt {
             .map(|s| humantime::parse_duration(&s).map_err(serde::de::Error::custom))
             .transpose()
     }
+}
+
+/// The database URL may hold a password: `Debug` shows it as `DatabaseUrl` does.
+impl std::fmt::Debug for ServeArgs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ServeArgs")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redacted_url(&self.database_url))
+            .field("token_prefix", &self.token_prefix)
+            .field("scopes", &self.scopes)
+            .field("no_query_token", &self.no_query_token)
+            .field("compat", &self.compat)
+            .field("no_compat", &self.no_compat)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("negative_cache_capacity", &self.negative_cache_capacity)
+            .field("http_workers", &self.http_workers)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("last_use_resolution", &self.last_use_resolution)
+            .field("session_ttl", &self.session_ttl)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_failure_window", &self.login_failure_window)
+            .field("log", &self.log)
+            .field("config", &self.config)
+            .finish()
+    }
+}
+
+/// The database URL may hold a password: `Debug` shows it as `DatabaseUrl` does.
+impl std::fmt::Debug for FileConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("FileConfig")
+            .field("listen", &self.listen)
+            .field("data_dir", &self.data_dir)
+            .field("database_url", &redacted_url(&self.database_url))
+            .field("token_prefix", &self.token_prefix)
+            .field("scopes", &self.scopes)
+            .field("no_query_token", &self.no_query_token)
+            .field("trust_forwarded_for", &self.trust_forwarded_for)
+            .field("compat", &self.compat)
+            .field("no_compat", &self.no_compat)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("negative_cache_capacity", &self.negative_cache_capacity)
+            .field("http_workers", &self.http_workers)
+            .field("max_body_bytes", &self.max_body_bytes)
+            .field("last_use_resolution", &self.last_use_resolution)
+            .field("session_ttl", &self.session_ttl)
+            .field("secure_cookies", &self.secure_cookies)
+            .field("login_max_failures", &self.login_max_failures)
+            .field("login_max_failures_per_ip", &self.login_max_failures_per_ip)
+            .field("login_failure_window", &self.login_failure_window)
+            .field("log", &self.log)
+            .finish()
+    }
+}
+
+fn redacted_url(url: &Option<String>) -> Option<DatabaseUrl> {
+    url.clone().map(DatabaseUrl)
 }
 
 /// A database URL. `Debug` and `Display` hide the credentials it may hold.
@@ -414,5 +475,34 @@ pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
             Ok(Some(v.trim_end_matches(['\r', '\n']).to_owned()))
         }
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod debug_redaction_tests {
+    use super::*;
+
+    const URL: &str = "postgres://keygate:hunter2-db-password@db.internal/keygate";
+
+    #[test]
+    fn debug_of_the_settings_hides_the_database_password() {
+        let args = ServeArgs {
+            database_url: Some(URL.into()),
+            ..ServeArgs::default()
+        };
+        let file = FileConfig {
+            database_url: Some(URL.into()),
+            ..FileConfig::default()
+        };
+        let url = DatabaseUrl(URL.into());
+        for dbg in [
+            format!("{args:?}"),
+            format!("{file:?}"),
+            format!("{url:?}"),
+            url.to_string(),
+        ] {
+            assert!(!dbg.contains("hunter2"), "{dbg}");
+            assert!(dbg.contains("db.internal"), "{dbg}");
+        }
     }
 }

@@ -19,6 +19,8 @@ mod forward_auth_nginx;
 mod instana;
 #[path = "interana.rs"]
 mod interana;
+#[path = "secrets.rs"]
+mod secrets;
 #[path = "session.rs"]
 mod session;
 #[path = "tenants.rs"]

@@ -78,7 +78,7 @@ mod model {
 
             /// Instana's `ApiToken`. In answers, `accessGrantingToken` is masked and every flag
             /// is present (true or false); in requests an absent flag means false.
-            #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
+            #[derive(Default, Clone, Serialize, Deserialize, ToSchema)]
             pub struct InstanaApiToken {
                 /// The secret. Chosen by the client on creation (16–256 visible characters);
                 /// always masked in answers (`<id>_****`): keygate keeps only its hash.
@@ -110,6 +110,26 @@ mod model {
                     #[serde(default, skip_serializing_if = "Option::is_none")]
                     pub $flag: Option<bool>,
                 )*
+            }
+
+            /// The client's chosen secret arrives in this type: `Debug` never prints it.
+            impl std::fmt::Debug for InstanaApiToken {
+                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                    let mut d = f.debug_struct("InstanaApiToken");
+                    d.field(
+                        "access_granting_token",
+                        &self.access_granting_token.as_ref().map(|_| "<redacted>"),
+                    )
+                    .field("internal_id", &self.internal_id)
+                    .field("name", &self.name)
+                    .field("id", &self.id)
+                    .field("created_by", &self.created_by)
+                    .field("created_on", &self.created_on)
+                    .field("expires_on", &self.expires_on)
+                    .field("last_used_on", &self.last_used_on);
+                    $( d.field(stringify!($flag), &self.$flag); )*
+                    d.finish()
+                }
             }
 
             impl InstanaApiToken {
@@ -390,7 +410,7 @@ async fn find_or_404(
 ) -> ApiResult<TokenRecord> {
     find(state, caller, internal_id)
         .await?
-        .ok_or_else(|| ApiError::NotFound(format!("No API token with internalId {internal_id:?}")))
+        .ok_or_else(|| ApiError::NotFound("No API token with this internalId".into()))
 }
 
 /// Creates a token with the client's chosen id and secret.
@@ -588,6 +608,20 @@ pub async fn instana_delete_token(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn debug_never_prints_the_chosen_secret() {
+        let t = InstanaApiToken {
+            access_granting_token: Some("my-own-instana-secret-0001".into()),
+            internal_id: Some("ext-1".into()),
+            canConfigureApiTokens: Some(true),
+            ..InstanaApiToken::default()
+        };
+        let dbg = format!("{t:?}");
+        assert!(!dbg.contains("my-own-instana-secret-0001"), "{dbg}");
+        assert!(dbg.contains("<redacted>") && dbg.contains("ext-1"), "{dbg}");
+        assert!(dbg.contains("canConfigureApiTokens: Some(true)"), "{dbg}");
+    }
 
     #[test]
     fn every_flag_is_a_valid_scope_and_registered() {

@@ -61,6 +61,16 @@ pub fn segment(s: &str) -> String {
         .collect()
 }
 
+/// The token is the caller's credential: `Debug` shows where the client talks to, not with what.
+impl std::fmt::Debug for Client {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Client")
+            .field("base", &self.base)
+            .field("token", &"<redacted>")
+            .finish_non_exhaustive()
+    }
+}
+
 impl Client {
     pub fn from_env() -> Result<Self, CliError> {
         let base = std::env::var("KEYGATE_URL").unwrap_or_else(|_| DEFAULT_URL.to_owned());
@@ -160,4 +170,25 @@ fn root_cause(e: &(dyn std::error::Error + 'static)) -> String {
         cur = next;
     }
     cur.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn debug_never_prints_the_token() {
+        let token = "kg_1A2b3C4d5E6f7G8h_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLM";
+        let client = Client {
+            base: "http://127.0.0.1:8080".into(),
+            token: token.into(),
+            http: reqwest::blocking::Client::new(),
+        };
+        let dbg = format!("{client:?}");
+        assert!(!dbg.contains(&token[20..]), "{dbg}");
+        assert!(
+            dbg.contains("<redacted>") && dbg.contains("127.0.0.1:8080"),
+            "{dbg}"
+        );
+    }
 }
