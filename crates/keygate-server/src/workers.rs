@@ -139,6 +139,7 @@ async fn serve(
             },
             _ = stopped.wait_for(|stop| *stop) => break,
         };
+        tracing::trace!(%peer, "connection accepted");
         let conn = http.serve_connection(io(stream, limits), service(&app, peer));
         let mut shutdown = connections.clone();
         tokio::spawn(async move {
