@@ -265,6 +265,24 @@ fn slow_and_idle_clients_are_disconnected() {
 }
 
 #[test]
+fn a_client_that_does_not_read_its_answers_is_disconnected() {
+    let s = Server::builder().args(&["--client-timeout", "1s"]).start();
+    // 300 pipelined requests for the 130 KiB OpenAPI document: about 40 MiB of answers, far
+    // more than the socket buffers of loopback hold, so the server's writes stall.
+    const ASKED: usize = 300;
+    let mut c = raw(&s);
+    let one = b"GET /openapi.json HTTP/1.1\r\nHost: x\r\n\r\n";
+    c.write_all(&one.repeat(ASKED)).unwrap();
+    std::thread::sleep(Duration::from_secs(4));
+    let got = until_closed(&mut c);
+    let answers = got.matches("HTTP/1.1 200").count();
+    assert!(
+        answers < ASKED,
+        "the server kept writing to a client that did not read: {answers} answers"
+    );
+}
+
+#[test]
 fn request_heads_and_bodies_are_bounded() {
     let s = Server::builder()
         .args(&["--max-header-bytes", "8192", "--max-body-bytes", "2048"])

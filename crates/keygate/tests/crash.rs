@@ -821,10 +821,9 @@ fn concurrent_changes_survive_repeated_kill_9() {
     let started = Instant::now();
     let mut rng = StdRng::seed_from_u64(seed);
     // Last-use writes every second share the one SQLite writer with the clients' changes, as
-    // on a busy server.
+    // on a busy server. Every revoked token is checked to be rejected, hundreds a minute from
+    // one address: the limit on failed authentications (tests/abuse.rs) is lifted.
     let mut server = Server::builder()
-        // Every revoked token is checked to be rejected, hundreds a minute from one address:
-        // the limit on failed authentications (tests/abuse.rs) is lifted out of the way.
         .args(&[
             "--last-use-resolution",
             "1s",
