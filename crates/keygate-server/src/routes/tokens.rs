@@ -227,7 +227,9 @@ pub async fn enable_token(
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/rotate", tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
     request_body(content = Option<RotateRequest>, description = "May be left out"),
-    responses((status = 201, body = CreatedToken), (status = 401, body = ErrorBody),
+    responses((status = 201, body = CreatedToken),
+              (status = 400, description = "Malformed JSON", body = ErrorBody),
+              (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "Token is disabled or expired", body = ErrorBody),
               (status = 422, body = ErrorBody)),
@@ -246,8 +248,11 @@ pub async fn rotate_token(
 /// Find a token's metadata from the token itself (e.g. one found in a leaked file).
 #[utoipa::path(post, path = "/api/v1/tokens/lookup", tag = "tokens",
     request_body = TokenBody,
-    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TokenView),
+              (status = 400, description = "Malformed JSON", body = ErrorBody),
+              (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, description = "A field of the wrong type", body = ErrorBody)),
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn lookup_token(
     State(state): State<AppState>,
