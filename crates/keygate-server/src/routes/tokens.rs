@@ -238,10 +238,11 @@ pub async fn rotate_token(
     State(state): State<AppState>,
     caller: Authorized<TokensWrite>,
     Path(id): Path<String>,
-    OptionalJson(req): OptionalJson<RotateRequest>,
+    // The spec documents the body as optional and nullable: `null` means the same as none.
+    OptionalJson(req): OptionalJson<Option<RotateRequest>>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
-    let (rec, plain) =
-        tokens::rotate(&state, &caller, &id, req.grace_period_seconds.unwrap_or(0)).await?;
+    let grace = req.and_then(|r| r.grace_period_seconds).unwrap_or(0);
+    let (rec, plain) = tokens::rotate(&state, &caller, &id, grace).await?;
     Ok(created(rec, plain))
 }
 
