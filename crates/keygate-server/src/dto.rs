@@ -81,17 +81,20 @@ pub struct CreatedToken {
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateTokenRequest {
     /// 1–200 characters.
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
     /// Scope names from the catalogue, or wildcards such as `metrics:*`.
+    #[schema(min_items = 1, max_items = 100)]
     pub scopes: Vec<String>,
     #[serde(default, with = "time::serde::rfc3339::option")]
     pub expires_at: Option<OffsetDateTime>,
-    /// Lifetime in seconds (an alternative to `expiresAt`).
-    #[schema(minimum = 1)]
+    /// Lifetime in seconds (an alternative to `expiresAt`), at most ten years.
+    #[schema(minimum = 1, maximum = 315_360_000)]
     pub expires_in: Option<u64>,
     /// A user id of the tenant, or the tenant id for a service token; needs `tokens:admin`
     /// unless it is the caller's own owner.
     pub owner_id: Option<String>,
+    #[schema(max_length = 1000)]
     pub description: Option<String>,
     /// A JSON object of at most 4 KiB, returned by `verify`.
     #[schema(value_type = Option<Object>)]
@@ -103,7 +106,9 @@ pub struct CreateTokenRequest {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateTokenRequest {
+    #[schema(min_length = 1, max_length = 200)]
     pub name: String,
+    #[schema(min_items = 1, max_items = 100)]
     pub scopes: Vec<String>,
     /// `null` removes the expiry; left out, it is kept.
     #[serde(default, deserialize_with = "present_time")]
@@ -137,6 +142,7 @@ fn present_time<'de, D: Deserializer<'de>>(
 pub struct RotateRequest {
     /// How long the old token stays valid (default 0: it stops working at once). At most 30
     /// days.
+    #[schema(maximum = 2_592_000)]
     pub grace_period_seconds: Option<u64>,
 }
 
@@ -318,11 +324,14 @@ pub struct ListUsersQuery {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct CreateUserRequest {
-    /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`.
+    /// 1–64 characters: letters, digits, `.`, `_`, `-`, `@`, starting with a letter or digit.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
     pub username: String,
     /// At least 12 characters; left out, one is generated and returned once.
+    #[schema(min_length = 12)]
     pub password: Option<String>,
     /// `admin` or `member` (the default).
+    #[schema(pattern = "^(admin|member)$")]
     pub role: Option<String>,
 }
 
@@ -340,8 +349,10 @@ pub struct CreatedUser {
 #[derive(Deserialize, ToSchema)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct UpdateUserRequest {
+    #[schema(pattern = "^(admin|member)$")]
     pub role: Option<String>,
     /// At least 12 characters. Ends every web session of the user.
+    #[schema(min_length = 12)]
     pub password: Option<String>,
 }
 
@@ -371,10 +382,14 @@ pub struct SessionView {
 pub struct CreateTenantRequest {
     /// 1–63 characters: lower-case letters, digits and `-`, starting with a letter or digit.
     /// Also the tenant's id.
+    #[schema(pattern = "^[a-z0-9][a-z0-9-]{0,62}$")]
     pub name: String,
     /// The first admin's username; `admin` when left out.
+    #[schema(pattern = r"^[A-Za-z0-9][A-Za-z0-9._@-]{0,63}$")]
     pub admin_username: Option<String>,
-    /// The first admin's password; left out, one is generated and returned once.
+    /// The first admin's password, at least 12 characters; left out, one is generated and
+    /// returned once.
+    #[schema(min_length = 12)]
     pub admin_password: Option<String>,
 }
 

@@ -128,7 +128,8 @@ pub async fn create_token_get(
 #[utoipa::path(post, path = "/api/revoke_token", tag = "interana",
     request_body = RevokeRequest,
     responses((status = 200, body = Done), (status = 400, body = Failure), (status = 401, body = Failure),
-              (status = 403, body = Failure), (status = 404, body = Failure)),
+              (status = 403, body = Failure), (status = 404, body = Failure),
+              (status = 422, description = "A field of the wrong type", body = Failure)),
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn revoke_token(
     State(state): State<AppState>,

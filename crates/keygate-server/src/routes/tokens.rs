@@ -227,7 +227,9 @@ pub async fn enable_token(
 #[utoipa::path(post, path = "/api/v1/tokens/{id}/rotate", tag = "tokens",
     params(("id" = String, Path, description = "Token id")),
     request_body(content = Option<RotateRequest>, description = "May be left out"),
-    responses((status = 201, body = CreatedToken), (status = 401, body = ErrorBody),
+    responses((status = 201, body = CreatedToken),
+              (status = 400, description = "Malformed JSON", body = ErrorBody),
+              (status = 401, body = ErrorBody),
               (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
               (status = 409, description = "Token is disabled or expired", body = ErrorBody),
               (status = 422, body = ErrorBody)),
@@ -236,18 +238,22 @@ pub async fn rotate_token(
     State(state): State<AppState>,
     caller: Authorized<TokensWrite>,
     Path(id): Path<String>,
-    OptionalJson(req): OptionalJson<RotateRequest>,
+    // The spec documents the body as optional and nullable: `null` means the same as none.
+    OptionalJson(req): OptionalJson<Option<RotateRequest>>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
-    let (rec, plain) =
-        tokens::rotate(&state, &caller, &id, req.grace_period_seconds.unwrap_or(0)).await?;
+    let grace = req.and_then(|r| r.grace_period_seconds).unwrap_or(0);
+    let (rec, plain) = tokens::rotate(&state, &caller, &id, grace).await?;
     Ok(created(rec, plain))
 }
 
 /// Find a token's metadata from the token itself (e.g. one found in a leaked file).
 #[utoipa::path(post, path = "/api/v1/tokens/lookup", tag = "tokens",
     request_body = TokenBody,
-    responses((status = 200, body = TokenView), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)),
+    responses((status = 200, body = TokenView),
+              (status = 400, description = "Malformed JSON", body = ErrorBody),
+              (status = 401, body = ErrorBody),
+              (status = 403, body = ErrorBody), (status = 404, body = ErrorBody),
+              (status = 422, description = "A field of the wrong type", body = ErrorBody)),
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn lookup_token(
     State(state): State<AppState>,
