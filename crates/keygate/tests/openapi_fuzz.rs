@@ -27,10 +27,6 @@ const RUN_BOUND: Duration = Duration::from_secs(15 * 60);
 /// The checks of issue 7: no server error, only documented statuses, bodies as documented.
 const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance";
 
-/// Extra `keygate serve` flags for this run, e.g. a limit on failed token authentications that
-/// schemathesis's thousands of deliberately bad tokens from 127.0.0.1 must not reach.
-const EXTRA_SERVE_ARGS: &[&str] = &[];
-
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -40,8 +36,9 @@ fn hooks_dir() -> PathBuf {
 }
 
 /// The `st` executable: `KEYGATE_SCHEMATHESIS` if set, else the venv that `.ci/run` makes in
-/// `target/schemathesis`. Missing, or not the pinned version, fails the test with the fix.
-fn schemathesis() -> PathBuf {
+/// `target/schemathesis`. Not the pinned version fails the test with the fix; missing fails it
+/// in CI and skips it, loudly, elsewhere (as the tests that need nginx or Chromium do).
+fn schemathesis() -> Option<PathBuf> {
     let st = std::env::var_os("KEYGATE_SCHEMATHESIS")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root().join("target/schemathesis/bin/st"));
@@ -57,17 +54,23 @@ fn schemathesis() -> PathBuf {
         .expect("the requirements file pins schemathesis");
     let version = Command::new(&st).arg("--version").output();
     match version {
-        Ok(out) if String::from_utf8_lossy(&out.stdout).contains(&pinned) => st,
+        Ok(out) if String::from_utf8_lossy(&out.stdout).contains(&pinned) => Some(st),
         Ok(out) => panic!(
             "{} is not schemathesis {pinned} (it says {:?}); reinstall: {install}",
             st.display(),
             String::from_utf8_lossy(&out.stdout).trim()
         ),
-        Err(e) => panic!(
-            "schemathesis is not installed at {} ({e}). Install it from the workspace root \
-             with: {install}",
-            st.display()
-        ),
+        Err(e) => {
+            let why = format!(
+                "schemathesis is not installed at {} ({e}). Install it from the workspace root \
+                 with: {install}",
+                st.display()
+            );
+            let in_ci = std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false");
+            assert!(!in_ci, "the generated API test cannot run in CI: {why}");
+            eprintln!("\n!!! SKIPPED schemathesis_finds_no_failure_on_any_operation: {why}\n");
+            None
+        }
     }
 }
 
@@ -130,7 +133,9 @@ fn operations(spec: &Value) -> Vec<String> {
 
 #[test]
 fn schemathesis_finds_no_failure_on_any_operation() {
-    let st = schemathesis();
+    let Some(st) = schemathesis() else {
+        return;
+    };
     let s = Server::builder()
         // Every surface, so every route is in the spec.
         .args(&["--compat", "instana,dynatrace,interana"])
@@ -139,7 +144,6 @@ fn schemathesis_finds_no_failure_on_any_operation() {
         // session.rs) would soon answer every login, the hooks' own included, with 429.
         .args(&["--login-max-failures", "1000000"])
         .args(&["--login-max-failures-per-ip", "1000000"])
-        .args(EXTRA_SERVE_ARGS)
         .start();
     let spec: Value = s
         .anon("GET", "/openapi.json")
