@@ -467,11 +467,16 @@ async fn create(
     }
 }
 
+/// Instana's list has no pages; beyond this many tokens it is refused rather than built whole
+/// in memory (the native list pages through any number).
+pub const MAX_LISTED: usize = 10_000;
+
 /// Get all API tokens: the whole tenant's with `tokens:admin`, else the caller's owner's.
 #[utoipa::path(get, path = "/api/settings/api-tokens", tag = "instana",
     operation_id = "instanaGetApiTokens",
     responses((status = 200, body = Vec<InstanaApiToken>), (status = 401, body = ErrorBody),
-              (status = 403, body = ErrorBody)),
+              (status = 403, body = ErrorBody),
+              (status = 422, description = "More tokens than the unpaged list returns", body = ErrorBody)),
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn instana_list_tokens(
     State(state): State<AppState>,
@@ -492,6 +497,12 @@ pub async fn instana_list_tokens(
         )
         .await?;
         out.extend(page.items.iter().map(view));
+        if out.len() > MAX_LISTED {
+            return Err(ApiError::Unprocessable(format!(
+                "more than {MAX_LISTED} API tokens, the most this unpaged list returns; \
+                 GET /api/v1/tokens lists any number, a page at a time"
+            )));
+        }
         match page.next {
             Some(n) => before_seq = Some(n),
             None => break,
