@@ -96,11 +96,21 @@ pub fn redact_tokens(text: &str, prefix: &str) -> String {
 /// A raw query string made safe for logs: values of parameters that may hold a secret are
 /// replaced, and so is anything shaped like a token.
 pub fn redact_query(query: &str, prefix: &str) -> String {
-    let has_secret_param = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| secret_param(&k));
-    let query = if has_secret_param {
+    let pairs = || form_urlencoded::parse(query.as_bytes());
+    // A log reader decodes what it reads, and a token may come percent-encoded (`kg%5F…`),
+    // which the raw text does not show as one: the decoded pairs decide, and a query with a
+    // secret in any of them is written again from its decoded, redacted pairs.
+    let holds_token = |s: &str| redact_tokens(s, prefix) != s;
+    let holds_secret = pairs().any(|(k, v)| secret_param(&k) || holds_token(&k) || holds_token(&v));
+    let query = if holds_secret {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            out.append_pair(&k, if secret_param(&k) { "REDACTED" } else { &v });
+        for (k, v) in pairs() {
+            let v = if secret_param(&k) {
+                "REDACTED".to_owned()
+            } else {
+                redact_tokens(&v, prefix)
+            };
+            out.append_pair(&redact_tokens(&k, prefix), &v);
         }
         out.finish()
     } else {
@@ -201,6 +211,20 @@ mod tests {
             "/api/v1/tokens/kg_1A2b3C4d5E6f7G8h"
         );
         assert_eq!(redact_tokens("kg_kg_x", "kg"), "kg_kg_x");
+    }
+
+    #[test]
+    fn a_percent_encoded_token_in_any_parameter_is_redacted() {
+        // Found by the credential_extraction fuzz target: `kg%5F…` is no token in the raw
+        // query, so a parameter that is not a token parameter kept its secret in the log.
+        let t = "kg_Ky9Pf34qY6Nb3wWD_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+        let encoded = t.replace('_', "%5F");
+        for q in [format!("next={encoded}"), format!("a=1&{encoded}=x")] {
+            let r = redact_query(&q, "kg");
+            assert!(!r.contains("abcdefghij"), "{q} → {r}");
+            assert!(r.contains("kg_Ky9Pf34qY6Nb3wWD_REDACTED"), "{q} → {r}");
+        }
+        assert_eq!(redact_query("next=%2Fa%2Fb", "kg"), "next=%2Fa%2Fb");
     }
 
     proptest! {
