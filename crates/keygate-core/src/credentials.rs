@@ -66,25 +66,37 @@ fn secret_param(name: &str) -> bool {
 pub fn redact_tokens(text: &str, prefix: &str) -> String {
     let head = format!("{prefix}_");
     let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while let Some(found) = text[i..].find(&head) {
-        let start = i + found;
+    // Where the token starting at `start` (with `head`) has its `_` before the secret.
+    let id_end_at = |start: usize| {
         let id_end = start + head.len() + crate::token::PUBLIC_ID_LEN;
         let is_token = id_end < b.len()
+            && b[start..start + head.len()] == *head.as_bytes()
             && b[start + head.len()..id_end]
                 .iter()
                 .all(u8::is_ascii_alphanumeric)
             && b[id_end] == b'_';
-        if !is_token {
+        is_token.then_some(id_end)
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(found) = text[i..].find(&head) {
+        let start = i + found;
+        let Some(id_end) = id_end_at(start) else {
             out.push_str(&text[i..start + head.len()]);
             i = start + head.len();
             continue;
-        }
-        let secret_end = b[id_end + 1..]
+        };
+        let mut secret_end = b[id_end + 1..]
             .iter()
             .position(|c| !c.is_ascii_alphanumeric())
             .map_or(b.len(), |p| id_end + 1 + p);
+        // Two tokens written together (`…<secret>kg_<id>_<secret>`): the first secret's
+        // characters run into the second token's prefix, which must stay to be found.
+        if let Some(next) = secret_end.checked_sub(prefix.len()) {
+            if next > id_end && id_end_at(next).is_some() {
+                secret_end = next;
+            }
+        }
         out.push_str(&text[i..=id_end]);
         out.push_str("REDACTED");
         i = secret_end;
@@ -211,6 +223,22 @@ mod tests {
             "/api/v1/tokens/kg_1A2b3C4d5E6f7G8h"
         );
         assert_eq!(redact_tokens("kg_kg_x", "kg"), "kg_kg_x");
+    }
+
+    #[test]
+    fn two_tokens_written_together_are_both_redacted() {
+        // Found by the credential_extraction fuzz target: the first secret's run of
+        // alphanumerics swallowed the second token's prefix, and its secret stayed.
+        let a = "kg_Ky7Pf34qY6Nb3wWD_25RQ4F5ZR3qa7yEeeby3ab";
+        let b = "kg_Ky9Pf34qY6Nb3wWD_P3E2Zs8IQ9Y7aJZqhB6ba3mnJxT";
+        assert_eq!(
+            redact_tokens(&format!("x={a}{b}"), "kg"),
+            "x=kg_Ky7Pf34qY6Nb3wWD_REDACTEDkg_Ky9Pf34qY6Nb3wWD_REDACTED"
+        );
+        assert_eq!(
+            redact_tokens("kg_Ky7Pf34qY6Nb3wWD_secretkg_short", "kg"),
+            "kg_Ky7Pf34qY6Nb3wWD_REDACTED_short"
+        );
     }
 
     #[test]
