@@ -66,25 +66,37 @@ fn secret_param(name: &str) -> bool {
 pub fn redact_tokens(text: &str, prefix: &str) -> String {
     let head = format!("{prefix}_");
     let b = text.as_bytes();
-    let mut out = String::with_capacity(text.len());
-    let mut i = 0;
-    while let Some(found) = text[i..].find(&head) {
-        let start = i + found;
+    // Where the token starting at `start` (with `head`) has its `_` before the secret.
+    let id_end_at = |start: usize| {
         let id_end = start + head.len() + crate::token::PUBLIC_ID_LEN;
         let is_token = id_end < b.len()
+            && b[start..start + head.len()] == *head.as_bytes()
             && b[start + head.len()..id_end]
                 .iter()
                 .all(u8::is_ascii_alphanumeric)
             && b[id_end] == b'_';
-        if !is_token {
+        is_token.then_some(id_end)
+    };
+    let mut out = String::with_capacity(text.len());
+    let mut i = 0;
+    while let Some(found) = text[i..].find(&head) {
+        let start = i + found;
+        let Some(id_end) = id_end_at(start) else {
             out.push_str(&text[i..start + head.len()]);
             i = start + head.len();
             continue;
-        }
-        let secret_end = b[id_end + 1..]
+        };
+        let mut secret_end = b[id_end + 1..]
             .iter()
             .position(|c| !c.is_ascii_alphanumeric())
             .map_or(b.len(), |p| id_end + 1 + p);
+        // Two tokens written together (`…<secret>kg_<id>_<secret>`): the first secret's
+        // characters run into the second token's prefix, which must stay to be found.
+        if let Some(next) = secret_end.checked_sub(prefix.len()) {
+            if next > id_end && id_end_at(next).is_some() {
+                secret_end = next;
+            }
+        }
         out.push_str(&text[i..=id_end]);
         out.push_str("REDACTED");
         i = secret_end;
@@ -130,11 +142,21 @@ pub fn redact_token_shapes(text: &str) -> String {
 /// A raw query string made safe for logs: values of parameters that may hold a secret are
 /// replaced, and so is anything shaped like a token.
 pub fn redact_query(query: &str, prefix: &str) -> String {
-    let has_secret_param = form_urlencoded::parse(query.as_bytes()).any(|(k, _)| secret_param(&k));
-    let query = if has_secret_param {
+    let pairs = || form_urlencoded::parse(query.as_bytes());
+    // A log reader decodes what it reads, and a token may come percent-encoded (`kg%5F…`),
+    // which the raw text does not show as one: the decoded pairs decide, and a query with a
+    // secret in any of them is written again from its decoded, redacted pairs.
+    let holds_token = |s: &str| redact_tokens(s, prefix) != s;
+    let holds_secret = pairs().any(|(k, v)| secret_param(&k) || holds_token(&k) || holds_token(&v));
+    let query = if holds_secret {
         let mut out = form_urlencoded::Serializer::new(String::new());
-        for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-            out.append_pair(&k, if secret_param(&k) { "REDACTED" } else { &v });
+        for (k, v) in pairs() {
+            let v = if secret_param(&k) {
+                "REDACTED".to_owned()
+            } else {
+                redact_tokens(&v, prefix)
+            };
+            out.append_pair(&redact_tokens(&k, prefix), &v);
         }
         out.finish()
     } else {
@@ -336,6 +358,36 @@ mod tests {
             redact_echoed_input("unterminated `my-secret-value-0123456"),
             "unterminated `REDACTED"
         );
+    }
+
+    #[test]
+    fn two_tokens_written_together_are_both_redacted() {
+        // Found by the credential_extraction fuzz target: the first secret's run of
+        // alphanumerics swallowed the second token's prefix, and its secret stayed.
+        let a = "kg_Ky7Pf34qY6Nb3wWD_25RQ4F5ZR3qa7yEeeby3ab";
+        let b = "kg_Ky9Pf34qY6Nb3wWD_P3E2Zs8IQ9Y7aJZqhB6ba3mnJxT";
+        assert_eq!(
+            redact_tokens(&format!("x={a}{b}"), "kg"),
+            "x=kg_Ky7Pf34qY6Nb3wWD_REDACTEDkg_Ky9Pf34qY6Nb3wWD_REDACTED"
+        );
+        assert_eq!(
+            redact_tokens("kg_Ky7Pf34qY6Nb3wWD_secretkg_short", "kg"),
+            "kg_Ky7Pf34qY6Nb3wWD_REDACTED_short"
+        );
+    }
+
+    #[test]
+    fn a_percent_encoded_token_in_any_parameter_is_redacted() {
+        // Found by the credential_extraction fuzz target: `kg%5F…` is no token in the raw
+        // query, so a parameter that is not a token parameter kept its secret in the log.
+        let t = "kg_Ky9Pf34qY6Nb3wWD_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJ";
+        let encoded = t.replace('_', "%5F");
+        for q in [format!("next={encoded}"), format!("a=1&{encoded}=x")] {
+            let r = redact_query(&q, "kg");
+            assert!(!r.contains("abcdefghij"), "{q} → {r}");
+            assert!(r.contains("kg_Ky9Pf34qY6Nb3wWD_REDACTED"), "{q} → {r}");
+        }
+        assert_eq!(redact_query("next=%2Fa%2Fb", "kg"), "next=%2Fa%2Fb");
     }
 
     proptest! {

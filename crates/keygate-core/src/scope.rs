@@ -86,8 +86,12 @@ impl Scope {
             return true;
         }
         if let Some(ns) = g.strip_suffix('*') {
-            // `metrics:*` covers `metrics:read` and `metrics:x:*`, not `metricsx:read`.
-            return wanted.len() > ns.len() && wanted.starts_with(ns);
+            // `metrics:*` covers `metrics:read` and `metrics:x:*`, not `metricsx:read`. A
+            // Dynatrace name is covered as the native scope it stands for: `tokens:*` covers
+            // `tokens:write`, which covers `apiTokens.write`, so without the alias covering
+            // would not be transitive and a `tokens:*` token could not grant `apiTokens.write`.
+            let in_namespace = |w: &str| w.len() > ns.len() && w.starts_with(ns);
+            return in_namespace(wanted) || native_alias(wanted).is_some_and(in_namespace);
         }
         matches!(
             (g, wanted),
@@ -105,6 +109,15 @@ impl Scope {
                 )
                 | (TOKENS_READ, DYNATRACE_TOKENS_READ)
         )
+    }
+}
+
+/// The native scope a Dynatrace token-management name stands for.
+fn native_alias(name: &str) -> Option<&'static str> {
+    match name {
+        DYNATRACE_TOKENS_READ => Some(TOKENS_READ),
+        DYNATRACE_TOKENS_WRITE => Some(TOKENS_WRITE),
+        _ => None,
     }
 }
 
@@ -362,6 +375,70 @@ mod tests {
         ]
     }
 
+    #[test]
+    fn a_namespace_wildcard_covers_the_dynatrace_names_of_its_scopes() {
+        let s = set(&["tokens:*"]);
+        assert!(s.allows("tokens:read"));
+        assert!(s.allows("apiTokens.write"));
+        assert!(s.allows("apiTokens.read"));
+        assert!(!s.allows("users:read"));
+        assert!(!set(&["users:*"]).allows("apiTokens.read"));
+        assert!(s.covers_all(&set(&["apiTokens.write", "tokens:admin"])));
+    }
+
+    /// Names that covering treats apart: the built-ins with their implications, the Dynatrace
+    /// aliases, deployment scopes (also inside a built-in namespace), namespace wildcards at
+    /// two depths and `*`.
+    const SPECIAL_NAMES: &[&str] = &[
+        "*",
+        TOKENS_READ,
+        TOKENS_WRITE,
+        TOKENS_ADMIN,
+        "tokens:*",
+        "tokens:x",
+        "tokens:x:*",
+        USERS_READ,
+        USERS_WRITE,
+        "users:*",
+        AUDIT_READ,
+        TENANTS_ADMIN,
+        DYNATRACE_TOKENS_READ,
+        DYNATRACE_TOKENS_WRITE,
+        "metrics:read",
+        "metrics:*",
+    ];
+
+    #[test]
+    fn covers_is_transitive_over_every_special_name() {
+        // All triples: a random draw finds a three-name chain such as `tokens:*` ⇒
+        // `tokens:write` ⇒ `apiTokens.write` only rarely.
+        for a in SPECIAL_NAMES {
+            let sa = Scope::parse(a).unwrap();
+            for b in SPECIAL_NAMES {
+                let sb = Scope::parse(b).unwrap();
+                for c in SPECIAL_NAMES {
+                    if sa.covers(b) && sb.covers(c) {
+                        assert!(sa.covers(c), "{a} covers {b} covers {c}, but not {c}");
+                    }
+                }
+            }
+        }
+    }
+
+    /// A special name (weighted, so chains of them are drawn often) or a generated one.
+    fn any_scope_name() -> impl Strategy<Value = String> {
+        prop_oneof![
+            3 => prop::sample::select(SPECIAL_NAMES).prop_map(str::to_owned),
+            1 => "(tokens|users|metrics|[a-c])(:[a-c]){1,2}",
+            1 => "(tokens|users|metrics|[a-c])(:[a-c])?:\\*",
+        ]
+    }
+
+    fn any_scope_set() -> impl Strategy<Value = ScopeSet> {
+        proptest::collection::vec(any_scope_name(), 0..5)
+            .prop_map(|names| ScopeSet::parse(names.iter().map(String::as_str)).unwrap())
+    }
+
     proptest! {
         #[test]
         fn covers_is_reflexive_and_star_covers_all(a in scope_name()) {
@@ -383,6 +460,55 @@ mod tests {
             let all = ScopeSet::parse(names.iter().map(String::as_str)).unwrap();
             let sub = ScopeSet::parse(names.iter().take(k).map(String::as_str)).unwrap();
             prop_assert!(all.covers_all(&sub));
+        }
+
+        #[test]
+        fn covers_is_transitive_over_every_kind_of_name(a in any_scope_name(), b in any_scope_name(), c in any_scope_name()) {
+            let (sa, sb) = (Scope::parse(&a).unwrap(), Scope::parse(&b).unwrap());
+            if sa.covers(&b) && sb.covers(&c) {
+                prop_assert!(sa.covers(&c), "{a} covers {b} covers {c}");
+            }
+        }
+
+        #[test]
+        fn star_covers_every_valid_name(a in any_scope_name()) {
+            prop_assert!(set(&["*"]).allows(&a));
+        }
+
+        #[test]
+        fn a_namespace_wildcard_covers_its_namespace_only(ns in "[a-z]{1,8}", other in "[a-z]{1,8}", leaf in "[a-z]{1,8}") {
+            let wildcard = set(&[&format!("{ns}:*")]);
+            let (inside, nested) = (format!("{ns}:{leaf}"), format!("{ns}:{leaf}:*"));
+            prop_assert!(wildcard.allows(&inside));
+            prop_assert!(wildcard.allows(&nested));
+            prop_assert!(!wildcard.allows(&ns), "the namespace itself is not one of its scopes");
+            prop_assume!(other != ns);
+            let (elsewhere, longer) = (format!("{other}:{leaf}"), format!("{ns}{other}:{leaf}"));
+            prop_assert!(!wildcard.allows(&elsewhere));
+            prop_assert!(!wildcard.allows(&longer));
+        }
+
+        #[test]
+        fn a_subset_of_any_set_is_covered(names in proptest::collection::vec(any_scope_name(), 0..6), keep in proptest::collection::vec(any::<bool>(), 6)) {
+            let all = ScopeSet::parse(names.iter().map(String::as_str)).unwrap();
+            let sub = ScopeSet::parse(names.iter().zip(&keep).filter(|(_, k)| **k).map(|(n, _)| n.as_str())).unwrap();
+            prop_assert!(all.covers_all(&sub));
+        }
+
+        #[test]
+        fn covers_all_is_transitive(a in any_scope_set(), b in any_scope_set(), c in any_scope_set()) {
+            if a.covers_all(&b) && b.covers_all(&c) {
+                prop_assert!(a.covers_all(&c), "{a:?} covers {b:?} covers {c:?}");
+            }
+        }
+
+        #[test]
+        fn missing_is_exactly_the_uncovered_wanted_scopes(held in any_scope_set(), wanted in proptest::collection::vec(any_scope_name(), 0..6)) {
+            let missing = held.missing(wanted.iter().map(String::as_str));
+            let uncovered: Vec<&String> = wanted.iter().filter(|w| !held.iter().any(|g| g.covers(w))).collect();
+            prop_assert_eq!(missing.iter().collect::<Vec<_>>(), uncovered, "in the order asked, duplicates kept");
+            let wanted_set = ScopeSet::parse(wanted.iter().map(String::as_str)).unwrap();
+            prop_assert_eq!(missing.is_empty(), held.covers_all(&wanted_set));
         }
     }
 }

@@ -336,6 +336,27 @@ mod tests {
         }
 
         #[test]
+        fn every_minted_token_carries_its_id_and_checksum_under_any_prefix(prefix in "[a-z][a-z0-9]{1,15}", other in "[a-z][a-z0-9]{1,15}") {
+            let prefix = TokenPrefix::parse(&prefix).unwrap();
+            let (id, tok) = PlainToken::mint(&prefix);
+            let s = tok.expose();
+            let (body, checksum) = s.split_at(s.len() - CHECKSUM_LEN);
+            let mut expected = String::new();
+            base62::encode_fixed(crc32fast::hash(body.as_bytes()) as u64, CHECKSUM_LEN, &mut expected);
+            prop_assert_eq!(checksum, expected.as_str());
+            let rest = s.strip_prefix(id.as_str()).and_then(|r| r.strip_prefix('_'));
+            prop_assert_eq!(rest.map(str::len), Some(SECRET_LEN + CHECKSUM_LEN));
+            prop_assert_eq!(parse(s, &prefix), Ok(ParsedToken::Native { id: id.as_str() }));
+            let redacted = crate::credentials::redact_tokens(s, prefix.as_str());
+            prop_assert_eq!(redacted, format!("{id}_REDACTED"));
+            // No prefix is a prefix of another followed by `_`, so another deployment sees a
+            // plausible foreign token, never a native one with some other id.
+            let other = TokenPrefix::parse(&other).unwrap();
+            prop_assume!(other != prefix);
+            prop_assert_eq!(parse(s, &other), Ok(ParsedToken::Foreign));
+        }
+
+        #[test]
         fn any_single_substitution_is_caught(pos in 3usize..69, c in "[0-9A-Za-z]") {
             let (_, tok) = PlainToken::mint(&kg());
             let mut b = tok.expose().as_bytes().to_vec();

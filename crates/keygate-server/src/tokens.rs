@@ -1,7 +1,7 @@
 //! Token management as operations on behalf of a caller: visibility, no escalation, audit and
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
-use keygate_core::{PlainToken, ScopeSet, TokenHash, TokenId};
+use keygate_core::{PlainToken, ScopeCatalog, ScopeSet, TokenHash, TokenId};
 use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write};
 use serde_json::json;
 use serde_json::value::RawValue;
@@ -67,6 +67,12 @@ pub fn validate_metadata(m: Option<Box<RawValue>>) -> ApiResult<Option<Box<RawVa
 
 /// Parses requested scopes against the deployment's catalogue.
 pub fn validate_scopes(state: &AppState, names: &[String]) -> ApiResult<ScopeSet> {
+    validate_scopes_in(&state.config.catalog, names)
+}
+
+/// [`validate_scopes`] against a given catalogue: pure, so the fuzz targets check it without
+/// a server.
+pub fn validate_scopes_in(catalog: &ScopeCatalog, names: &[String]) -> ApiResult<ScopeSet> {
     if names.is_empty() {
         return Err(ApiError::Unprocessable(
             "scopes must name at least one scope (GET /api/v1/scopes lists them)".into(),
@@ -77,9 +83,7 @@ pub fn validate_scopes(state: &AppState, names: &[String]) -> ApiResult<ScopeSet
             "at most {MAX_SCOPES} scopes per token"
         )));
     }
-    state
-        .config
-        .catalog
+    catalog
         .validate(names.iter().map(String::as_str))
         .map_err(|e| ApiError::Unprocessable(format!("{e} (GET /api/v1/scopes lists them)")))
 }
@@ -104,15 +108,24 @@ pub fn expiry(
             "give expiresAt or expiresIn, not both".into(),
         )),
         (Some(at), None) => {
-            if at <= now {
-                return Err(ApiError::Unprocessable("expiresAt is in the past".into()));
-            }
+            // Bounded before the conversion to UTC, which panics outside the years time
+            // represents (`9999-12-31T23:59:59-23:59`).
             if at > now + Duration::seconds(MAX_LIFETIME_SECONDS as i64) {
                 return Err(ApiError::Unprocessable(
                     "expiresAt is more than ten years away".into(),
                 ));
             }
-            Ok(Some(keygate_store::to_store_precision(at)))
+            // Compared at the precision it is stored at: an instant less than a millisecond
+            // after `now` would be stored as `now`, a token expired on creation.
+            let at = if at > now {
+                keygate_store::to_store_precision(at)
+            } else {
+                at
+            };
+            if at <= now {
+                return Err(ApiError::Unprocessable("expiresAt is in the past".into()));
+            }
+            Ok(Some(at))
         }
         (None, Some(0)) => Err(ApiError::Unprocessable(
             "expiresIn must be at least 1 second".into(),
@@ -450,5 +463,46 @@ fn not_found_as_token(e: ApiError) -> ApiError {
     match e {
         ApiError::NotFound(_) => ApiError::token_not_found(),
         e => e,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn now() -> OffsetDateTime {
+        keygate_store::to_store_precision(OffsetDateTime::now_utc())
+    }
+
+    #[test]
+    fn an_expiry_less_than_a_millisecond_ahead_is_refused_not_stored_as_now() {
+        // The token_request_bodies fuzz property (an accepted expiry lies after `now`) failed
+        // on this: it was accepted and stored truncated to `now`, expired on creation.
+        let now = now();
+        let at = now + Duration::microseconds(400);
+        assert!(matches!(
+            expiry(now, Some(at), None),
+            Err(ApiError::Unprocessable(_))
+        ));
+        let later = now + Duration::milliseconds(1) + Duration::microseconds(400);
+        assert_eq!(
+            expiry(now, Some(later), None).unwrap(),
+            Some(now + Duration::milliseconds(1))
+        );
+    }
+
+    /// The conversion to UTC panics outside the representable years; the bounds come first.
+    #[test]
+    fn an_expiry_at_the_edge_of_representable_time_is_refused_without_a_panic() {
+        let now = now();
+        for at in [
+            time::macros::datetime!(9999-12-31 23:59:59.999999999 -23:59),
+            time::macros::datetime!(0000-01-01 00:00:00 +23:59),
+        ] {
+            assert!(matches!(
+                expiry(now, Some(at), None),
+                Err(ApiError::Unprocessable(_))
+            ));
+        }
     }
 }
