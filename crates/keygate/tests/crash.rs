@@ -737,18 +737,21 @@ UNION ALL SELECT 'rotated token ' || t.id || ' never expires' FROM tokens t \
 UNION ALL SELECT 'audit entry ' || a.seq || ' has no tenant' FROM audit a \
   WHERE NOT EXISTS (SELECT 1 FROM tenants n WHERE n.id = a.tenant_id);";
 
-/// Runs SQL on the SQLite file opened read-only, as the killed server left it.
+/// Runs SQL on the SQLite file opened read-only, as the killed server left it: with Python's
+/// sqlite3 module (Python is on every machine these tests run on; the sqlite3 shell is not).
+/// One line per row, columns joined by `|`, as the shell prints them.
 fn sqlite_readonly(path: &std::path::Path, sql: &str) -> String {
-    let out = Command::new("sqlite3")
-        .arg("-readonly")
-        .arg("-batch")
+    const READ: &str = "import pathlib, sqlite3, sys\n\
+        db = sqlite3.connect(pathlib.Path(sys.argv[1]).as_uri() + '?mode=ro', uri=True)\n\
+        for row in db.execute(sys.argv[2]):\n\
+        \x20   print('|'.join('' if v is None else str(v) for v in row))\n";
+    let out = Command::new("python3")
+        .args(["-c", READ])
         .arg(path)
         .arg(sql)
         .stdin(Stdio::null())
         .output()
-        .unwrap_or_else(|e| {
-            panic!("this test opens the database with the sqlite3 shell (apt-get install sqlite3): {e}")
-        });
+        .unwrap_or_else(|e| panic!("this test reads the database with python3's sqlite3: {e}"));
     assert!(
         out.status.success(),
         "sqlite3 {sql}: {}",
