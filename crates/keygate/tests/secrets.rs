@@ -17,8 +17,6 @@
 #[path = "common/mod.rs"]
 mod common;
 
-use std::io::Write;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -190,27 +188,7 @@ impl Run {
 
     /// Runs the CLI with this token (and stdin), recording its output as an exchange.
     fn cli(&mut self, token: &str, args: &[&str], stdin: Option<&str>) -> (usize, bool, String) {
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("KEYGATE_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .args(args)
-            .env("KEYGATE_URL", &self.s.url)
-            .env("KEYGATE_TOKEN", token)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .expect("running the CLI");
-        let mut pipe = child.stdin.take().unwrap();
-        if let Some(input) = stdin {
-            pipe.write_all(input.as_bytes()).unwrap();
-        }
-        drop(pipe);
-        let out = child.wait_with_output().unwrap();
+        let out = self.s.cli_with_stdin(token, args, stdin.unwrap_or(""));
         let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
         let text = format!("{stdout}\n{}", String::from_utf8_lossy(&out.stderr));
         self.exchanges.push(Exchange {

@@ -438,33 +438,6 @@ fn cli_ok(out: &std::process::Output) -> String {
     String::from_utf8_lossy(&out.stdout).into_owned()
 }
 
-fn cli_with_stdin(s: &Server, args: &[&str], stdin: &str) -> std::process::Output {
-    use std::io::Write;
-    use std::process::{Command, Stdio};
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KEYGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let mut child = cmd
-        .args(args)
-        .env("KEYGATE_URL", &s.url)
-        .env("KEYGATE_TOKEN", &s.admin_token)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    child
-        .stdin
-        .take()
-        .unwrap()
-        .write_all(stdin.as_bytes())
-        .unwrap();
-    child.wait_with_output().unwrap()
-}
-
 #[test]
 fn the_cli_manages_users() {
     let s = Server::start();
@@ -491,8 +464,8 @@ fn the_cli_manages_users() {
     let table = cli_ok(&s.cli(&s.admin_token, &["user", "list"]));
     assert!(table.contains("mia") && table.contains("member"), "{table}");
 
-    cli_ok(&cli_with_stdin(
-        &s,
+    cli_ok(&s.cli_with_stdin(
+        &s.admin_token,
         &["user", "set-password", "mia", "--password-stdin"],
         "chosen-password-789\n",
     ));

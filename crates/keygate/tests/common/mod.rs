@@ -453,6 +453,29 @@ impl Server {
 
     /// Runs the CLI against this server with `KEYGATE_TOKEN=token`.
     pub fn cli(&self, token: &str, args: &[&str]) -> std::process::Output {
+        self.cli_command(token, args)
+            .output()
+            .expect("running the CLI")
+    }
+
+    /// [`Server::cli`], with `stdin` written to the CLI's standard input.
+    pub fn cli_with_stdin(&self, token: &str, args: &[&str], stdin: &str) -> std::process::Output {
+        use std::io::Write;
+        let mut child = self
+            .cli_command(token, args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("running the CLI");
+        let mut pipe = child.stdin.take().unwrap();
+        pipe.write_all(stdin.as_bytes()).unwrap();
+        drop(pipe);
+        child.wait_with_output().unwrap()
+    }
+
+    /// The CLI with none of the caller's `KEYGATE_*` variables, pointed at this server.
+    fn cli_command(&self, token: &str, args: &[&str]) -> Command {
         let mut cmd = Command::new(BIN);
         for (k, _) in std::env::vars() {
             if k.starts_with("KEYGATE_") {
@@ -461,9 +484,8 @@ impl Server {
         }
         cmd.args(args)
             .env("KEYGATE_URL", &self.url)
-            .env("KEYGATE_TOKEN", token)
-            .output()
-            .expect("running the CLI")
+            .env("KEYGATE_TOKEN", token);
+        cmd
     }
 }
 
