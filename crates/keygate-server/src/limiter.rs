@@ -19,6 +19,8 @@ pub struct FailureLimiter<K> {
 struct Window {
     start: Instant,
     failures: u32,
+    /// When a refused key was last let through anyway, by [`FailureLimiter::trial`].
+    last_trial: Option<Instant>,
 }
 
 /// Beyond this many keys, expired windows are swept; if all are live, new keys go uncounted
@@ -42,6 +44,25 @@ impl<K: Hash + Eq> FailureLimiter<K> {
     {
         let entries = self.entries.lock().expect("limiter lock");
         self.wait(entries.get(key)?, Instant::now())
+    }
+
+    /// [`FailureLimiter::blocked_for`], except that a blocked key is let through once per
+    /// `every`: a refused client address may still have its one valid token looked up, while
+    /// a flood from it costs the database at most one query per `every`.
+    pub fn trial<Q>(&self, key: &Q, every: Duration) -> Option<Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let mut entries = self.entries.lock().expect("limiter lock");
+        let w = entries.get_mut(key)?;
+        let now = Instant::now();
+        let wait = self.wait(w, now)?;
+        if w.last_trial.is_some_and(|t| now.duration_since(t) < every) {
+            return Some(wait);
+        }
+        w.last_trial = Some(now);
+        None
     }
 
     pub fn record_failure<Q>(&self, key: &Q)
@@ -69,6 +90,7 @@ impl<K: Hash + Eq> FailureLimiter<K> {
                 *w = Window {
                     start: now,
                     failures: 0,
+                    last_trial: None,
                 };
             }
             w.failures += 1;
@@ -85,6 +107,7 @@ impl<K: Hash + Eq> FailureLimiter<K> {
             Window {
                 start: now,
                 failures: 1,
+                last_trial: None,
             },
         );
         None
@@ -131,6 +154,20 @@ mod tests {
         assert_eq!(l.fail(&ip), None);
         assert!(l.fail(&ip).is_some(), "the third failure is refused");
         assert!(l.blocked_for(&ip).is_some());
+    }
+
+    #[test]
+    fn a_blocked_key_gets_one_trial_per_interval() {
+        let l = FailureLimiter::<String>::new(1, Duration::from_secs(60));
+        let every = Duration::from_millis(50);
+        assert_eq!(l.trial("a", every), None, "not blocked");
+        l.record_failure("a");
+        assert_eq!(l.trial("a", every), None, "the first trial");
+        assert!(l.trial("a", every).is_some(), "no second one at once");
+        std::thread::sleep(Duration::from_millis(60));
+        assert_eq!(l.trial("a", every), None, "another after the interval");
+        assert!(l.trial("a", every).is_some());
+        assert!(l.blocked_for("a").is_some(), "still blocked throughout");
     }
 
     #[test]

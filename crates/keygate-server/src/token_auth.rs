@@ -1,7 +1,9 @@
 //! Checking the token a request presents, with failed attempts counted per client address:
 //! beyond `AuthLimits::per_ip` failures in a window, further failures from that address are
-//! answered 429 `rate_limited` with `Retry-After`, and its tokens that are not in memory are no
-//! longer looked up in the database. Tokens in memory are answered as always, so a valid token
+//! answered 429 `rate_limited` with `Retry-After`, and of its tokens that are not in memory only
+//! one a second is looked up in the database (so that the valid token of a client that was
+//! misconfigured a minute ago still works at its first use, while a flood from that address
+//! costs at most a query a second). Tokens in memory are answered as always, so a valid token
 //! is never slowed, not even one sent from an address that an attacker shares.
 //!
 //! A failure is a token that is malformed, has a bad checksum or is unknown, or an
@@ -64,8 +66,11 @@ fn count_failure(state: &AppState, ip: Option<IpAddr>) -> ApiResult<()> {
     }
 }
 
+/// How often a refused address may still have a token looked up that is not in memory.
+const LOOKUP_WHILE_REFUSED_EVERY: Duration = Duration::from_secs(1);
+
 fn refuse_if_blocked(state: &AppState, ip: Option<IpAddr>) -> ApiResult<()> {
-    match ip.and_then(|ip| state.auth_limiter.blocked_for(&ip)) {
+    match ip.and_then(|ip| state.auth_limiter.trial(&ip, LOOKUP_WHILE_REFUSED_EVERY)) {
         Some(wait) => Err(rate_limited(wait)),
         None => Ok(()),
     }

@@ -134,10 +134,13 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
             return Err(ApiError::MissingToken);
         }
         Credential::Unusable => {
-            state
-                .metrics
-                .verification("MALFORMED", std::time::Duration::ZERO);
-            return Err(crate::token_auth::unusable(&state, ip));
+            let e = crate::token_auth::unusable(&state, ip);
+            let code = match e {
+                ApiError::RateLimited(_) => "RATE_LIMITED",
+                _ => "MALFORMED",
+            };
+            state.metrics.verification(code, std::time::Duration::ZERO);
+            return Err(e);
         }
         Credential::Token(t) => t,
     };
