@@ -539,64 +539,119 @@ def metric(kg, name, labels=""):
     return int(float(m.group(1))) if m else 0
 
 
+FLOOD_SOURCES = {
+    "same": None,  # the valid load's own address, 127.0.0.1
+    "other": "198.51.100.7",
+}
+
+
+def flood_phases(limit):
+    """(setting, flood kind, flood source) of each phase against one keygate. With the limit
+    lifted, where the flood comes from changes nothing, so it comes from the same address."""
+    kinds = ("bad_checksum", "unknown")
+    sources = ("same", "other", "many") if limit == "default" else ("same",)
+    phases = []
+    for setting in ("saturated", "headroom"):
+        phases.append((setting, "none", "-"))
+        phases += [(setting, kind, "same") for kind in kinds]
+        if setting == "headroom":
+            phases += [(setting, kind, src) for src in sources[1:] for kind in kinds]
+    return phases
+
+
 def bench_flood(args, work):
-    """The valid load of `verify` alone, then beside a flood of made-up tokens from the same
-    address at a bounded rate, once with keygate's default limit on failed authentications and
-    once with it lifted. Counts the database lookups each flood caused (keygate's own counter)."""
+    """Valid verifications of one token beside floods of made-up tokens, in two settings:
+
+    saturated: the valid load runs as fast as its --connections go, so keygate's CPU is the
+      bound and whatever a flood takes, it takes from the valid load;
+    headroom: the valid load is paced (--paced-connections, each pausing --paced-delay-ms), as
+      a deployment with spare capacity sees it: does it still get all it asks for, how fast?
+
+    The flood is paced too (--flood-connections, each pausing --flood-delay-ms) and comes from
+    the valid load's own address, from one other address, or from --flood-addresses addresses
+    in turn (X-Forwarded-For; keygate runs with --trust-forwarded-for), once with keygate's
+    default limit on failed authentications and once with it lifted. Counts the database
+    lookups each phase caused (keygate's own counter). Unknown tokens are fresh in every phase,
+    so none of them is in the negative cache yet."""
     rows = []
-    files = {}
-    for kind in ("bad_checksum", "unknown"):
-        files[kind] = work / f"flood-{kind}.txt"
-        files[kind].write_text("\n".join(made_up_tokens(args.flood_tokens, kind)) + "\n")
-    for limit, extra in (("default (100/min)", []),
-                         ("lifted", ["--auth-max-failures-per-ip", "4000000000"])):
+    bad = work / "flood-bad_checksum.txt"
+    bad.write_text("\n".join(made_up_tokens(args.flood_tokens, "bad_checksum")) + "\n")
+    sources = dict(FLOOD_SOURCES, many=f"many:{args.flood_addresses}")
+    for limit, extra in (("default", []), ("lifted", ["--auth-max-failures-per-ip", "4000000000"])):
         admin = new_token()
-        kg = Keygate(work / f"kg-flood-{len(rows)}", admin, extra_args=extra).start()
+        kg = Keygate(work / f"kg-flood-{limit}", admin,
+                     extra_args=["--trust-forwarded-for", *extra]).start()
         token = kg.api("POST", "/api/v1/tokens",
                        {"name": "bench", "scopes": ["metrics:read"]})["token"]
         env = {"KG_TOKEN": token}
+        valid_list = work / "flood-valid.txt"
+        valid_list.write_text(token + "\n")
+        paced_env = {"KG_TOKENS": str(valid_list), "KG_DELAY_MS": str(args.paced_delay_ms)}
         wrk(kg.url + "/api/v1/verify", "verify", env, args.connections, 1, args.threads)
-        runs = {k: [] for k in ("none", "bad_checksum", "unknown")}
-        floods = {k: [] for k in ("bad_checksum", "unknown")}
-        lookups = {k: 0 for k in ("none", "bad_checksum", "unknown")}
+        phases = flood_phases(limit)
+        runs = {p: [] for p in phases}
+        floods = {p: [] for p in phases}
+        lookups = {p: 0 for p in phases}
         for rnd in range(args.rounds):
-            for kind in runs:
-                before = metric(kg, "token_lookups_total")
+            for phase in phases:
+                setting, kind, source = phase
                 flood = None
                 if kind != "none":
-                    flood = wrk_start(kg.url + "/api/v1/verify", "flood",
-                                      {"KG_TOKENS": str(files[kind]),
-                                       "KG_DELAY_MS": str(args.flood_delay_ms)},
+                    tokens = bad
+                    if kind == "unknown":
+                        tokens = work / "flood-unknown.txt"
+                        tokens.write_text("\n".join(made_up_tokens(args.flood_tokens, kind)) + "\n")
+                    flood_env = {"KG_TOKENS": str(tokens), "KG_DELAY_MS": str(args.flood_delay_ms)}
+                    if sources[source]:
+                        flood_env["KG_FROM"] = sources[source]
+                before = metric(kg, "token_lookups_total")
+                if kind != "none":
+                    flood = wrk_start(kg.url + "/api/v1/verify", "paced", flood_env,
                                       args.flood_connections, args.duration, 1)
-                r = wrk(kg.url + "/api/v1/verify", "verify", env, args.connections,
-                        args.duration, args.threads)
+                if setting == "saturated":
+                    r = wrk(kg.url + "/api/v1/verify", "verify", env, args.connections,
+                            args.duration, args.threads)
+                else:
+                    r = wrk(kg.url + "/api/v1/verify", "paced", paced_env,
+                            args.paced_connections, args.duration, args.threads)
                 if flood:
                     f = wrk_result(flood)
-                    floods[kind].append(f["all_rps"])
-                lookups[kind] += metric(kg, "token_lookups_total") - before
-                runs[kind].append(r)
+                    floods[phase].append(f["all_rps"])
+                lookups[phase] += metric(kg, "token_lookups_total") - before
+                runs[phase].append(r)
                 extra_log = f"   flood {f['all_rps']:,.0f} req/s" if flood else ""
-                log(f"flood, limit {limit:18} round {rnd + 1} {kind:12} {fmt(r)}{extra_log}")
-        refused = metric(kg, "verifications_total", '{code="RATE_LIMITED"}')
+                log(f"flood, limit {limit:7} round {rnd + 1} {setting:9} {kind:12} from "
+                    f"{source:5} {fmt(r)}{extra_log}")
         kg.stop()
-        base = median_of(runs["none"])
-        for kind in runs:
-            m = median_of(runs[kind])
-            rows.append({"limit": limit, "flood": kind, "valid": m, "base": base["rps"],
-                         "flood_rps": statistics.median(floods[kind]) if kind in floods else 0,
-                         "lookups": lookups[kind], "refused": refused})
-    print(f"\n## flood: valid verifications ({args.connections} connections) beside "
-          f"{args.flood_connections} flooding connections pausing {args.flood_delay_ms} ms, "
-          f"{args.duration} s x {args.rounds} rounds, one client address, {placement()} "
-          f"(medians)\n")
-    print("| limit on failures | flood | flood req/s | valid req/s | valid p99 | valid vs no flood "
+        for phase in phases:
+            setting, kind, source = phase
+            m = median_of(runs[phase])
+            base = median_of(runs[(setting, "none", "-")])["rps"]
+            rows.append({"setting": setting, "limit": limit, "flood": kind, "source": source,
+                         "valid": m, "ratio": m["rps"] / base,
+                         "flood_rps": statistics.median(floods[phase]) if floods[phase] else 0,
+                         "lookups": lookups[phase]})
+    print(f"\n## flood: valid verifications beside floods of made-up tokens, {args.duration} s x "
+          f"{args.rounds} rounds, {placement()} (medians). Saturated: {args.connections} valid "
+          f"connections without pauses; headroom: {args.paced_connections} pausing "
+          f"{args.paced_delay_ms} ms. Flood: {args.flood_connections} connections pausing "
+          f"{args.flood_delay_ms} ms; from many = {args.flood_addresses} addresses in turn\n")
+    # On a saturated CPU every flood request takes some valid one's place: how many valid
+    # verifications one flood request displaced says what it cost, whatever the flood's size.
+    print("| setting | limit on failures | flood | flood from | flood req/s | valid req/s "
+          "| valid p99 | valid vs no flood | valid displaced per flood request "
           "| database lookups |")
-    print("| --- | --- | --- | --- | --- | --- | --- |")
-    for r in rows:
-        flood_rps = f"{r['flood_rps']:,.0f}" if r["flood"] != "none" else "–"
-        print(f"| {r['limit']} | {r['flood']} | {flood_rps} | {r['valid']['rps']:,.0f} | "
-              f"{r['valid']['p99_ms']:.2f} ms | {r['valid']['rps'] / r['base']:.2f} | "
-              f"{r['lookups']:,} |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in sorted(rows, key=lambda r: (r["setting"] != "saturated", r["limit"])):
+        flooded = r["flood"] != "none"
+        flood_rps = f"{r['flood_rps']:,.0f}" if flooded else "–"
+        displaced = "–"
+        if flooded and r["setting"] == "saturated" and r["flood_rps"]:
+            base = r["valid"]["rps"] / r["ratio"]
+            displaced = f"{(base - r['valid']['rps']) / r['flood_rps']:.2f}"
+        print(f"| {r['setting']} | {r['limit']} | {r['flood']} | {r['source']} | {flood_rps} | "
+              f"{r['valid']['rps']:,.0f} | {r['valid']['p99_ms']:.2f} ms | {r['ratio']:.2f} | "
+              f"{displaced} | {r['lookups']:,} |")
     return rows
 
 
@@ -624,9 +679,15 @@ def main():
     p.add_argument("--write-clients", type=lambda s: [int(x) for x in s.split(",")],
                    default=[1, 8, 64])
     p.add_argument("--sqlite-only", action="store_true")
-    p.add_argument("--flood-connections", type=int, default=16)
-    p.add_argument("--flood-delay-ms", type=int, default=1,
+    p.add_argument("--flood-connections", type=int, default=50)
+    p.add_argument("--flood-delay-ms", type=int, default=5,
                    help="each flooding connection's pause between requests")
+    p.add_argument("--flood-addresses", type=int, default=1000,
+                   help="client addresses of the distributed flood")
+    p.add_argument("--paced-connections", type=int, default=100,
+                   help="connections of the paced valid load (flood, headroom)")
+    p.add_argument("--paced-delay-ms", type=int, default=5,
+                   help="each paced valid connection's pause between requests")
     p.add_argument("--flood-tokens", type=int, default=100000,
                    help="distinct made-up tokens of each kind")
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")

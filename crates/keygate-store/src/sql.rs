@@ -240,17 +240,19 @@ async fn insert_audit(tx: &mut Tx, a: &NewAudit) -> Result<()> {
     Ok(())
 }
 
-/// The count the triggers of migration 0004 keep, read inside the batch's transaction.
+/// The count the triggers of migration 0004 keep (on PostgreSQL in shards, migration 0005),
+/// read inside the batch's transaction, after its insert.
 async fn enforce_owner_limit(tx: &mut Tx, tenant_id: &str, owner_id: &str, max: u32) -> Result<()> {
-    let held: Option<i64> = sqlx::query_scalar(
-        "SELECT tokens FROM owner_token_counts WHERE tenant_id = $1 AND owner_id = $2",
+    let held: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) FROM owner_token_counts \
+         WHERE tenant_id = $1 AND owner_id = $2",
     )
     .bind(tenant_id)
     .bind(owner_id)
-    .fetch_optional(&mut **tx)
+    .fetch_one(&mut **tx)
     .await
     .map_err(map_err)?;
-    if held.unwrap_or(0) > i64::from(max) {
+    if held > i64::from(max) {
         return Err(StoreError::LimitReached(format!(
             "{owner_id} already holds {max} tokens, the most one owner may hold; revoke some first"
         )));

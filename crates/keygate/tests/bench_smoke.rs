@@ -82,6 +82,10 @@ fn the_benchmark_script_runs_end_to_end() {
             "500",
             "--flood-connections",
             "2",
+            "--paced-connections",
+            "2",
+            "--flood-addresses",
+            "10",
         ])
         .env("KEYGATE_TEST_DATABASE_URL", common::postgres_base_url())
         .output()
@@ -101,7 +105,8 @@ fn the_benchmark_script_runs_end_to_end() {
         "| 1,000 |",
         "| sqlite | create | 4 |",
         "| postgres | revoke | 1 |",
-        "| lifted | bad_checksum |",
+        "| saturated | lifted | bad_checksum | same |",
+        "| headroom | default | unknown | many |",
     ] {
         assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
     }

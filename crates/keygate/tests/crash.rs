@@ -735,7 +735,15 @@ UNION ALL SELECT 'revoked token ' || t.id || ' is still stored' FROM tokens t \
 UNION ALL SELECT 'rotated token ' || t.id || ' never expires' FROM tokens t \
   JOIN audit a ON a.action = 'token.rotate' AND a.target_id = t.id WHERE t.expires_at IS NULL \
 UNION ALL SELECT 'audit entry ' || a.seq || ' has no tenant' FROM audit a \
-  WHERE NOT EXISTS (SELECT 1 FROM tenants n WHERE n.id = a.tenant_id);";
+  WHERE NOT EXISTS (SELECT 1 FROM tenants n WHERE n.id = a.tenant_id) \
+UNION ALL SELECT 'owner ' || t.owner_id || ' holds ' || count(*) || ' tokens, not as counted' \
+  FROM tokens t GROUP BY t.tenant_id, t.owner_id \
+  HAVING count(*) <> (SELECT COALESCE(SUM(c.tokens), 0) FROM owner_token_counts c \
+    WHERE c.tenant_id = t.tenant_id AND c.owner_id = t.owner_id) \
+UNION ALL SELECT 'owner ' || c.owner_id || ' holds no token but is counted' \
+  FROM owner_token_counts c GROUP BY c.tenant_id, c.owner_id \
+  HAVING SUM(c.tokens) <> 0 AND NOT EXISTS (SELECT 1 FROM tokens t \
+    WHERE t.tenant_id = c.tenant_id AND t.owner_id = c.owner_id);";
 
 /// Runs SQL on the SQLite file opened read-only, as the killed server left it: with Python's
 /// sqlite3 module (Python is on every machine these tests run on; the sqlite3 shell is not).
