@@ -112,6 +112,13 @@ def rss_kib(pid):
     raise RuntimeError("no VmRSS")
 
 
+def cpu_seconds(pid):
+    """User and system CPU time the process has used so far."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def stop(proc):
     if proc and proc.poll() is None:
         proc.send_signal(signal.SIGTERM)
@@ -573,7 +580,7 @@ def bench_flood(args, work):
     default limit on failed authentications and once with it lifted. Counts the database
     lookups each phase caused (keygate's own counter). Unknown tokens are fresh in every phase,
     so none of them is in the negative cache yet."""
-    rows = []
+    rows, costs = [], []
     bad = work / "flood-bad_checksum.txt"
     bad.write_text("\n".join(made_up_tokens(args.flood_tokens, "bad_checksum")) + "\n")
     sources = dict(FLOOD_SOURCES, many=f"many:{args.flood_addresses}")
@@ -588,6 +595,32 @@ def bench_flood(args, work):
         valid_list.write_text(token + "\n")
         paced_env = {"KG_TOKENS": str(valid_list), "KG_DELAY_MS": str(args.paced_delay_ms)}
         wrk(kg.url + "/api/v1/verify", "verify", env, args.connections, 1, args.threads)
+        # What one request of each kind costs keygate: each alone, as fast as 64 connections
+        # go, through the same script (so the load generator's share is the same), keygate's
+        # CPU time over the requests it answered.
+        cost_runs = {k: [] for k in ("valid", "bad_checksum", "unknown")}
+        cost_lookups = {k: 0 for k in cost_runs}
+        for rnd in range(args.rounds):
+            for kind in cost_runs:
+                tokens = {"valid": valid_list, "bad_checksum": bad}.get(kind)
+                if kind == "unknown":
+                    tokens = work / "flood-unknown.txt"
+                    tokens.write_text("\n".join(made_up_tokens(args.flood_tokens, kind)) + "\n")
+                before, cpu_before = metric(kg, "token_lookups_total"), cpu_seconds(kg.proc.pid)
+                r = wrk(kg.url + "/api/v1/verify", "paced", {"KG_TOKENS": str(tokens),
+                                                             "KG_DELAY_MS": "0"},
+                        args.connections, args.duration, args.threads)
+                r["cpu_us"] = (cpu_seconds(kg.proc.pid) - cpu_before) / r["requests"] * 1e6
+                cost_lookups[kind] += metric(kg, "token_lookups_total") - before
+                cost_runs[kind].append(r)
+                log(f"flood, limit {limit:7} round {rnd + 1} cost of {kind:12} "
+                    f"{r['all_rps']:>10,.0f} req/s   {r['cpu_us']:.2f} us of keygate's CPU each")
+        valid_cost = statistics.median(r["cpu_us"] for r in cost_runs["valid"])
+        for kind, runs_of_kind in cost_runs.items():
+            cpu_us = statistics.median(r["cpu_us"] for r in runs_of_kind)
+            costs.append({"limit": limit, "kind": kind, "cpu_us": cpu_us,
+                          "vs_valid": cpu_us / valid_cost, "lookups": cost_lookups[kind],
+                          "rps": statistics.median(r["all_rps"] for r in runs_of_kind)})
         phases = flood_phases(limit)
         runs = {p: [] for p in phases}
         floods = {p: [] for p in phases}
@@ -652,6 +685,14 @@ def bench_flood(args, work):
         print(f"| {r['setting']} | {r['limit']} | {r['flood']} | {r['source']} | {flood_rps} | "
               f"{r['valid']['rps']:,.0f} | {r['valid']['p99_ms']:.2f} ms | {r['ratio']:.2f} | "
               f"{displaced} | {r['lookups']:,} |")
+    print(f"\n## flood: what one request costs keygate, each kind alone from {args.connections} "
+          f"connections, {args.duration} s x {args.rounds} rounds, {placement()} (medians)\n")
+    print("| limit on failures | tokens | answered req/s | keygate CPU per request | vs valid "
+          "| database lookups |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    for c in costs:
+        print(f"| {c['limit']} | {c['kind']} | {c['rps']:,.0f} | {c['cpu_us']:.2f} µs | "
+              f"{c['vs_valid']:.2f} | {c['lookups']:,} |")
     return rows
 
 

@@ -107,6 +107,7 @@ fn the_benchmark_script_runs_end_to_end() {
         "| postgres | revoke | 1 |",
         "| saturated | lifted | bad_checksum | same |",
         "| headroom | default | unknown | many |",
+        "| lifted | unknown |",
     ] {
         assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
     }
