@@ -1,7 +1,7 @@
 -- Migration 0004 kept one count row per owner, and the upsert on it locks that row until the
 -- transaction commits: every create and revoke of one owner waited for the previous one's
--- commit, WAL flush included, so concurrent writes could no longer share flushes (bench/run.py
--- writes, one owner: 1,766 -> 428 creates/s at 8 clients). Now each database connection counts
+-- commit, WAL flush included, so concurrent writes could no longer share flushes (one owner, 8
+-- clients: 310-456 creates/s with that trigger, 1,507-1,521 without). Now each database connection counts
 -- in a shard row of its own (its backend pid modulo 64), so connections rarely wait for each
 -- other, and a create reads the sum of the owner's shards.
 --
