@@ -31,6 +31,16 @@ fn verifications(s: &Server, code: &str) -> u64 {
     )
 }
 
+/// `POST /api/v1/verify` with `token` is refused: 429 `rate_limited`.
+fn verify_refused(s: &Server, token: &str) {
+    let r = s
+        .anon("POST", "/api/v1/verify")
+        .json(&json!({ "token": token }))
+        .send()
+        .unwrap();
+    assert_error(r, 429, "rate_limited");
+}
+
 /// The same token with its last checksum character changed: well-formed, bad checksum.
 fn bad_checksum(token: &str) -> String {
     let mut t = token.to_owned();
@@ -84,12 +94,7 @@ fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() 
 
     // Every surface that takes a token refuses the address now: verify, forward-auth, an
     // unreadable Authorization header, a bad checksum.
-    let r = s
-        .anon("POST", "/api/v1/verify")
-        .json(&json!({ "token": fresh_token() }))
-        .send()
-        .unwrap();
-    assert_error(r, 429, "rate_limited");
+    verify_refused(&s, &fresh_token());
     let (malformed, refused) = (
         verifications(&s, "MALFORMED"),
         verifications(&s, "RATE_LIMITED"),
@@ -133,12 +138,7 @@ fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() 
         "this second's lookup"
     );
     assert_eq!(lookups(&s), before + 1);
-    let r = s
-        .anon("POST", "/api/v1/verify")
-        .json(&json!({ "token": unseen_too }))
-        .send()
-        .unwrap();
-    assert_error(r, 429, "rate_limited");
+    verify_refused(&s, &unseen_too);
     assert_eq!(
         lookups(&s),
         before + 1,
@@ -150,12 +150,7 @@ fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() 
         "the looked-up token is in memory now"
     );
     std::thread::sleep(Duration::from_millis(1100));
-    let r = s
-        .anon("POST", "/api/v1/verify")
-        .json(&json!({ "token": fresh_token() }))
-        .send()
-        .unwrap();
-    assert_error(r, 429, "rate_limited");
+    verify_refused(&s, &fresh_token());
     assert_eq!(
         lookups(&s),
         before + 2,
