@@ -579,7 +579,10 @@ def bench_flood(args, work):
     in turn (X-Forwarded-For; keygate runs with --trust-forwarded-for), once with keygate's
     default limit on failed authentications and once with it lifted. Counts the database
     lookups each phase caused (keygate's own counter). Unknown tokens are fresh in every phase,
-    so none of them is in the negative cache yet."""
+    so none of them is in the negative cache yet.
+
+    Before the floods, a second table: what one request of each kind (valid, bad checksum,
+    unknown) costs keygate's CPU, each kind alone."""
     rows, costs = [], []
     bad = work / "flood-bad_checksum.txt"
     bad.write_text("\n".join(made_up_tokens(args.flood_tokens, "bad_checksum")) + "\n")
@@ -595,7 +598,7 @@ def bench_flood(args, work):
         valid_list.write_text(token + "\n")
         paced_env = {"KG_TOKENS": str(valid_list), "KG_DELAY_MS": str(args.paced_delay_ms)}
         wrk(kg.url + "/api/v1/verify", "verify", env, args.connections, 1, args.threads)
-        # What one request of each kind costs keygate: each alone, as fast as 64 connections
+        # What one request of each kind costs keygate: each alone, as fast as --connections
         # go, through the same script (so the load generator's share is the same), keygate's
         # CPU time over the requests it answered.
         cost_runs = {k: [] for k in ("valid", "bad_checksum", "unknown")}
