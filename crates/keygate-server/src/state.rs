@@ -36,6 +36,9 @@ pub struct ServerConfig {
     pub max_tokens_per_owner: u32,
 }
 
+/// `--max-tokens-per-owner` when it is not set.
+pub const DEFAULT_MAX_TOKENS_PER_OWNER: u32 = 10_000;
+
 impl Default for ServerConfig {
     fn default() -> Self {
         Self {
@@ -49,8 +52,8 @@ impl Default for ServerConfig {
             secure_cookies: false,
             login_limits: Default::default(),
             auth_limits: Default::default(),
-            client_timeout: std::time::Duration::from_secs(30),
-            max_tokens_per_owner: 10_000,
+            client_timeout: crate::workers::ConnectionLimits::default().client_timeout,
+            max_tokens_per_owner: DEFAULT_MAX_TOKENS_PER_OWNER,
         }
     }
 }

@@ -323,17 +323,18 @@ impl ServeArgs {
         if auth_limits.window < std::time::Duration::from_secs(1) {
             bail!("--auth-failure-window must be at least one second");
         }
+        let connection_defaults = keygate_server::workers::ConnectionLimits::default();
         let client_timeout = self
             .client_timeout
             .or(file.client_timeout)
-            .unwrap_or(std::time::Duration::from_secs(30));
+            .unwrap_or(connection_defaults.client_timeout);
         if client_timeout < std::time::Duration::from_secs(1) {
             bail!("--client-timeout must be at least one second");
         }
         let max_header_bytes = self
             .max_header_bytes
             .or(file.max_header_bytes)
-            .unwrap_or(16 * 1024);
+            .unwrap_or(connection_defaults.max_header_bytes);
         // hyper's smallest read buffer; a head must fit in it.
         if max_header_bytes < 8192 {
             bail!("--max-header-bytes must be at least 8192");
@@ -341,7 +342,7 @@ impl ServeArgs {
         let max_tokens_per_owner = self
             .max_tokens_per_owner
             .or(file.max_tokens_per_owner)
-            .unwrap_or(10_000);
+            .unwrap_or(keygate_server::state::DEFAULT_MAX_TOKENS_PER_OWNER);
         if max_tokens_per_owner == 0 {
             bail!("--max-tokens-per-owner must be at least 1");
         }
