@@ -25,6 +25,8 @@ pub enum ApiError {
     InvalidCredentials,
     #[error("This request needs the X-CSRF-Token header of the web session")]
     CsrfFailed,
+    #[error("A change made with the web session's cookie must be a POST, PUT, PATCH or DELETE that carries the X-CSRF-Token header")]
+    CookieChangeBySafeMethod,
     #[error("Too many failed attempts; try again in {0} seconds")]
     RateLimited(u64),
     #[error("{0}")]
@@ -72,7 +74,7 @@ impl ApiError {
         match self {
             MissingToken | InvalidToken | TokenDisabled | TokenExpired | InvalidSession
             | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) | CsrfFailed => StatusCode::FORBIDDEN,
+            InsufficientScope(_) | CsrfFailed | CookieChangeBySafeMethod => StatusCode::FORBIDDEN,
             RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
             NotFound(_) => StatusCode::NOT_FOUND,
             BadRequest(_) => StatusCode::BAD_REQUEST,
@@ -95,7 +97,7 @@ impl ApiError {
             InsufficientScope(_) => "insufficient_scope",
             InvalidSession => "invalid_session",
             InvalidCredentials => "invalid_credentials",
-            CsrfFailed => "csrf_failed",
+            CsrfFailed | CookieChangeBySafeMethod => "csrf_failed",
             RateLimited(_) => "rate_limited",
             NotFound(_) => "not_found",
             BadRequest(_) | Unprocessable(_) | BodyTimeout(_) => "invalid_request",

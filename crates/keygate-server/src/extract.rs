@@ -181,28 +181,33 @@ pub fn presented_token<'a>(parts: &'a Parts, allow_query: bool) -> Credential<'a
     }
 }
 
-/// A scope requirement, as a type, so that a route states what it needs in its signature.
+/// A scope requirement, as a type, so that a route states what it needs in its signature, and
+/// whether what it does changes state: a web session may then make the change only with its
+/// CSRF token and never through a `GET` (`sessions::Intent`), whatever method the route is
+/// mounted on.
 pub trait RequiredScope {
     const SCOPE: Option<&'static str>;
+    const CHANGES_STATE: bool;
 }
 
 macro_rules! required_scope {
-    ($($name:ident => $scope:expr),* $(,)?) => {$(
+    ($($name:ident => $scope:expr, $changes:expr);* $(;)?) => {$(
         pub struct $name;
         impl RequiredScope for $name {
             const SCOPE: Option<&'static str> = $scope;
+            const CHANGES_STATE: bool = $changes;
         }
     )*};
 }
 
 required_scope! {
-    AnyScope => None,
-    UsersRead => Some(keygate_core::scope::USERS_READ),
-    UsersWrite => Some(keygate_core::scope::USERS_WRITE),
-    TenantsAdmin => Some(keygate_core::scope::TENANTS_ADMIN),
-    TokensRead => Some(keygate_core::scope::TOKENS_READ),
-    TokensWrite => Some(keygate_core::scope::TOKENS_WRITE),
-    AuditRead => Some(keygate_core::scope::AUDIT_READ),
+    AnyScope => None, false;
+    UsersRead => Some(keygate_core::scope::USERS_READ), false;
+    UsersWrite => Some(keygate_core::scope::USERS_WRITE), true;
+    TenantsAdmin => Some(keygate_core::scope::TENANTS_ADMIN), true;
+    TokensRead => Some(keygate_core::scope::TOKENS_READ), false;
+    TokensWrite => Some(keygate_core::scope::TOKENS_WRITE), true;
+    AuditRead => Some(keygate_core::scope::AUDIT_READ), false;
 }
 
 /// Who is calling: a verified, active token, or a person logged in to the web page.
@@ -295,7 +300,12 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
         let ip = addr.map(|a| a.to_string());
         let token = match presented_token(parts, state.config.allow_query_token) {
             Credential::Missing => {
-                let Some(user) = crate::sessions::authenticate(parts, state).await? else {
+                let intent = if S::CHANGES_STATE {
+                    crate::sessions::Intent::Change
+                } else {
+                    crate::sessions::Intent::Read
+                };
+                let Some(user) = crate::sessions::authenticate(parts, state, intent).await? else {
                     return Err(ApiError::MissingToken);
                 };
                 if let Some(wanted) = S::SCOPE {

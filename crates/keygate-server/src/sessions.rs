@@ -55,16 +55,36 @@ fn cookie_value(headers: &HeaderMap) -> Option<&str> {
         .filter(|v| !v.is_empty())
 }
 
+/// What a request authenticated by the cookie is about to do, as its route declares it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Intent {
+    /// Reads only; a `GET` needs no CSRF token.
+    Read,
+    /// Changes state: needs the CSRF token whatever the method, and is refused as a `GET` or
+    /// `HEAD`, which browsers send cross-site for links and images without asking anyone.
+    Change,
+}
+
 /// The session a request's cookie names: `None` without a cookie; an error for a cookie that
-/// names no live session, or for a change without the session's CSRF token.
-pub async fn authenticate(parts: &Parts, state: &AppState) -> ApiResult<Option<Arc<SessionUser>>> {
+/// names no live session, or for a change without the session's CSRF token. A request with an
+/// unsafe method is a change whatever the route says, so a route that forgets to declare its
+/// intent is still protected.
+pub async fn authenticate(
+    parts: &Parts,
+    state: &AppState,
+    intent: Intent,
+) -> ApiResult<Option<Arc<SessionUser>>> {
     let Some(value) = cookie_value(&parts.headers) else {
         return Ok(None);
     };
     let user = lookup(state, value)
         .await?
         .ok_or(ApiError::InvalidSession)?;
-    if !matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS) {
+    let safe_method = matches!(parts.method, Method::GET | Method::HEAD | Method::OPTIONS);
+    if intent == Intent::Change && safe_method {
+        return Err(ApiError::CookieChangeBySafeMethod);
+    }
+    if intent == Intent::Change || !safe_method {
         let sent = parts
             .headers
             .get(CSRF_HEADER)

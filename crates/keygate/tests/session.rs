@@ -90,6 +90,57 @@ fn the_cookie_is_secure_over_tls() {
     assert!(!set_cookie(&r).contains("Secure"));
 }
 
+/// Interana's `create_token` is also a GET, which a browser sends cross-site for a link or an
+/// image with the cookie attached: with only the cookie it must never create anything, with or
+/// without the CSRF token, while a token in the header may still use the GET.
+#[test]
+fn a_cookie_can_never_create_through_a_get() {
+    let s = Server::start();
+    let session = s.login("admin", ADMIN_PASSWORD);
+    let count = || {
+        let (_, list) = status_json(s.admin("GET", "/api/v1/tokens?limit=1000").send().unwrap());
+        list["items"].as_array().unwrap().len()
+    };
+    let before = count();
+    for method in ["GET", "HEAD"] {
+        let r = s
+            .anon(method, "/api/create_token")
+            .header("Cookie", &session.cookie)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 403, "{method} with the cookie alone");
+        let r = s
+            .as_session(&session, method, "/api/create_token")
+            .send()
+            .unwrap();
+        assert_eq!(
+            r.status(),
+            403,
+            "{method} with the cookie and the CSRF token"
+        );
+    }
+    let r = s
+        .anon("GET", "/api/create_token")
+        .header("Cookie", &session.cookie)
+        .send()
+        .unwrap();
+    let body: serde_json::Value = r.json().unwrap();
+    assert!(
+        body["msg"].as_str().unwrap().contains("X-CSRF-Token"),
+        "{body}"
+    );
+    assert_eq!(count(), before, "a refused GET created a token");
+    // The page's own way, a POST with the CSRF token, works; so does a GET with a token.
+    let r = s
+        .as_session(&session, "POST", "/api/create_token")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s.admin("GET", "/api/create_token").send().unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(count(), before + 2);
+}
+
 #[test]
 fn changes_made_with_the_cookie_need_the_csrf_token() {
     let s = Server::start();

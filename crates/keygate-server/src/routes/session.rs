@@ -68,7 +68,7 @@ pub async fn current(
     State(state): State<AppState>,
     parts: Parts,
 ) -> ApiResult<axum::Json<SessionView>> {
-    match sessions::authenticate(&parts, &state).await? {
+    match sessions::authenticate(&parts, &state, sessions::Intent::Read).await? {
         Some(user) => Ok(axum::Json(user.view())),
         None => Err(ApiError::InvalidSession),
     }
@@ -86,7 +86,7 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Re
             sessions::set_cookie(&state, headers, None),
         )]
     };
-    match sessions::authenticate(&parts, &state).await {
+    match sessions::authenticate(&parts, &state, sessions::Intent::Change).await {
         Ok(Some(user)) => {
             let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
             sessions::logout(&state, &user, ip).await?;
