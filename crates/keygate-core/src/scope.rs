@@ -269,6 +269,22 @@ impl ScopeCatalog {
         self.scopes.keys().any(|k| scope.covers(k))
     }
 
+    /// The scopes of `token` that `holder` does not cover by what they can grant here: a
+    /// wildcard counts as the catalogue's scopes it covers, so holding every `metrics:` scope
+    /// of the catalogue covers `metrics:*`. This is the measure for taking power away
+    /// (disabling, revoking): it is never stricter than [`ScopeSet::covers_all`], which giving
+    /// power needs because a wildcard also allows scopes the catalogue does not list yet.
+    pub fn missing_grants(&self, holder: &ScopeSet, token: &ScopeSet) -> Vec<String> {
+        token
+            .iter()
+            .filter(|s| {
+                !holder.allows(s.as_str())
+                    && (!s.is_wildcard() || self.names().any(|n| s.covers(n) && !holder.allows(n)))
+            })
+            .map(|s| s.as_str().to_owned())
+            .collect()
+    }
+
     /// Parses requested scope names and refuses unknown ones.
     pub fn validate<'a>(
         &self,
@@ -299,6 +315,23 @@ mod tests {
         assert!(!s.allows("metricsx:read"));
         assert!(!s.allows("metrics"));
         assert!(set(&["*"]).allows("anything:at:all"));
+    }
+
+    #[test]
+    fn a_wildcard_is_covered_for_taking_away_by_every_scope_it_grants() {
+        let mut c = ScopeCatalog::default();
+        c.add("metrics:read", "r").unwrap();
+        c.add("metrics:write", "w").unwrap();
+        let token = set(&["metrics:*", "tokens:read"]);
+        let both = set(&["metrics:read", "metrics:write", "tokens:write"]);
+        assert!(c.missing_grants(&both, &token).is_empty());
+        assert!(!both.covers_all(&token), "giving power stays strict");
+        let one = set(&["metrics:read", "tokens:write"]);
+        assert_eq!(c.missing_grants(&one, &token), vec!["metrics:*"]);
+        let everything = set(&c.names().collect::<Vec<_>>());
+        assert!(c.missing_grants(&everything, &set(&["*"])).is_empty());
+        let no_tenants = ScopeSet::parse(c.names().filter(|n| *n != TENANTS_ADMIN)).unwrap();
+        assert_eq!(c.missing_grants(&no_tenants, &set(&["*"])), vec!["*"]);
     }
 
     #[test]

@@ -13,7 +13,6 @@ use keygate_server::error::ApiError;
 use keygate_server::extract::parse_json;
 use keygate_server::tokens::{
     self, MAX_DESCRIPTION_CHARS, MAX_LIFETIME_SECONDS, MAX_METADATA_BYTES, MAX_NAME_CHARS,
-    MAX_SCOPES,
 };
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
@@ -163,7 +162,11 @@ fn check_scopes(names: &[String]) {
     let catalog = catalog();
     match tokens::validate_scopes_in(catalog, names) {
         Ok(set) => {
-            assert!(!set.is_empty() && set.len() <= names.len() && names.len() <= MAX_SCOPES);
+            assert!(
+                !set.is_empty()
+                    && set.len() <= names.len()
+                    && names.len() <= tokens::max_scopes(catalog)
+            );
             let kept = set.names();
             assert!(
                 names.iter().all(|n| kept.contains(n)),
@@ -176,7 +179,7 @@ fn check_scopes(names: &[String]) {
         Err(e) => {
             assert_unprocessable(&e);
             let broken = names.is_empty()
-                || names.len() > MAX_SCOPES
+                || names.len() > tokens::max_scopes(catalog)
                 || names
                     .iter()
                     .any(|n| catalog.validate([n.as_str()]).is_err());

@@ -107,6 +107,7 @@ pub async fn run(
         last_used_ip: None,
         created_by: Some("system".into()),
         external_id: None,
+        rotated_to: None,
     };
     let created = store
         .bootstrap(&Bootstrap {

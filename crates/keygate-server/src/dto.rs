@@ -42,6 +42,10 @@ pub struct TokenView {
     pub last_used_at: Option<OffsetDateTime>,
     pub last_used_ip: Option<String>,
     pub created_by: Option<String>,
+    /// The token that replaced this one by rotation; the expiry (the end of the grace period)
+    /// of a rotated-out token cannot change.
+    #[schema(example = json!(null))]
+    pub rotated_to: Option<String>,
 }
 
 impl From<TokenRecord> for TokenView {
@@ -63,6 +67,7 @@ impl From<TokenRecord> for TokenView {
             last_used_at: t.last_used_at,
             last_used_ip: t.last_used_ip,
             created_by: t.created_by,
+            rotated_to: t.rotated_to.map(|id| id.into_string()),
         }
     }
 }
@@ -544,6 +549,7 @@ mod tests {
             last_used_at: None,
             last_used_ip: None,
             created_by: None,
+            rotated_to: None,
         }
     }
 

@@ -131,7 +131,7 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound => ApiError::NotFound("Not found".into()),
             StoreError::Conflict(m) => ApiError::Conflict(format!("Already exists: {m}")),
-            StoreError::LimitReached(m) => ApiError::Conflict(m),
+            StoreError::LimitReached(m) | StoreError::Refused(m) => ApiError::Conflict(m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
                 ApiError::Unavailable

@@ -343,3 +343,34 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
         }
     }
 }
+
+/// The token a request presents, for ending it (`DELETE /api/v1/tokens/self`): a disabled or
+/// expired token is accepted too, since revoking only takes power away and a holder who finds
+/// their token leaked must be able to end it whatever its state. Without a token, the request
+/// is authenticated as any other (a web session then has no calling token).
+pub struct CallingToken(pub Caller);
+
+impl FromRequestParts<AppState> for CallingToken {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let addr = client_ip(parts, state.config.trust_forwarded_for);
+        let Credential::Token(token) = presented_token(parts, state.config.allow_query_token)
+        else {
+            return Authorized::<AnyScope>::from_request_parts(parts, state)
+                .await
+                .map(|a| CallingToken(a.caller));
+        };
+        match crate::token_auth::verify(state, &token, &[], addr).await? {
+            Outcome::Valid(t) | Outcome::Disabled(t) | Outcome::Expired(t) => {
+                Ok(CallingToken(Caller {
+                    principal: Principal::Token(t),
+                    ip: addr.map(|a| a.to_string()),
+                }))
+            }
+            Outcome::Malformed | Outcome::NotFound | Outcome::InsufficientScope { .. } => {
+                Err(ApiError::InvalidToken)
+            }
+        }
+    }
+}

@@ -70,6 +70,13 @@ pub fn validate_scopes(state: &AppState, names: &[String]) -> ApiResult<ScopeSet
     validate_scopes_in(&state.config.catalog, names)
 }
 
+/// Most scopes one token may name: [`MAX_SCOPES`], or the size of the catalogue when that is
+/// larger, so that a token can always hold every scope a role holds (a member holds every API
+/// scope, and Instana's flags alone are more than a hundred).
+pub fn max_scopes(catalog: &ScopeCatalog) -> usize {
+    MAX_SCOPES.max(catalog.names().count())
+}
+
 /// [`validate_scopes`] against a given catalogue: pure, so the fuzz targets check it without
 /// a server.
 pub fn validate_scopes_in(catalog: &ScopeCatalog, names: &[String]) -> ApiResult<ScopeSet> {
@@ -78,9 +85,10 @@ pub fn validate_scopes_in(catalog: &ScopeCatalog, names: &[String]) -> ApiResult
             "scopes must name at least one scope (GET /api/v1/scopes lists them)".into(),
         ));
     }
-    if names.len() > MAX_SCOPES {
+    let max = max_scopes(catalog);
+    if names.len() > max {
         return Err(ApiError::Unprocessable(format!(
-            "at most {MAX_SCOPES} scopes per token"
+            "at most {max} scopes per token"
         )));
     }
     catalog
@@ -136,6 +144,31 @@ pub fn expiry(
         (None, Some(s)) => Ok(Some(now + Duration::seconds(s as i64))),
         (None, None) => Ok(None),
     }
+}
+
+/// Sets a token's expiry, on every surface. An expiry is binding once the token has expired or
+/// has been rotated out (the end of its grace period): otherwise a token could revive itself, or
+/// a rotated-out token outlive its rotation. The store keeps the same rule for changes that race.
+pub fn change_expiry(
+    rec: &mut TokenRecord,
+    expires_at: Option<OffsetDateTime>,
+    now: OffsetDateTime,
+) -> ApiResult<()> {
+    if rec.expires_at == expires_at {
+        return Ok(());
+    }
+    if let Some(successor) = &rec.rotated_to {
+        return Err(ApiError::Conflict(format!(
+            "token was rotated to {successor}; the end of its grace period cannot change"
+        )));
+    }
+    if rec.expires_at.is_some_and(|e| e <= now) {
+        return Err(ApiError::Conflict(
+            "token has expired; an expired token cannot be revived (create a new one)".into(),
+        ));
+    }
+    rec.expires_at = expires_at;
+    Ok(())
 }
 
 pub(crate) fn audit(
@@ -272,6 +305,7 @@ pub async fn create(
         last_used_ip: None,
         created_by: Some(caller.actor()),
         external_id: spec.external_id,
+        rotated_to: None,
     };
     let entry = audit(
         caller,
@@ -329,6 +363,26 @@ pub async fn changeable(state: &AppState, caller: &Caller, id: &str) -> ApiResul
     Ok(rec)
 }
 
+/// May the caller take a visible token's power away (disable or revoke it)? Never harder than
+/// giving it: a token may always end itself, `tokens:admin` manages every token of its tenant
+/// (so a tenant's admin can kill a leaked `*` token), and any other caller must cover what the
+/// token can grant, a wildcard counted as the catalogue's scopes it covers. A narrow CI token
+/// still cannot take down its owner's wider tokens.
+pub fn ensure_may_take_away(state: &AppState, caller: &Caller, rec: &TokenRecord) -> ApiResult<()> {
+    if caller.is_token(&rec.id) || caller.is_admin() {
+        return Ok(());
+    }
+    let missing = state
+        .config
+        .catalog
+        .missing_grants(caller.scopes(), &rec.scopes);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(ApiError::InsufficientScope(missing))
+    }
+}
+
 pub async fn list(
     state: &AppState,
     caller: &Caller,
@@ -369,7 +423,13 @@ pub async fn set_enabled(
     id: &str,
     enabled: bool,
 ) -> ApiResult<TokenRecord> {
-    let mut rec = changeable(state, caller, id).await?;
+    let mut rec = if enabled {
+        changeable(state, caller, id).await?
+    } else {
+        let rec = visible(state, caller, id).await?;
+        ensure_may_take_away(state, caller, &rec)?;
+        rec
+    };
     if rec.enabled == enabled {
         return Ok(rec);
     }
@@ -382,13 +442,15 @@ pub async fn set_enabled(
     save(state, caller, rec, action, json!({})).await
 }
 
-/// Revokes a token: it is rejected from the moment this returns and is gone afterwards.
+/// Revokes a visible token, if the caller may take its power away: it is rejected from the
+/// moment this returns and is gone afterwards.
 pub async fn delete(
     state: &AppState,
     caller: &Caller,
     rec: TokenRecord,
     action: &str,
 ) -> ApiResult<()> {
+    ensure_may_take_away(state, caller, &rec)?;
     let entry = audit(caller, action, rec.id.as_str(), json!({ "name": rec.name }));
     let write = Write::DeleteToken {
         tenant_id: rec.tenant_id.clone(),
@@ -416,6 +478,11 @@ pub async fn rotate(
     // would be a way to escalate.
     let mut old = changeable(state, caller, id).await?;
     let now = keygate_store::now();
+    if let Some(successor) = &old.rotated_to {
+        return Err(ApiError::Conflict(format!(
+            "token was already rotated to {successor}; rotate that one instead"
+        )));
+    }
     match old.status_at(now) {
         TokenStatus::Active => {}
         s => {
@@ -437,10 +504,12 @@ pub async fn rotate(
         last_used_ip: None,
         created_by: Some(caller.actor()),
         external_id: None,
+        rotated_to: None,
         ..old.clone()
     };
     let grace_end = now + Duration::seconds(grace_seconds as i64);
     old.expires_at = Some(old.expires_at.map_or(grace_end, |e| e.min(grace_end)));
+    old.rotated_to = Some(new.id.clone());
     old.updated_at = now;
     let entry = audit(
         caller,

@@ -311,6 +311,7 @@ pub async fn create_tenant(
         last_used_ip: None,
         created_by: Some(caller.actor()),
         external_id: None,
+        rotated_to: None,
     };
     let details = json!({ "tenant": req.name, "adminUserId": admin.id, "adminTokenId": token.id });
     let mut in_new = tokens::audit(caller, "tenant.create", &req.name, details.clone());

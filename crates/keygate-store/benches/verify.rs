@@ -27,6 +27,7 @@ fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
         last_used_ip: None,
         created_by: None,
         external_id: None,
+        rotated_to: None,
     }
 }
 

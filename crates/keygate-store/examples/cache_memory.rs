@@ -59,6 +59,7 @@ fn main() {
             last_used_ip: None,
             created_by: None,
             external_id: None,
+            rotated_to: None,
         };
         cache.fill(hash, Some(Arc::new(interner.cached(&rec))), cache.epoch());
     }

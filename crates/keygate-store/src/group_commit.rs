@@ -255,6 +255,7 @@ mod tests {
             last_used_ip: None,
             created_by: None,
             external_id: None,
+            rotated_to: None,
         }
     }
 

@@ -41,6 +41,8 @@ pub struct TokenRecord {
     pub created_by: Option<String>,
     /// An id chosen by a compatible surface's client (Instana's `internalId`), unique per tenant.
     pub external_id: Option<String>,
+    /// The token that replaced this one by rotation: its expiry is then fixed for good.
+    pub rotated_to: Option<TokenId>,
 }
 
 impl TokenRecord {

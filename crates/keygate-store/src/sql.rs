@@ -126,7 +126,7 @@ fn like_contains(text: &str) -> String {
 
 const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
-     external_id";
+     external_id, rotated_to";
 
 pub(crate) fn get<'r, T: sqlx::Decode<'r, Any> + Type<Any>>(
     row: &'r AnyRow,
@@ -168,6 +168,7 @@ fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
         last_used_ip: get(row, "last_used_ip")?,
         created_by: get(row, "created_by")?,
         external_id: get(row, "external_id")?,
+        rotated_to: get::<Option<String>>(row, "rotated_to")?.map(TokenId::from_stored),
     };
     Ok((get(row, "seq")?, rec))
 }
@@ -197,8 +198,8 @@ async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
          enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
-         external_id) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16)",
+         external_id, rotated_to) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
     )
     .bind(t.id.as_str())
     .bind(&t.tenant_id)
@@ -216,6 +217,7 @@ async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(&t.last_used_ip)
     .bind(&t.created_by)
     .bind(&t.external_id)
+    .bind(t.rotated_to.as_ref().map(TokenId::as_str))
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -260,16 +262,21 @@ async fn enforce_owner_limit(tx: &mut Tx, tenant_id: &str, owner_id: &str, max: 
     Ok(())
 }
 
-/// Expects one row changed; none means the token is gone.
-async fn exactly_one<'q>(
-    q: sqlx::query::Query<'q, Any, AnyArguments<'q>>,
-    tx: &mut Tx,
-) -> Result<()> {
-    let n = q.execute(&mut **tx).await.map_err(map_err)?.rows_affected();
-    if n == 0 {
-        return Err(StoreError::NotFound);
+/// Why a guarded token update changed no row: the token is gone, or its expiry is fixed.
+async fn missing_or_expiry_fixed(tx: &mut Tx, tenant_id: &str, id: &TokenId) -> StoreError {
+    let exists =
+        sqlx::query_scalar::<_, i64>("SELECT 1 FROM tokens WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await;
+    match exists {
+        Ok(Some(_)) => StoreError::Refused(
+            "the token has expired or was rotated out; its expiry can no longer change".into(),
+        ),
+        Ok(None) => StoreError::NotFound,
+        Err(e) => map_err(e),
     }
-    Ok(())
 }
 
 /// One batch of [`Store::apply`] inside an open transaction: its writes, its audit entries and,
@@ -289,10 +296,16 @@ pub(crate) async fn execute_batch(
                 changed.push(t.hash);
             }
             Write::UpdateToken(t) => {
+                // An expiry that has passed, or that a rotation set, is binding: the service
+                // refuses such a change, and this guard keeps a change that raced with the
+                // rotation or the expiry from undoing them. `rotated_to` is only ever set.
                 let q = sqlx::query(
                     "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
                      owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
-                     expires_at = $8 WHERE tenant_id = $9 AND id = $10",
+                     expires_at = $8, rotated_to = COALESCE(rotated_to, $11) \
+                     WHERE tenant_id = $9 AND id = $10 \
+                     AND (expires_at IS NOT DISTINCT FROM $8 \
+                          OR (rotated_to IS NULL AND (expires_at IS NULL OR expires_at > $7)))",
                 )
                 .bind(&t.name)
                 .bind(&t.description)
@@ -303,8 +316,11 @@ pub(crate) async fn execute_batch(
                 .bind(to_ms(t.updated_at))
                 .bind(t.expires_at.map(to_ms))
                 .bind(&t.tenant_id)
-                .bind(t.id.as_str());
-                exactly_one(q, tx).await?;
+                .bind(t.id.as_str())
+                .bind(t.rotated_to.as_ref().map(TokenId::as_str));
+                if q.execute(&mut **tx).await.map_err(map_err)?.rows_affected() == 0 {
+                    return Err(missing_or_expiry_fixed(tx, &t.tenant_id, &t.id).await);
+                }
                 changed.push(t.hash);
             }
             Write::DeleteToken { tenant_id, id } => {

@@ -16,6 +16,9 @@ pub enum StoreError {
     /// A bound was reached (tokens per owner); the message says which, for the client.
     #[error("{0}")]
     LimitReached(String),
+    /// A rule kept by the database refused the change (a fixed expiry); the message says which.
+    #[error("{0}")]
+    Refused(String),
     /// The database cannot be reached or refused the operation for a transient reason.
     #[error("database unavailable: {0}")]
     Unavailable(String),

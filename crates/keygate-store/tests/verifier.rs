@@ -194,6 +194,7 @@ fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
         last_used_ip: None,
         created_by: None,
         external_id: None,
+        rotated_to: None,
     }
 }
 
@@ -451,6 +452,50 @@ async fn a_duplicate_token_is_a_conflict_and_nothing_is_written(f: Fixture) {
         audit.items.is_empty(),
         "the failed batch left no audit entry"
     );
+}
+
+/// The store keeps an expiry that has passed, or that a rotation set, for a change that raced
+/// with the check the service makes first.
+async fn a_passed_or_rotated_expiry_cannot_change(f: Fixture) {
+    let (_, mut expired) = insert(&f, &["metrics:read"]).await;
+    expired.expires_at = Some(now() - time::Duration::seconds(1));
+    f.store
+        .apply(&[Write::UpdateToken(expired.clone())], &[])
+        .await
+        .unwrap();
+    expired.name = "renamed".into();
+    f.store
+        .apply(&[Write::UpdateToken(expired.clone())], &[])
+        .await
+        .expect("a change that leaves the expiry alone");
+    expired.expires_at = None;
+    let err = f
+        .store
+        .apply(&[Write::UpdateToken(expired.clone())], &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+
+    let (_, mut rotated) = insert(&f, &["metrics:read"]).await;
+    rotated.expires_at = Some(now() + time::Duration::seconds(600));
+    rotated.rotated_to = Some(keygate_core::TokenId::from_stored(
+        "kg_successor0000000".into(),
+    ));
+    f.store
+        .apply(&[Write::UpdateToken(rotated.clone())], &[])
+        .await
+        .unwrap();
+    rotated.rotated_to = None;
+    rotated.expires_at = None;
+    let err = f
+        .store
+        .apply(&[Write::UpdateToken(rotated.clone())], &[])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::Refused(_)), "{err:?}");
+    let stored = f.store.token_by_hash(&rotated.hash).await.unwrap().unwrap();
+    assert!(stored.expires_at.is_some());
+    assert_eq!(stored.rotated_to.unwrap().as_str(), "kg_successor0000000");
 }
 
 async fn changing_or_deleting_a_missing_token_is_not_found(f: Fixture) {
@@ -905,6 +950,7 @@ on_both_backends!(
     later_uses_within_the_resolution_are_not_written,
     a_duplicate_token_is_a_conflict_and_nothing_is_written,
     changing_or_deleting_a_missing_token_is_not_found,
+    a_passed_or_rotated_expiry_cannot_change,
     lists_page_newest_first_and_filter,
     last_use_never_moves_backwards,
     concurrent_bootstraps_create_exactly_one,

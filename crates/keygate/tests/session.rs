@@ -90,6 +90,42 @@ fn the_cookie_is_secure_over_tls() {
     assert!(!set_cookie(&r).contains("Secure"));
 }
 
+/// The rule on scopes per token holds for every token a role can make: a member holds more
+/// than a hundred scopes (every API scope, Instana's flags among them) and can give a token all
+/// of them, on the native API as through Interana's copy of the caller's scopes; a list longer
+/// than the catalogue is refused.
+#[test]
+fn a_member_can_give_a_token_every_scope_of_the_role_and_no_more_than_the_catalogue() {
+    let s = Server::start();
+    s.create_user("mia", "mia-password-123", "member");
+    let session = s.login("mia", "mia-password-123");
+    let scopes: Vec<String> = session.body["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap().to_owned())
+        .collect();
+    assert!(scopes.len() > 100, "{}", scopes.len());
+    let r = s
+        .as_session(&session, "POST", "/api/v1/tokens")
+        .json(&json!({ "name": "all of mine", "scopes": scopes }))
+        .send()
+        .unwrap();
+    let (status, v) = status_json(r);
+    assert_eq!(status, 201, "{v}");
+    assert_eq!(v["scopes"].as_array().unwrap().len(), scopes.len());
+    let (_, catalogue) = status_json(s.admin("GET", "/api/v1/scopes").send().unwrap());
+    let too_many: Vec<&str> = std::iter::repeat("tokens:read")
+        .take(catalogue.as_array().unwrap().len() + 1)
+        .collect();
+    let r = s
+        .as_session(&session, "POST", "/api/v1/tokens")
+        .json(&json!({ "name": "too many", "scopes": too_many }))
+        .send()
+        .unwrap();
+    assert_error(r, 422, "invalid_request");
+}
+
 /// Interana's `create_token` is also a GET, which a browser sends cross-site for a link or an
 /// image with the cookie attached: with only the cookie it must never create anything, with or
 /// without the CSRF token, while a token in the header may still use the GET.

@@ -1273,6 +1273,81 @@ fn rotate_keeps_the_lifetime_and_never_extends_the_old_expiry() {
     assert_eq!(time_of(&got["expiresAt"]), old_exp);
 }
 
+/// The end of a grace period is binding: a rotated-out token cannot extend or remove its own
+/// expiry, nor be rotated again, and it names its successor.
+#[test]
+fn a_rotated_out_token_cannot_change_its_expiry() {
+    let s = Server::start();
+    let (old_id, old) = s.create_token("deploy", &["tokens:write"]);
+    let (st, rotated) = post_as(
+        &s,
+        &s.admin_token,
+        &format!("/api/v1/tokens/{old_id}/rotate"),
+        Some(json!({"gracePeriodSeconds": 600})),
+    );
+    assert_eq!(st, 201, "{rotated}");
+    let before = admin_get(&s, &format!("/api/v1/tokens/{old_id}"));
+    assert_eq!(before["rotatedTo"], rotated["id"]);
+    let later = rfc3339(OffsetDateTime::now_utc() + time::Duration::days(365));
+    for expires_at in [Value::Null, json!(later)] {
+        for by in [&old, &s.admin_token] {
+            let r = put_as(
+                &s,
+                by,
+                &old_id,
+                json!({"name": "deploy", "scopes": ["tokens:write"], "expiresAt": expires_at}),
+            );
+            assert_code(r, 409, "conflict");
+        }
+    }
+    let after = admin_get(&s, &format!("/api/v1/tokens/{old_id}"));
+    assert_eq!(after["expiresAt"], before["expiresAt"]);
+    // A change that leaves the expiry alone still works, as does one that restates it.
+    let r = put_as(
+        &s,
+        &old,
+        &old_id,
+        json!({"name": "deploy (old)", "scopes": ["tokens:write"],
+               "expiresAt": before["expiresAt"]}),
+    );
+    assert_eq!(r.0, 200, "{}", r.1);
+    let r = post_as(
+        &s,
+        &s.admin_token,
+        &format!("/api/v1/tokens/{old_id}/rotate"),
+        None,
+    );
+    assert_code(r, 409, "conflict");
+}
+
+/// An expired token stays expired: no token of its owner can give it a new expiry.
+#[test]
+fn an_expired_token_cannot_be_revived() {
+    let s = Server::start();
+    let (_, writer) = s.create_token("writer", &["tokens:write"]);
+    let v = create_ok(
+        &s,
+        &s.admin_token,
+        json!({"name": "short", "scopes": ["tokens:read"], "expiresIn": 1}),
+    );
+    let (id, token) = (v["id"].as_str().unwrap(), v["token"].as_str().unwrap());
+    std::thread::sleep(Duration::from_millis(1100));
+    assert_eq!(s.verify(token, &[])["code"], "EXPIRED");
+    let later = rfc3339(OffsetDateTime::now_utc() + time::Duration::days(1));
+    for expires_at in [Value::Null, json!(later)] {
+        for by in [&writer, &s.admin_token] {
+            let r = put_as(
+                &s,
+                by,
+                id,
+                json!({"name": "short", "scopes": ["tokens:read"], "expiresAt": expires_at}),
+            );
+            assert_code(r, 409, "conflict");
+        }
+    }
+    assert_eq!(s.verify(token, &[])["code"], "EXPIRED");
+}
+
 #[test]
 fn rotate_with_an_empty_body_works() {
     let s = Server::start();
@@ -1488,6 +1563,50 @@ fn self_works_with_a_token_that_holds_no_token_scope() {
     assert_unauthorized(r, "missing_token", "Invalid API token");
 }
 
+/// A token may always end itself: a disabled or an expired one too, and each is then gone.
+#[test]
+fn a_disabled_or_expired_token_can_still_revoke_itself() {
+    let s = Server::start();
+    let (disabled_id, disabled) = s.create_token("disabled", &["tokens:read"]);
+    let (st, v) = post_as(
+        &s,
+        &s.admin_token,
+        &format!("/api/v1/tokens/{disabled_id}/disable"),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    let v = create_ok(
+        &s,
+        &s.admin_token,
+        json!({"name": "expired", "scopes": ["tokens:read"], "expiresIn": 1}),
+    );
+    let expired = v["token"].as_str().unwrap().to_owned();
+    std::thread::sleep(Duration::from_millis(1100));
+    for (token, was) in [(&disabled, "DISABLED"), (&expired, "EXPIRED")] {
+        assert_eq!(s.verify(token, &[])["code"], was);
+        let r = s
+            .with_token("DELETE", "/api/v1/tokens/self", token)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 204, "{was}");
+        assert_eq!(s.verify(token, &[])["code"], "NOT_FOUND");
+    }
+    // Nothing else opens to them: a disabled token still reads nothing.
+    let (_, other) = s.create_token("other", &["tokens:read"]);
+    let other_id = id_of(&other);
+    post_as(
+        &s,
+        &s.admin_token,
+        &format!("/api/v1/tokens/{other_id}/disable"),
+        None,
+    );
+    let r = s
+        .with_token("GET", "/api/v1/tokens/self", &other)
+        .send()
+        .unwrap();
+    assert_unauthorized(r, "token_disabled", "API token disabled");
+}
+
 #[test]
 fn delete_self_revokes_the_calling_token() {
     let s = Server::builder()
@@ -1670,6 +1789,79 @@ fn a_narrow_token_cannot_delete_a_wider_token() {
     let still = s.verify(&s.admin_token, &[])["code"].clone();
     assert_forbidden(r, &["*"]);
     assert_eq!(still, "VALID");
+}
+
+/// Taking power away is never harder than giving it: the tenant's admin (web session, or a
+/// token with `tokens:admin`) disables and revokes wildcard tokens, the bootstrap `*` token
+/// included; a token of the same owner that holds every `metrics:` scope of the catalogue may
+/// disable a `metrics:*` one, and one that lacks `metrics:write` may not.
+#[test]
+fn wildcard_tokens_can_be_disabled_and_revoked_by_whoever_covers_what_they_grant() {
+    let s = Server::with_metrics_scopes();
+    let session = s.login("admin", ADMIN_PASSWORD);
+    let (ns_id, ns) = s.create_token("namespace", &["metrics:*"]);
+    let (star_id, star) = s.create_token("everything", &["*"]);
+    let as_session = |method: &str, path: &str| {
+        let r = s.as_session(&session, method, path).send().unwrap();
+        r.status().as_u16()
+    };
+    assert_eq!(
+        as_session("POST", &format!("/api/v1/tokens/{ns_id}/disable")),
+        200
+    );
+    assert_eq!(s.verify(&ns, &[])["code"], "DISABLED");
+    assert_eq!(
+        as_session("POST", &format!("/api/v1/tokens/{star_id}/disable")),
+        200
+    );
+    assert_eq!(s.verify(&star, &[])["code"], "DISABLED");
+    assert_eq!(
+        as_session("DELETE", &format!("/api/v1/tokens/{ns_id}")),
+        204
+    );
+    assert_eq!(
+        as_session("DELETE", &format!("/api/v1/tokens/{star_id}")),
+        204
+    );
+    assert_eq!(s.verify(&star, &[])["code"], "NOT_FOUND");
+
+    // A token with tokens:admin and nothing of the wildcard's: the leaked bootstrap token.
+    let (_, admin) = s.create_token("token admin", &["tokens:admin"]);
+    let bootstrap = id_of(&s.admin_token);
+    let (st, v) = post_as(
+        &s,
+        &admin,
+        &format!("/api/v1/tokens/{bootstrap}/disable"),
+        None,
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.verify(&s.admin_token, &[])["code"], "DISABLED");
+    let r = s
+        .with_token("DELETE", &format!("/api/v1/tokens/{bootstrap}"), &admin)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(s.verify(&s.admin_token, &[])["code"], "NOT_FOUND");
+}
+
+/// The same owner without `tokens:admin`: coverage counts a wildcard as what it grants.
+#[test]
+fn an_owners_token_covering_every_scope_of_a_namespace_may_disable_its_wildcard_token() {
+    let s = Server::with_metrics_scopes();
+    let (ns_id, ns) = s.create_token("namespace", &["metrics:*"]);
+    let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
+    let (_, full) = s.create_token("full", &["tokens:write", "metrics:read", "metrics:write"]);
+    let path = format!("/api/v1/tokens/{ns_id}/disable");
+    assert_forbidden(post_as(&s, &narrow, &path, None), &["metrics:*"]);
+    assert_eq!(s.verify(&ns, &[])["code"], "VALID");
+    let (st, v) = post_as(&s, &full, &path, None);
+    assert_eq!(st, 200, "{v}");
+    assert_eq!(s.verify(&ns, &[])["code"], "DISABLED");
+    // Giving the power back is giving power: it needs the wildcard itself.
+    assert_forbidden(
+        post_as(&s, &full, &format!("/api/v1/tokens/{ns_id}/enable"), None),
+        &["metrics:*"],
+    );
 }
 
 #[test]

@@ -585,7 +585,7 @@ pub async fn instana_put_token(
     tokens::ensure_covers(&caller, &scopes)?;
     if let Some(ms) = body.expires_on {
         if rec.expires_at.map(epoch_ms) != Some(ms) {
-            rec.expires_at = Some(expiry_of(ms)?);
+            tokens::change_expiry(&mut rec, Some(expiry_of(ms)?), keygate_store::now())?;
         }
     }
     rec.name = name;
@@ -611,7 +611,7 @@ pub async fn instana_delete_token(
 ) -> ApiResult<StatusCode> {
     let caller = manager(caller)?;
     let found = find_or_404(&state, &caller, &internal_id).await?;
-    let rec = tokens::changeable(&state, &caller, found.id.as_str()).await?;
+    let rec = tokens::visible(&state, &caller, found.id.as_str()).await?;
     tokens::delete(&state, &caller, rec, "token.delete").await?;
     Ok(StatusCode::NO_CONTENT)
 }

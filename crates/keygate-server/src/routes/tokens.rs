@@ -9,7 +9,8 @@ use serde_json::json;
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{
-    AnyScope, Authorized, Caller, Json, OptionalJson, Path, Query, TokensRead, TokensWrite,
+    AnyScope, Authorized, Caller, CallingToken, Json, OptionalJson, Path, Query, TokensRead,
+    TokensWrite,
 };
 use crate::state::AppState;
 use crate::tokens::{self, NewToken};
@@ -148,10 +149,11 @@ pub async fn update_token(
     let mut rec = tokens::changeable(&state, &caller, &id).await?;
     let now = keygate_store::now();
     if let Some(at) = req.expires_at {
-        rec.expires_at = match at {
-            Some(at) => tokens::expiry(now, Some(at), None)?,
-            None => None,
+        let at = match at {
+            Some(at) if Some(at) != rec.expires_at => tokens::expiry(now, Some(at), None)?,
+            at => at,
         };
+        tokens::change_expiry(&mut rec, at, now)?;
     }
     if let Some(d) = req.description {
         rec.description = tokens::validate_description(d)?;
@@ -181,7 +183,7 @@ pub async fn delete_token(
     caller: Authorized<TokensWrite>,
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let rec = tokens::changeable(&state, &caller, &id).await?;
+    let rec = tokens::visible(&state, &caller, &id).await?;
     tokens::delete(&state, &caller, rec, "token.delete").await?;
     Ok(StatusCode::NO_CONTENT)
 }
@@ -291,13 +293,13 @@ pub async fn get_self(
     }
 }
 
-/// Revoke the calling token.
+/// Revoke the calling token; a disabled or expired token may end itself too.
 #[utoipa::path(delete, path = "/api/v1/tokens/self", tag = "tokens",
     responses((status = 204, description = "Revoked"), (status = 401, body = ErrorBody)),
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn revoke_self(
     State(state): State<AppState>,
-    caller: Authorized<AnyScope>,
+    CallingToken(caller): CallingToken,
 ) -> ApiResult<StatusCode> {
     let rec = state
         .store
