@@ -115,9 +115,7 @@ fn a_member_can_give_a_token_every_scope_of_the_role_and_no_more_than_the_catalo
     assert_eq!(status, 201, "{v}");
     assert_eq!(v["scopes"].as_array().unwrap().len(), scopes.len());
     let (_, catalogue) = status_json(s.admin("GET", "/api/v1/scopes").send().unwrap());
-    let too_many: Vec<&str> = std::iter::repeat("tokens:read")
-        .take(catalogue.as_array().unwrap().len() + 1)
-        .collect();
+    let too_many = vec!["tokens:read"; catalogue.as_array().unwrap().len() + 1];
     let r = s
         .as_session(&session, "POST", "/api/v1/tokens")
         .json(&json!({ "name": "too many", "scopes": too_many }))
