@@ -16,12 +16,12 @@ INSERT INTO issued_token_ids (id) SELECT id FROM tokens;
 INSERT INTO issued_external_ids (tenant_id, external_id)
     SELECT tenant_id, external_id FROM tokens WHERE external_id IS NOT NULL;
 
--- Earlier versions let a chosen id equal a keygate id of the same tenant, and looked the chosen
--- id up first, so that id named the wrong token. Such a token goes by its keygate id from now on.
+-- Earlier versions let a chosen id have the shape of a keygate id (`<prefix>_` and 16 letters or
+-- digits; any prefix, as `--prefix` may have changed), even equal one of the same tenant, and
+-- looked the chosen id up first, so that id could name the wrong token. Now a path id of that
+-- shape always means a keygate id, and such a token goes by its keygate id.
 UPDATE tokens SET external_id = NULL
-    WHERE external_id IS NOT NULL
-      AND EXISTS (SELECT 1 FROM tokens AS t
-                  WHERE t.tenant_id = tokens.tenant_id AND t.id = tokens.external_id);
+    WHERE external_id ~ '^[a-z][a-z0-9]{1,15}_[0-9A-Za-z]{16}$';
 
 -- A second use of an id is a unique violation here, so the write that tried it fails whole.
 CREATE FUNCTION record_issued_ids() RETURNS trigger LANGUAGE plpgsql AS $$
