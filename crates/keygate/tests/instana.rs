@@ -708,6 +708,7 @@ fn the_real_instana_client_works_unmodified() {
         "create keeps the chosen internalId",
         "put replaces the permissions",
         "get after delete is 404",
+        "a deleted token's internalId is not given again",
         "a wrong token gets 401",
     ] {
         assert!(stdout.contains(&format!("ok: {step}")), "{step}: {stdout}");
