@@ -106,6 +106,18 @@ impl fmt::Display for TokenId {
     }
 }
 
+/// Whether `s` has the shape of a token id under any prefix, `<prefix>_<16 base62>`. An id a
+/// client chooses (Instana's `internalId`) must not have it, so that no chosen id can be read as
+/// a keygate id, one minted under an earlier `--prefix` included.
+pub fn has_id_shape(s: &str) -> bool {
+    let Some((prefix, public)) = s.split_once('_') else {
+        return false;
+    };
+    TokenPrefix::parse(prefix).is_ok()
+        && public.len() == PUBLIC_ID_LEN
+        && public.bytes().all(base62::is_base62)
+}
+
 /// A token in plaintext. It exists only between minting and the one response that shows it,
 /// or between a request's header and its hash. `Debug` never prints it, and `==` takes the
 /// same time wherever the two differ.
@@ -289,6 +301,29 @@ mod tests {
         );
         assert_eq!(parse(&"x".repeat(257), &kg()), Err(TokenError::Malformed));
         assert_eq!(parse(&"x".repeat(256), &kg()), Ok(ParsedToken::Foreign));
+    }
+
+    #[test]
+    fn ids_of_any_prefix_have_the_id_shape_and_little_else_does() {
+        let (id, tok) = PlainToken::mint(&kg());
+        assert!(has_id_shape(id.as_str()));
+        assert!(has_id_shape(
+            TokenId::generate(&TokenPrefix::parse("dt0c01").unwrap()).as_str()
+        ));
+        for not in [
+            tok.expose(),
+            "ext-1",
+            "kg_",
+            "kg_0123456789abcde",
+            "kg_0123456789abcdef0",
+            "KG_0123456789abcdef",
+            "k_0123456789abcdef",
+            "kg_0123456789abcde-",
+            "kg_0123456789abcdef_",
+            "",
+        ] {
+            assert!(!has_id_shape(not), "{not:?}");
+        }
     }
 
     #[test]

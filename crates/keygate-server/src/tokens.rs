@@ -242,19 +242,17 @@ pub struct NewToken {
 }
 
 /// The id and the secret of a new token: minted, or the client's own secret checked the way
-/// every presented token is (a native-format one must carry a valid checksum and keeps its id;
-/// any other must be 16–256 visible ASCII characters and gets a fresh id).
+/// every presented token is (one in this deployment's format must carry a valid checksum; any
+/// other must be 16–256 visible ASCII characters). A chosen secret never chooses the id, not
+/// even the one a secret in keygate's format carries: ids are keygate's alone, so a client can
+/// neither take a deleted token's id nor probe which ids exist. Nothing looks a token up by the
+/// id its text carries (verification goes by hash), so the two may differ.
 fn id_and_secret(state: &AppState, chosen: Option<PlainToken>) -> ApiResult<(TokenId, PlainToken)> {
     let Some(secret) = chosen else {
         return Ok(PlainToken::mint(&state.config.prefix));
     };
     match keygate_core::token::parse(secret.expose(), &state.config.prefix) {
-        Ok(keygate_core::token::ParsedToken::Native { id }) => {
-            Ok((TokenId::from_stored(id.to_owned()), secret.clone()))
-        }
-        Ok(keygate_core::token::ParsedToken::Foreign) => {
-            Ok((TokenId::generate(&state.config.prefix), secret))
-        }
+        Ok(_) => Ok((TokenId::generate(&state.config.prefix), secret)),
         Err(_) => Err(ApiError::Unprocessable(format!(
             "a chosen token must be 16-256 visible ASCII characters, and one that starts with \
              `{}_` must be a whole token of this deployment's format",

@@ -911,6 +911,77 @@ async fn a_batch_whose_caller_gives_up_is_written_whole_or_not_at_all(f: Fixture
     }
 }
 
+/// Every keygate id, and every chosen id within its tenant, names one token forever: neither is
+/// given again after the token is deleted, so audit histories and stored references never mix.
+async fn ids_are_never_given_again_even_after_deletion(f: Fixture) {
+    let (_, plain) = PlainToken::mint(&TokenPrefix::default());
+    let first = TokenRecord {
+        external_id: Some("chosen-1".into()),
+        ..record(&plain, &["metrics:read"])
+    };
+    f.store
+        .apply(&[Write::InsertToken(first.clone())], &[])
+        .await
+        .unwrap();
+    f.store
+        .apply(
+            &[Write::DeleteToken {
+                tenant_id: DEFAULT_TENANT.into(),
+                id: first.id.clone(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+
+    let (_, other) = PlainToken::mint(&TokenPrefix::default());
+    let same_id = TokenRecord {
+        id: first.id.clone(),
+        external_id: None,
+        ..record(&other, &["metrics:read"])
+    };
+    let same_external = TokenRecord {
+        external_id: Some("chosen-1".into()),
+        ..record(&other, &["metrics:read"])
+    };
+    for again in [same_id, same_external] {
+        let err = f
+            .store
+            .apply(&[Write::InsertToken(again.clone())], &[])
+            .await
+            .unwrap_err();
+        assert!(matches!(err, StoreError::Conflict(_)), "{err:?}");
+        assert!(f.store.token_by_hash(&again.hash).await.unwrap().is_none());
+    }
+
+    // A chosen id is the tenant's own: another tenant may use it.
+    f.store
+        .apply(
+            &[Write::InsertTenant {
+                id: "acme".into(),
+                created_at: now(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    let elsewhere = TokenRecord {
+        tenant_id: "acme".into(),
+        external_id: Some("chosen-1".into()),
+        ..record(&other, &["metrics:read"])
+    };
+    f.store
+        .apply(&[Write::InsertToken(elsewhere.clone())], &[])
+        .await
+        .unwrap();
+    let found = f
+        .store
+        .token_by_external_id("acme", "chosen-1")
+        .await
+        .unwrap();
+    assert_eq!(found.map(|t| t.id), Some(elsewhere.id));
+}
+
 /// Runs the futures concurrently on the current runtime.
 async fn futures_join_all<F: std::future::Future + Send + 'static>(
     fs: impl Iterator<Item = F>,
@@ -957,4 +1028,5 @@ on_both_backends!(
     many_concurrent_writes_all_land,
     a_failing_batch_among_concurrent_ones_fails_alone,
     a_batch_whose_caller_gives_up_is_written_whole_or_not_at_all,
+    ids_are_never_given_again_even_after_deletion,
 );

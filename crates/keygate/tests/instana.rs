@@ -257,14 +257,14 @@ fn errors_have_instanas_shape_and_never_500() {
     );
     assert_eq!((st, v["code"].as_str()), (409, Some("conflict")), "{v}");
     assert!(!v.to_string().contains("UNIQUE"), "no database detail: {v}");
-    // An internalId equal to another token's keygate id is taken too.
+    // An internalId equal to another token's keygate id is refused, as any of that shape is.
     let (boot_id, _) = s.create_token("native", &["tokens:read"]);
     let (st, _) = post(
         &s,
         &admin,
         json!({"accessGrantingToken": "yet-another-secret-0123", "internalId": boot_id, "name": "n"}),
     );
-    assert_eq!(st, 409);
+    assert_eq!(st, 422);
 
     // Bad bodies: 400 or 422 with the native body, never 500.
     let bad: Vec<(Value, u16)> = vec![
@@ -533,16 +533,15 @@ fn tokens_made_elsewhere_show_their_flags_and_keep_other_scopes() {
     assert_eq!(me["scopes"], json!(["audit:read", "instana:*"]));
     assert_eq!(me["name"], "wild renamed");
 
-    // Setting every flag through this surface stores `instana:*`.
+    // Setting every flag through this surface stores the flags, one scope each.
     let mut all = w.clone();
     all["internalId"] = json!("all-flags");
     all["accessGrantingToken"] = json!("all-flags-secret-012345");
     let (st, v) = post(&s, &admin, all);
     assert_eq!(st, 200, "{v}");
-    assert_eq!(
-        self_of(&s, "all-flags-secret-012345").1["scopes"],
-        json!(["instana:*"])
-    );
+    let scopes = self_of(&s, "all-flags-secret-012345").1["scopes"].clone();
+    assert_eq!(scopes.as_array().unwrap().len(), 106, "{scopes}");
+    assert!(!scopes.to_string().contains('*'), "{scopes}");
 
     // A token whose chosen id looks like a keygate id of another token does not hide it: the
     // keygate id of a token with a chosen id is not an internalId.
@@ -711,6 +710,7 @@ fn the_real_instana_client_works_unmodified() {
         "create keeps the chosen internalId",
         "put replaces the permissions",
         "get after delete is 404",
+        "a deleted token's internalId is not given again",
         "a wrong token gets 401",
     ] {
         assert!(stdout.contains(&format!("ok: {step}")), "{step}: {stdout}");
@@ -744,4 +744,392 @@ fn the_real_instana_client_works_unmodified() {
         .find(|e| e["targetId"] == me["id"])
         .expect("the kept token's creation is audited");
     assert_eq!(kept["action"], "token.create");
+}
+
+/// A token in keygate's own format that carries `id`: anyone can compute one for any id, since
+/// the format is public and its checksum is a CRC32.
+fn native_token_with_id(id: &str) -> String {
+    fn crc32(data: &[u8]) -> u32 {
+        let mut crc = !0u32;
+        for &b in data {
+            crc ^= u32::from(b);
+            for _ in 0..8 {
+                crc = if crc & 1 == 1 {
+                    (crc >> 1) ^ 0xEDB8_8320
+                } else {
+                    crc >> 1
+                };
+            }
+        }
+        !crc
+    }
+    let fresh = fresh_token();
+    let secret = &fresh[20..20 + keygate_core::token::SECRET_LEN];
+    let mut token = format!("{id}_{secret}");
+    let crc = crc32(token.as_bytes());
+    keygate_core::base62::encode_fixed(
+        u64::from(crc),
+        keygate_core::token::CHECKSUM_LEN,
+        &mut token,
+    );
+    assert_eq!(
+        keygate_core::token::parse(&token, &keygate_core::TokenPrefix::default()),
+        Ok(keygate_core::token::ParsedToken::Native { id }),
+        "a well-formed token carrying {id}"
+    );
+    token
+}
+
+/// The id a token of keygate's format carries (`kg_` and 16 characters).
+fn carried_id(token: &str) -> &str {
+    &token[..19]
+}
+
+#[test]
+fn a_chosen_internal_id_never_names_a_keygate_id() {
+    let s = Server::start();
+    let admin = s.admin_token.clone();
+    let secret = fresh_token();
+    let x = carried_id(&secret).to_owned();
+
+    // The decoy: an internalId shaped like a keygate id (of this prefix or any other) is refused,
+    // whether or not a token has that id.
+    for shaped in [x.as_str(), "ab_0123456789abcdef", "zz9_AbCdEfGhIjKlMnOp"] {
+        let (st, v) = post(
+            &s,
+            &admin,
+            json!({"accessGrantingToken": "decoy-secret-0123456789", "internalId": shaped,
+                   "name": "decoy"}),
+        );
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (422, Some("invalid_request")),
+            "internalId {shaped:?}: {v}"
+        );
+        let r = instana(&s, "PUT", &format!("{BASE}/{shaped}"), &admin)
+            .json(&json!({"accessGrantingToken": "decoy-secret-0123456789", "name": "decoy"}))
+            .send()
+            .unwrap();
+        assert_error(r, 422, "invalid_request");
+    }
+
+    // The real token: its secret carries x, but its keygate id is one keygate made.
+    let (st, real) = post(
+        &s,
+        &admin,
+        json!({"accessGrantingToken": secret, "internalId": "real", "name": "real",
+               "canViewLogs": true}),
+    );
+    assert_eq!(st, 200, "{real}");
+    let rid = real["id"].as_str().unwrap().to_owned();
+    assert_ne!(rid, x, "a chosen secret never chooses its keygate id");
+    assert!(rid.starts_with("kg_") && rid.len() == 19, "{rid}");
+    assert_eq!(real["accessGrantingToken"], format!("{rid}_****"));
+    // Verification is by hash: the id need not be a prefix of the token.
+    let (st, me) = self_of(&s, &secret);
+    assert_eq!((st, me["id"].as_str()), (200, Some(rid.as_str())), "{me}");
+    assert_eq!(s.verify(&secret, &["instana:canViewLogs"])["valid"], true);
+
+    // x names nothing, so deleting it deletes nothing; the real token goes by its internalId.
+    assert_eq!(get(&s, &admin, &x).0, 404);
+    let r = instana(&s, "DELETE", &format!("{BASE}/{x}"), &admin)
+        .send()
+        .unwrap();
+    assert_error(r, 404, "not_found");
+    assert_eq!(self_of(&s, &secret).0, 200, "nothing was deleted");
+    let r = instana(&s, "DELETE", &format!("{BASE}/real"), &admin)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    assert_eq!(self_of(&s, &secret).0, 401, "the real token is revoked");
+    assert_eq!(s.verify(&secret, &[])["valid"], false);
+}
+
+#[test]
+fn ids_of_deleted_tokens_are_never_given_again() {
+    let s = Server::start();
+    let admin = s.admin_token.clone();
+    // A token is made and revoked; its id stays in the audit log.
+    let (x, _) = s.create_token("old", &["tokens:read"]);
+    let r = s
+        .admin("DELETE", &format!("/api/v1/tokens/{x}"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    // Another user, who may manage tokens on this surface, sends a secret that carries x.
+    let bob = s.create_user("bob", "bob-password-0123456", "member");
+    let (st, b) = status_json(
+        s.admin("POST", "/api/v1/tokens")
+            .json(&json!({"name": "bob's manager", "ownerId": bob,
+                          "scopes": ["instana:canConfigureApiTokens"]}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 201, "{b}");
+    let bob_token = b["token"].as_str().unwrap().to_owned();
+    let forged = native_token_with_id(&x);
+    let (st, v) = post(
+        &s,
+        &bob_token,
+        json!({"accessGrantingToken": forged, "internalId": "bobs", "name": "bob's"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    assert_ne!(
+        v["id"],
+        x.as_str(),
+        "a revoked token's id is not given again"
+    );
+    let (st, me) = self_of(&s, &forged);
+    assert_eq!((st, &me["id"]), (200, &v["id"]));
+    // So the revoked token's audit history is its own: its creation and its deletion.
+    let (st, audit) = status_json(
+        s.admin("GET", &format!("/api/v1/audit?targetId={x}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 200, "{audit}");
+    let actions: Vec<&str> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|e| e["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(actions, ["token.delete", "token.create"], "{audit}");
+
+    // A deleted token's internalId is not given again either, to anyone in the tenant.
+    let (st, v) = post(
+        &s,
+        &admin,
+        json!({"accessGrantingToken": "first-holder-secret-0123", "internalId": "ci-1",
+               "name": "first"}),
+    );
+    assert_eq!(st, 200, "{v}");
+    let r = instana(&s, "DELETE", &format!("{BASE}/ci-1"), &admin)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+    for (who, secret) in [
+        (&admin, "second-holder-secret-012"),
+        (&bob_token, "third-holder-secret-0123"),
+    ] {
+        let (st, v) = post(
+            &s,
+            who,
+            json!({"accessGrantingToken": secret, "internalId": "ci-1", "name": "again"}),
+        );
+        assert_eq!(
+            (st, v["code"].as_str()),
+            (409, Some("conflict")),
+            "a deleted internalId: {v}"
+        );
+        let r = instana(&s, "PUT", &format!("{BASE}/ci-1"), who)
+            .json(&json!({"accessGrantingToken": secret, "name": "again"}))
+            .send()
+            .unwrap();
+        assert_error(r, 409, "conflict");
+        assert_eq!(self_of(&s, secret).0, 401, "nothing was made");
+    }
+    assert_eq!(get(&s, &admin, "ci-1").0, 404);
+}
+
+#[test]
+fn another_tenants_ids_answer_as_free_ones() {
+    let s = Server::start();
+    let admin = s.admin_token.clone();
+    // Tenant default holds a token made natively and one with a chosen internalId, and has
+    // deleted another.
+    let (x, _) = s.create_token("default's", &["tokens:read"]);
+    for id in ["shared", "gone"] {
+        let (st, v) = post(
+            &s,
+            &admin,
+            json!({"accessGrantingToken": format!("default-{id}-secret-0123"),
+                   "internalId": id, "name": id}),
+        );
+        assert_eq!(st, 200, "{v}");
+    }
+    let r = instana(&s, "DELETE", &format!("{BASE}/gone"), &admin)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    let (st, t) = status_json(
+        s.admin("POST", "/api/v1/tenants")
+            .json(&json!({"name": "acme"}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 201, "{t}");
+    let acme = t["adminToken"].as_str().unwrap().to_owned();
+
+    // A secret carrying default's token id answers as one carrying a free id.
+    let free = carried_id(&fresh_token()).to_owned();
+    let answers: Vec<(u16, Value)> = [(&x, "a1"), (&free, "a2")]
+        .into_iter()
+        .map(|(carried, internal)| {
+            post(
+                &s,
+                &acme,
+                json!({"accessGrantingToken": native_token_with_id(carried),
+                       "internalId": internal, "name": "n"}),
+            )
+        })
+        .collect();
+    assert_eq!(
+        (answers[0].0, answers[1].0),
+        (200, 200),
+        "a taken id and a free one: {answers:?}"
+    );
+    assert!(answers.iter().all(|(_, v)| v["id"] != x.as_str()));
+
+    // default's internalIds, live or deleted, are free in acme.
+    for id in ["shared", "gone", "unused"] {
+        let (st, v) = post(
+            &s,
+            &acme,
+            json!({"accessGrantingToken": format!("acme-{id}-secret-012345"),
+                   "internalId": id, "name": id}),
+        );
+        assert_eq!(st, 200, "{id}: {v}");
+        assert_eq!(v["internalId"], id);
+    }
+    // Both tenants' tokens named "shared" are their own.
+    let (_, d) = get(&s, &admin, "shared");
+    let (_, a) = get(&s, &acme, "shared");
+    assert_ne!(d["id"], a["id"]);
+    assert_eq!(self_of(&s, "default-shared-secret-0123").1["id"], d["id"]);
+}
+
+#[test]
+fn a_put_keeps_a_wildcard_and_every_other_scope() {
+    let s = Server::with_metrics_scopes();
+    let admin = s.admin_token.clone();
+    let boot_id = self_of(&s, &admin).1["id"].as_str().unwrap().to_owned();
+
+    // A token holding `*` shows every flag; a PUT that would clear some cannot take `*` away.
+    let (star_id, star) = s.create_token("star", &["*"]);
+    for (id, token) in [(&star_id, &star), (&boot_id, &admin)] {
+        let (st, v) = get(&s, &admin, id);
+        assert_eq!(st, 200, "{v}");
+        assert_eq!(v["canConfigureApiTokens"], true);
+        assert_eq!(v["limitedZhmcScope"], true);
+        let r = instana(&s, "PUT", &format!("{BASE}/{id}"), &admin)
+            .json(&json!({"internalId": id, "name": "narrowed", "canViewLogs": true}))
+            .send()
+            .unwrap();
+        let e = assert_error(r, 409, "conflict");
+        assert!(e["message"].as_str().unwrap().contains('*'), "{e}");
+        let (_, me) = self_of(&s, token);
+        assert_eq!(me["scopes"], json!(["*"]), "{id} keeps *");
+        assert_ne!(
+            me["name"], "narrowed",
+            "nothing of the refused PUT was written"
+        );
+    }
+    // The bootstrap token can still make tenants.
+    let r = s
+        .admin("POST", "/api/v1/tenants")
+        .json(&json!({"name": "still-possible"}))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    // A rename that sends the flags as shown is fine and keeps `*`.
+    let (_, mut v) = get(&s, &admin, &star_id);
+    v["name"] = json!("star renamed");
+    let r = instana(&s, "PUT", &format!("{BASE}/{star_id}"), &admin)
+        .json(&v)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, me) = self_of(&s, &star);
+    assert_eq!(
+        (&me["scopes"], &me["name"]),
+        (&json!(["*"]), &json!("star renamed"))
+    );
+
+    // `instana:*` is the 106 flags: clearing one leaves the other 105, and the scopes outside
+    // `instana:` stay.
+    let (wid, wild) = s.create_token("wild", &["instana:*", "audit:read", "metrics:*"]);
+    let (_, mut w) = get(&s, &admin, &wid);
+    w["canDeleteLogs"] = json!(false);
+    let r = instana(&s, "PUT", &format!("{BASE}/{wid}"), &admin)
+        .json(&w)
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let (_, me) = self_of(&s, &wild);
+    let scopes: Vec<&str> = me["scopes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
+    assert_eq!(scopes.len(), 2 + 105, "{scopes:?}");
+    assert!(scopes.contains(&"audit:read") && scopes.contains(&"metrics:*"));
+    assert!(!scopes.contains(&"instana:canDeleteLogs") && !scopes.contains(&"instana:*"));
+    assert_eq!(get(&s, &admin, &wid).1["canDeleteLogs"], false);
+}
+
+/// Every flag set, as a request body.
+fn all_flags(secret: &str, internal_id: &str) -> Value {
+    let mut body = json!({"accessGrantingToken": secret, "internalId": internal_id,
+                          "name": "every flag"});
+    for f in keygate_server::compat::instana::FLAGS {
+        body[*f] = json!(true);
+    }
+    body
+}
+
+#[test]
+fn an_admin_can_give_every_flag_and_a_narrower_caller_cannot() {
+    let s = Server::start();
+    let admin = s.login("admin", ADMIN_PASSWORD);
+    let r = s
+        .as_session(&admin, "POST", BASE)
+        .json(&all_flags("every-flag-secret-0123456", "every"))
+        .send()
+        .unwrap();
+    let (st, v) = status_json(r);
+    assert_eq!(st, 200, "an admin's session gives every flag: {v}");
+    assert!(keygate_server::compat::instana::FLAGS
+        .iter()
+        .all(|f| v[*f] == true));
+    // Stored as the flags themselves, which is what the admin role holds.
+    let (_, me) = self_of(&s, "every-flag-secret-0123456");
+    let scopes = me["scopes"].as_array().unwrap();
+    assert_eq!(scopes.len(), 106, "{me}");
+    assert!(scopes
+        .iter()
+        .all(|n| n.as_str().unwrap().starts_with("instana:can")
+            || n.as_str().unwrap().starts_with("instana:limited")));
+    // The admin session can also change and delete it.
+    let r = s
+        .as_session(&admin, "DELETE", &format!("{BASE}/every"))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 204);
+
+    // A member's token that holds two flags cannot give the others.
+    s.create_user("mia", "mia-password-0123456", "member");
+    let mia = s.login("mia", "mia-password-0123456");
+    let (st, m) = status_json(
+        s.as_session(&mia, "POST", "/api/v1/tokens")
+            .json(&json!({"name": "mia's manager",
+                          "scopes": ["instana:canConfigureApiTokens", "instana:canViewLogs"]}))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 201, "{m}");
+    let narrow = m["token"].as_str().unwrap().to_owned();
+    let (st, v) = post(&s, &narrow, all_flags("narrow-every-secret-0123", "narrow"));
+    assert_eq!(
+        (st, v["code"].as_str()),
+        (403, Some("insufficient_scope")),
+        "{v}"
+    );
+    let missing = v["missingScopes"].as_array().unwrap();
+    assert_eq!(missing.len(), 104, "{v}");
+    assert!(!missing.contains(&json!("instana:canViewLogs")));
+    assert_eq!(self_of(&s, "narrow-every-secret-0123").0, 401);
 }

@@ -103,6 +103,12 @@ try:
 except ApiException as e:
     check(e.status == 404, "get after delete is 404 (got %s)" % e.status)
 check(INTERNAL_ID not in {t.internal_id for t in api.get_api_tokens()}, "list no longer has it")
+try:
+    api.post_api_token(instana_client.ApiToken(
+        access_granting_token=SECRET + "-again", internal_id=INTERNAL_ID, name="again"))
+    check(False, "a deleted token's internalId is refused")
+except ApiException as e:
+    check(e.status == 409, "a deleted token's internalId is not given again (got %s)" % e.status)
 
 # 8. a wrong token is refused with 401 and Instana's body.
 try:

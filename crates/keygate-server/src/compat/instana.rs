@@ -6,9 +6,15 @@
 //!   shows a flag as true when its scopes allow that scope (so `*` and `instana:*` show all).
 //! - `internalId` is the id the client chose when it created the token (kept as the token's
 //!   `external_id`); a token made elsewhere shows its keygate id. `id` is always keygate's id.
+//!   A chosen id never has the shape of a keygate id, so a path id of that shape is a keygate
+//!   id and any other is a chosen one: no path can name two tokens. Chosen ids are unique per
+//!   tenant and never given twice (the store keeps those of deleted tokens).
 //! - keygate never stores a secret, so `accessGrantingToken` is masked in every answer, the
 //!   ones to POST and PUT included: `<keygate id>_****`. The client's chosen secret is accepted
-//!   on creation (16–256 visible characters) and kept only as a hash.
+//!   on creation (16–256 visible characters) and kept only as a hash; it never chooses the id.
+//! - Flags are always stored one scope each, which is what a role holds, so no-escalation
+//!   compares like with like. A PUT keeps every scope outside `instana:`; `instana:*` is
+//!   replaced by the flags sent, and a token holding `*` keeps it (its flags cannot change here).
 //! - Every route needs `tokens:admin` or `instana:canConfigureApiTokens`; the native rules of
 //!   `crate::tokens` (visibility, no escalation, audit, cache invalidation) apply as they are.
 //! - Errors are the native body, which is Instana's (`{"error":"Unauthorized","message":
@@ -85,8 +91,9 @@ mod model {
                 #[serde(rename = "accessGrantingToken", default,
                         skip_serializing_if = "Option::is_none")]
                 pub access_granting_token: Option<String>,
-                /// The token's id on this surface: chosen by the client on creation, or
-                /// keygate's id for tokens made elsewhere.
+                /// The token's id on this surface: chosen by the client on creation (never
+                /// shaped like a keygate id, never reused in the tenant), or keygate's id for
+                /// tokens made elsewhere.
                 #[serde(rename = "internalId", default, skip_serializing_if = "Option::is_none")]
                 pub internal_id: Option<String>,
                 #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -311,12 +318,10 @@ fn shown_flags(scopes: &ScopeSet) -> BTreeSet<&'static str> {
         .collect()
 }
 
-/// The scopes for a set of flags: `instana:*` when all are set (it shows the same and stays
-/// within keygate's limit on scopes per token), else one scope per flag.
+/// The scopes for a set of flags: one per flag, all of them included. Never `instana:*`: no role
+/// holds that wildcard, only the flags one by one, so asking for it would fail no-escalation
+/// for an admin who holds every flag (and it would also grant flags of future clients).
 fn flag_scopes(flags: &BTreeSet<&'static str>) -> Vec<Scope> {
-    if flags.len() == FLAGS.len() {
-        return vec![Scope::parse(&format!("{NAMESPACE}:*")).expect("a valid wildcard")];
-    }
     flags
         .iter()
         .map(|f| Scope::parse(&scope_of(f)).expect("a valid scope name"))
@@ -324,20 +329,29 @@ fn flag_scopes(flags: &BTreeSet<&'static str>) -> Vec<Scope> {
 }
 
 /// The scopes after a PUT: unchanged if the flags shown do not change; otherwise the token's
-/// scopes outside the `instana:` namespace (but not `*`, which would keep every flag) plus the
-/// flags set.
-fn updated_scopes(old: &ScopeSet, flags: &BTreeSet<&'static str>) -> ScopeSet {
+/// scopes outside the `instana:` namespace plus the flags set (so `instana:*` becomes the flags
+/// sent). A token holding `*` shows every flag and no set of scopes without `*` keeps what it
+/// grants elsewhere (`tenants:admin` on the bootstrap token), so its flags cannot change here:
+/// 409 rather than a silent narrowing or a 200 that changed nothing.
+fn updated_scopes(old: &ScopeSet, flags: &BTreeSet<&'static str>) -> ApiResult<ScopeSet> {
     if shown_flags(old) == *flags {
-        return old.clone();
+        return Ok(old.clone());
+    }
+    if old.iter().any(|s| s.as_str() == "*") {
+        return Err(ApiError::Conflict(
+            "this token holds `*`, which grants every permission flag, so its flags cannot be \
+             changed here; narrow its scopes with PUT /api/v1/tokens/{id}"
+                .into(),
+        ));
     }
     let prefix = format!("{NAMESPACE}:");
     let mut scopes: Vec<Scope> = old
         .iter()
-        .filter(|s| s.as_str() != "*" && !s.as_str().starts_with(&prefix))
+        .filter(|s| !s.as_str().starts_with(&prefix))
         .cloned()
         .collect();
     scopes.extend(flag_scopes(flags));
-    ScopeSet::new(scopes)
+    Ok(ScopeSet::new(scopes))
 }
 
 fn validate_internal_id(id: &str) -> ApiResult<()> {
@@ -355,6 +369,13 @@ fn validate_internal_id(id: &str) -> ApiResult<()> {
     if id.chars().any(char::is_control) {
         return Err(ApiError::Unprocessable(
             "internalId must not contain control characters".into(),
+        ));
+    }
+    if keygate_core::token::has_id_shape(id) {
+        return Err(ApiError::Unprocessable(
+            "internalId must not have the shape of a keygate token id (`<prefix>_` and 16 \
+             letters or digits): a path id of that shape always means a keygate id"
+                .into(),
         ));
     }
     Ok(())
@@ -381,24 +402,25 @@ fn expiry_of(ms: i64) -> ApiResult<OffsetDateTime> {
         .map(|e| e.expect("an expiry was given"))
 }
 
-/// The token whose id on this surface is `internal_id`, if the caller may see it.
+/// The token whose id on this surface is `internal_id`, if the caller may see it. The shape
+/// alone says which kind of id it is, so no chosen id can hide a keygate id or the reverse.
 async fn find(
     state: &AppState,
     caller: &Caller,
     internal_id: &str,
 ) -> ApiResult<Option<TokenRecord>> {
-    let rec = match state
-        .store
-        .token_by_external_id(caller.tenant_id(), internal_id)
-        .await?
-    {
-        Some(rec) => Some(rec),
-        // A token without a client-chosen id goes by its keygate id.
-        None => state
+    let rec = if keygate_core::token::has_id_shape(internal_id) {
+        // Only a token without a chosen id goes by its keygate id: each token has one name here.
+        state
             .store
             .token_by_id(caller.tenant_id(), internal_id)
             .await?
-            .filter(|t| t.external_id.is_none()),
+            .filter(|t| t.external_id.is_none())
+    } else {
+        state
+            .store
+            .token_by_external_id(caller.tenant_id(), internal_id)
+            .await?
     };
     Ok(rec.filter(|t| caller.may_see(t)))
 }
@@ -433,18 +455,12 @@ async fn create(
     };
     let expires_at = body.expires_on.map(expiry_of).transpose()?;
     let scopes = ScopeSet::new(flag_scopes(&flags));
-    // The id must be free both as a chosen id and as a keygate id, or lookups would be
-    // ambiguous.
+    // Only the caller's tenant is asked: another tenant's ids answer as free ones.
     let taken = state
         .store
         .token_by_external_id(caller.tenant_id(), internal_id)
         .await?
-        .is_some()
-        || state
-            .store
-            .token_by_id(caller.tenant_id(), internal_id)
-            .await?
-            .is_some();
+        .is_some();
     if taken {
         return Err(ApiError::Conflict(format!(
             "An API token with internalId {internal_id:?} already exists"
@@ -460,8 +476,11 @@ async fn create(
     };
     match tokens::create(state, caller, spec).await {
         Ok((rec, _)) => Ok(rec),
+        // The store refuses an internalId a deleted token had, as well as a secret in use.
         Err(ApiError::Conflict(_)) => Err(ApiError::Conflict(
-            "An API token with this internalId or this accessGrantingToken already exists".into(),
+            "This internalId was used before (an internalId is never given twice in a tenant, \
+             even after its token is deleted), or this accessGrantingToken is in use"
+                .into(),
         )),
         Err(e) => Err(e),
     }
@@ -581,7 +600,7 @@ pub async fn instana_put_token(
     let name = required_name(&body)?;
     // No escalation, for the token as it is and as it will be.
     let mut rec = tokens::changeable(&state, &caller, found.id.as_str()).await?;
-    let scopes = updated_scopes(&rec.scopes, &body.flags_set());
+    let scopes = updated_scopes(&rec.scopes, &body.flags_set())?;
     tokens::ensure_covers(&caller, &scopes)?;
     if let Some(ms) = body.expires_on {
         if rec.expires_at.map(epoch_ms) != Some(ms) {
@@ -654,13 +673,39 @@ mod tests {
     }
 
     #[test]
-    fn put_keeps_other_scopes_and_all_flags_collapse() {
+    fn put_keeps_other_scopes_and_wildcards_are_never_lost() {
         let old = ScopeSet::parse(["tokens:read", "instana:canViewLogs"]).unwrap();
-        let new = updated_scopes(&old, &BTreeSet::from(["canDeleteLogs"]));
+        let new = updated_scopes(&old, &BTreeSet::from(["canDeleteLogs"])).unwrap();
         assert_eq!(new.names(), vec!["instana:canDeleteLogs", "tokens:read"]);
         let all: BTreeSet<_> = FLAGS.iter().copied().collect();
-        assert_eq!(flag_scopes(&all)[0].as_str(), "instana:*");
-        let star = ScopeSet::parse(["*"]).unwrap();
-        assert_eq!(updated_scopes(&star, &all), star);
+        let every = flag_scopes(&all);
+        assert_eq!(every.len(), FLAGS.len());
+        assert!(every.iter().all(|s| !s.is_wildcard()));
+        // `*` stays whatever is sent: as shown it is kept, anything else is refused.
+        let star = ScopeSet::parse(["*", "tokens:read"]).unwrap();
+        assert_eq!(updated_scopes(&star, &all).unwrap(), star);
+        assert!(matches!(
+            updated_scopes(&star, &BTreeSet::from(["canViewLogs"])),
+            Err(ApiError::Conflict(_))
+        ));
+        // `instana:*` is the flags: clearing one keeps the others, one scope each.
+        let wild = ScopeSet::parse(["instana:*", "metrics:*"]).unwrap();
+        let mut fewer = all.clone();
+        fewer.remove("canDeleteLogs");
+        let new = updated_scopes(&wild, &fewer).unwrap();
+        assert_eq!(new.len(), 1 + FLAGS.len() - 1);
+        assert!(new.allows("metrics:read") && new.allows("instana:canViewLogs"));
+        assert!(!new.allows("instana:canDeleteLogs"));
+    }
+
+    #[test]
+    fn a_chosen_id_never_has_a_keygate_ids_shape() {
+        assert!(validate_internal_id("ci-token-1").is_ok());
+        for shaped in ["kg_0123456789abcdef", "dt0c01_ABCDEFGHIJKLMNOP"] {
+            assert!(matches!(
+                validate_internal_id(shaped),
+                Err(ApiError::Unprocessable(_))
+            ));
+        }
     }
 }
