@@ -675,7 +675,10 @@ fn no_command_panics_on_a_malformed_or_too_deep_answer() {
     let deep = deep_json(200);
     let answers = [
         (200, deep.clone()),
-        (200, format!(r#"{{"items":[{{"id":"kg_x","metadata":{deep}}}],"nextCursor":null}}"#)),
+        (
+            200,
+            format!(r#"{{"items":[{{"id":"kg_x","metadata":{deep}}}],"nextCursor":null}}"#),
+        ),
         (200, "this is not JSON".to_owned()),
         (200, r#"{"items":"not a list"}"#.to_owned()),
         (200, r#"["a","list"]"#.to_owned()),

@@ -1328,8 +1328,10 @@ fn answers_that_carry_a_secret_are_never_stored_by_caches() {
         (
             "Instana create",
             200,
-            s.admin("POST", "/api/settings/api-tokens")
-                .json(&json!({"name": "i", "internalId": "cache-1", "canViewLogs": true})),
+            s.admin("POST", "/api/settings/api-tokens").json(
+                &json!({"name": "i", "internalId": "cache-1", "canViewLogs": true,
+                              "accessGrantingToken": "an-instana-clients-own-secret"}),
+            ),
         ),
         (
             "Dynatrace create",
@@ -1337,11 +1339,7 @@ fn answers_that_carry_a_secret_are_never_stored_by_caches() {
             s.admin("POST", "/api/v2/apiTokens")
                 .json(&json!({"name": "d", "scopes": ["apiTokens.read"]})),
         ),
-        (
-            "Interana create",
-            200,
-            s.admin("POST", "/api/create_token"),
-        ),
+        ("Interana create", 200, s.admin("POST", "/api/create_token")),
         (
             "tenant create",
             201,

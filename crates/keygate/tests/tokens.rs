@@ -419,7 +419,9 @@ fn metadata_nested_deeper_than_16_levels_is_422_on_create_and_replace() {
         let meta = nested_metadata(depth);
         let create = s.admin("POST", "/api/v1/tokens").json(&json!({
             "name": "deep", "scopes": ["tokens:read"], "metadata": meta}));
-        let replace = s.admin("PUT", &format!("/api/v1/tokens/{id}")).json(&json!({
+        let replace = s
+            .admin("PUT", &format!("/api/v1/tokens/{id}"))
+            .json(&json!({
             "name": "deep", "scopes": ["tokens:read"], "metadata": meta}));
         for (what, req) in [("create", create), ("replace", replace)] {
             let (status, body) = send_raw(req);
@@ -434,7 +436,10 @@ fn metadata_nested_deeper_than_16_levels_is_422_on_create_and_replace() {
         }
     }
     // Nothing was stored: the token keeps no metadata.
-    assert_eq!(admin_get(&s, &format!("/api/v1/tokens/{id}"))["metadata"], Value::Null);
+    assert_eq!(
+        admin_get(&s, &format!("/api/v1/tokens/{id}"))["metadata"],
+        Value::Null
+    );
     // Arrays are levels too.
     let arrays = (1..17).fold(json!([1]), |inner, _| json!([inner]));
     let (status, body) = send_raw(s.admin("POST", "/api/v1/tokens").json(&json!({
@@ -453,7 +458,10 @@ fn metadata_16_levels_deep_is_kept_and_readable_everywhere() {
     );
     let id = created["id"].as_str().unwrap();
     assert_eq!(created["metadata"], meta);
-    assert_eq!(admin_get(&s, &format!("/api/v1/tokens/{id}"))["metadata"], meta);
+    assert_eq!(
+        admin_get(&s, &format!("/api/v1/tokens/{id}"))["metadata"],
+        meta
+    );
     let list = admin_get(&s, "/api/v1/tokens?q=deep");
     assert_eq!(list["items"][0]["metadata"], meta);
     let dt = admin_get(&s, "/api/v2/apiTokens?fields=%2BadditionalMetadata");
