@@ -149,8 +149,9 @@ impl Seen {
     }
 }
 
-/// The rules of every answer, applied outside everything else so that no route, surface,
-/// fallback or caught panic can skip them:
+/// The rules of every answer, applied around the whole router so that no route, surface,
+/// extractor or fallback, present or added later, can skip them (the answer to a caught panic
+/// is made further out; it is fixed text and keeps them itself):
 /// - `Cache-Control: no-store` unless the answer chose its own: many answers carry a secret
 ///   (a new token, a generated password, the session's CSRF token) and the others are
 ///   per-caller, so no browser or proxy may keep any of them.
@@ -273,4 +274,63 @@ async fn without_secrets(resp: Response, prefix: Arc<str>) -> Response {
         Body::from(redacted)
     };
     no_store(Response::from_parts(parts, body))
+}
+
+#[cfg(test)]
+mod tests {
+    use axum::http::{Request, StatusCode};
+    use axum::routing::get;
+    use axum::Router;
+    use tower::ServiceExt;
+
+    use super::*;
+
+    const TOKEN: &str = "kg_1A2b3C4d5E6f7G8h_abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLM";
+
+    /// A route written with no thought of secrets, as a new one might be.
+    async fn answer(router: Router, path: &str) -> (StatusCode, Option<String>, String) {
+        let resp = router
+            .layer(AnswerRulesLayer::new("kg"))
+            .oneshot(Request::get(path).body(Body::empty()).unwrap())
+            .await
+            .unwrap();
+        let status = resp.status();
+        let cache = resp
+            .headers()
+            .get(header::CACHE_CONTROL)
+            .map(|v| v.to_str().unwrap().to_owned());
+        let body = axum::body::to_bytes(resp.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        (status, cache, String::from_utf8(body.to_vec()).unwrap())
+    }
+
+    #[tokio::test]
+    async fn any_error_answer_loses_the_secret_and_every_answer_says_no_store() {
+        let router = Router::new()
+            .route(
+                "/careless",
+                get(|| async { (StatusCode::BAD_REQUEST, format!("no such thing: {TOKEN}")) }),
+            )
+            .route("/created", get(|| async { (StatusCode::CREATED, TOKEN) }))
+            .route(
+                "/cached",
+                get(|| async { ([(header::CACHE_CONTROL, "max-age=60")], "static") }),
+            );
+        let (status, cache, body) = answer(router.clone(), "/careless").await;
+        assert_eq!(status, StatusCode::BAD_REQUEST);
+        assert_eq!(body, "no such thing: kg_1A2b3C4d5E6f7G8h_REDACTED");
+        assert_eq!(cache.as_deref(), Some("no-store"));
+        // A success that carries a secret on purpose keeps it, and is not cached.
+        let (_, cache, body) = answer(router.clone(), "/created").await;
+        assert_eq!((cache.as_deref(), body.as_str()), (Some("no-store"), TOKEN));
+        let (_, cache, _) = answer(router.clone(), "/cached").await;
+        assert_eq!(cache.as_deref(), Some("max-age=60"), "its own choice stays");
+        // The router's own 404 is an answer like any other.
+        let (status, cache, _) = answer(router, "/nowhere").await;
+        assert_eq!(
+            (status, cache.as_deref()),
+            (StatusCode::NOT_FOUND, Some("no-store"))
+        );
+    }
 }
