@@ -13,6 +13,10 @@
 //!   response that created it;
 //! - no URL the server generates (`Location`, `Link` and `Refresh` headers, `nextCursor`,
 //!   `nextPageKey`, the examples of `/openapi.json`) holds one or anything shaped like a token.
+//!
+//! Then the careless client: a token sent where a scope, a sort key, a date or a role belongs
+//! never comes back in an answer, not even in part; and every answer that carries a secret
+//! tells caches not to keep it.
 
 #[path = "common/mod.rs"]
 mod common;
