@@ -139,6 +139,15 @@ pub fn redact_token_shapes(text: &str) -> String {
     out
 }
 
+/// Text that is shown to a client (an error message, a list of missing scopes) made safe to
+/// show: the secret of anything shaped like this deployment's tokens is replaced as in logs
+/// ([`redact_tokens`]), and so is that of a whole token of any other prefix
+/// ([`redact_token_shapes`]). A client that sent its token where a scope, a sort key or a date
+/// belongs must not get it back in an answer that proxies and browsers may keep.
+pub fn redact_secrets(text: &str, prefix: &str) -> String {
+    redact_token_shapes(&redact_tokens(text, prefix))
+}
+
 /// A raw query string made safe for logs: values of parameters that may hold a secret are
 /// replaced, and so is anything shaped like a token.
 pub fn redact_query(query: &str, prefix: &str) -> String {
@@ -329,6 +338,28 @@ mod tests {
             "_",
         ] {
             assert_eq!(redact_token_shapes(text), text);
+        }
+    }
+
+    #[test]
+    fn shown_text_loses_the_secrets_of_this_and_any_other_prefix() {
+        let secret = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLM";
+        let text = format!(
+            "cannot sort by \"kg_1A2b3C4d5E6f7G8h_{secret}\", nor by \
+             acme_1A2b3C4d5E6f7G8h_{secret}, nor by kg_1A2b3C4d5E6f7G8h_{}",
+            &secret[..30]
+        );
+        assert_eq!(
+            redact_secrets(&text, "kg"),
+            "cannot sort by \"kg_1A2b3C4d5E6f7G8h_REDACTED\", nor by \
+             acme_1A2b3C4d5E6f7G8h_REDACTED, nor by kg_1A2b3C4d5E6f7G8h_REDACTED"
+        );
+        for text in [
+            "tokens:read",
+            "kg_1A2b3C4d5E6f7G8h",
+            "No token with this id",
+        ] {
+            assert_eq!(redact_secrets(text, "kg"), text);
         }
     }
 

@@ -198,7 +198,7 @@ pub struct VerifyResponse<'a> {
     )]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub missing_scopes: Option<&'a [String]>,
+    pub missing_scopes: Option<Vec<String>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]

@@ -14,6 +14,9 @@ use crate::state::AppState;
 pub const MAX_NAME_CHARS: usize = 200;
 pub const MAX_DESCRIPTION_CHARS: usize = 1000;
 pub const MAX_METADATA_BYTES: usize = 4096;
+/// Readers of a token's metadata (the CLI, clients in any language) parse it into a tree;
+/// deep nesting breaks them long before the size limit does.
+pub const MAX_METADATA_DEPTH: usize = 16;
 pub const MAX_SCOPES: usize = 100;
 pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
 /// Ten years: long enough for any real token, short enough to stay far from time overflow.
@@ -62,7 +65,43 @@ pub fn validate_metadata(m: Option<Box<RawValue>>) -> ApiResult<Option<Box<RawVa
             "metadata is larger than {MAX_METADATA_BYTES} bytes"
         )));
     }
+    let depth = nesting_depth(m.get());
+    if depth > MAX_METADATA_DEPTH {
+        return Err(ApiError::Unprocessable(format!(
+            "metadata is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} levels are \
+             allowed"
+        )));
+    }
     Ok(Some(m))
+}
+
+/// How deeply objects and arrays nest in `json` (valid JSON; the outermost object is level 1).
+/// Counted on the text: parsing it into a tree is what fails on deep input (serde_json, and
+/// so the CLI, stops at 128 levels; Python clients hit their recursion limit).
+fn nesting_depth(json: &str) -> usize {
+    let (mut depth, mut deepest) = (0usize, 0usize);
+    let (mut in_string, mut escaped) = (false, false);
+    for b in json.bytes() {
+        if in_string {
+            match b {
+                _ if escaped => escaped = false,
+                b'\\' => escaped = true,
+                b'"' => in_string = false,
+                _ => {}
+            }
+            continue;
+        }
+        match b {
+            b'"' => in_string = true,
+            b'{' | b'[' => {
+                depth += 1;
+                deepest = deepest.max(depth);
+            }
+            b'}' | b']' => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+    }
+    deepest
 }
 
 /// Parses requested scopes against the deployment's catalogue.
@@ -536,6 +575,14 @@ fn not_found_as_token(e: ApiError) -> ApiError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn nesting_depth_counts_objects_and_arrays_not_brackets_in_strings() {
+        assert_eq!(nesting_depth("{}"), 1);
+        assert_eq!(nesting_depth(r#"{"a":[1,{"b":[]}],"c":{}}"#), 4);
+        assert_eq!(nesting_depth(r#"{"a":"[[[{{{","b":"\"[[[\\"}"#), 1);
+        assert_eq!(nesting_depth(r#"{"\\":{"x":"\\\"{"}}"#), 2);
+    }
 
     fn now() -> OffsetDateTime {
         keygate_store::to_store_precision(OffsetDateTime::now_utc())

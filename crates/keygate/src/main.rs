@@ -80,14 +80,10 @@ fn main() -> ExitCode {
                 ExitCode::from(2)
             }
         },
-        Command::Openapi => {
-            println!(
-                "{}",
-                keygate_server::openapi(keygate_server::compat::Compat::all())
-                    .to_pretty_json()
-                    .expect("the OpenAPI document serialises")
-            );
-            ExitCode::SUCCESS
-        }
+        Command::Openapi => cli::print_document(
+            &keygate_server::openapi(keygate_server::compat::Compat::all())
+                .to_pretty_json()
+                .expect("the OpenAPI document serialises"),
+        ),
     }
 }

@@ -585,3 +585,185 @@ fn gen_token_rejects_a_bad_prefix() {
     let line = failed(&out);
     assert!(line.contains("token-prefix"), "{line}");
 }
+
+// ---- answers that break readers ----
+
+/// `{"l":{"l":…{"l":1}}}`: `depth` objects, each inside the one before.
+fn nested(depth: usize) -> Value {
+    (1..depth).fold(json!({"l": 1}), |inner, _| json!({ "l": inner }))
+}
+
+#[test]
+fn list_and_show_read_metadata_16_levels_deep() {
+    let s = Server::start();
+    let meta = nested(16);
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({"name": "deep", "scopes": ["tokens:read"], "metadata": meta}))
+        .send()
+        .unwrap();
+    let (status, created) = status_json(r);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap();
+    let listed = ok_json(&s.cli(&s.admin_token, &["token", "list", "--json"]));
+    let mine = listed
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("{listed}"));
+    assert_eq!(mine["metadata"], meta);
+    assert_eq!(
+        ok_json(&s.cli(&s.admin_token, &["token", "show", id, "--json"]))["metadata"],
+        meta
+    );
+    assert!(ok(&s.cli(&s.admin_token, &["token", "list"])).contains(id));
+}
+
+/// A stand-in for a server (a proxy, a wrong `KEYGATE_URL`, a broken or hostile server): it
+/// answers every request with `status` and `body`. Its address, `http://127.0.0.1:PORT`.
+fn fake_server(status: u16, body: String) -> String {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    std::thread::spawn(move || {
+        for conn in listener.incoming() {
+            let Ok(conn) = conn else { continue };
+            let mut reader = BufReader::new(conn);
+            let mut length = 0;
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                if let Some(v) = lower.strip_prefix("content-length:") {
+                    length = v.trim().parse().unwrap_or(0);
+                }
+            }
+            let mut request_body = vec![0; length];
+            let _ = reader.read_exact(&mut request_body);
+            let head = format!(
+                "HTTP/1.1 {status} Whatever\r\ncontent-type: application/json\r\n\
+                 content-length: {}\r\nconnection: close\r\n\r\n",
+                body.len()
+            );
+            let mut conn = reader.into_inner();
+            let _ = conn.write_all(head.as_bytes());
+            let _ = conn.write_all(body.as_bytes());
+        }
+    });
+    url
+}
+
+/// The CLI pointed at `url`, with its stdout and stderr captured.
+fn cli_at(url: &str, args: &[&str]) -> Command {
+    let mut cmd = bare_cli();
+    cmd.args(args)
+        .env("KEYGATE_URL", url)
+        .env("KEYGATE_TOKEN", fresh_token())
+        .stdin(std::process::Stdio::null());
+    cmd
+}
+
+fn deep_json(depth: usize) -> String {
+    format!("{}1{}", "[".repeat(depth), "]".repeat(depth))
+}
+
+#[test]
+fn no_command_panics_on_a_malformed_or_too_deep_answer() {
+    let deep = deep_json(200);
+    let answers = [
+        (200, deep.clone()),
+        (
+            200,
+            format!(r#"{{"items":[{{"id":"kg_x","metadata":{deep}}}],"nextCursor":null}}"#),
+        ),
+        (200, "this is not JSON".to_owned()),
+        (200, r#"{"items":"not a list"}"#.to_owned()),
+        (200, r#"["a","list"]"#.to_owned()),
+        (200, r#""a string""#.to_owned()),
+        (
+            200,
+            r#"{"items":[{"id":"kg_x","createdAt":"2026-01-01T00:00:0éé"}],"nextCursor":null}"#
+                .to_owned(),
+        ),
+        (201, deep.clone()),
+        (400, deep.clone()),
+        (500, "<html>oops</html>".to_owned()),
+    ];
+    let commands: &[&[&str]] = &[
+        &["token", "list"],
+        &["token", "list", "--json"],
+        &["token", "show", "kg_x"],
+        &["token", "create", "--name", "n", "--scope", "tokens:read"],
+        &["token", "rotate", "kg_x"],
+        &["token", "disable", "kg_x"],
+        &["token", "revoke", "kg_x"],
+        &["user", "list"],
+        &["user", "create", "mia"],
+        &["user", "set-role", "mia", "admin"],
+        &["tenant", "create", "acme"],
+    ];
+    let mut problems = Vec::new();
+    for (status, body) in answers {
+        let url = fake_server(status, body.clone());
+        let shown: String = body.chars().take(60).collect();
+        for args in commands {
+            let out = cli_at(&url, args).output().unwrap();
+            let stderr = String::from_utf8_lossy(&out.stderr);
+            let what = format!("keygate {} given {status} {shown}", args.join(" "));
+            let code = out.status.code();
+            if stderr.contains("panicked") || !matches!(code, Some(0 | 1)) {
+                problems.push(format!("{what}: exit {code:?}, stderr: {stderr}"));
+            } else if code == Some(1)
+                && !(stderr.starts_with("error: ") && stderr.trim_end().lines().count() == 1)
+            {
+                problems.push(format!("{what}: not one error line: {stderr}"));
+            } else if body.starts_with("[[[") && code != Some(1) {
+                problems.push(format!("{what}: an unreadable answer is not a success"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `keygate … | head -1`: the reader goes away before the output is written.
+fn run_with_stdout_closed(mut cmd: Command) -> Output {
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    drop(child.stdout.take());
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_the_output_quietly() {
+    // More than a pipe's buffer, so the write fails even if it began before the close.
+    let items: Vec<Value> = (0..2000)
+        .map(|i| json!({"id": format!("kg_{i:016}"), "name": "n", "scopes": ["tokens:read"]}))
+        .collect();
+    let url = fake_server(200, json!({"items": items, "nextCursor": null}).to_string());
+    for cmd in [
+        cli_at(&url, &["token", "list", "--json"]),
+        cli_at(&url, &["token", "list"]),
+        cli_at(&url, &["user", "list", "--json"]),
+        {
+            let mut c = bare_cli();
+            c.arg("openapi");
+            c
+        },
+    ] {
+        let what = format!("{:?}", cmd.get_args().collect::<Vec<_>>());
+        let out = run_with_stdout_closed(cmd);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            !stderr.contains("panicked") && out.status.code() != Some(101),
+            "{what}: {} {stderr}",
+            out.status
+        );
+        assert!(stderr.is_empty(), "{what}: quiet: {stderr}");
+    }
+}

@@ -24,8 +24,10 @@ const DEFAULT_EXAMPLES: &str = "20";
 const DEFAULT_SEED: &str = "20261201";
 /// The whole schemathesis run is stopped (and the test fails) after this long.
 const RUN_BOUND: Duration = Duration::from_secs(15 * 60);
-/// The checks of issue 7: no server error, only documented statuses, bodies as documented.
-const CHECKS: &str = "not_a_server_error,status_code_conformance,response_schema_conformance";
+/// No server error, only documented statuses, only documented content types, bodies as
+/// documented.
+const CHECKS: &str = "not_a_server_error,status_code_conformance,content_type_conformance,\
+                      response_schema_conformance";
 
 fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
@@ -257,4 +259,42 @@ fn rotate_takes_the_null_body_the_spec_allows() {
         false,
         "no grace period by default"
     );
+}
+
+/// The media type of a `Content-Type` value, without its parameters.
+fn media_type(content_type: &str) -> String {
+    content_type
+        .split(';')
+        .next()
+        .unwrap()
+        .trim()
+        .to_ascii_lowercase()
+}
+
+/// Every operation without parameters or credentials that answers 200 to anyone: what it
+/// serves is the content type its spec names.
+#[test]
+fn ops_answers_have_the_content_type_the_spec_names() {
+    let s = Server::start();
+    let spec: Value = s
+        .anon("GET", "/openapi.json")
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    for path in ["/metrics", "/healthz", "/readyz"] {
+        let r = s.anon("GET", path).send().unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        let served = media_type(r.headers()["content-type"].to_str().unwrap());
+        let documented: Vec<String> = spec["paths"][path]["get"]["responses"]["200"]["content"]
+            .as_object()
+            .unwrap_or_else(|| panic!("{path} documents its 200 content"))
+            .keys()
+            .map(|k| media_type(k))
+            .collect();
+        assert!(
+            documented.contains(&served),
+            "{path} serves {served}; its spec says {documented:?}"
+        );
+    }
 }

@@ -13,6 +13,10 @@
 //!   response that created it;
 //! - no URL the server generates (`Location`, `Link` and `Refresh` headers, `nextCursor`,
 //!   `nextPageKey`, the examples of `/openapi.json`) holds one or anything shaped like a token.
+//!
+//! Then the careless client: a token sent where a scope, a sort key, a date or a role belongs
+//! never comes back in an answer, not even in part; and every answer that carries a secret
+//! tells caches not to keep it.
 
 #[path = "common/mod.rs"]
 mod common;
@@ -1186,4 +1190,197 @@ fn no_secret_leaks_from_a_full_run() {
         leaks.len(),
         leaks.join("\n---\n")
     );
+}
+
+/// Tokens a careless client may put where a scope, a sort key, a date or a role belongs: a real
+/// one of this deployment, and a made-up one of the same shape whose checksum is wrong.
+fn misplaced_tokens(s: &Server) -> Vec<(&'static str, String)> {
+    let (_, real) = s.create_token("misplaced", &["tokens:read"]);
+    let mut made_up = fresh_token();
+    let last = if made_up.ends_with('A') { "B" } else { "A" };
+    made_up.replace_range(made_up.len() - 1.., last);
+    vec![("a real token", real), ("a made-up token", made_up)]
+}
+
+/// What is wrong with an answer to a request that carried `token` where it does not belong:
+/// a status other than `status`, its secret (or eight characters of it) in the body, or its id gone from the body (the
+/// message should still say what was wrong).
+fn echo_problem(token: &str, status: u16, r: reqwest::blocking::Response) -> Option<String> {
+    let got = r.status().as_u16();
+    let body = r.text().unwrap();
+    let secret = secret_part(token).expect("a native token");
+    let id = &token[..token.len() - secret.len() - 1];
+    // A message that cuts the value short still leaks what it keeps of the secret.
+    let leaks = secret
+        .as_bytes()
+        .windows(8)
+        .any(|w| body.contains(std::str::from_utf8(w).unwrap()));
+    if leaks {
+        Some(format!("(part of) the secret is echoed ({got}): {body}"))
+    } else if got != status {
+        Some(format!("status {got}, not {status}: {body}"))
+    } else if !body.contains(id) {
+        Some(format!("the id is gone ({got}): {body}"))
+    } else {
+        None
+    }
+}
+
+#[test]
+fn no_error_body_echoes_a_token_sent_in_the_wrong_place() {
+    let s = Server::builder()
+        .args(&["--compat", "instana,dynatrace,interana"])
+        .start();
+    let (_, narrow) = s.create_token("narrow", &["tokens:read"]);
+    let user = s.create_user("rita", "a-long-enough-password", "member");
+    let mut problems = Vec::new();
+    for (kind, t) in misplaced_tokens(&s) {
+        let enc = |v: &str| form_urlencoded_value(v);
+        let q = enc(&t);
+        let cases: Vec<(String, u16, RequestBuilder)> = vec![
+            (
+                "forward-auth scope".into(),
+                403,
+                s.with_token("GET", &format!("/api/v1/auth?scope={q}"), &narrow),
+            ),
+            (
+                "verify scopes".into(),
+                200,
+                s.anon("POST", "/api/v1/verify")
+                    .json(&json!({"token": narrow, "scopes": [t]})),
+            ),
+            (
+                "native create scopes".into(),
+                422,
+                s.admin("POST", "/api/v1/tokens")
+                    .json(&json!({"name": "x", "scopes": [t]})),
+            ),
+            (
+                "Dynatrace sort".into(),
+                400,
+                s.admin("GET", &format!("/api/v2/apiTokens?sort={q}")),
+            ),
+            (
+                "Dynatrace fields".into(),
+                400,
+                s.admin("GET", &format!("/api/v2/apiTokens?fields={q}")),
+            ),
+            (
+                "Dynatrace from".into(),
+                400,
+                s.admin("GET", &format!("/api/v2/apiTokens?from={q}")),
+            ),
+            (
+                "Dynatrace expirationDate".into(),
+                400,
+                s.admin("POST", "/api/v2/apiTokens").json(&json!({
+                    "name": "x", "scopes": ["apiTokens.read"], "expirationDate": t})),
+            ),
+            (
+                "user role on create".into(),
+                422,
+                s.admin("POST", "/api/v1/users").json(&json!({
+                    "username": "tom", "password": "a-long-enough-password", "role": t})),
+            ),
+            (
+                "user role on update".into(),
+                422,
+                s.admin("PATCH", &format!("/api/v1/users/{user}"))
+                    .json(&json!({"role": t})),
+            ),
+        ];
+        for (what, status, req) in cases {
+            if let Some(p) = echo_problem(&t, status, req.send().unwrap()) {
+                problems.push(format!("{kind} as the {what}: {p}"));
+            }
+        }
+    }
+    assert!(problems.is_empty(), "{}", problems.join("\n"));
+}
+
+/// `value` percent-encoded for a query string.
+fn form_urlencoded_value(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'_' | b'-' | b'.' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// Every answer that carries a secret tells caches (browsers, proxies) not to keep it.
+#[test]
+fn answers_that_carry_a_secret_are_never_stored_by_caches() {
+    let s = Server::builder()
+        .args(&["--compat", "instana,dynatrace,interana"])
+        .start();
+    let (id, _) = s.create_token("to-rotate", &["tokens:read"]);
+    let session = s.login("admin", ADMIN_PASSWORD);
+    let cases: Vec<(&str, u16, RequestBuilder)> = vec![
+        (
+            "native create",
+            201,
+            s.admin("POST", "/api/v1/tokens")
+                .json(&json!({"name": "a", "scopes": ["tokens:read"]})),
+        ),
+        (
+            "rotate",
+            201,
+            s.admin("POST", &format!("/api/v1/tokens/{id}/rotate")),
+        ),
+        (
+            "Instana create",
+            200,
+            s.admin("POST", "/api/settings/api-tokens").json(
+                &json!({"name": "i", "internalId": "cache-1", "canViewLogs": true,
+                              "accessGrantingToken": "an-instana-clients-own-secret"}),
+            ),
+        ),
+        (
+            "Dynatrace create",
+            201,
+            s.admin("POST", "/api/v2/apiTokens")
+                .json(&json!({"name": "d", "scopes": ["apiTokens.read"]})),
+        ),
+        ("Interana create", 200, s.admin("POST", "/api/create_token")),
+        (
+            "tenant create",
+            201,
+            s.admin("POST", "/api/v1/tenants")
+                .json(&json!({"name": "cachecorp", "adminUsername": "boss"})),
+        ),
+        (
+            "user create with a generated password",
+            201,
+            s.admin("POST", "/api/v1/users")
+                .json(&json!({"username": "gen", "role": "member"})),
+        ),
+        (
+            "login",
+            200,
+            s.anon("POST", "/api/v1/session").json(&json!({
+                "tenant": "default", "username": "admin", "password": ADMIN_PASSWORD})),
+        ),
+        (
+            "the session with its CSRF token",
+            200,
+            s.as_session(&session, "GET", "/api/v1/session"),
+        ),
+    ];
+    for (what, status, req) in cases {
+        let r = req.send().unwrap();
+        let cache = r
+            .headers()
+            .get_all("cache-control")
+            .iter()
+            .map(|v| v.to_str().unwrap().to_owned())
+            .collect::<Vec<_>>();
+        let (got, body) = status_json(r);
+        assert_eq!(got, status, "{what}: {body}");
+        assert!(
+            cache.iter().any(|v| v.contains("no-store")),
+            "{what}: Cache-Control is {cache:?}"
+        );
+    }
 }

@@ -400,6 +400,80 @@ fn metadata_over_4_kib_is_422() {
     assert_eq!(v["metadata"], fits);
 }
 
+/// `{"l":{"l":…{"l":1}}}`: `depth` objects, each inside the one before.
+fn nested_metadata(depth: usize) -> Value {
+    (1..depth).fold(json!({"l": 1}), |inner, _| json!({ "l": inner }))
+}
+
+/// The status and raw body: a body nested too deeply for serde_json is still seen.
+fn send_raw(r: reqwest::blocking::RequestBuilder) -> (u16, String) {
+    let r = r.send().unwrap();
+    (r.status().as_u16(), r.text().unwrap())
+}
+
+#[test]
+fn metadata_nested_deeper_than_16_levels_is_422_on_create_and_replace() {
+    let s = Server::start();
+    let (id, _) = s.create_token("to-replace", &["tokens:read"]);
+    for depth in [17, 130] {
+        let meta = nested_metadata(depth);
+        let create = s.admin("POST", "/api/v1/tokens").json(&json!({
+            "name": "deep", "scopes": ["tokens:read"], "metadata": meta}));
+        let replace = s
+            .admin("PUT", &format!("/api/v1/tokens/{id}"))
+            .json(&json!({
+            "name": "deep", "scopes": ["tokens:read"], "metadata": meta}));
+        for (what, req) in [("create", create), ("replace", replace)] {
+            let (status, body) = send_raw(req);
+            assert_eq!(status, 422, "{what} with {depth} levels: {body}");
+            let v: Value = serde_json::from_str(&body).unwrap();
+            assert_eq!(v["code"], "invalid_request", "{v}");
+            let message = v["message"].as_str().unwrap();
+            assert!(
+                message.contains("metadata") && message.contains("16 levels"),
+                "the message names the bound: {message}"
+            );
+        }
+    }
+    // Nothing was stored: the token keeps no metadata.
+    assert_eq!(
+        admin_get(&s, &format!("/api/v1/tokens/{id}"))["metadata"],
+        Value::Null
+    );
+    // Arrays are levels too.
+    let arrays = (1..17).fold(json!([1]), |inner, _| json!([inner]));
+    let (status, body) = send_raw(s.admin("POST", "/api/v1/tokens").json(&json!({
+        "name": "deep", "scopes": ["tokens:read"], "metadata": {"a": arrays}})));
+    assert_eq!(status, 422, "{body}");
+}
+
+#[test]
+fn metadata_16_levels_deep_is_kept_and_readable_everywhere() {
+    let s = Server::builder().args(&["--compat", "dynatrace"]).start();
+    let meta = nested_metadata(16);
+    let created = create_ok(
+        &s,
+        &s.admin_token,
+        json!({"name": "deep", "scopes": ["tokens:read"], "metadata": meta}),
+    );
+    let id = created["id"].as_str().unwrap();
+    assert_eq!(created["metadata"], meta);
+    assert_eq!(
+        admin_get(&s, &format!("/api/v1/tokens/{id}"))["metadata"],
+        meta
+    );
+    let list = admin_get(&s, "/api/v1/tokens?q=deep");
+    assert_eq!(list["items"][0]["metadata"], meta);
+    let dt = admin_get(&s, "/api/v2/apiTokens?fields=%2BadditionalMetadata");
+    let shown = dt["apiTokens"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["id"] == id)
+        .unwrap_or_else(|| panic!("{dt}"));
+    assert_eq!(shown["additionalMetadata"], meta, "{dt}");
+}
+
 #[test]
 fn bad_names_are_422() {
     let s = Server::start();

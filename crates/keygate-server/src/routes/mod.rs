@@ -23,7 +23,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::error::{ApiError, ErrorBody};
-use crate::middleware::ObserveLayer;
+use crate::middleware::{no_store, AnswerRulesLayer, ObserveLayer};
 use crate::state::AppState;
 
 #[derive(OpenApi)]
@@ -180,9 +180,12 @@ pub fn router(state: AppState) -> Router {
         // wrapping costs a clone and a boxed future per request.
         .layer(
             ServiceBuilder::new()
+                // The answer to a panic is written here, outside the rules: it is fixed text,
+                // and keeps them itself.
                 .layer(CatchPanicLayer::custom(|_| {
-                    ApiError::Internal("a handler panicked".into()).into_response()
+                    no_store(ApiError::Internal("a handler panicked".into()).into_response())
                 }))
+                .layer(AnswerRulesLayer::new(state.config.prefix.as_str()))
                 .layer(ObserveLayer::new(state.clone()))
                 .layer(DefaultBodyLimit::max(max_body)),
         )

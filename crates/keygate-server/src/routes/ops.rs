@@ -40,15 +40,17 @@ pub async fn readyz(State(state): State<AppState>) -> impl IntoResponse {
     }
 }
 
-/// Prometheus text format: requests, verifications by result code, latency histograms.
+/// What `/metrics` serves: OpenMetrics 1.0 text, which Prometheus scrapes natively.
+const METRICS_CONTENT_TYPE: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
+
+/// OpenMetrics text format: requests, verifications by result code, latency histograms.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
-    responses((status = 200, description = "Prometheus text exposition", content_type = "text/plain")))]
+    responses((status = 200, description = "OpenMetrics 1.0 text exposition",
+               content_type = METRICS_CONTENT_TYPE,
+               body = String)))]
 pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
     (
-        [(
-            header::CONTENT_TYPE,
-            "application/openmetrics-text; version=1.0.0; charset=utf-8",
-        )],
+        [(header::CONTENT_TYPE, METRICS_CONTENT_TYPE)],
         state
             .metrics
             .render(state.verifier.cache().len(), state.verifier.lookups()),

@@ -8,7 +8,7 @@ use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
-use keygate_core::credentials::{extract_from_query, Credential};
+use keygate_core::credentials::{extract_from_query, redact_secrets, Credential};
 use keygate_store::Outcome;
 
 use crate::dto::{VerifyRequest, VerifyResponse};
@@ -57,14 +57,17 @@ pub async fn verify(
     // Written straight into a buffer of the right size: this is the hottest answer keygate
     // gives, and it borrows everything from the cached token.
     let mut answer = Vec::with_capacity(512);
-    serde_json::to_writer(&mut answer, &response(&outcome))
-        .map_err(|e| ApiError::Internal(format!("writing a verify answer: {e}")))?;
+    serde_json::to_writer(
+        &mut answer,
+        &response(&outcome, state.config.prefix.as_str()),
+    )
+    .map_err(|e| ApiError::Internal(format!("writing a verify answer: {e}")))?;
     Ok(([(header::CONTENT_TYPE, JSON)], answer).into_response())
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-fn response(o: &Outcome) -> VerifyResponse<'_> {
+fn response<'a>(o: &'a Outcome, prefix: &str) -> VerifyResponse<'a> {
     let mut r = VerifyResponse {
         valid: matches!(o, Outcome::Valid(_)),
         code: o.code(),
@@ -91,7 +94,9 @@ fn response(o: &Outcome) -> VerifyResponse<'_> {
         }
         Outcome::InsufficientScope { token, missing } => {
             r.scopes = Some(&token.scopes);
-            r.missing_scopes = Some(missing);
+            // The only part of a 200 that repeats what the client sent: a token sent as a
+            // scope name must not come back, as in error answers (`middleware`).
+            r.missing_scopes = Some(missing.iter().map(|m| redact_secrets(m, prefix)).collect());
         }
         _ => {}
     }

@@ -108,14 +108,14 @@ fn resolve_user(client: &Client, user: &str) -> Result<String, CliError> {
         })
 }
 
-fn print_users(users: &[Value], format: Format) {
+fn print_users(users: &[Value], format: Format) -> Result<(), CliError> {
     if format.json {
         match users {
             [one] => output::print_json(one),
             many => output::print_json(&Value::Array(many.to_vec())),
         }
     } else {
-        output::print_users(users);
+        output::print_users(users)
     }
 }
 
@@ -132,20 +132,19 @@ pub fn execute_user(client: &Client, cmd: UserCommand) -> Result<(), CliError> {
                 body["password"] = json!(read_password_from_stdin()?);
             }
             let created = client.send("POST", "/api/v1/users", Some(body))?;
-            print_users(std::slice::from_ref(&created), format);
+            print_users(std::slice::from_ref(&created), format)?;
             if let (false, Some(p)) = (format.json, created["password"].as_str()) {
-                println!("\nPassword (shown once, hand it on now): {p}");
+                say!("\nPassword (shown once, hand it on now): {p}")?;
             }
             Ok(())
         }
         UserCommand::List { format } => {
             let items = client.get_all("/api/v1/users", &[])?;
             if format.json {
-                output::print_json(&Value::Array(items));
+                output::print_json(&Value::Array(items))
             } else {
-                output::print_users(&items);
+                output::print_users(&items)
             }
-            Ok(())
         }
         UserCommand::SetPassword {
             user,
@@ -168,14 +167,14 @@ pub fn execute_user(client: &Client, cmd: UserCommand) -> Result<(), CliError> {
                 if generated {
                     out["password"] = json!(password);
                 }
-                output::print_json(&out);
+                output::print_json(&out)?;
             } else {
-                println!(
+                say!(
                     "Password of {} changed; their web sessions have ended.",
                     updated["username"].as_str().unwrap_or(&user)
-                );
+                )?;
                 if generated {
-                    println!("Password (shown once, hand it on now): {password}");
+                    say!("Password (shown once, hand it on now): {password}")?;
                 }
             }
             Ok(())
@@ -187,18 +186,16 @@ pub fn execute_user(client: &Client, cmd: UserCommand) -> Result<(), CliError> {
                 &format!("/api/v1/users/{}", segment(&id)),
                 Some(json!({ "role": role })),
             )?;
-            print_users(std::slice::from_ref(&updated), format);
-            Ok(())
+            print_users(std::slice::from_ref(&updated), format)
         }
         UserCommand::Delete { user, format } => {
             let id = resolve_user(client, &user)?;
             client.send("DELETE", &format!("/api/v1/users/{}", segment(&id)), None)?;
             if format.json {
-                output::print_json(&json!({ "deleted": id }));
+                output::print_json(&json!({ "deleted": id }))
             } else {
-                println!("Deleted user {user} and revoked their tokens");
+                say!("Deleted user {user} and revoked their tokens")
             }
-            Ok(())
         }
     }
 }
@@ -217,19 +214,17 @@ pub fn execute_tenant(client: &Client, cmd: TenantCommand) -> Result<(), CliErro
             }
             let created = client.send("POST", "/api/v1/tenants", Some(body))?;
             if format.json {
-                output::print_json(&created);
-                return Ok(());
+                return output::print_json(&created);
             }
-            println!("Created tenant {name}");
-            output::print_users(std::slice::from_ref(&created["admin"]));
+            say!("Created tenant {name}")?;
+            output::print_users(std::slice::from_ref(&created["admin"]))?;
             if let Some(p) = created["adminPassword"].as_str() {
-                println!("Admin password (shown once): {p}");
+                say!("Admin password (shown once): {p}")?;
             }
-            println!(
+            say!(
                 "Admin token (shown once): {}",
                 created["adminToken"].as_str().unwrap_or_default()
-            );
-            Ok(())
+            )
         }
     }
 }

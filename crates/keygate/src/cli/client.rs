@@ -19,6 +19,11 @@ pub enum CliError {
         code: String,
         message: String,
     },
+    /// The answer is not one keygate gives (not JSON, nested too deeply to read, not the
+    /// expected shape): a proxy, a wrong KEYGATE_URL, or a broken server. Exit 1.
+    Answer(String),
+    /// Standard output could not be written.
+    Output(std::io::Error),
 }
 
 impl CliError {
@@ -33,14 +38,21 @@ impl CliError {
 impl fmt::Display for CliError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
-            CliError::Usage(m) | CliError::Connect(m) => f.write_str(m),
+            CliError::Usage(m) | CliError::Connect(m) | CliError::Answer(m) => f.write_str(m),
             CliError::Api {
                 status,
                 code,
                 message,
-            } => write!(f, "{message} (HTTP {status}, {code})"),
+            } => write!(f, "{} (HTTP {status}, {code})", one_line(message)),
+            CliError::Output(e) => write!(f, "writing the output: {e}"),
         }
     }
+}
+
+/// Text from the server on one line, without control characters (which could also move a
+/// terminal's cursor).
+fn one_line(text: &str) -> String {
+    text.replace(char::is_control, " ")
 }
 
 pub struct Client {
@@ -111,10 +123,11 @@ impl Client {
                 q.push(("cursor", c.clone()));
             }
             let mut page = self.get(path, &q)?;
-            if let Some(arr) = page["items"].as_array_mut() {
-                items.append(arr);
-            }
-            match page["nextCursor"].as_str() {
+            let Some(arr) = page.get_mut("items").and_then(Value::as_array_mut) else {
+                return Err(self.unreadable(200, "it has no list of items"));
+            };
+            items.append(arr);
+            match page.get("nextCursor").and_then(Value::as_str) {
                 Some(c) => cursor = Some(c.to_owned()),
                 None => return Ok(items),
             }
@@ -145,14 +158,21 @@ impl Client {
         let text = resp
             .text()
             .map_err(|e| CliError::Connect(format!("reading the response: {e}")))?;
-        let body: Value = if text.is_empty() {
-            Value::Null
+        let parsed = if text.is_empty() {
+            Ok(Value::Null)
         } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
+            serde_json::from_str(&text)
         };
         if status.is_success() {
-            return Ok(body);
+            // Every answer the commands read is an object (or nothing, for a 204): anything
+            // else would only be misread further on.
+            return match parsed {
+                Ok(v @ (Value::Object(_) | Value::Null)) => Ok(v),
+                Ok(_) => Err(self.unreadable(status.as_u16(), "it is not a JSON object")),
+                Err(e) => Err(self.unreadable(status.as_u16(), &format!("{e}"))),
+            };
         }
+        let body = parsed.unwrap_or(Value::Null);
         Err(CliError::Api {
             status: status.as_u16(),
             code: body["code"].as_str().unwrap_or("unknown").to_owned(),
@@ -161,6 +181,15 @@ impl Client {
                 .map(str::to_owned)
                 .unwrap_or_else(|| status.canonical_reason().unwrap_or("error").to_owned()),
         })
+    }
+}
+
+impl Client {
+    fn unreadable(&self, status: u16, why: &str) -> CliError {
+        CliError::Answer(format!(
+            "the answer of {} (HTTP {status}) is not one keygate gives, so it was not used: {why}",
+            self.base
+        ))
     }
 }
 

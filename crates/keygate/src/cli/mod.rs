@@ -3,6 +3,14 @@
 //! variables, not in code or in shell history). A table by default, `--json` for scripts; on
 //! failure one line on stderr and a non-zero exit.
 
+/// `println!` that returns the error of an unwritable stdout (see [`output::write_line`])
+/// instead of panicking.
+macro_rules! say {
+    ($($arg:tt)*) => {
+        $crate::cli::output::write_line(format_args!($($arg)*))
+    };
+}
+
 mod accounts;
 mod client;
 mod output;
@@ -107,13 +115,30 @@ pub fn run(cmd: Command) -> ExitCode {
         Command::User(c) => accounts::execute_user(&client, c),
         Command::Tenant(c) => accounts::execute_tenant(&client, c),
     });
+    finish(result)
+}
+
+/// The exit of a command, with its one error line. A reader that went away (`| head -1`)
+/// ends it quietly, with the status a shell reports for a program SIGPIPE stopped (128 + 13):
+/// it saw what it wanted, and `set -o pipefail` still notices the cut.
+fn finish(result: Result<(), CliError>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
+        Err(CliError::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => {
+            ExitCode::from(141)
+        }
         Err(e) => {
-            eprintln!("error: {e}");
+            use std::io::Write;
+            // Not `eprintln!`, which panics on a closed stderr.
+            let _ = writeln!(std::io::stderr().lock(), "error: {e}");
             e.exit_code()
         }
     }
+}
+
+/// Prints a document the binary makes itself (`keygate openapi`), with the exit of a command.
+pub fn print_document(text: &str) -> ExitCode {
+    finish(say!("{text}"))
 }
 
 fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
@@ -158,11 +183,10 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             }
             let items = client.get_all("/api/v1/tokens", &query)?;
             if format.json {
-                output::print_json(&Value::Array(items));
+                output::print_json(&Value::Array(items))
             } else {
-                output::print_tokens(&items);
+                output::print_tokens(&items)
             }
-            Ok(())
         }
         TokenCommand::Show { id, format } => {
             let t = client.get(&format!("/api/v1/tokens/{}", client::segment(&id)), &[])?;
@@ -200,34 +224,29 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
                 None,
             )?;
             if format.json {
-                output::print_json(&json!({ "revoked": id }));
+                output::print_json(&json!({ "revoked": id }))
             } else {
-                println!("Revoked {id}");
+                say!("Revoked {id}")
             }
-            Ok(())
         }
     }
 }
 
 fn print_one(t: &Value, format: Format) -> Result<(), CliError> {
     if format.json {
-        output::print_json(t);
+        output::print_json(t)
     } else {
-        output::print_tokens(std::slice::from_ref(t));
+        output::print_tokens(std::slice::from_ref(t))
     }
-    Ok(())
 }
 
 fn print_created(created: &Value, format: Format) -> Result<(), CliError> {
     if format.json {
-        output::print_json(created);
-    } else {
-        output::print_tokens(std::slice::from_ref(created));
-        println!();
-        println!(
-            "Token (shown once, store it now): {}",
-            created["token"].as_str().unwrap_or("")
-        );
+        return output::print_json(created);
     }
-    Ok(())
+    output::print_tokens(std::slice::from_ref(created))?;
+    say!(
+        "\nToken (shown once, store it now): {}",
+        created["token"].as_str().unwrap_or("")
+    )
 }

@@ -1,14 +1,25 @@
 //! Tables for people, JSON for scripts.
 
+use std::fmt;
+use std::io::Write;
+
 use comfy_table::presets::UTF8_FULL_CONDENSED;
 use comfy_table::{ContentArrangement, Table};
 use serde_json::Value;
 
-pub fn print_json(v: &Value) {
-    println!(
+use super::client::CliError;
+
+/// One line on stdout. Unlike `println!`, which panics, a stdout that cannot be written (its
+/// reader is gone: `keygate token list --json | head -1`) is an error the command stops at.
+pub fn write_line(line: fmt::Arguments) -> Result<(), CliError> {
+    writeln!(std::io::stdout().lock(), "{line}").map_err(CliError::Output)
+}
+
+pub fn print_json(v: &Value) -> Result<(), CliError> {
+    say!(
         "{}",
         serde_json::to_string_pretty(v).expect("a Value serialises")
-    );
+    )
 }
 
 fn text(v: &Value) -> String {
@@ -21,16 +32,16 @@ fn text(v: &Value) -> String {
 
 /// Date and time to the second, without the RFC 3339 noise.
 fn when(v: &Value) -> String {
-    match v.as_str() {
-        Some(s) if s.len() >= 19 => s[..19].replace('T', " "),
-        _ => text(v),
+    // `get`, not slicing: a malformed answer may put a multi-byte character at byte 19.
+    match v.as_str().and_then(|s| s.get(..19)) {
+        Some(s) => s.replace('T', " "),
+        None => text(v),
     }
 }
 
-pub fn print_tokens(tokens: &[Value]) {
+pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
     if tokens.is_empty() {
-        println!("No tokens.");
-        return;
+        return say!("No tokens.");
     }
     let mut table = Table::new();
     table
@@ -62,13 +73,12 @@ pub fn print_tokens(tokens: &[Value]) {
             when(&t["lastUsedAt"]),
         ]);
     }
-    println!("{table}");
+    say!("{table}")
 }
 
-pub fn print_users(users: &[Value]) {
+pub fn print_users(users: &[Value]) -> Result<(), CliError> {
     if users.is_empty() {
-        println!("No users.");
-        return;
+        return say!("No users.");
     }
     let mut table = Table::new();
     table
@@ -84,5 +94,5 @@ pub fn print_users(users: &[Value]) {
             when(&u["createdAt"]),
         ]);
     }
-    println!("{table}");
+    say!("{table}")
 }
