@@ -1093,7 +1093,12 @@ fn take_admin_away(node: &Node, token: &str, id: &str, delete: bool) -> (u16, Va
     if delete {
         node.call("DELETE", &path, Some(token), None)
     } else {
-        node.call("PATCH", &path, Some(token), Some(json!({ "role": "member" })))
+        node.call(
+            "PATCH",
+            &path,
+            Some(token),
+            Some(json!({ "role": "member" })),
+        )
     }
 }
 
@@ -1140,8 +1145,14 @@ fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
         let left = admins_of(&nodes[1], &svc);
-        assert!(!left.is_empty(), "round {round}: no admin left: {answers:?}");
-        let won = answers.iter().filter(|(st, _)| matches!(st, 200 | 204)).count();
+        assert!(
+            !left.is_empty(),
+            "round {round}: no admin left: {answers:?}"
+        );
+        let won = answers
+            .iter()
+            .filter(|(st, _)| matches!(st, 200 | 204))
+            .count();
         assert_eq!(won, 1, "round {round}: {answers:?}");
         let (_, lost) = answers.iter().find(|(st, _)| *st == 409).expect("a 409");
         assert!(

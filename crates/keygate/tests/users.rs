@@ -484,7 +484,11 @@ fn one_wins(round: usize, a: Response, b: Response) {
     let statuses = [a.status().as_u16(), b.status().as_u16()];
     let won = statuses.iter().filter(|s| matches!(s, 200 | 204)).count();
     assert_eq!(won, 1, "round {round}: {statuses:?}");
-    let loser = if matches!(statuses[0], 200 | 204) { b } else { a };
+    let loser = if matches!(statuses[0], 200 | 204) {
+        b
+    } else {
+        a
+    };
     let v = assert_error(loser, 409, "conflict");
     assert!(v["message"].as_str().unwrap().contains("last admin"), "{v}");
 }
@@ -500,7 +504,10 @@ fn concurrent_removals_never_leave_a_tenant_without_an_admin() {
     assert_eq!(status, 201, "{v}");
     let svc = v["token"].as_str().unwrap().to_owned();
     let bootstrap_admin = admin_ids(&s, &svc);
-    let mut pair = [s.create_user("first-0", "first-password-0", "admin"), String::new()];
+    let mut pair = [
+        s.create_user("first-0", "first-password-0", "admin"),
+        String::new(),
+    ];
     for id in bootstrap_admin {
         assert_eq!(remove_admin(&s, &svc, &id, Removal::Demote).status(), 200);
     }
@@ -508,7 +515,11 @@ fn concurrent_removals_never_leave_a_tenant_without_an_admin() {
         if pair[1].is_empty() {
             pair[1] = s.create_user(&format!("second-{round}"), "second-password", "admin");
         }
-        assert_eq!(admin_ids(&s, &svc).len(), 2, "round {round} starts with two admins");
+        assert_eq!(
+            admin_ids(&s, &svc).len(),
+            2,
+            "round {round} starts with two admins"
+        );
         let hows = match round % 3 {
             0 => [Removal::Demote, Removal::Demote],
             1 => [Removal::Delete, Removal::Delete],
