@@ -7,7 +7,7 @@ use std::time::Duration;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use keygate_core::{base62, Role, ScopeCatalog, ScopeSet};
+use keygate_core::{base62, Role, ScopeCatalog, ScopeSet, TokenHash};
 
 use crate::error::{ApiError, ApiResult};
 use crate::limiter::{BackoffLimiter, FailureLimiter};
@@ -150,8 +150,8 @@ impl Default for LoginLimits {
 
 /// The two limiters of the login route.
 pub struct LoginLimiter {
-    /// Keyed by tenant, lower-cased username and address.
-    pub account_at_address: BackoffLimiter<String>,
+    /// Keyed by the SHA-256 of tenant, lower-cased username and address.
+    pub account_at_address: BackoffLimiter<TokenHash>,
     pub ips: FailureLimiter<String>,
 }
 

@@ -134,7 +134,11 @@ pub struct LoggedIn {
 pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> ApiResult<LoggedIn> {
     let tenant = req.tenant.unwrap_or_else(|| DEFAULT_TENANT.to_owned());
     let ip_key = ip.clone().unwrap_or_default();
-    let account_key = format!("{tenant}\n{}\n{ip_key}", req.username.to_lowercase());
+    // A digest: what is typed as a username is unbounded, a limiter's key must not be.
+    let account_key = TokenHash::of(&format!(
+        "{tenant}\n{}\n{ip_key}",
+        req.username.to_lowercase()
+    ));
     let limiter = &state.login_limiter;
     if let Some(wait) = limiter
         .account_at_address
