@@ -7,10 +7,10 @@ use std::time::Duration;
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use keygate_core::{base62, Role, ScopeCatalog, ScopeSet};
+use keygate_core::{base62, Role, ScopeCatalog, ScopeSet, TokenHash};
 
 use crate::error::{ApiError, ApiResult};
-use crate::limiter::FailureLimiter;
+use crate::limiter::{BackoffLimiter, FailureLimiter};
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// argon2 hashes whatever it is given; a bound keeps one request from costing seconds.
@@ -122,18 +122,26 @@ impl RoleScopes {
     }
 }
 
-/// How many failed logins are allowed before further attempts are refused for a while.
+/// How failed logins are slowed down. No limit is kept per account alone: strangers failing at
+/// an account from their addresses must never keep its owner, at an address of their own, out.
 #[derive(Debug, Clone, Copy)]
 pub struct LoginLimits {
-    pub per_account: u32,
+    /// Failures of one account from one address before that address waits between attempts.
+    pub free_failures: u32,
+    /// The wait after the first failure beyond those; it doubles with each further failure.
+    pub first_delay: Duration,
+    /// Failures from one address, all accounts together, within `window`; beyond them the
+    /// address is refused until the window ends.
     pub per_ip: u32,
+    /// The window of `per_ip`, and the longest wait.
     pub window: Duration,
 }
 
 impl Default for LoginLimits {
     fn default() -> Self {
         Self {
-            per_account: 5,
+            free_failures: 5,
+            first_delay: Duration::from_secs(1),
             per_ip: 20,
             window: Duration::from_secs(15 * 60),
         }
@@ -142,14 +150,19 @@ impl Default for LoginLimits {
 
 /// The two limiters of the login route.
 pub struct LoginLimiter {
-    pub accounts: FailureLimiter<String>,
+    /// Keyed by the SHA-256 of tenant, lower-cased username and address.
+    pub account_at_address: BackoffLimiter<TokenHash>,
     pub ips: FailureLimiter<String>,
 }
 
 impl LoginLimiter {
     pub fn new(limits: LoginLimits) -> Self {
         Self {
-            accounts: FailureLimiter::new(limits.per_account, limits.window),
+            account_at_address: BackoffLimiter::new(
+                limits.free_failures,
+                limits.first_delay,
+                limits.window,
+            ),
             ips: FailureLimiter::new(limits.per_ip, limits.window),
         }
     }

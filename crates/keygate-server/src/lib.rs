@@ -33,10 +33,7 @@ pub fn state(store: Arc<dyn Store>, config: ServerConfig, verifier: VerifierConf
         store,
         roles: Arc::new(accounts::RoleScopes::new(&config.catalog)),
         login_limiter: Arc::new(accounts::LoginLimiter::new(config.login_limits)),
-        auth_limiter: limiter::FailureLimiter::new(
-            config.auth_limits.per_ip,
-            config.auth_limits.window,
-        ),
+        auth_limiter: token_auth::AuthLimiter::new(config.auth_limits),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
     })

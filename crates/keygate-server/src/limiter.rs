@@ -1,5 +1,7 @@
-//! Counting failures per key (an account, a client address) in a fixed window that starts at
-//! the first failure, for the limits on failed logins and failed token authentications.
+//! Counting failures per key: in a fixed window that starts at the first failure
+//! ([`FailureLimiter`], for client addresses), or with a wait that doubles per failure
+//! ([`BackoffLimiter`], for an account at an address), for the limits on failed logins and
+//! failed token authentications.
 //!
 //! Kept in memory on each node: with several nodes behind a balancer, an attacker gets at most
 //! the limit once per node, which still bounds guessing to a handful per window.
@@ -21,6 +23,8 @@ struct Window {
     failures: u32,
     /// When a refused key was last let through anyway, by [`FailureLimiter::trial`].
     last_trial: Option<Instant>,
+    /// The same for [`FailureLimiter::retrial`], a budget of its own.
+    last_retrial: Option<Instant>,
 }
 
 /// Beyond this many keys, expired windows are swept; if all are live, new keys go uncounted
@@ -54,14 +58,39 @@ impl<K: Hash + Eq> FailureLimiter<K> {
         K: Borrow<Q>,
         Q: Hash + Eq + ?Sized,
     {
+        self.let_through(key, every, |w| &mut w.last_trial)
+    }
+
+    /// [`FailureLimiter::trial`] on a second budget, for what a blocked key presents again
+    /// after it was refused: a flood of fresh guesses takes every trial but never comes back,
+    /// so it does not use this one up.
+    pub fn retrial<Q>(&self, key: &Q, every: Duration) -> Option<Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.let_through(key, every, |w| &mut w.last_retrial)
+    }
+
+    fn let_through<Q>(
+        &self,
+        key: &Q,
+        every: Duration,
+        last: impl FnOnce(&mut Window) -> &mut Option<Instant>,
+    ) -> Option<Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
         let mut entries = self.entries.lock().expect("limiter lock");
         let w = entries.get_mut(key)?;
         let now = Instant::now();
         let wait = self.wait(w, now)?;
-        if w.last_trial.is_some_and(|t| now.duration_since(t) < every) {
+        let last = last(w);
+        if last.is_some_and(|t| now.duration_since(t) < every) {
             return Some(wait);
         }
-        w.last_trial = Some(now);
+        *last = Some(now);
         None
     }
 
@@ -91,6 +120,7 @@ impl<K: Hash + Eq> FailureLimiter<K> {
                     start: now,
                     failures: 0,
                     last_trial: None,
+                    last_retrial: None,
                 };
             }
             w.failures += 1;
@@ -108,6 +138,7 @@ impl<K: Hash + Eq> FailureLimiter<K> {
                 start: now,
                 failures: 1,
                 last_trial: None,
+                last_retrial: None,
             },
         );
         None
@@ -124,6 +155,98 @@ impl<K: Hash + Eq> FailureLimiter<K> {
     fn wait(&self, w: &Window, now: Instant) -> Option<Duration> {
         let elapsed = now.duration_since(w.start);
         (w.failures >= self.max && elapsed < self.window).then(|| self.window - elapsed)
+    }
+}
+
+/// Failures per key with growing waits: the first `free` failures cost nothing; after them,
+/// each attempt must wait `first_delay` after the latest failure, doubled for every further
+/// failure, at most `max_delay`. A key is forgotten on [`BackoffLimiter::clear`] or a day after
+/// its latest failure.
+pub struct BackoffLimiter<K> {
+    free: u32,
+    first_delay: Duration,
+    max_delay: Duration,
+    entries: Mutex<HashMap<K, Backoff>>,
+}
+
+struct Backoff {
+    failures: u32,
+    latest: Instant,
+}
+
+/// Long enough that waiting out the longest delay does not buy fresh free failures.
+const FORGET_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+impl<K: Hash + Eq> BackoffLimiter<K> {
+    pub fn new(free: u32, first_delay: Duration, max_delay: Duration) -> Self {
+        Self {
+            free,
+            first_delay,
+            max_delay,
+            entries: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// How long `key` must still wait before its next attempt, if at all.
+    pub fn blocked_for<Q>(&self, key: &Q) -> Option<Duration>
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        let entries = self.entries.lock().expect("limiter lock");
+        let b = entries.get(key)?;
+        let ready = b.latest + self.delay_after(b.failures)?;
+        ready.checked_duration_since(Instant::now())
+    }
+
+    pub fn record_failure<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ToOwned<Owned = K> + ?Sized,
+    {
+        let mut entries = self.entries.lock().expect("limiter lock");
+        let now = Instant::now();
+        if let Some(b) = entries.get_mut(key) {
+            if now.duration_since(b.latest) >= FORGET_AFTER {
+                b.failures = 0;
+            }
+            b.failures = b.failures.saturating_add(1);
+            b.latest = now;
+            return;
+        }
+        if entries.len() >= MAX_KEYS {
+            // Keys whose wait is over lose only their record of failures; if every key is
+            // still waiting, a new one goes uncounted (the limit per address still holds).
+            entries.retain(|_, b| now.duration_since(b.latest) < self.max_delay);
+            if entries.len() >= MAX_KEYS {
+                return;
+            }
+        }
+        entries.insert(
+            key.to_owned(),
+            Backoff {
+                failures: 1,
+                latest: now,
+            },
+        );
+    }
+
+    pub fn clear<Q>(&self, key: &Q)
+    where
+        K: Borrow<Q>,
+        Q: Hash + Eq + ?Sized,
+    {
+        self.entries.lock().expect("limiter lock").remove(key);
+    }
+
+    /// The wait after the `failures`-th failure, if it is beyond the free ones.
+    fn delay_after(&self, failures: u32) -> Option<Duration> {
+        let beyond = failures.checked_sub(self.free)?;
+        let doubled = self
+            .first_delay
+            .checked_mul(1u32.checked_shl(beyond).unwrap_or(u32::MAX))
+            .unwrap_or(self.max_delay);
+        Some(doubled.min(self.max_delay))
     }
 }
 
@@ -168,6 +291,33 @@ mod tests {
         assert_eq!(l.trial("a", every), None, "another after the interval");
         assert!(l.trial("a", every).is_some());
         assert!(l.blocked_for("a").is_some(), "still blocked throughout");
+    }
+
+    #[test]
+    fn retrials_have_a_budget_of_their_own() {
+        let l = FailureLimiter::<String>::new(1, Duration::from_secs(60));
+        let every = Duration::from_secs(60);
+        l.record_failure("a");
+        assert_eq!(l.trial("a", every), None);
+        assert!(l.trial("a", every).is_some(), "the trial is used up");
+        assert_eq!(l.retrial("a", every), None, "the retrial is not");
+        assert!(l.retrial("a", every).is_some());
+    }
+
+    #[test]
+    fn backoff_doubles_after_the_free_failures_up_to_the_cap() {
+        let l = BackoffLimiter::<String>::new(2, Duration::from_secs(1), Duration::from_secs(5));
+        let waits: Vec<_> = (0..7).map(|n| l.delay_after(n)).collect();
+        let s = |n| Some(Duration::from_secs(n));
+        assert_eq!(waits, [None, None, s(1), s(2), s(4), s(5), s(5)]);
+        assert_eq!(l.delay_after(u32::MAX), s(5));
+        l.record_failure("a");
+        l.record_failure("a");
+        assert!(l.blocked_for("b").is_none());
+        let wait = l.blocked_for("a").expect("waits after two failures");
+        assert!(wait <= Duration::from_secs(1) && wait > Duration::from_millis(500));
+        l.clear("a");
+        assert!(l.blocked_for("a").is_none());
     }
 
     #[test]

@@ -147,19 +147,28 @@ pub struct LoggedIn {
     pub user: SessionUser,
 }
 
-/// Checks a username and password; failures count against the account and the address, and
-/// beyond their limits further attempts are refused without checking the password.
+/// Checks a username and password. Failures count against the account at this address, which
+/// then waits longer and longer between attempts, and against the address; while either has to
+/// wait, attempts are refused without checking the password. Nothing counts against the account
+/// alone, so its owner, from an address of their own, is never kept out by strangers.
 pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> ApiResult<LoggedIn> {
     let tenant = req.tenant.unwrap_or_else(|| DEFAULT_TENANT.to_owned());
-    let account_key = format!("{tenant}\n{}", req.username.to_lowercase());
     let ip_key = ip.clone().unwrap_or_default();
+    // A digest: what is typed as a username is unbounded, a limiter's key must not be.
+    let account_key = TokenHash::of(&format!(
+        "{tenant}\n{}\n{ip_key}",
+        req.username.to_lowercase()
+    ));
     let limiter = &state.login_limiter;
     if let Some(wait) = limiter
-        .accounts
+        .account_at_address
         .blocked_for(&account_key)
         .or_else(|| limiter.ips.blocked_for(&ip_key))
     {
-        return Err(ApiError::RateLimited(wait.as_secs().max(1)));
+        // Rounded up: a client that waits `Retry-After` seconds must find the wait over.
+        return Err(ApiError::RateLimited(
+            wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
+        ));
     }
     let user = if req.password.len() <= accounts::MAX_PASSWORD_BYTES {
         state.store.user_by_name(&tenant, &req.username).await?
@@ -171,12 +180,12 @@ pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> A
             .await?;
     let now = keygate_store::now();
     let Some(user) = user.filter(|_| ok) else {
-        limiter.accounts.record_failure(&account_key);
+        limiter.account_at_address.record_failure(&account_key);
         limiter.ips.record_failure(&ip_key);
         audit_failure(state, &tenant, &req.username, ip).await;
         return Err(ApiError::InvalidCredentials);
     };
-    limiter.accounts.clear(&account_key);
+    limiter.account_at_address.clear(&account_key);
     let role: Role = user
         .role
         .parse()

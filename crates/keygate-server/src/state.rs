@@ -6,7 +6,6 @@ use keygate_core::{ScopeCatalog, TokenPrefix};
 use keygate_store::{Store, Verifier};
 
 use crate::accounts::{LoginLimiter, RoleScopes};
-use crate::limiter::FailureLimiter;
 use crate::metrics::Metrics;
 
 #[derive(Debug, Clone)]
@@ -85,5 +84,5 @@ pub struct Shared {
     pub roles: Arc<RoleScopes>,
     pub login_limiter: Arc<LoginLimiter>,
     /// Failed token authentications by client address (`token_auth`).
-    pub auth_limiter: FailureLimiter<std::net::IpAddr>,
+    pub auth_limiter: crate::token_auth::AuthLimiter,
 }

@@ -3,7 +3,9 @@
 //! role, needs every scope the role holds, so `users:write` alone can never mint an admin.
 
 use keygate_core::{base62, PlainToken, Role, TokenId};
-use keygate_store::{NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write};
+use keygate_store::{
+    NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
+};
 use serde_json::json;
 
 use crate::accounts::{self, generate_password, validate_password, validate_username};
@@ -97,7 +99,8 @@ pub async fn create(
     Ok((user, generated.then_some(password)))
 }
 
-/// Changes a role, a password, or both. A new password ends the user's web sessions.
+/// Changes a role, a password, or both. A new password ends the user's web sessions. The store
+/// refuses to demote a tenant's last admin, in the transaction of the change.
 pub async fn update(
     state: &AppState,
     caller: &Caller,
@@ -116,9 +119,6 @@ pub async fn update(
     if let Some(r) = &req.role {
         let new = parse_role(r)?;
         ensure_may_manage(state, caller, new)?;
-        if current == Role::Admin && new != Role::Admin {
-            ensure_another_admin(state, &user).await?;
-        }
         details["roleFrom"] = json!(current.as_str());
         details["roleTo"] = json!(new.as_str());
         user.role = new.as_str().to_owned();
@@ -146,32 +146,6 @@ pub async fn update(
     Ok(user)
 }
 
-/// A tenant keeps at least one admin user, so someone can always log in to manage it.
-async fn ensure_another_admin(state: &AppState, user: &UserRecord) -> ApiResult<()> {
-    let mut after: Option<String> = None;
-    loop {
-        let page = state
-            .store
-            .list_users(&user.tenant_id, after.as_deref(), 1000)
-            .await?;
-        if page
-            .items
-            .iter()
-            .any(|u| u.role == Role::Admin.as_str() && u.id != user.id)
-        {
-            return Ok(());
-        }
-        match page.next_after {
-            Some(next) => after = Some(next),
-            None => {
-                return Err(ApiError::Conflict(
-                    "this is the tenant's last admin; make another user admin first".into(),
-                ))
-            }
-        }
-    }
-}
-
 /// Every token a user owns.
 async fn owned_tokens(state: &AppState, user: &UserRecord) -> ApiResult<Vec<TokenRecord>> {
     let mut all = Vec::new();
@@ -191,7 +165,8 @@ async fn owned_tokens(state: &AppState, user: &UserRecord) -> ApiResult<Vec<Toke
 }
 
 /// Deletes a user, their sessions and every token they own, each token audited. Returns how
-/// many tokens were revoked.
+/// many tokens were revoked. The store refuses to delete a tenant's last admin, in the
+/// transaction of the delete.
 pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<usize> {
     // A token created for the user between our listing and our write makes the store refuse
     // the batch (it never leaves a token without its owner); listing again then catches it.
@@ -205,9 +180,6 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<us
                 "you cannot delete your own account (or the user who owns the calling token)"
                     .into(),
             ));
-        }
-        if role == Role::Admin {
-            ensure_another_admin(state, &user).await?;
         }
         let owned = owned_tokens(state, &user).await?;
         let mut writes: Vec<Write> = owned
@@ -241,6 +213,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<us
         let hashes: Vec<_> = owned.iter().map(|t| t.hash).collect();
         match tokens::apply_then_forget(state, writes, entries, hashes).await {
             Ok(()) => return Ok(owned.len()),
+            Err(ApiError::Conflict(m)) if m == LAST_ADMIN => return Err(ApiError::Conflict(m)),
             Err(ApiError::Conflict(_) | ApiError::NotFound(_)) if attempt < ATTEMPTS => continue,
             Err(ApiError::NotFound(_)) => return Err(user_not_found()),
             Err(e) => return Err(e),

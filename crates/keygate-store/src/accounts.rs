@@ -10,6 +10,13 @@ use crate::model::{SessionRecord, UserPage, UserRecord};
 use crate::sql::{from_ms, get, map_err, to_ms, Tx};
 use crate::store::{Result, StoreError};
 
+/// What the triggers of migration 0008 raise when a write would leave a tenant without an admin
+/// user; they check it in the write's own transaction, whatever the write.
+pub(crate) const KEEP_AN_ADMIN: &str = "keygate: a tenant keeps an admin";
+
+/// The refusal a client gets for such a write ([`StoreError::LimitReached`]).
+pub const LAST_ADMIN: &str = "this is the tenant's last admin; make another user admin first";
+
 const USER_COLUMNS: &str = "id, tenant_id, username, password_hash, role, created_at";
 
 fn user_from_row(row: &AnyRow) -> Result<UserRecord> {

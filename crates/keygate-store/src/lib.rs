@@ -14,6 +14,7 @@ pub mod sql;
 pub mod store;
 pub mod verifier;
 
+pub use accounts::LAST_ADMIN;
 pub use backend::{sqlite_url_in_dir, Backend};
 pub use model::*;
 pub use sql::SqlStore;

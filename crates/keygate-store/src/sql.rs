@@ -57,6 +57,9 @@ pub(crate) fn map_err(e: sqlx::Error) -> StoreError {
         sqlx::Error::Database(db) if db.is_unique_violation() => {
             StoreError::Conflict(db.message().to_owned())
         }
+        sqlx::Error::Database(db) if db.message().contains(accounts::KEEP_AN_ADMIN) => {
+            StoreError::LimitReached(accounts::LAST_ADMIN.to_owned())
+        }
         sqlx::Error::RowNotFound => StoreError::NotFound,
         sqlx::Error::ColumnDecode { .. } | sqlx::Error::Decode(_) => {
             StoreError::Corrupt(e.to_string())

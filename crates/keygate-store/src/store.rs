@@ -13,7 +13,8 @@ pub enum StoreError {
     /// A uniqueness rule was broken (an id or token that already exists).
     #[error("conflict: {0}")]
     Conflict(String),
-    /// A bound was reached (tokens per owner); the message says which, for the client.
+    /// A bound was reached (tokens per owner, a tenant's last admin); the message says which,
+    /// for the client.
     #[error("{0}")]
     LimitReached(String),
     /// A rule kept by the database refused the change (a fixed expiry); the message says which.

@@ -75,13 +75,20 @@ pub struct ServeArgs {
     /// Always mark the session cookie Secure (for a deployment reached only over HTTPS).
     #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
     pub secure_cookies: bool,
-    /// Failed logins allowed per account within the window [default: 5].
+    /// Failed logins for one account from one client address before that address must wait
+    /// between its attempts at that account [default: 5].
     #[arg(long, env = "KEYGATE_LOGIN_MAX_FAILURES")]
     pub login_max_failures: Option<u32>,
-    /// Failed logins allowed per client address within the window [default: 20].
+    /// The wait after the first failure beyond --login-max-failures; it doubles with every
+    /// further failure, up to --login-failure-window, e.g. 1s [default: 1s].
+    #[arg(long, env = "KEYGATE_LOGIN_FAILURE_DELAY", value_parser = humantime::parse_duration)]
+    pub login_failure_delay: Option<std::time::Duration>,
+    /// Failed logins allowed per client address, all accounts together, within the window;
+    /// beyond it the address is refused until the window ends [default: 20].
     #[arg(long, env = "KEYGATE_LOGIN_MAX_FAILURES_PER_IP")]
     pub login_max_failures_per_ip: Option<u32>,
-    /// The window in which failed logins are counted, e.g. 15m [default: 15m].
+    /// The window in which failed logins per address are counted, and the longest wait
+    /// between attempts, e.g. 15m [default: 15m].
     #[arg(long, env = "KEYGATE_LOGIN_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
     pub login_failure_window: Option<std::time::Duration>,
     /// Failed token authentications (malformed, bad checksum or unknown tokens) allowed per
@@ -134,6 +141,8 @@ struct FileConfig {
     session_ttl: Option<std::time::Duration>,
     secure_cookies: Option<bool>,
     login_max_failures: Option<u32>,
+    #[serde(default, with = "humantime_serde_opt")]
+    login_failure_delay: Option<std::time::Duration>,
     login_max_failures_per_ip: Option<u32>,
     #[serde(default, with = "humantime_serde_opt")]
     login_failure_window: Option<std::time::Duration>,
@@ -290,10 +299,14 @@ impl ServeArgs {
         }
         let defaults = keygate_server::accounts::LoginLimits::default();
         let login_limits = keygate_server::accounts::LoginLimits {
-            per_account: self
+            free_failures: self
                 .login_max_failures
                 .or(file.login_max_failures)
-                .unwrap_or(defaults.per_account),
+                .unwrap_or(defaults.free_failures),
+            first_delay: self
+                .login_failure_delay
+                .or(file.login_failure_delay)
+                .unwrap_or(defaults.first_delay),
             per_ip: self
                 .login_max_failures_per_ip
                 .or(file.login_max_failures_per_ip)
@@ -303,8 +316,13 @@ impl ServeArgs {
                 .or(file.login_failure_window)
                 .unwrap_or(defaults.window),
         };
-        if login_limits.per_account == 0 || login_limits.per_ip == 0 {
+        if login_limits.free_failures == 0 || login_limits.per_ip == 0 {
             bail!("--login-max-failures and --login-max-failures-per-ip must be at least 1");
+        }
+        if login_limits.first_delay.is_zero() || login_limits.first_delay > login_limits.window {
+            bail!(
+                "--login-failure-delay must be more than zero and at most --login-failure-window"
+            );
         }
         let auth_defaults = keygate_server::token_auth::AuthLimits::default();
         let auth_limits = keygate_server::token_auth::AuthLimits {

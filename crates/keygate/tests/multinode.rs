@@ -1059,3 +1059,106 @@ fn a_change_made_while_listeners_are_cut_still_arrives() {
         ms(*times.last().unwrap())
     );
 }
+
+// ---------------------------------------------------------------------------------------------
+// A tenant's last admin, with one request per node
+// ---------------------------------------------------------------------------------------------
+
+fn admins_of(node: &Node, token: &str) -> Vec<String> {
+    let (st, list) = node.call("GET", "/api/v1/users?limit=100", Some(token), None);
+    assert_eq!(st, 200, "{list}");
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["role"] == "admin")
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+fn new_admin(node: &Node, token: &str, username: &str) -> String {
+    let (st, v) = node.call(
+        "POST",
+        "/api/v1/users",
+        Some(token),
+        Some(json!({ "username": username, "password": "admin-password-1", "role": "admin" })),
+    );
+    assert_eq!(st, 201, "{v}");
+    v["id"].as_str().unwrap().to_owned()
+}
+
+/// Demotes (`delete` false) or deletes the user.
+fn take_admin_away(node: &Node, token: &str, id: &str, delete: bool) -> (u16, Value) {
+    let path = format!("/api/v1/users/{id}");
+    if delete {
+        node.call("DELETE", &path, Some(token), None)
+    } else {
+        node.call(
+            "PATCH",
+            &path,
+            Some(token),
+            Some(json!({ "role": "member" })),
+        )
+    }
+}
+
+#[test]
+fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
+    const ROUNDS: usize = 12;
+    let db = PgDatabase::create();
+    let bootstrap = fresh_token();
+    let nodes = [
+        Node::start("node0", &db.url, Some(&bootstrap)),
+        Node::start("node1", &db.url, Some(&bootstrap)),
+    ];
+    // A token of the tenant itself, so that deleting any user is not deleting oneself.
+    let (st, v) = nodes[0].call(
+        "POST",
+        "/api/v1/tokens",
+        Some(&bootstrap),
+        Some(json!({ "name": "service", "scopes": ["*"], "ownerId": "default" })),
+    );
+    assert_eq!(st, 201, "{v}");
+    let svc = v["token"].as_str().unwrap().to_owned();
+    let first = admins_of(&nodes[0], &svc);
+    let mut survivor = new_admin(&nodes[0], &svc, "first");
+    for id in first {
+        assert_eq!(take_admin_away(&nodes[0], &svc, &id, false).0, 200);
+    }
+    for round in 0..ROUNDS {
+        let pair = [
+            survivor.clone(),
+            new_admin(&nodes[0], &svc, &format!("second-{round}")),
+        ];
+        let deletes = [round % 3 == 1, round % 3 != 0];
+        let start = std::sync::Barrier::new(2);
+        let answers: Vec<(u16, Value)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..2)
+                .map(|i| {
+                    let (node, id, start, svc) = (&nodes[i], &pair[i], &start, &svc);
+                    scope.spawn(move || {
+                        start.wait();
+                        take_admin_away(node, svc, id, deletes[i])
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let left = admins_of(&nodes[1], &svc);
+        assert!(
+            !left.is_empty(),
+            "round {round}: no admin left: {answers:?}"
+        );
+        let won = answers
+            .iter()
+            .filter(|(st, _)| matches!(st, 200 | 204))
+            .count();
+        assert_eq!(won, 1, "round {round}: {answers:?}");
+        let (_, lost) = answers.iter().find(|(st, _)| *st == 409).expect("a 409");
+        assert!(
+            lost["message"].as_str().unwrap().contains("last admin"),
+            "{lost}"
+        );
+        survivor = left[0].clone();
+    }
+}

@@ -4,6 +4,8 @@
 #[path = "common/mod.rs"]
 mod common;
 
+use std::time::Duration;
+
 use common::*;
 use serde_json::{json, Value};
 
@@ -333,11 +335,13 @@ fn a_login_must_be_sent_as_json_so_no_other_site_can_post_one() {
 }
 
 #[test]
-fn failed_logins_are_limited_per_account_and_per_address_and_audited() {
+fn failed_logins_are_limited_per_account_at_an_address_and_per_address_and_audited() {
     let s = Server::builder()
         .args(&[
             "--login-max-failures",
             "3",
+            "--login-failure-delay",
+            "1m",
             "--login-max-failures-per-ip",
             "5",
         ])
@@ -350,14 +354,14 @@ fn failed_logins_are_limited_per_account_and_per_address_and_audited() {
             "invalid_credentials",
         );
     }
-    // The account is locked for a while, even for the right password…
+    // The account waits a while at this address, even with the right password…
     let r = s.try_login("default", "admin", ADMIN_PASSWORD);
     let retry: u64 = r.headers()["retry-after"]
         .to_str()
         .unwrap()
         .parse()
         .unwrap();
-    assert!((1..=900).contains(&retry), "Retry-After {retry}");
+    assert!((1..=60).contains(&retry), "Retry-After {retry}");
     let v = assert_error(r, 429, "rate_limited");
     assert!(v["message"].as_str().unwrap().contains("try again"), "{v}");
     // …while another account from the same address still may log in.
@@ -395,6 +399,66 @@ fn failed_logins_are_limited_per_account_and_per_address_and_audited() {
             .unwrap(),
     );
     assert_eq!(ok["items"].as_array().unwrap().len(), 1);
+}
+
+/// `Retry-After` of a 429, in seconds.
+fn retry_after(r: &reqwest::blocking::Response) -> u64 {
+    assert_eq!(r.status(), 429, "{r:?}");
+    r.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap()
+}
+
+#[test]
+fn failures_from_one_address_delay_that_address_and_never_lock_the_owner_out() {
+    let s = Server::builder()
+        .args(&[
+            "--trust-forwarded-for",
+            "--login-max-failures",
+            "2",
+            "--login-failure-delay",
+            "500ms",
+        ])
+        .start();
+    let (stranger, owner) = ("203.0.113.9", "198.51.100.4");
+    let login_from = |ip: &str, password: &str| {
+        s.anon("POST", "/api/v1/session")
+            .header("X-Forwarded-For", ip)
+            .json(&json!({ "username": "admin", "password": password }))
+            .send()
+            .unwrap()
+    };
+    let fails = |ip: &str| {
+        assert_error(login_from(ip, "wrong-password"), 401, "invalid_credentials");
+    };
+    fails(stranger);
+    fails(stranger);
+    // Beyond its free failures, the stranger's address waits 0.5 s, then 1 s, then 2 s: each
+    // failure doubles the delay, and an attempt during the delay is refused unchecked.
+    let mut waits = Vec::new();
+    for _ in 0..2 {
+        let r = login_from(stranger, "wrong-password");
+        waits.push(retry_after(&r));
+        assert_error(r, 429, "rate_limited");
+        // The owner, from an address of their own, is never held up by the stranger.
+        assert_eq!(login_from(owner, ADMIN_PASSWORD).status(), 200);
+        std::thread::sleep(Duration::from_secs(*waits.last().unwrap()));
+        fails(stranger);
+    }
+    // Even the right password from the stranger's address must wait for the delay…
+    let r = login_from(stranger, ADMIN_PASSWORD);
+    waits.push(retry_after(&r));
+    assert_error(r, 429, "rate_limited");
+    assert_eq!(waits, [1, 1, 2], "0.5 s, 1 s and 2 s, rounded up");
+    assert_eq!(login_from(owner, ADMIN_PASSWORD).status(), 200);
+    // …and is let in once it is over.
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(login_from(stranger, ADMIN_PASSWORD).status(), 200);
+    // A success forgets that address's failures for the account.
+    fails(stranger);
+    assert_eq!(login_from(stranger, ADMIN_PASSWORD).status(), 200);
 }
 
 #[test]

@@ -5,6 +5,7 @@
 mod common;
 
 use common::*;
+use reqwest::blocking::Response;
 use serde_json::{json, Value};
 
 fn send(r: reqwest::blocking::RequestBuilder) -> (u16, Value) {
@@ -424,6 +425,115 @@ fn nobody_deletes_themselves_or_the_last_admin() {
             .json(&json!({ "role": "member" })),
     );
     assert_eq!((status, v["role"].as_str()), (200, Some("member")), "{v}");
+}
+
+/// Runs `a` and `b` on two threads released at the same moment; their answers.
+fn at_once<A, B>(a: A, b: B) -> (Response, Response)
+where
+    A: FnOnce() -> Response + Send,
+    B: FnOnce() -> Response + Send,
+{
+    let start = std::sync::Barrier::new(2);
+    std::thread::scope(|scope| {
+        let a = scope.spawn(|| {
+            start.wait();
+            a()
+        });
+        let b = scope.spawn(|| {
+            start.wait();
+            b()
+        });
+        (a.join().unwrap(), b.join().unwrap())
+    })
+}
+
+/// The ids of the tenant's admin users.
+fn admin_ids(s: &Server, token: &str) -> Vec<String> {
+    let (status, list) = send(s.with_token("GET", "/api/v1/users?limit=100", token));
+    assert_eq!(status, 200, "{list}");
+    list["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|u| u["role"] == "admin")
+        .map(|u| u["id"].as_str().unwrap().to_owned())
+        .collect()
+}
+
+/// How a round takes an admin away.
+#[derive(Clone, Copy, Debug)]
+enum Removal {
+    Demote,
+    Delete,
+}
+
+fn remove_admin(s: &Server, token: &str, id: &str, how: Removal) -> Response {
+    let path = format!("/api/v1/users/{id}");
+    let r = match how {
+        Removal::Demote => s
+            .with_token("PATCH", &path, token)
+            .json(&json!({ "role": "member" })),
+        Removal::Delete => s.with_token("DELETE", &path, token),
+    };
+    r.send().unwrap()
+}
+
+/// Exactly one of two concurrent removals of a tenant's two admins wins; the other gets 409
+/// naming the last admin.
+fn one_wins(round: usize, a: Response, b: Response) {
+    let statuses = [a.status().as_u16(), b.status().as_u16()];
+    let won = statuses.iter().filter(|s| matches!(s, 200 | 204)).count();
+    assert_eq!(won, 1, "round {round}: {statuses:?}");
+    let loser = if matches!(statuses[0], 200 | 204) {
+        b
+    } else {
+        a
+    };
+    let v = assert_error(loser, 409, "conflict");
+    assert!(v["message"].as_str().unwrap().contains("last admin"), "{v}");
+}
+
+#[test]
+fn concurrent_removals_never_leave_a_tenant_without_an_admin() {
+    const ROUNDS: usize = 15;
+    let s = Server::start();
+    // A service token of the tenant itself, so that deleting any user is not deleting oneself.
+    let (status, v) = send(s.admin("POST", "/api/v1/tokens").json(&json!({
+        "name": "service", "scopes": ["*"], "ownerId": "default"
+    })));
+    assert_eq!(status, 201, "{v}");
+    let svc = v["token"].as_str().unwrap().to_owned();
+    let bootstrap_admin = admin_ids(&s, &svc);
+    let mut pair = [
+        s.create_user("first-0", "first-password-0", "admin"),
+        String::new(),
+    ];
+    for id in bootstrap_admin {
+        assert_eq!(remove_admin(&s, &svc, &id, Removal::Demote).status(), 200);
+    }
+    for round in 0..ROUNDS {
+        if pair[1].is_empty() {
+            pair[1] = s.create_user(&format!("second-{round}"), "second-password", "admin");
+        }
+        assert_eq!(
+            admin_ids(&s, &svc).len(),
+            2,
+            "round {round} starts with two admins"
+        );
+        let hows = match round % 3 {
+            0 => [Removal::Demote, Removal::Demote],
+            1 => [Removal::Delete, Removal::Delete],
+            _ => [Removal::Demote, Removal::Delete],
+        };
+        let (a, b) = at_once(
+            || remove_admin(&s, &svc, &pair[0], hows[0]),
+            || remove_admin(&s, &svc, &pair[1], hows[1]),
+        );
+        let left = admin_ids(&s, &svc);
+        assert!(!left.is_empty(), "round {round} ({hows:?}) left no admin");
+        one_wins(round, a, b);
+        pair = [left[0].clone(), String::new()];
+    }
 }
 
 // The CLI, as an operator uses it.

@@ -13,8 +13,10 @@ use crate::state::AppState;
 
 /// Log in with a username and password. Sets the `keygate_session` cookie (HttpOnly,
 /// SameSite=Strict, Secure over TLS) and returns the CSRF token the page must send in
-/// `X-CSRF-Token` with every change. Failed logins are audited and limited per account and
-/// per address (429 with `Retry-After` beyond the limit).
+/// `X-CSRF-Token` with every change. Failed logins are audited; after a few, an address waits
+/// longer and longer between its attempts at that account, and one with many failures is
+/// refused for a while (429 with `Retry-After` meanwhile). Nothing counts against an account
+/// alone: other addresses are never held up.
 #[utoipa::path(post, path = "/api/v1/session", tag = "session",
     request_body = LoginRequest,
     responses(
@@ -22,7 +24,7 @@ use crate::state::AppState;
         (status = 400, body = ErrorBody),
         (status = 401, description = "Wrong username or password", body = ErrorBody),
         (status = 422, body = ErrorBody),
-        (status = 429, description = "Too many failed logins", body = ErrorBody,
+        (status = 429, description = "Too many failed logins from this address (for this account)", body = ErrorBody,
          headers(("Retry-After" = u64)))))]
 pub async fn login(
     State(state): State<AppState>,
