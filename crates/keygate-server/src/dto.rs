@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use keygate_core::AuditAction;
 use keygate_store::{AuditEntry, TokenRecord, UserRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -242,13 +243,22 @@ pub struct AuditView {
     pub at: OffsetDateTime,
     /// Who made the change: the id of the calling token (or `system`).
     pub actor: String,
-    /// `token.create`, `token.update`, `token.delete`, `token.disable`, `token.enable`,
-    /// `token.rotate`, `token.revoke_self`, `system.bootstrap`.
+    #[schema(schema_with = audit_action_schema)]
     pub action: String,
     pub target_id: Option<String>,
     pub ip: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
+}
+
+/// The action's schema is built from the one list the writers use, so it names them all.
+fn audit_action_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("What was done"))
+        .enum_values(Some(AuditAction::ALL.iter().map(|a| a.as_str())))
+        .build()
 }
 
 impl From<AuditEntry> for AuditView {
