@@ -33,13 +33,13 @@ pub struct TokenView {
     pub enabled: bool,
     /// `active`, `disabled` or `expired`.
     pub status: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339_ms::option")]
     pub expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339_ms::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub last_used_ip: Option<String>,
     pub created_by: Option<String>,
@@ -92,7 +92,7 @@ pub struct CreateTokenRequest {
     /// Scope names from the catalogue, or wildcards such as `metrics:*`.
     #[schema(min_items = 1, max_items = 100)]
     pub scopes: Vec<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::rfc3339_ms::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// Lifetime in seconds (an alternative to `expiresAt`), at most ten years.
     #[schema(minimum = 1, maximum = 315_360_000)]
@@ -195,7 +195,7 @@ pub struct VerifyResponse<'a> {
     pub metadata: Option<&'a RawValue>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
+        with = "crate::rfc3339_ms::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -239,7 +239,7 @@ pub struct ScopeInfo {
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
     pub id: i64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub at: OffsetDateTime,
     /// Who made the change: the id of the calling token (or `system`).
     pub actor: String,
@@ -304,7 +304,7 @@ pub struct UserView {
     pub username: String,
     /// `admin` or `member`.
     pub role: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub created_at: OffsetDateTime,
 }
 
@@ -388,7 +388,7 @@ pub struct SessionView {
     pub user: UserView,
     pub scopes: Vec<String>,
     pub csrf_token: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub expires_at: OffsetDateTime,
 }
 
@@ -414,7 +414,7 @@ pub struct CreateTenantRequest {
 pub struct CreatedTenant {
     pub id: String,
     pub name: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub created_at: OffsetDateTime,
     pub admin: UserView,
     /// Present when the password was generated.

@@ -350,7 +350,7 @@ pub async fn create(
         AuditAction::TokenCreate,
         rec.id.as_str(),
         json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
-                "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) }),
+                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) }),
     );
     let writes = vec![
         Write::InsertToken(rec.clone()),

@@ -611,7 +611,7 @@ pub async fn instana_put_token(
     rec.name = name;
     rec.scopes = scopes;
     let details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
-                          "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()),
+                          "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
                           "via": "instana" });
     let rec = tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await?;
     Ok(axum::Json(view(&rec)))

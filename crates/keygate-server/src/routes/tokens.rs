@@ -166,7 +166,7 @@ pub async fn update_token(
         rec.enabled = e;
     }
     let details = json!({ "name": name, "scopes": scopes.names(), "enabled": rec.enabled,
-                          "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) });
+                          "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) });
     rec.name = name;
     rec.scopes = scopes;
     let rec = tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await?;
