@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""keygate's HTTP benchmarks, side by side on loopback (issue 6; results in BENCHMARKS.md).
+"""keygate's HTTP benchmarks, side by side on loopback (results in BENCHMARKS.md).
 
     python3 bench/run.py verify            keygate vs nginx `return 200` vs the Python peer
     python3 bench/run.py scale             1k, 100k, 1M, 10M tokens: start-up, cold, warm, memory
@@ -528,7 +528,7 @@ def bench_writes(args, work):
 
 
 # ------------------------------------------------------------------------------------------------
-# flood: valid verifications beside a flood of made-up tokens (issue 7)
+# flood: valid verifications beside a flood of made-up tokens
 
 def made_up_tokens(count, kind):
     """`count` tokens of keygate's format that no database holds: with a good checksum

@@ -1,12 +1,14 @@
 //! keygate's pure domain: the token format, hashing, scopes and the parsing of credentials
 //! out of HTTP requests. Nothing here does I/O, so every rule can be tested in isolation.
 
+pub mod audit;
 pub mod base62;
 pub mod credentials;
 pub mod role;
 pub mod scope;
 pub mod token;
 
+pub use audit::AuditAction;
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};
 pub use role::Role;
 pub use scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};

@@ -85,8 +85,10 @@ impl TokenId {
         Self(s.into())
     }
 
-    /// Wraps an id read back from storage; ids are never parsed out of user input because an
-    /// unknown id is simply not found.
+    /// Wraps an id without checking its shape: one read back from storage, or the id part of
+    /// a token that `token::parse` has already accepted (the operator's bootstrap token). Ids
+    /// from a request are looked up as plain strings instead: an unknown id is simply not
+    /// found.
     pub fn from_stored(s: String) -> Self {
         Self(s.into())
     }

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use keygate_core::AuditAction;
 use keygate_store::{AuditEntry, TokenRecord, UserRecord};
 use serde::{Deserialize, Deserializer, Serialize};
 use serde_json::value::RawValue;
@@ -32,13 +33,13 @@ pub struct TokenView {
     pub enabled: bool,
     /// `active`, `disabled` or `expired`.
     pub status: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub created_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub updated_at: OffsetDateTime,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339_ms::option")]
     pub expires_at: Option<OffsetDateTime>,
-    #[serde(with = "time::serde::rfc3339::option")]
+    #[serde(with = "crate::rfc3339_ms::option")]
     pub last_used_at: Option<OffsetDateTime>,
     pub last_used_ip: Option<String>,
     pub created_by: Option<String>,
@@ -91,7 +92,7 @@ pub struct CreateTokenRequest {
     /// Scope names from the catalogue, or wildcards such as `metrics:*`.
     #[schema(min_items = 1, max_items = 100)]
     pub scopes: Vec<String>,
-    #[serde(default, with = "time::serde::rfc3339::option")]
+    #[serde(default, with = "crate::rfc3339_ms::option")]
     pub expires_at: Option<OffsetDateTime>,
     /// Lifetime in seconds (an alternative to `expiresAt`), at most ten years.
     #[schema(minimum = 1, maximum = 315_360_000)]
@@ -194,7 +195,7 @@ pub struct VerifyResponse<'a> {
     pub metadata: Option<&'a RawValue>,
     #[serde(
         skip_serializing_if = "Option::is_none",
-        with = "time::serde::rfc3339::option"
+        with = "crate::rfc3339_ms::option"
     )]
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -238,17 +239,26 @@ pub struct ScopeInfo {
 #[serde(rename_all = "camelCase")]
 pub struct AuditView {
     pub id: i64,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub at: OffsetDateTime,
     /// Who made the change: the id of the calling token (or `system`).
     pub actor: String,
-    /// `token.create`, `token.update`, `token.delete`, `token.disable`, `token.enable`,
-    /// `token.rotate`, `token.revoke_self`, `system.bootstrap`.
+    #[schema(schema_with = audit_action_schema)]
     pub action: String,
     pub target_id: Option<String>,
     pub ip: Option<String>,
     #[schema(value_type = Option<Object>)]
     pub details: Option<serde_json::Value>,
+}
+
+/// The action's schema is built from the one list the writers use, so it names them all.
+fn audit_action_schema() -> utoipa::openapi::Object {
+    use utoipa::openapi::{ObjectBuilder, Type};
+    ObjectBuilder::new()
+        .schema_type(Type::String)
+        .description(Some("What was done"))
+        .enum_values(Some(AuditAction::ALL.iter().map(|a| a.as_str())))
+        .build()
 }
 
 impl From<AuditEntry> for AuditView {
@@ -294,7 +304,7 @@ pub struct UserView {
     pub username: String,
     /// `admin` or `member`.
     pub role: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub created_at: OffsetDateTime,
 }
 
@@ -378,7 +388,7 @@ pub struct SessionView {
     pub user: UserView,
     pub scopes: Vec<String>,
     pub csrf_token: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub expires_at: OffsetDateTime,
 }
 
@@ -404,7 +414,7 @@ pub struct CreateTenantRequest {
 pub struct CreatedTenant {
     pub id: String,
     pub name: String,
-    #[serde(with = "time::serde::rfc3339")]
+    #[serde(with = "crate::rfc3339_ms")]
     pub created_at: OffsetDateTime,
     pub admin: UserView,
     /// Present when the password was generated.

@@ -130,7 +130,11 @@ impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {
             StoreError::NotFound => ApiError::NotFound("Not found".into()),
-            StoreError::Conflict(m) => ApiError::Conflict(format!("Already exists: {m}")),
+            StoreError::Conflict(detail) => {
+                // The database's own words name tables and indexes: for the log, not the client.
+                tracing::warn!(%detail, "unique violation without a mapped message");
+                ApiError::Conflict("A record with these values already exists".into())
+            }
             StoreError::LimitReached(m) | StoreError::Refused(m) => ApiError::Conflict(m),
             StoreError::Unavailable(m) => {
                 tracing::error!(error = %m, "database unavailable");
@@ -168,3 +172,38 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What SQLite and PostgreSQL say about a broken unique index, as `map_err` receives it.
+    const DATABASE_TEXTS: [&str; 2] = [
+        "UNIQUE constraint failed: issued_external_ids.tenant_id, issued_external_ids.external_id",
+        "duplicate key value violates unique constraint \"issued_external_ids_pkey\"",
+    ];
+
+    /// A uniqueness rule the server did not map to its own sentence still answers 409, with a
+    /// fixed sentence and none of the database's words (names of tables, indexes, columns).
+    #[test]
+    fn an_unmapped_unique_violation_shows_no_database_text() {
+        for text in DATABASE_TEXTS {
+            let body = ApiError::from(StoreError::Conflict(text.into())).body();
+            assert_eq!(body.code, "conflict");
+            for word in [
+                "UNIQUE",
+                "unique",
+                "constraint",
+                "issued_",
+                "duplicate key",
+                "pkey",
+            ] {
+                assert!(
+                    !body.message.contains(word),
+                    "{word:?} in {:?}",
+                    body.message
+                );
+            }
+        }
+    }
+}

@@ -10,6 +10,7 @@ pub mod extract;
 pub mod limiter;
 pub mod metrics;
 pub mod middleware;
+pub mod rfc3339_ms;
 pub mod routes;
 pub mod sessions;
 pub mod state;

@@ -3,6 +3,7 @@
 //! echo the session's CSRF token in `X-CSRF-Token`, which another site can neither read nor
 //! send. A session acts with the scopes of its user's current role.
 
+use keygate_core::AuditAction;
 use std::sync::Arc;
 
 use axum::http::request::Parts;
@@ -206,7 +207,7 @@ pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> A
         tenant_id: user.tenant_id.clone(),
         at: now,
         actor: user.id.clone(),
-        action: "session.login".into(),
+        action: AuditAction::SessionLogin.into(),
         target_id: Some(user.id.clone()),
         ip,
         details: None,
@@ -245,7 +246,7 @@ async fn audit_failure(state: &AppState, tenant: &str, username: &str, ip: Optio
             tenant_id: tenant.to_owned(),
             at: keygate_store::now(),
             actor: "anonymous".into(),
-            action: "session.login_failed".into(),
+            action: AuditAction::SessionLoginFailed.into(),
             target_id: target.map(|u| u.id),
             ip,
             details: Some(details),
@@ -264,7 +265,7 @@ pub async fn logout(state: &AppState, user: &SessionUser, ip: Option<String>) ->
         tenant_id: user.user.tenant_id.clone(),
         at: keygate_store::now(),
         actor: user.user.id.clone(),
-        action: "session.logout".into(),
+        action: AuditAction::SessionLogout.into(),
         target_id: Some(user.user.id.clone()),
         ip,
         details: None,

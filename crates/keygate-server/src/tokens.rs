@@ -1,6 +1,7 @@
 //! Token management as operations on behalf of a caller: visibility, no escalation, audit and
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
+use keygate_core::AuditAction;
 use keygate_core::{PlainToken, ScopeCatalog, ScopeSet, TokenHash, TokenId};
 use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write};
 use serde_json::json;
@@ -212,7 +213,7 @@ pub fn change_expiry(
 
 pub(crate) fn audit(
     caller: &Caller,
-    action: &str,
+    action: AuditAction,
     target: &str,
     details: serde_json::Value,
 ) -> NewAudit {
@@ -220,7 +221,7 @@ pub(crate) fn audit(
         tenant_id: caller.tenant_id().to_owned(),
         at: keygate_store::now(),
         actor: caller.actor(),
-        action: action.to_owned(),
+        action: action.into(),
         target_id: Some(target.to_owned()),
         ip: caller.ip.clone(),
         details: Some(details),
@@ -346,10 +347,10 @@ pub async fn create(
     };
     let entry = audit(
         caller,
-        "token.create",
+        AuditAction::TokenCreate,
         rec.id.as_str(),
         json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
-                "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) }),
+                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) }),
     );
     let writes = vec![
         Write::InsertToken(rec.clone()),
@@ -443,7 +444,7 @@ pub async fn save(
     state: &AppState,
     caller: &Caller,
     mut rec: TokenRecord,
-    action: &str,
+    action: AuditAction,
     details: serde_json::Value,
 ) -> ApiResult<TokenRecord> {
     rec.updated_at = keygate_store::now();
@@ -472,9 +473,9 @@ pub async fn set_enabled(
     }
     rec.enabled = enabled;
     let action = if enabled {
-        "token.enable"
+        AuditAction::TokenEnable
     } else {
-        "token.disable"
+        AuditAction::TokenDisable
     };
     save(state, caller, rec, action, json!({})).await
 }
@@ -485,7 +486,7 @@ pub async fn delete(
     state: &AppState,
     caller: &Caller,
     rec: TokenRecord,
-    action: &str,
+    action: AuditAction,
 ) -> ApiResult<()> {
     ensure_may_take_away(state, caller, &rec)?;
     let entry = audit(caller, action, rec.id.as_str(), json!({ "name": rec.name }));
@@ -550,7 +551,7 @@ pub async fn rotate(
     old.updated_at = now;
     let entry = audit(
         caller,
-        "token.rotate",
+        AuditAction::TokenRotate,
         old.id.as_str(),
         json!({ "newTokenId": new.id, "gracePeriodSeconds": grace_seconds }),
     );

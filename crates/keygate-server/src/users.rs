@@ -2,6 +2,7 @@
 //! rules. The one rule that matters most: acting on a user of some role, or giving a user that
 //! role, needs every scope the role holds, so `users:write` alone can never mint an admin.
 
+use keygate_core::AuditAction;
 use keygate_core::{base62, PlainToken, Role, TokenId};
 use keygate_store::{
     NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
@@ -43,7 +44,12 @@ fn user_not_found() -> ApiError {
     ApiError::NotFound("No user with this id".into())
 }
 
-fn audit(caller: &Caller, action: &str, user: &UserRecord, details: serde_json::Value) -> NewAudit {
+fn audit(
+    caller: &Caller,
+    action: AuditAction,
+    user: &UserRecord,
+    details: serde_json::Value,
+) -> NewAudit {
     tokens::audit(caller, action, &user.id, details)
 }
 
@@ -82,7 +88,7 @@ pub async fn create(
     };
     let entry = audit(
         caller,
-        "user.create",
+        AuditAction::UserCreate,
         &user,
         json!({ "username": user.username, "role": user.role }),
     );
@@ -134,7 +140,7 @@ pub async fn update(
         });
     }
     writes.insert(0, Write::UpdateUser(user.clone()));
-    let entry = audit(caller, "user.update", &user, details);
+    let entry = audit(caller, AuditAction::UserUpdate, &user, details);
     state
         .store
         .apply(&writes, &[entry])
@@ -198,7 +204,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<us
             .map(|t| {
                 tokens::audit(
                     caller,
-                    "token.delete",
+                    AuditAction::TokenDelete,
                     t.id.as_str(),
                     json!({ "name": t.name, "reason": "owner deleted" }),
                 )
@@ -206,7 +212,7 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<us
             .collect();
         entries.push(audit(
             caller,
-            "user.delete",
+            AuditAction::UserDelete,
             &user,
             json!({ "username": user.username, "revokedTokens": owned.len() }),
         ));
@@ -287,9 +293,14 @@ pub async fn create_tenant(
         rotated_to: None,
     };
     let details = json!({ "tenant": req.name, "adminUserId": admin.id, "adminTokenId": token.id });
-    let mut in_new = tokens::audit(caller, "tenant.create", &req.name, details.clone());
+    let mut in_new = tokens::audit(
+        caller,
+        AuditAction::TenantCreate,
+        &req.name,
+        details.clone(),
+    );
     in_new.tenant_id = req.name.clone();
-    let in_callers = tokens::audit(caller, "tenant.create", &req.name, details);
+    let in_callers = tokens::audit(caller, AuditAction::TenantCreate, &req.name, details);
     let writes = vec![
         Write::InsertTenant {
             id: req.name.clone(),

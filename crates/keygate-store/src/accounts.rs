@@ -84,7 +84,7 @@ pub(crate) async fn delete_user(tx: &mut Tx, tenant_id: &str, id: &str) -> Resul
             .await
             .map_err(map_err)?;
     if owned > 0 {
-        return Err(StoreError::Conflict(format!(
+        return Err(StoreError::Refused(format!(
             "the user still owns {owned} token(s)"
         )));
     }

@@ -8,7 +8,7 @@ use std::time::Duration;
 use keygate_core::TokenHash;
 use sqlx::any::AnyPoolOptions;
 use sqlx::sqlite::SqliteConnectOptions;
-use sqlx::{Any, Executor};
+use sqlx::{Any, Connection, Executor};
 
 use crate::group_commit::GroupCommitter;
 use crate::sql::{map_err, SqlStore};
@@ -165,10 +165,20 @@ async fn open_sqlite(url: &str) -> Result<SqlStore> {
 }
 
 async fn open_postgres(url: &str) -> Result<SqlStore> {
+    probe_postgres(url).await?;
     // Never put the URL in a message: it may hold a password.
     let pool = AnyPoolOptions::new()
         .max_connections(16)
         .acquire_timeout(ACQUIRE_TIMEOUT)
+        .after_connect(|conn, _| {
+            Box::pin(async move {
+                // PostgreSQL's notices ("relation ... already exists, skipping" from every
+                // node's migration check after the first) tell an operator nothing; warnings
+                // and errors still arrive.
+                conn.execute("SET client_min_messages = warning").await?;
+                Ok(())
+            })
+        })
         .connect(url)
         .await
         .map_err(|e| StoreError::Unavailable(format!("PostgreSQL: {e}")))?;
@@ -183,4 +193,18 @@ async fn open_postgres(url: &str) -> Result<SqlStore> {
         feed_url: Some(url.to_owned()),
         group: None,
     })
+}
+
+/// One connection made directly, so that a database that cannot be reached is reported with
+/// its cause (connection refused, unknown host, bad password) at once: a pool retries until its
+/// timeout and then says only that it timed out.
+async fn probe_postgres(url: &str) -> Result<()> {
+    let unavailable = |cause: String| StoreError::Unavailable(format!("PostgreSQL: {cause}"));
+    let conn = tokio::time::timeout(ACQUIRE_TIMEOUT, sqlx::AnyConnection::connect(url))
+        .await
+        .map_err(|_| unavailable(format!("no connection within {ACQUIRE_TIMEOUT:?}")))?
+        .map_err(|e| unavailable(e.to_string()))?;
+    // A failed goodbye leaves nothing behind: the server drops the connection either way.
+    let _ = conn.close().await;
+    Ok(())
 }

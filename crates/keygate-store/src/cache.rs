@@ -37,7 +37,7 @@ pub struct CachedToken {
     pub expires_at: Option<OffsetDateTime>,
     pub metadata: Option<Box<RawValue>>,
     /// Unix second of the last use this node has queued for writing; at most one write-behind
-    /// message per token per second.
+    /// message per token per `--last-use-resolution` (`VerifierConfig::last_use_resolution`).
     pub(crate) last_use_queued: AtomicI64,
 }
 

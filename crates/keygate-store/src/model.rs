@@ -152,7 +152,7 @@ pub enum Write {
     InsertUser(UserRecord),
     /// Replaces the role and the password hash; `NotFound` if the user is gone.
     UpdateUser(UserRecord),
-    /// Deletes the user and their sessions. `Conflict` if the user still owns tokens: the
+    /// Deletes the user and their sessions. `Refused` if the user still owns tokens: the
     /// caller deletes those in the same batch, so a token created meanwhile is never orphaned.
     DeleteUser {
         tenant_id: String,

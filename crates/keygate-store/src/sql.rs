@@ -390,7 +390,7 @@ impl Store for SqlStore {
                 tenant_id: b.tenant_id.clone(),
                 at: b.token.created_at,
                 actor: "system".into(),
-                action: "system.bootstrap".into(),
+                action: keygate_core::AuditAction::SystemBootstrap.into(),
                 target_id: Some(b.token.id.to_string()),
                 ip: None,
                 details: Some(serde_json::json!({ "adminUserId": u.id })),

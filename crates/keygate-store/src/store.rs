@@ -10,7 +10,8 @@ use crate::model::*;
 pub enum StoreError {
     #[error("not found")]
     NotFound,
-    /// A uniqueness rule was broken (an id or token that already exists).
+    /// A uniqueness rule was broken (an id or token that already exists). The message is the
+    /// database's own, naming its tables and indexes: for logs, never for a client.
     #[error("conflict: {0}")]
     Conflict(String),
     /// A bound was reached (tokens per owner, a tenant's last admin); the message says which,

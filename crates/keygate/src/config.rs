@@ -21,7 +21,8 @@ pub struct ServeArgs {
     /// Where the embedded SQLite database lives [default: ./keygate-data].
     #[arg(long, env = "KEYGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
-    /// The database, e.g. sqlite:///var/lib/keygate/keygate.db [default: SQLite in the data dir].
+    /// The database, e.g. sqlite:///var/lib/keygate/keygate.db or
+    /// postgres://keygate@db.example:5432/keygate [default: SQLite in the data dir].
     #[arg(long, env = "KEYGATE_DATABASE_URL")]
     pub database_url: Option<String>,
     /// Prefix of minted tokens, [a-z][a-z0-9]{1,15} [default: kg].

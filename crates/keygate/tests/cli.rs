@@ -767,3 +767,81 @@ fn a_closed_stdout_ends_the_output_quietly() {
         assert!(stderr.is_empty(), "{what}: quiet: {stderr}");
     }
 }
+
+/// The subcommands listed under `Commands:` in a help text (without `help` itself).
+fn subcommands(help: &str) -> Vec<String> {
+    help.lines()
+        .skip_while(|l| !l.starts_with("Commands:"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .filter_map(|l| l.split_whitespace().next())
+        .filter(|c| *c != "help")
+        .map(str::to_owned)
+        .collect()
+}
+
+/// `-h` of a command path, e.g. `["token", "create"]`.
+fn short_help(path: &[String]) -> String {
+    let out = bare_cli().args(path).arg("-h").output().unwrap();
+    ok(&out)
+}
+
+/// A line of a help text that names an option (`-h, --help`, `--name <NAME>`) or an argument.
+fn is_item(line: &str) -> bool {
+    let t = line.trim_start();
+    line.starts_with("  ") && (t.starts_with('-') || t.starts_with('<'))
+}
+
+/// Every option and argument of every command says what it is for: in `-h` each one is a
+/// line `  --name <NAME>  What it does`, so a line with nothing after its names lacks a help.
+#[test]
+fn every_option_of_every_command_has_a_help_text() {
+    let mut undocumented = Vec::new();
+    let mut paths: Vec<Vec<String>> = vec![vec![]];
+    while let Some(path) = paths.pop() {
+        let help = short_help(&path);
+        for sub in subcommands(&help) {
+            paths.push([path.clone(), vec![sub]].concat());
+        }
+        let lines: Vec<&str> = help
+            .lines()
+            .skip_while(|l| !(l.starts_with("Arguments:") || l.starts_with("Options:")))
+            .collect();
+        for (i, line) in lines.iter().enumerate() {
+            if !is_item(line) {
+                continue;
+            }
+            // Two spaces or more separate the names from the description; when the names are
+            // long, clap puts the description on the next line instead.
+            let inline = line
+                .trim()
+                .split_once("  ")
+                .is_some_and(|(_, d)| !d.trim().is_empty());
+            let below = lines
+                .get(i + 1)
+                .is_some_and(|n| n.starts_with("  ") && !n.trim().is_empty() && !is_item(n));
+            if !(inline || below) {
+                undocumented.push(format!("keygate {}: {}", path.join(" "), line.trim()));
+            }
+        }
+    }
+    assert!(
+        undocumented.is_empty(),
+        "no help text:\n{}",
+        undocumented.join("\n")
+    );
+}
+
+/// `serve --help` shows how to name a PostgreSQL database.
+#[test]
+fn serve_help_shows_a_postgres_url() {
+    let out = bare_cli().args(["serve", "--help"]).output().unwrap();
+    let help = ok(&out);
+    let line = help
+        .lines()
+        .skip_while(|l| !l.contains("--database-url"))
+        .take(3)
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(line.contains("postgres://"), "{line}");
+}

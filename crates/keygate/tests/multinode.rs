@@ -1,4 +1,4 @@
-//! Several `keygate serve` processes on one PostgreSQL database (DESIGN §6–§7, issue 3): a
+//! Several `keygate serve` processes on one PostgreSQL database (DESIGN §6–§7): a
 //! change made on any node is seen by the others (and how fast), several nodes starting at once
 //! bootstrap exactly once, last-use times are written behind from every node, and running nodes
 //! ride out a database restart (on a throwaway cluster the test owns).
@@ -1160,5 +1160,50 @@ fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
             "{lost}"
         );
         survivor = left[0].clone();
+    }
+}
+
+/// A PostgreSQL that nobody listens for is reported with its cause, "connection refused", and
+/// the start fails at once rather than after waiting for a pool that can never fill.
+#[test]
+fn a_refused_postgres_connection_fails_the_start_with_its_cause() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut cmd = Command::new(BIN);
+    for (k, _) in std::env::vars() {
+        if k.starts_with("KEYGATE_") {
+            cmd.env_remove(k);
+        }
+    }
+    let out = cmd
+        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
+        .arg("postgres://postgres@127.0.0.1:1/x")
+        .current_dir(dir.path())
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(
+        stderr.to_lowercase().contains("connection refused"),
+        "the cause is not named:\n{stderr}"
+    );
+    assert!(!stderr.contains("timed out"), "{stderr}");
+}
+
+/// A second node finds the schema in place; PostgreSQL's notices about it (`relation
+/// "_sqlx_migrations" already exists, skipping`) are no news to an operator and are not logged.
+#[test]
+fn a_second_node_logs_no_postgres_notice_at_start() {
+    let db = PgDatabase::create();
+    let token = fresh_token();
+    let first = Node::start("first", &db.url, Some(&token));
+    let second = Node::start("second", &db.url, Some(&token));
+    for node in [&first, &second] {
+        let out = node.output();
+        assert!(
+            !out.contains("already exists") && !out.contains("sqlx::postgres::notice"),
+            "{}:\n{out}",
+            node.name
+        );
     }
 }

@@ -1,4 +1,4 @@
-//! Secrets never leak (issue 7): one full run against one real `keygate serve` at the most
+//! Secrets never leak: one full run against one real `keygate serve` at the most
 //! verbose log level, through every surface that takes or shows a secret, then a search of
 //! everything the run left behind for every secret it saw.
 //!

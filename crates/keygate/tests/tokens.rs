@@ -2296,3 +2296,65 @@ fn the_first_audit_entry_is_system_bootstrap() {
     let only = audit(&s, "?action=system.bootstrap");
     assert_eq!(only.len(), 1);
 }
+
+/// `2026-12-01T21:51:28.090Z`: RFC 3339 in UTC with exactly three fraction digits, so that every
+/// time keygate writes has one length and sorts as text.
+fn assert_fixed_time(v: &Value, what: &str) {
+    let s = v
+        .as_str()
+        .unwrap_or_else(|| panic!("{what}: not an RFC 3339 string: {v}"));
+    let b = s.as_bytes();
+    let shape_ok =
+        b.len() == 24 && b[19] == b'.' && b[23] == b'Z' && b[20..23].iter().all(u8::is_ascii_digit);
+    assert!(
+        shape_ok,
+        "{what}: {s:?} is not of the shape 2026-12-01T21:51:28.090Z"
+    );
+    OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|e| panic!("{what}: {s:?}: {e}"));
+}
+
+/// Times in the API and in the audit log's details are RFC 3339 with milliseconds, whatever
+/// the time's fraction: a whole second still shows `.000`.
+#[test]
+fn times_are_rfc3339_with_milliseconds_in_the_api_and_the_audit_details() {
+    let s = Server::start();
+    let r = s
+        .admin("POST", "/api/v1/tokens")
+        .json(&json!({"name": "timed", "scopes": ["tokens:read"],
+                      "expiresAt": "2030-01-01T00:00:00Z"}))
+        .send()
+        .unwrap();
+    let (status, created) = status_json(r);
+    assert_eq!(status, 201, "{created}");
+    let id = created["id"].as_str().unwrap().to_owned();
+    let r = s
+        .admin("PUT", &format!("/api/v1/tokens/{id}"))
+        .json(&json!({"name": "timed", "scopes": ["tokens:read"],
+                      "expiresAt": "2029-06-01T12:00:00.5Z"}))
+        .send()
+        .unwrap();
+    let (status, updated) = status_json(r);
+    assert_eq!(status, 200, "{updated}");
+    for field in ["createdAt", "updatedAt", "expiresAt"] {
+        assert_fixed_time(&updated[field], field);
+    }
+    let (_, audit) = status_json(
+        s.admin("GET", &format!("/api/v1/audit?targetId={id}"))
+            .send()
+            .unwrap(),
+    );
+    let mine: Vec<&Value> = audit["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|e| e["targetId"] == id.as_str())
+        .collect();
+    assert_eq!(mine.len(), 2, "{audit}");
+    for e in mine {
+        assert_fixed_time(&e["at"], "audit at");
+        assert_fixed_time(
+            &e["details"]["expiresAt"],
+            &format!("{} expiresAt", e["action"]),
+        );
+    }
+}

@@ -20,6 +20,7 @@
 //! - Errors are the native body, which is Instana's (`{"error":"Unauthorized","message":
 //!   "Invalid API token"}`) plus `code`.
 
+use keygate_core::AuditAction;
 use std::collections::BTreeSet;
 
 use axum::extract::State;
@@ -610,9 +611,9 @@ pub async fn instana_put_token(
     rec.name = name;
     rec.scopes = scopes;
     let details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
-                          "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()),
+                          "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
                           "via": "instana" });
-    let rec = tokens::save(&state, &caller, rec, "token.update", details).await?;
+    let rec = tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await?;
     Ok(axum::Json(view(&rec)))
 }
 
@@ -631,7 +632,7 @@ pub async fn instana_delete_token(
     let caller = manager(caller)?;
     let found = find_or_404(&state, &caller, &internal_id).await?;
     let rec = tokens::visible(&state, &caller, found.id.as_str()).await?;
-    tokens::delete(&state, &caller, rec, "token.delete").await?;
+    tokens::delete(&state, &caller, rec, AuditAction::TokenDelete).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 

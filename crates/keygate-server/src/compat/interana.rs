@@ -7,6 +7,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use keygate_core::AuditAction;
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -143,9 +144,9 @@ pub async fn revoke_token(
         .await?
         .ok_or_else(not_found)?;
     let action = if caller.is_token(&rec.id) {
-        "token.revoke_self"
+        AuditAction::TokenRevokeSelf
     } else {
-        "token.delete"
+        AuditAction::TokenDelete
     };
     tokens::delete(&state, &caller, rec, action).await?;
     Ok(axum::Json(Done { success: true }))

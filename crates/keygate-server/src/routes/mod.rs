@@ -201,3 +201,28 @@ fn method_not_allowed() -> Response {
     };
     (StatusCode::METHOD_NOT_ALLOWED, axum::Json(body)).into_response()
 }
+
+#[cfg(test)]
+mod tests {
+    use keygate_core::AuditAction;
+
+    /// The published description of an audit entry names every action keygate writes.
+    #[test]
+    fn openapi_lists_every_audit_action() {
+        let doc = serde_json::to_value(super::openapi(Default::default())).unwrap();
+        let action = &doc["components"]["schemas"]["AuditView"]["properties"]["action"];
+        let listed: Vec<&str> = action["enum"]
+            .as_array()
+            .map(|v| v.iter().filter_map(|a| a.as_str()).collect())
+            .unwrap_or_default();
+        let missing: Vec<&str> = AuditAction::ALL
+            .iter()
+            .map(|a| a.as_str())
+            .filter(|a| !listed.contains(a))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "missing from /openapi.json: {missing:?}; got {action}"
+        );
+    }
+}

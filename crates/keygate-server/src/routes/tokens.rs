@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use keygate_core::AuditAction;
 use keygate_core::PlainToken;
 use keygate_store::TokenFilter;
 use serde_json::json;
@@ -165,10 +166,10 @@ pub async fn update_token(
         rec.enabled = e;
     }
     let details = json!({ "name": name, "scopes": scopes.names(), "enabled": rec.enabled,
-                          "expiresAt": rec.expires_at.map(|t| t.unix_timestamp()) });
+                          "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) });
     rec.name = name;
     rec.scopes = scopes;
-    let rec = tokens::save(&state, &caller, rec, "token.update", details).await?;
+    let rec = tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await?;
     Ok(axum::Json(rec.into()))
 }
 
@@ -184,7 +185,7 @@ pub async fn delete_token(
     Path(id): Path<String>,
 ) -> ApiResult<StatusCode> {
     let rec = tokens::visible(&state, &caller, &id).await?;
-    tokens::delete(&state, &caller, rec, "token.delete").await?;
+    tokens::delete(&state, &caller, rec, AuditAction::TokenDelete).await?;
     Ok(StatusCode::NO_CONTENT)
 }
 
@@ -306,6 +307,6 @@ pub async fn revoke_self(
         .token_by_id(caller.tenant_id(), calling_token(&caller)?)
         .await?
         .ok_or(ApiError::InvalidToken)?;
-    tokens::delete(&state, &caller, rec, "token.revoke_self").await?;
+    tokens::delete(&state, &caller, rec, AuditAction::TokenRevokeSelf).await?;
     Ok(StatusCode::NO_CONTENT)
 }

@@ -14,6 +14,7 @@ use super::Format;
 pub enum UserCommand {
     /// Create a user; a generated password is printed once.
     Create {
+        /// The name the user logs in with.
         username: String,
         /// admin or member.
         #[arg(long, default_value = "member")]
@@ -34,6 +35,7 @@ pub enum UserCommand {
     SetPassword {
         /// Username or user id.
         user: String,
+        /// Read the new password from stdin instead of generating one.
         #[arg(long)]
         password_stdin: bool,
         #[command(flatten)]
@@ -43,6 +45,7 @@ pub enum UserCommand {
     SetRole {
         /// Username or user id.
         user: String,
+        /// admin or member.
         role: String,
         #[command(flatten)]
         format: Format,
@@ -61,6 +64,7 @@ pub enum TenantCommand {
     /// Create a tenant with its first admin (needs tenants:admin, held by the bootstrap token).
     /// The admin's password and an admin token are printed once.
     Create {
+        /// The tenant's name, which is also its id.
         name: String,
         /// The first admin's username.
         #[arg(long, default_value = "admin")]

@@ -36,6 +36,7 @@ pub struct Format {
 pub enum TokenCommand {
     /// Create a token; it is printed once.
     Create {
+        /// A name to tell the token apart by, e.g. "ci deploy".
         #[arg(long)]
         name: String,
         /// A scope to grant; repeat for several.
@@ -44,6 +45,7 @@ pub enum TokenCommand {
         /// Lifetime, e.g. 30d, 12h, 90m.
         #[arg(long, value_parser = parse_duration)]
         expires_in: Option<Duration>,
+        /// Free text kept with the token, e.g. what it is for or who to ask.
         #[arg(long)]
         description: Option<String>,
         /// Owner (a user id, or the tenant id for a service token); needs tokens:admin.
@@ -54,11 +56,14 @@ pub enum TokenCommand {
     },
     /// List tokens (every token of the tenant with tokens:admin, else your own).
     List {
+        /// Only tokens of this owner (a user id, or the tenant id for service tokens); other
+        /// owners than your own need tokens:admin.
         #[arg(long)]
         owner: Option<String>,
         /// Only tokens whose name contains this.
         #[arg(long)]
         name: Option<String>,
+        /// Only tokens that hold exactly this scope, e.g. tokens:read.
         #[arg(long)]
         scope: Option<String>,
         #[command(flatten)]
@@ -66,25 +71,30 @@ pub enum TokenCommand {
     },
     /// Show one token.
     Show {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
         #[command(flatten)]
         format: Format,
     },
     /// Deactivate a token.
     Disable {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
         #[command(flatten)]
         format: Format,
     },
     /// Activate a token again.
     Enable {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
         #[command(flatten)]
         format: Format,
     },
     /// Replace a token by a new one; the old one works for the grace period, e.g. 1h.
     Rotate {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
+        /// How long the old token keeps working, e.g. 1h or 7d [default: 0, it stops at once].
         #[arg(long, value_parser = parse_duration)]
         grace: Option<Duration>,
         #[command(flatten)]
@@ -92,6 +102,7 @@ pub enum TokenCommand {
     },
     /// Revoke (delete) a token.
     Revoke {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
         #[command(flatten)]
         format: Format,

@@ -11,6 +11,7 @@ pub mod query;
 use axum::extract::State;
 use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
+use keygate_core::AuditAction;
 use keygate_core::{ScopeCatalog, ScopeSet};
 use keygate_store::{TokenFilter, TokenRecord};
 use serde::{Deserialize, Serialize};
@@ -903,7 +904,7 @@ pub async fn update_token(
     }
     let details = json!({ "name": rec.name, "scopes": rec.scopes.names(), "enabled": rec.enabled,
                           "surface": "dynatrace" });
-    match tokens::save(&state, &caller, rec, "token.update", details).await {
+    match tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await {
         Ok(_) => Ok(StatusCode::NO_CONTENT),
         Err(ApiError::NotFound(_)) => Err(not_found()),
         Err(e) => Err(e.into()),
@@ -940,7 +941,7 @@ pub async fn delete_token(
             PATH,
         ));
     }
-    match tokens::delete(&state, &caller, rec, "token.delete").await {
+    match tokens::delete(&state, &caller, rec, AuditAction::TokenDelete).await {
         Ok(()) => Ok(StatusCode::NO_CONTENT),
         Err(ApiError::NotFound(_)) => Err(not_found()),
         Err(e) => Err(e.into()),
