@@ -1,5 +1,5 @@
 //! The JSON bodies of the token routes (DESIGN §5), through the server's own `parse_json` and
-//! the pure validation in `keygate_server::tokens`, without a server: bad input is a 400 or a
+//! the pure validation in `keygate_server::service::tokens`, without a server: bad input is a 400 or a
 //! 422 (never a panic, never a 500), and what validation accepts keeps the rules it states.
 //! `serde_json::Value` is the second reading of each body that the typed one is held to.
 
@@ -11,7 +11,7 @@ use keygate_server::dto::{
 };
 use keygate_server::error::ApiError;
 use keygate_server::extract::parse_json;
-use keygate_server::tokens::{
+use keygate_server::service::tokens::{
     self, MAX_DESCRIPTION_CHARS, MAX_LIFETIME_SECONDS, MAX_METADATA_BYTES, MAX_NAME_CHARS,
 };
 use serde_json::value::RawValue;

@@ -1,22 +1,15 @@
-//! Request extractors whose rejections are `ApiError`s, so every bad input gets the §3 body,
-//! and `Authorized<S>`: the scope a route needs is part of its signature, checked before the
-//! handler runs.
+//! Request extractors whose rejections are `ApiError`s, so every bad input gets the API's error
+//! body: JSON bodies within the size and time limits, query strings, paths, and the client's
+//! address. Who the caller is and what it may do is `auth`'s business.
 
-use std::marker::PhantomData;
 use std::net::{IpAddr, SocketAddr};
-use std::sync::Arc;
 
 use axum::body::Bytes;
 use axum::extract::rejection::BytesRejection;
 use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
-use axum::http::{header, StatusCode};
-use keygate_core::credentials::{
-    extract_from_authorization, extract_from_query, redact_echoed_input, Credential,
-};
-use keygate_core::{ScopeSet, TokenId};
-use keygate_store::cache::CachedToken;
-use keygate_store::Outcome;
+use axum::http::StatusCode;
+use keygate_core::credentials::redact_echoed_input;
 use serde::de::DeserializeOwned;
 
 use crate::error::ApiError;
@@ -25,7 +18,7 @@ use crate::state::AppState;
 /// A JSON body. The content type is not checked: `curl -d` sends a form type by default, and a
 /// body that parses as the expected JSON is what was meant. This is safe against cross-site
 /// forms because a request authenticated by the session cookie must also carry the session's
-/// CSRF token in a header (`sessions::authenticate`), which no other site can read or send.
+/// CSRF token in a header (`auth::session::authenticate`), which no other site can read or send.
 pub struct Json<T>(pub T);
 
 impl<T: DeserializeOwned> FromRequest<AppState> for Json<T> {
@@ -168,209 +161,4 @@ fn forwarded_ip(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
         .and_then(|v| v.split(',').next())
         .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))?;
     first.trim().parse().ok()
-}
-
-/// The token a request presents, in the header or (unless disabled) the query string.
-pub fn presented_token<'a>(parts: &'a Parts, allow_query: bool) -> Credential<'a> {
-    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
-        return extract_from_authorization(v.as_bytes());
-    }
-    match (allow_query, parts.uri.query()) {
-        (true, Some(q)) => extract_from_query(q),
-        _ => Credential::Missing,
-    }
-}
-
-/// A scope requirement, as a type, so that a route states what it needs in its signature, and
-/// whether what it does changes state: a web session may then make the change only with its
-/// CSRF token and never through a `GET` (`sessions::Intent`), whatever method the route is
-/// mounted on.
-pub trait RequiredScope {
-    const SCOPE: Option<&'static str>;
-    const CHANGES_STATE: bool;
-}
-
-macro_rules! required_scope {
-    ($($name:ident => $scope:expr, $changes:expr);* $(;)?) => {$(
-        pub struct $name;
-        impl RequiredScope for $name {
-            const SCOPE: Option<&'static str> = $scope;
-            const CHANGES_STATE: bool = $changes;
-        }
-    )*};
-}
-
-required_scope! {
-    AnyScope => None, false;
-    UsersRead => Some(keygate_core::scope::USERS_READ), false;
-    UsersWrite => Some(keygate_core::scope::USERS_WRITE), true;
-    TenantsAdmin => Some(keygate_core::scope::TENANTS_ADMIN), true;
-    TokensRead => Some(keygate_core::scope::TOKENS_READ), false;
-    TokensWrite => Some(keygate_core::scope::TOKENS_WRITE), true;
-    AuditRead => Some(keygate_core::scope::AUDIT_READ), false;
-}
-
-/// Who is calling: a verified, active token, or a person logged in to the web page.
-pub enum Principal {
-    Token(Arc<CachedToken>),
-    Session(Arc<crate::sessions::SessionUser>),
-}
-
-pub struct Caller {
-    pub principal: Principal,
-    pub ip: Option<String>,
-}
-
-impl Caller {
-    /// What the caller may do: a token's scopes, or the scopes of a logged-in user's role.
-    pub fn scopes(&self) -> &ScopeSet {
-        match &self.principal {
-            Principal::Token(t) => &t.scopes,
-            Principal::Session(s) => &s.scopes,
-        }
-    }
-
-    /// May this caller act on every token of its tenant?
-    pub fn is_admin(&self) -> bool {
-        self.scopes().allows(keygate_core::scope::TOKENS_ADMIN)
-    }
-
-    pub fn tenant_id(&self) -> &str {
-        match &self.principal {
-            Principal::Token(t) => &t.tenant_id,
-            Principal::Session(s) => &s.user.tenant_id,
-        }
-    }
-
-    /// Whose tokens are the caller's own: the token's owner, or the logged-in user.
-    pub fn owner_id(&self) -> &str {
-        match &self.principal {
-            Principal::Token(t) => &t.owner_id,
-            Principal::Session(s) => &s.user.id,
-        }
-    }
-
-    /// The calling token, when the caller is one.
-    pub fn token(&self) -> Option<&CachedToken> {
-        match &self.principal {
-            Principal::Token(t) => Some(t),
-            Principal::Session(_) => None,
-        }
-    }
-
-    pub fn is_token(&self, id: &TokenId) -> bool {
-        self.token().is_some_and(|t| t.id == *id)
-    }
-
-    /// Visibility: the tokens of the caller's own owner, or with `tokens:admin` every token of
-    /// its tenant; nothing of another tenant.
-    pub fn may_see(&self, t: &keygate_store::TokenRecord) -> bool {
-        t.tenant_id == self.tenant_id() && (self.is_admin() || t.owner_id == self.owner_id())
-    }
-
-    /// How this caller is named in audit entries: the token id, or the user id.
-    pub fn actor(&self) -> String {
-        match &self.principal {
-            Principal::Token(t) => t.id.to_string(),
-            Principal::Session(s) => s.user.id.clone(),
-        }
-    }
-}
-
-/// A [`Caller`] that holds the scope `S` names.
-pub struct Authorized<S> {
-    pub caller: Caller,
-    _scope: PhantomData<S>,
-}
-
-impl<S> std::ops::Deref for Authorized<S> {
-    type Target = Caller;
-    fn deref(&self) -> &Caller {
-        &self.caller
-    }
-}
-
-impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
-    type Rejection = ApiError;
-
-    /// A token in the request wins; without one, the web session's cookie is used, and a
-    /// request that changes something must then carry the session's CSRF token.
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let addr = client_ip(parts, state.config.trust_forwarded_for);
-        let ip = addr.map(|a| a.to_string());
-        let token = match presented_token(parts, state.config.allow_query_token) {
-            Credential::Missing => {
-                let intent = if S::CHANGES_STATE {
-                    crate::sessions::Intent::Change
-                } else {
-                    crate::sessions::Intent::Read
-                };
-                let Some(user) = crate::sessions::authenticate(parts, state, intent).await? else {
-                    return Err(ApiError::MissingToken);
-                };
-                if let Some(wanted) = S::SCOPE {
-                    if !user.scopes.allows(wanted) {
-                        return Err(ApiError::InsufficientScope(vec![wanted.to_owned()]));
-                    }
-                }
-                return Ok(Authorized {
-                    caller: Caller {
-                        principal: Principal::Session(user),
-                        ip,
-                    },
-                    _scope: PhantomData,
-                });
-            }
-            Credential::Unusable => return Err(crate::token_auth::unusable(state, addr)),
-            Credential::Token(t) => t,
-        };
-        let wanted: &[&str] = match &S::SCOPE {
-            Some(s) => std::slice::from_ref(s),
-            None => &[],
-        };
-        match crate::token_auth::verify(state, &token, wanted, addr).await? {
-            Outcome::Valid(token) => Ok(Authorized {
-                caller: Caller {
-                    principal: Principal::Token(token),
-                    ip,
-                },
-                _scope: PhantomData,
-            }),
-            Outcome::Malformed | Outcome::NotFound => Err(ApiError::InvalidToken),
-            Outcome::Disabled(_) => Err(ApiError::TokenDisabled),
-            Outcome::Expired(_) => Err(ApiError::TokenExpired),
-            Outcome::InsufficientScope { missing, .. } => Err(ApiError::InsufficientScope(missing)),
-        }
-    }
-}
-
-/// The token a request presents, for ending it (`DELETE /api/v1/tokens/self`): a disabled or
-/// expired token is accepted too, since revoking only takes power away and a holder who finds
-/// their token leaked must be able to end it whatever its state. Without a token, the request
-/// is authenticated as any other (a web session then has no calling token).
-pub struct CallingToken(pub Caller);
-
-impl FromRequestParts<AppState> for CallingToken {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let addr = client_ip(parts, state.config.trust_forwarded_for);
-        let Credential::Token(token) = presented_token(parts, state.config.allow_query_token)
-        else {
-            return Authorized::<AnyScope>::from_request_parts(parts, state)
-                .await
-                .map(|a| CallingToken(a.caller));
-        };
-        match crate::token_auth::verify(state, &token, &[], addr).await? {
-            Outcome::Valid(t) | Outcome::Disabled(t) | Outcome::Expired(t) => {
-                Ok(CallingToken(Caller {
-                    principal: Principal::Token(t),
-                    ip: addr.map(|a| a.to_string()),
-                }))
-            }
-            Outcome::Malformed | Outcome::NotFound | Outcome::InsufficientScope { .. } => {
-                Err(ApiError::InvalidToken)
-            }
-        }
-    }
 }

@@ -29,25 +29,7 @@ use tokio::sync::{mpsc, oneshot, watch};
 use tokio_io_timeout::TimeoutStream;
 use tower::ServiceExt;
 
-/// What a client may cost a connection: slow clients must not hold connections forever.
-#[derive(Debug, Clone, Copy)]
-pub struct ConnectionLimits {
-    /// The longest wait for a request's head, counted from the first byte awaited: also what an
-    /// idle kept-alive connection is given before it is closed. And the longest a write of an
-    /// answer may stall on a client that does not read.
-    pub client_timeout: Duration,
-    /// Largest request head (request line and headers); hyper answers 431 beyond it.
-    pub max_header_bytes: usize,
-}
-
-impl Default for ConnectionLimits {
-    fn default() -> Self {
-        Self {
-            client_timeout: Duration::from_secs(30),
-            max_header_bytes: 16 * 1024,
-        }
-    }
-}
+use crate::config::ConnectionLimits;
 
 /// The running workers; [`Workers::drain`] stops them.
 pub struct Workers {

@@ -209,7 +209,7 @@ pub struct Config {
     pub catalog: ScopeCatalog,
     pub allow_query_token: bool,
     pub trust_forwarded_for: bool,
-    pub compat: keygate_server::compat::Compat,
+    pub compat: keygate_server::config::Compat,
     pub cache_capacity: usize,
     pub negative_cache_capacity: usize,
     pub max_body_bytes: usize,
@@ -217,8 +217,8 @@ pub struct Config {
     pub last_use_resolution: std::time::Duration,
     pub session_ttl: std::time::Duration,
     pub secure_cookies: bool,
-    pub login_limits: keygate_server::accounts::LoginLimits,
-    pub auth_limits: keygate_server::token_auth::AuthLimits,
+    pub login_limits: keygate_server::config::LoginLimits,
+    pub auth_limits: keygate_server::config::AuthLimits,
     pub client_timeout: std::time::Duration,
     pub max_header_bytes: usize,
     pub max_tokens_per_owner: u32,
@@ -249,16 +249,16 @@ impl ServeArgs {
         let prefix = TokenPrefix::parse(&prefix_text)
             .with_context(|| format!("--token-prefix {prefix_text:?}"))?;
         let compat = if self.no_compat || file.no_compat.unwrap_or(false) {
-            keygate_server::compat::Compat::none()
+            keygate_server::config::Compat::none()
         } else {
             match self.compat.or(file.compat) {
-                Some(list) => keygate_server::compat::Compat::parse(&list)
+                Some(list) => keygate_server::config::Compat::parse(&list)
                     .map_err(|e| anyhow::anyhow!("--compat {list:?}: {e}"))?,
-                None => keygate_server::compat::Compat::all(),
+                None => keygate_server::config::Compat::all(),
             }
         };
         let mut catalog = ScopeCatalog::default();
-        compat.register_scopes(&mut catalog);
+        keygate_server::compat::register_scopes(compat, &mut catalog);
         for (name, description) in &file.scopes {
             catalog
                 .add(name, description)
@@ -298,8 +298,8 @@ impl ServeArgs {
         if session_ttl < std::time::Duration::from_secs(60) {
             bail!("--session-ttl must be at least one minute");
         }
-        let defaults = keygate_server::accounts::LoginLimits::default();
-        let login_limits = keygate_server::accounts::LoginLimits {
+        let defaults = keygate_server::config::LoginLimits::default();
+        let login_limits = keygate_server::config::LoginLimits {
             free_failures: self
                 .login_max_failures
                 .or(file.login_max_failures)
@@ -325,8 +325,8 @@ impl ServeArgs {
                 "--login-failure-delay must be more than zero and at most --login-failure-window"
             );
         }
-        let auth_defaults = keygate_server::token_auth::AuthLimits::default();
-        let auth_limits = keygate_server::token_auth::AuthLimits {
+        let auth_defaults = keygate_server::config::AuthLimits::default();
+        let auth_limits = keygate_server::config::AuthLimits {
             per_ip: self
                 .auth_max_failures_per_ip
                 .or(file.auth_max_failures_per_ip)
@@ -342,7 +342,7 @@ impl ServeArgs {
         if auth_limits.window < std::time::Duration::from_secs(1) {
             bail!("--auth-failure-window must be at least one second");
         }
-        let connection_defaults = keygate_server::workers::ConnectionLimits::default();
+        let connection_defaults = keygate_server::config::ConnectionLimits::default();
         let client_timeout = self
             .client_timeout
             .or(file.client_timeout)
@@ -361,7 +361,7 @@ impl ServeArgs {
         let max_tokens_per_owner = self
             .max_tokens_per_owner
             .or(file.max_tokens_per_owner)
-            .unwrap_or(keygate_server::state::DEFAULT_MAX_TOKENS_PER_OWNER);
+            .unwrap_or(keygate_server::config::DEFAULT_MAX_TOKENS_PER_OWNER);
         if max_tokens_per_owner == 0 {
             bail!("--max-tokens-per-owner must be at least 1");
         }

@@ -81,7 +81,7 @@ fn main() -> ExitCode {
             }
         },
         Command::Openapi => cli::print_document(
-            &keygate_server::openapi(keygate_server::compat::Compat::all())
+            &keygate_server::openapi(keygate_server::config::Compat::all())
                 .to_pretty_json()
                 .expect("the OpenAPI document serialises"),
         ),

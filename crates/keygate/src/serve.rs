@@ -6,7 +6,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use anyhow::Context;
-use keygate_server::bootstrap;
+use keygate_server::service::bootstrap;
 use keygate_store::{SqlStore, Store, VerifierConfig};
 
 use crate::config::{secret_from_env, Config, ServeArgs};
@@ -135,7 +135,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
     let addr = listener.local_addr()?;
     let app = keygate_server::router(state.clone());
-    let limits = keygate_server::workers::ConnectionLimits {
+    let limits = keygate_server::config::ConnectionLimits {
         client_timeout: config.client_timeout,
         max_header_bytes: config.max_header_bytes,
     };

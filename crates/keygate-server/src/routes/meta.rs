@@ -3,9 +3,10 @@
 use axum::extract::State;
 use keygate_store::AuditFilter;
 
+use crate::auth::{AnyScope, AuditRead, Authorized};
 use crate::dto::{AuditList, ListAuditQuery, ScopeInfo};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{AnyScope, AuditRead, Authorized, Query};
+use crate::extract::Query;
 use crate::routes::tokens::{page_limit, parse_cursor};
 use crate::state::AppState;
 

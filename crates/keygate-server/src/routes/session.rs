@@ -2,13 +2,14 @@
 
 use axum::extract::State;
 use axum::http::request::Parts;
-use axum::http::{header, HeaderMap, StatusCode};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
+use crate::auth::session::{self, Intent, COOKIE};
 use crate::dto::{LoginRequest, SessionView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{client_ip, Json};
-use crate::sessions;
+use crate::service::sessions;
 use crate::state::AppState;
 
 /// Log in with a username and password. Sets the `keygate_session` cookie (HttpOnly,
@@ -50,7 +51,7 @@ pub async fn login(
     }
     let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
     let logged_in = sessions::login(&state, ip, req).await?;
-    let cookie = sessions::set_cookie(
+    let cookie = set_cookie(
         &state,
         &parts.headers,
         Some((&logged_in.cookie_value, state.config.session_ttl.as_secs())),
@@ -70,7 +71,7 @@ pub async fn current(
     State(state): State<AppState>,
     parts: Parts,
 ) -> ApiResult<axum::Json<SessionView>> {
-    match sessions::authenticate(&parts, &state, sessions::Intent::Read).await? {
+    match session::authenticate(&parts, &state, Intent::Read).await? {
         Some(user) => Ok(axum::Json(user.view())),
         None => Err(ApiError::InvalidSession),
     }
@@ -82,13 +83,8 @@ pub async fn current(
               (status = 401, description = "Not logged in", body = ErrorBody),
               (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody)))]
 pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Response> {
-    let clear = |headers: &HeaderMap| {
-        [(
-            header::SET_COOKIE,
-            sessions::set_cookie(&state, headers, None),
-        )]
-    };
-    match sessions::authenticate(&parts, &state, sessions::Intent::Change).await {
+    let clear = |headers: &HeaderMap| [(header::SET_COOKIE, set_cookie(&state, headers, None))];
+    match session::authenticate(&parts, &state, Intent::Change).await {
         Ok(Some(user)) => {
             let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
             sessions::logout(&state, &user, ip).await?;
@@ -101,4 +97,24 @@ pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Re
         Ok(None) => Err(ApiError::InvalidSession),
         Err(e) => Err(e),
     }
+}
+
+/// The `Set-Cookie` value for a new session, or one that clears it (`value` = `None`).
+pub fn set_cookie(
+    state: &AppState,
+    headers: &HeaderMap,
+    value: Option<(&str, u64)>,
+) -> HeaderValue {
+    let secure = state.config.secure_cookies
+        || (state.config.trust_forwarded_for
+            && headers
+                .get("x-forwarded-proto")
+                .is_some_and(|p| p.as_bytes().eq_ignore_ascii_case(b"https")));
+    let (value, max_age) = value.unwrap_or(("", 0));
+    let mut cookie =
+        format!("{COOKIE}={value}; Path=/; Max-Age={max_age}; HttpOnly; SameSite=Strict");
+    if secure {
+        cookie.push_str("; Secure");
+    }
+    HeaderValue::from_str(&cookie).expect("a cookie of base62 and fixed text is a valid header")
 }

@@ -3,11 +3,12 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use crate::auth::{Authorized, TenantsAdmin};
 use crate::dto::{CreateTenantRequest, CreatedTenant};
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Authorized, Json, TenantsAdmin};
+use crate::extract::Json;
+use crate::service::tenants;
 use crate::state::AppState;
-use crate::users;
 
 /// Create a tenant with its first admin user and an admin token for that user. The password
 /// (when generated) and the token are shown this once.
@@ -25,6 +26,6 @@ pub async fn create_tenant(
     caller: Authorized<TenantsAdmin>,
     Json(req): Json<CreateTenantRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedTenant>)> {
-    let created = users::create_tenant(&state, &caller, req).await?;
+    let created = tenants::create_tenant(&state, &caller, req).await?;
     Ok((StatusCode::CREATED, axum::Json(created)))
 }

@@ -7,14 +7,12 @@ use keygate_core::PlainToken;
 use keygate_store::TokenFilter;
 use serde_json::json;
 
+use crate::auth::{AnyScope, Authorized, Caller, CallingToken, TokensRead, TokensWrite};
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{
-    AnyScope, Authorized, Caller, CallingToken, Json, OptionalJson, Path, Query, TokensRead,
-    TokensWrite,
-};
+use crate::extract::{Json, OptionalJson, Path, Query};
+use crate::service::tokens::{self, NewToken};
 use crate::state::AppState;
-use crate::tokens::{self, NewToken};
 
 pub const DEFAULT_PAGE: u32 = 100;
 pub const MAX_PAGE: u32 = 1000;

@@ -3,12 +3,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 
+use crate::auth::{Authorized, UsersRead, UsersWrite};
 use crate::dto::*;
 use crate::error::{ApiResult, ErrorBody};
-use crate::extract::{Authorized, Json, Path, Query, UsersRead, UsersWrite};
+use crate::extract::{Json, Path, Query};
 use crate::routes::tokens::page_limit;
+use crate::service::users;
 use crate::state::AppState;
-use crate::users;
 
 /// Create a user. Creating an admin needs every scope the admin role holds.
 #[utoipa::path(post, path = "/api/v1/users", tag = "users",

@@ -11,9 +11,10 @@ use axum::response::{IntoResponse, Response};
 use keygate_core::credentials::{extract_from_query, redact_secrets, Credential};
 use keygate_store::Outcome;
 
+use crate::auth::token::presented_token;
 use crate::dto::{VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{client_ip, parse_json, presented_token, ClientIp, JsonBody};
+use crate::extract::{client_ip, parse_json, ClientIp, JsonBody};
 use crate::state::AppState;
 
 const MAX_WANTED_SCOPES: usize = 100;
@@ -25,7 +26,7 @@ async fn check(
     ip: Option<IpAddr>,
 ) -> ApiResult<Outcome> {
     let started = Instant::now();
-    let outcome = crate::token_auth::verify(state, token, wanted, ip).await;
+    let outcome = crate::auth::token::verify(state, token, wanted, ip).await;
     let code = match &outcome {
         Ok(o) => o.code(),
         Err(ApiError::RateLimited(_)) => "RATE_LIMITED",
@@ -139,7 +140,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
             return Err(ApiError::MissingToken);
         }
         Credential::Unusable => {
-            let e = crate::token_auth::unusable(&state, ip);
+            let e = crate::auth::token::unusable(&state, ip);
             let code = match e {
                 ApiError::RateLimited(_) => "RATE_LIMITED",
                 _ => "MALFORMED",

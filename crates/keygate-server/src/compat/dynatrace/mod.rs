@@ -3,7 +3,7 @@
 //! expirationDate}`); read; update (204, scopes sent replace the set); delete by id or by the
 //! token itself; lookup. Dates are `yyyy-MM-ddTHH:mm:ss.SSSZ`; every failure has Dynatrace's
 //! body `{"error": {"code", "message", "constraintViolations"}}`. Everything goes through
-//! `crate::tokens`, so visibility, no escalation, audit and cache invalidation are the native
+//! `crate::service::tokens`, so visibility, no escalation, audit and cache invalidation are the native
 //! ones.
 
 pub mod query;
@@ -21,10 +21,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use self::query::{format_date, millis, PageKey};
+use crate::auth::{Authorized, Caller, TokensRead, TokensWrite};
 use crate::error::ApiError;
-use crate::extract::{Authorized, Caller, Json, Path, Query, TokensRead, TokensWrite};
+use crate::extract::{Json, Path, Query};
+use crate::service::tokens::{self, NewToken};
 use crate::state::AppState;
-use crate::tokens::{self, NewToken};
 
 /// Dynatrace's scope names, registered when this surface is on. `apiTokens.read` and
 /// `apiTokens.write` are honoured as `tokens:read` and `tokens:write` by the core.
@@ -383,7 +384,7 @@ impl DtError {
     }
 }
 
-/// A validation error of `crate::tokens` as a violation of one input.
+/// A validation error of `crate::service::tokens` as a violation of one input.
 fn field_error(e: ApiError, path: &str) -> Result<ConstraintViolation, DtError> {
     match e {
         ApiError::BadRequest(m) | ApiError::Unprocessable(m) => Ok(violation(path, m, BODY)),

@@ -16,7 +16,7 @@
 //!   compares like with like. A PUT keeps every scope outside `instana:`; `instana:*` is
 //!   replaced by the flags sent, and a token holding `*` keeps it (its flags cannot change here).
 //! - Every route needs `tokens:admin` or `instana:canConfigureApiTokens`; the native rules of
-//!   `crate::tokens` (visibility, no escalation, audit, cache invalidation) apply as they are.
+//!   `crate::service::tokens` (visibility, no escalation, audit, cache invalidation) apply as they are.
 //! - Errors are the native body, which is Instana's (`{"error":"Unauthorized","message":
 //!   "Invalid API token"}`) plus `code`.
 
@@ -32,10 +32,11 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::{AnyScope, Authorized, Caller};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{AnyScope, Authorized, Caller, Json, Path};
+use crate::extract::{Json, Path};
+use crate::service::tokens::{self, NewToken};
 use crate::state::AppState;
-use crate::tokens::{self, NewToken};
 
 pub use model::{InstanaApiToken, FLAGS};
 

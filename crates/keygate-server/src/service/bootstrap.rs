@@ -7,7 +7,7 @@ use keygate_core::token::{self, ParsedToken};
 use keygate_core::{PlainToken, ScopeSet, TokenId, TokenPrefix};
 use keygate_store::{Bootstrap, Store, TokenRecord, UserRecord, DEFAULT_TENANT};
 
-pub use crate::accounts::MIN_PASSWORD_CHARS;
+pub use crate::service::passwords::MIN_PASSWORD_CHARS;
 
 /// What the operator supplied (from `KEYGATE_BOOTSTRAP_TOKEN` / `KEYGATE_ADMIN_PASSWORD`).
 #[derive(Default)]
@@ -35,7 +35,7 @@ pub struct Generated {
 }
 
 pub fn hash_password(password: &str) -> anyhow::Result<String> {
-    crate::accounts::hash_password_blocking(password).map_err(|e| anyhow::anyhow!(e))
+    crate::service::passwords::hash_password_blocking(password).map_err(|e| anyhow::anyhow!(e))
 }
 
 /// Validates what the operator gave before anything is written, so a bad value fails the
@@ -67,7 +67,7 @@ fn prepare(
             bail!("KEYGATE_ADMIN_PASSWORD must be at least {MIN_PASSWORD_CHARS} characters")
         }
         Some(p) => (p.clone(), false),
-        None => (crate::accounts::generate_password(), true),
+        None => (crate::service::passwords::generate_password(), true),
     };
     Ok((id, plain, token_generated, password, password_generated))
 }
@@ -81,7 +81,7 @@ pub async fn run(
 ) -> anyhow::Result<Option<Generated>> {
     let (id, plain, token_generated, password, password_generated) = prepare(prefix, &given)?;
     let now = keygate_store::now();
-    let user_id = crate::users::new_user_id();
+    let user_id = crate::service::users::new_user_id();
     let admin = UserRecord {
         id: user_id.clone(),
         tenant_id: DEFAULT_TENANT.into(),

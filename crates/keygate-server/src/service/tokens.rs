@@ -8,8 +8,8 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use time::{Duration, OffsetDateTime};
 
+use crate::auth::Caller;
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
 use crate::state::AppState;
 
 pub const MAX_NAME_CHARS: usize = 200;

@@ -1,22 +1,20 @@
-//! Users and tenants: the operations behind `/api/v1/users` and `/api/v1/tenants`, with their
-//! rules. The one rule that matters most: acting on a user of some role, or giving a user that
-//! role, needs every scope the role holds, so `users:write` alone can never mint an admin.
+//! Users: the operations behind `/api/v1/users`, with their rules. The one rule that matters most:
+//! acting on a user of some role, or giving a user that role, needs every scope the role holds, so
+//! `users:write` alone can never mint an admin.
 
 use keygate_core::AuditAction;
-use keygate_core::{base62, PlainToken, Role, TokenId};
+use keygate_core::{base62, Role};
 use keygate_store::{
     NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
 };
 use serde_json::json;
 
-use crate::accounts::{self, generate_password, validate_password, validate_username};
-use crate::dto::{CreateTenantRequest, CreateUserRequest, CreatedTenant, UpdateUserRequest};
+use crate::auth::Caller;
+use crate::dto::{CreateUserRequest, UpdateUserRequest};
 use crate::error::{ApiError, ApiResult};
-use crate::extract::Caller;
+use crate::service::passwords::{self, generate_password, validate_password, validate_username};
+use crate::service::tokens;
 use crate::state::AppState;
-use crate::tokens;
-
-pub const MAX_TENANT_NAME_CHARS: usize = 63;
 
 pub fn new_user_id() -> String {
     let mut id = String::from("usr_");
@@ -82,7 +80,7 @@ pub async fn create(
         id: new_user_id(),
         tenant_id: caller.tenant_id().to_owned(),
         username: req.username,
-        password_hash: accounts::hash_password(password.clone()).await?,
+        password_hash: passwords::hash_password(password.clone()).await?,
         role: role.as_str().to_owned(),
         created_at: keygate_store::now(),
     };
@@ -132,7 +130,7 @@ pub async fn update(
     let mut writes = Vec::new();
     if let Some(p) = req.password {
         validate_password(&p)?;
-        user.password_hash = accounts::hash_password(p).await?;
+        user.password_hash = passwords::hash_password(p).await?;
         details["passwordChanged"] = json!(true);
         writes.push(Write::DeleteUserSessions {
             tenant_id: user.tenant_id.clone(),
@@ -226,104 +224,4 @@ pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<us
         }
     }
     unreachable!("the last attempt returns")
-}
-
-/// Lower-case letters, digits and `-`: a tenant's name is also its id, in URLs and headers.
-pub fn validate_tenant_name(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_TENANT_NAME_CHARS
-        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable(format!(
-            "tenant name must be 1-{MAX_TENANT_NAME_CHARS} characters: lower-case letters, \
-             digits and '-', starting with a letter or digit"
-        )))
-    }
-}
-
-/// Creates a tenant with its first admin user and a token for that admin, all in one
-/// transaction, audited in the new tenant and in the caller's.
-pub async fn create_tenant(
-    state: &AppState,
-    caller: &Caller,
-    req: CreateTenantRequest,
-) -> ApiResult<CreatedTenant> {
-    validate_tenant_name(&req.name)?;
-    let username = req.admin_username.unwrap_or_else(|| "admin".to_owned());
-    validate_username(&username)?;
-    let (password, generated) = match req.admin_password {
-        Some(p) => {
-            validate_password(&p)?;
-            (p, false)
-        }
-        None => (generate_password(), true),
-    };
-    let now = keygate_store::now();
-    let admin = UserRecord {
-        id: new_user_id(),
-        tenant_id: req.name.clone(),
-        username,
-        password_hash: accounts::hash_password(password.clone()).await?,
-        role: Role::Admin.as_str().to_owned(),
-        created_at: now,
-    };
-    let (token_id, plain): (TokenId, PlainToken) = PlainToken::mint(&state.config.prefix);
-    let token = TokenRecord {
-        id: token_id,
-        tenant_id: req.name.clone(),
-        hash: plain.hash(),
-        name: "first admin token".into(),
-        description: Some("Created with the tenant; holds the admin role's scopes".into()),
-        metadata: None,
-        owner_id: admin.id.clone(),
-        scopes: (**state.roles.of(Role::Admin)).clone(),
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        last_used_at: None,
-        last_used_ip: None,
-        created_by: Some(caller.actor()),
-        external_id: None,
-        rotated_to: None,
-    };
-    let details = json!({ "tenant": req.name, "adminUserId": admin.id, "adminTokenId": token.id });
-    let mut in_new = tokens::audit(
-        caller,
-        AuditAction::TenantCreate,
-        &req.name,
-        details.clone(),
-    );
-    in_new.tenant_id = req.name.clone();
-    let in_callers = tokens::audit(caller, AuditAction::TenantCreate, &req.name, details);
-    let writes = vec![
-        Write::InsertTenant {
-            id: req.name.clone(),
-            created_at: now,
-        },
-        Write::InsertUser(admin.clone()),
-        Write::InsertToken(token.clone()),
-    ];
-    tokens::commit(state, writes, vec![in_new, in_callers])
-        .await
-        .map_err(|e| match e {
-            ApiError::Conflict(_) => {
-                ApiError::Conflict(format!("a tenant named {:?} exists", req.name))
-            }
-            e => e,
-        })?;
-    Ok(CreatedTenant {
-        id: req.name.clone(),
-        name: req.name,
-        created_at: now,
-        admin: admin.into(),
-        admin_password: generated.then_some(password),
-        admin_token: plain.expose().to_owned(),
-        admin_token_id: token.id.to_string(),
-    })
 }

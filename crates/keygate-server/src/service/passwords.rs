@@ -1,16 +1,12 @@
-//! People's credentials: argon2id password hashes, the scopes of each role, and the limiter
-//! that slows down password guessing.
-
-use std::sync::Arc;
-use std::time::Duration;
+//! People's credentials: argon2id password hashes, generated passwords, and the rules for
+//! passwords and usernames.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
-use keygate_core::{base62, Role, ScopeCatalog, ScopeSet, TokenHash};
+use keygate_core::base62;
 
 use crate::error::{ApiError, ApiResult};
-use crate::limiter::{BackoffLimiter, FailureLimiter};
 
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// argon2 hashes whatever it is given; a bound keeps one request from costing seconds.
@@ -98,74 +94,6 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| {
         hash_password_blocking(&generate_password()).expect("hashing a random password")
     })
-}
-
-/// The scopes of each role in this deployment, computed once from the catalogue.
-pub struct RoleScopes {
-    admin: Arc<ScopeSet>,
-    member: Arc<ScopeSet>,
-}
-
-impl RoleScopes {
-    pub fn new(catalog: &ScopeCatalog) -> Self {
-        Self {
-            admin: Arc::new(Role::Admin.scopes(catalog)),
-            member: Arc::new(Role::Member.scopes(catalog)),
-        }
-    }
-
-    pub fn of(&self, role: Role) -> &Arc<ScopeSet> {
-        match role {
-            Role::Admin => &self.admin,
-            Role::Member => &self.member,
-        }
-    }
-}
-
-/// How failed logins are slowed down. No limit is kept per account alone: strangers failing at
-/// an account from their addresses must never keep its owner, at an address of their own, out.
-#[derive(Debug, Clone, Copy)]
-pub struct LoginLimits {
-    /// Failures of one account from one address before that address waits between attempts.
-    pub free_failures: u32,
-    /// The wait after the first failure beyond those; it doubles with each further failure.
-    pub first_delay: Duration,
-    /// Failures from one address, all accounts together, within `window`; beyond them the
-    /// address is refused until the window ends.
-    pub per_ip: u32,
-    /// The window of `per_ip`, and the longest wait.
-    pub window: Duration,
-}
-
-impl Default for LoginLimits {
-    fn default() -> Self {
-        Self {
-            free_failures: 5,
-            first_delay: Duration::from_secs(1),
-            per_ip: 20,
-            window: Duration::from_secs(15 * 60),
-        }
-    }
-}
-
-/// The two limiters of the login route.
-pub struct LoginLimiter {
-    /// Keyed by the SHA-256 of tenant, lower-cased username and address.
-    pub account_at_address: BackoffLimiter<TokenHash>,
-    pub ips: FailureLimiter<String>,
-}
-
-impl LoginLimiter {
-    pub fn new(limits: LoginLimits) -> Self {
-        Self {
-            account_at_address: BackoffLimiter::new(
-                limits.free_failures,
-                limits.first_delay,
-                limits.window,
-            ),
-            ips: FailureLimiter::new(limits.per_ip, limits.window),
-        }
-    }
 }
 
 #[cfg(test)]

@@ -13,10 +13,11 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::auth::{Authorized, TokensWrite};
 use crate::error::ApiError;
-use crate::extract::{Authorized, Json, TokensWrite};
+use crate::extract::Json;
+use crate::service::tokens::{self, NewToken};
 use crate::state::AppState;
-use crate::tokens::{self, NewToken};
 
 pub fn router() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()

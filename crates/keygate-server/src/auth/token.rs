@@ -1,0 +1,83 @@
+//! The token a request presents, and checking it, with failed attempts counted per client address:
+//! beyond `config::AuthLimits::per_ip` failures in a window, further failures from that address are
+//! answered 429 `rate_limited` with `Retry-After`, and of its tokens that are not in memory only
+//! two a second are looked up in the database: the first one presented after a second (the trial),
+//! and the first one presented again after it was refused (the retrial). A client behind an address
+//! that a flood of made-up tokens shares (one NAT) retries its token, which the flood's fresh
+//! guesses never do: the retrial lets it through at its second try, while the flood costs at most
+//! two queries a second. Tokens in memory are answered as always, so a valid token in memory is
+//! never slowed, not even one sent from an address that an attacker shares.
+//!
+//! A failure is a token that is malformed, has a bad checksum or is unknown, or an `Authorization`
+//! header that holds no usable token. A disabled or expired token, or one without the scope, is a
+//! real token and not a guess: it is not counted.
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use axum::http::header;
+use axum::http::request::Parts;
+use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_store::Outcome;
+
+use crate::error::{ApiError, ApiResult};
+use crate::state::AppState;
+
+/// The token a request presents, in the header or (unless disabled) the query string.
+pub fn presented_token<'a>(parts: &'a Parts, allow_query: bool) -> Credential<'a> {
+    if let Some(v) = parts.headers.get(header::AUTHORIZATION) {
+        return extract_from_authorization(v.as_bytes());
+    }
+    match (allow_query, parts.uri.query()) {
+        (true, Some(q)) => extract_from_query(q),
+        _ => Credential::Missing,
+    }
+}
+
+/// The verifier's answer for `token`, or 429 if its address has failed too often.
+pub async fn verify(
+    state: &AppState,
+    token: &str,
+    wanted: &[&str],
+    ip: Option<IpAddr>,
+) -> ApiResult<Outcome> {
+    let outcome = state
+        .verifier
+        .verify_or(token, wanted, ip, || refuse_if_blocked(state, ip, token))
+        .await?;
+    if matches!(outcome, Outcome::Malformed | Outcome::NotFound) {
+        count_failure(state, ip)?;
+    }
+    Ok(outcome)
+}
+
+/// A request whose credentials could not even be read (an `Authorization` header with no
+/// token in it): `invalid_token`, or `rate_limited` once the address has failed too often.
+pub fn unusable(state: &AppState, ip: Option<IpAddr>) -> ApiError {
+    match count_failure(state, ip) {
+        Ok(()) => ApiError::InvalidToken,
+        Err(e) => e,
+    }
+}
+
+fn count_failure(state: &AppState, ip: Option<IpAddr>) -> ApiResult<()> {
+    match ip.and_then(|ip| state.auth_limiter.fail(&ip)) {
+        Some(wait) => Err(rate_limited(wait)),
+        None => Ok(()),
+    }
+}
+
+fn refuse_if_blocked(state: &AppState, ip: Option<IpAddr>, token: &str) -> ApiResult<()> {
+    match ip {
+        Some(ip) => state
+            .auth_limiter
+            .may_look_up(ip, token)
+            .map_err(rate_limited),
+        None => Ok(()),
+    }
+}
+
+fn rate_limited(wait: Duration) -> ApiError {
+    // Rounded up: a client that waits `Retry-After` seconds must find the window over.
+    ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+}

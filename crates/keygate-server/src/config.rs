@@ -1,0 +1,172 @@
+//! The server's settings as plain data: what the operator chose, read once at start and never
+//! changed. A leaf of the crate: it imports nothing of the server, so every layer may read it.
+
+use std::time::Duration;
+
+use keygate_core::{ScopeCatalog, TokenPrefix};
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub prefix: TokenPrefix,
+    pub catalog: ScopeCatalog,
+    /// Accept tokens in the `api-token` / `apiToken` / `api_token` query parameters.
+    pub allow_query_token: bool,
+    pub max_body_bytes: usize,
+    /// Take the client address from `X-Forwarded-For` / `X-Real-IP` (only behind a proxy that
+    /// sets them).
+    pub trust_forwarded_for: bool,
+    /// The compatible surfaces served.
+    pub compat: Compat,
+    /// How long a web login lasts.
+    pub session_ttl: Duration,
+    /// Mark the session cookie `Secure` on every response, for a deployment reached only over
+    /// TLS. Without it, the cookie is `Secure` when a trusted proxy says the request came over
+    /// HTTPS (`X-Forwarded-Proto: https` with `trust_forwarded_for`).
+    pub secure_cookies: bool,
+    pub login_limits: LoginLimits,
+    pub auth_limits: AuthLimits,
+    /// Longest time a slow client may take to send a request's headers or body; see
+    /// [`ConnectionLimits`].
+    pub client_timeout: Duration,
+    /// Most tokens one owner may hold.
+    pub max_tokens_per_owner: u32,
+}
+
+/// `--max-tokens-per-owner` when it is not set.
+pub const DEFAULT_MAX_TOKENS_PER_OWNER: u32 = 10_000;
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            prefix: TokenPrefix::default(),
+            catalog: ScopeCatalog::default(),
+            allow_query_token: true,
+            max_body_bytes: 1 << 20,
+            trust_forwarded_for: false,
+            compat: Compat::default(),
+            session_ttl: Duration::from_secs(12 * 3600),
+            secure_cookies: false,
+            login_limits: Default::default(),
+            auth_limits: Default::default(),
+            client_timeout: ConnectionLimits::default().client_timeout,
+            max_tokens_per_owner: DEFAULT_MAX_TOKENS_PER_OWNER,
+        }
+    }
+}
+
+/// Which surfaces are served (`--compat instana,dynatrace,interana`; all by default).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Compat {
+    pub instana: bool,
+    pub dynatrace: bool,
+    pub interana: bool,
+}
+
+impl Default for Compat {
+    fn default() -> Self {
+        Self::all()
+    }
+}
+
+impl Compat {
+    pub const NAMES: [&'static str; 3] = ["instana", "dynatrace", "interana"];
+
+    pub fn all() -> Self {
+        Self {
+            instana: true,
+            dynatrace: true,
+            interana: true,
+        }
+    }
+
+    pub fn none() -> Self {
+        Self {
+            instana: false,
+            dynatrace: false,
+            interana: false,
+        }
+    }
+
+    /// `instana,dynatrace` → those two; an empty list → none.
+    pub fn parse(list: &str) -> Result<Self, String> {
+        let mut c = Self::none();
+        for name in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+            match name.to_ascii_lowercase().as_str() {
+                "instana" => c.instana = true,
+                "dynatrace" => c.dynatrace = true,
+                "interana" => c.interana = true,
+                other => {
+                    return Err(format!(
+                        "unknown compatible surface {other:?} (known: {})",
+                        Self::NAMES.join(", ")
+                    ))
+                }
+            }
+        }
+        Ok(c)
+    }
+}
+
+/// How failed logins are slowed down. No limit is kept per account alone: strangers failing at
+/// an account from their addresses must never keep its owner, at an address of their own, out.
+#[derive(Debug, Clone, Copy)]
+pub struct LoginLimits {
+    /// Failures of one account from one address before that address waits between attempts.
+    pub free_failures: u32,
+    /// The wait after the first failure beyond those; it doubles with each further failure.
+    pub first_delay: Duration,
+    /// Failures from one address, all accounts together, within `window`; beyond them the
+    /// address is refused until the window ends.
+    pub per_ip: u32,
+    /// The window of `per_ip`, and the longest wait.
+    pub window: Duration,
+}
+
+impl Default for LoginLimits {
+    fn default() -> Self {
+        Self {
+            free_failures: 5,
+            first_delay: Duration::from_secs(1),
+            per_ip: 20,
+            window: Duration::from_secs(15 * 60),
+        }
+    }
+}
+
+/// How many failed token authentications one client address may make in a window before it is
+/// refused (`limits::token_failures`).
+#[derive(Debug, Clone, Copy)]
+pub struct AuthLimits {
+    pub per_ip: u32,
+    pub window: Duration,
+}
+
+impl Default for AuthLimits {
+    fn default() -> Self {
+        Self {
+            per_ip: 100,
+            window: Duration::from_secs(60),
+        }
+    }
+}
+
+/// What a client may cost a connection: slow clients must not hold connections forever.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnectionLimits {
+    /// The longest wait for a request's head, counted from the first byte awaited: also what an
+    /// idle kept-alive connection is given before it is closed. And the longest a write of an
+    /// answer may stall on a client that does not read.
+    pub client_timeout: Duration,
+    /// Largest request head (request line and headers); hyper answers 431 beyond it.
+    pub max_header_bytes: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        Self {
+            client_timeout: Duration::from_secs(30),
+            max_header_bytes: 16 * 1024,
+        }
+    }
+}
+

@@ -1,0 +1,10 @@
+//! The rules: what may be done to tokens, users, tenants and sessions, on behalf of whom, with
+//! the audit entry each change writes. No HTTP here: the native routes and every compatible
+//! surface call these same operations, so a rule is written once.
+
+pub mod bootstrap;
+pub mod passwords;
+pub mod sessions;
+pub mod tenants;
+pub mod tokens;
+pub mod users;

@@ -1,0 +1,115 @@
+//! Tenants: creating one, with its first admin user and that admin's token, in one transaction.
+
+use keygate_core::{AuditAction, PlainToken, Role, TokenId};
+use keygate_store::{TokenRecord, UserRecord, Write};
+use serde_json::json;
+
+use crate::auth::Caller;
+use crate::dto::{CreateTenantRequest, CreatedTenant};
+use crate::error::{ApiError, ApiResult};
+use crate::service::passwords::{self, generate_password, validate_password, validate_username};
+use crate::service::tokens;
+use crate::service::users::new_user_id;
+use crate::state::AppState;
+
+pub const MAX_TENANT_NAME_CHARS: usize = 63;
+
+/// Lower-case letters, digits and `-`: a tenant's name is also its id, in URLs and headers.
+pub fn validate_tenant_name(name: &str) -> ApiResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_TENANT_NAME_CHARS
+        && name.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if ok {
+        Ok(())
+    } else {
+        Err(ApiError::Unprocessable(format!(
+            "tenant name must be 1-{MAX_TENANT_NAME_CHARS} characters: lower-case letters, \
+             digits and '-', starting with a letter or digit"
+        )))
+    }
+}
+
+/// Creates a tenant with its first admin user and a token for that admin, all in one
+/// transaction, audited in the new tenant and in the caller's.
+pub async fn create_tenant(
+    state: &AppState,
+    caller: &Caller,
+    req: CreateTenantRequest,
+) -> ApiResult<CreatedTenant> {
+    validate_tenant_name(&req.name)?;
+    let username = req.admin_username.unwrap_or_else(|| "admin".to_owned());
+    validate_username(&username)?;
+    let (password, generated) = match req.admin_password {
+        Some(p) => {
+            validate_password(&p)?;
+            (p, false)
+        }
+        None => (generate_password(), true),
+    };
+    let now = keygate_store::now();
+    let admin = UserRecord {
+        id: new_user_id(),
+        tenant_id: req.name.clone(),
+        username,
+        password_hash: passwords::hash_password(password.clone()).await?,
+        role: Role::Admin.as_str().to_owned(),
+        created_at: now,
+    };
+    let (token_id, plain): (TokenId, PlainToken) = PlainToken::mint(&state.config.prefix);
+    let token = TokenRecord {
+        id: token_id,
+        tenant_id: req.name.clone(),
+        hash: plain.hash(),
+        name: "first admin token".into(),
+        description: Some("Created with the tenant; holds the admin role's scopes".into()),
+        metadata: None,
+        owner_id: admin.id.clone(),
+        scopes: (**state.roles.of(Role::Admin)).clone(),
+        enabled: true,
+        created_at: now,
+        updated_at: now,
+        expires_at: None,
+        last_used_at: None,
+        last_used_ip: None,
+        created_by: Some(caller.actor()),
+        external_id: None,
+        rotated_to: None,
+    };
+    let details = json!({ "tenant": req.name, "adminUserId": admin.id, "adminTokenId": token.id });
+    let mut in_new = tokens::audit(
+        caller,
+        AuditAction::TenantCreate,
+        &req.name,
+        details.clone(),
+    );
+    in_new.tenant_id = req.name.clone();
+    let in_callers = tokens::audit(caller, AuditAction::TenantCreate, &req.name, details);
+    let writes = vec![
+        Write::InsertTenant {
+            id: req.name.clone(),
+            created_at: now,
+        },
+        Write::InsertUser(admin.clone()),
+        Write::InsertToken(token.clone()),
+    ];
+    tokens::commit(state, writes, vec![in_new, in_callers])
+        .await
+        .map_err(|e| match e {
+            ApiError::Conflict(_) => {
+                ApiError::Conflict(format!("a tenant named {:?} exists", req.name))
+            }
+            e => e,
+        })?;
+    Ok(CreatedTenant {
+        id: req.name.clone(),
+        name: req.name,
+        created_at: now,
+        admin: admin.into(),
+        admin_password: generated.then_some(password),
+        admin_token: plain.expose().to_owned(),
+        admin_token_id: token.id.to_string(),
+    })
+}
