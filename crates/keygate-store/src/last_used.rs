@@ -1,6 +1,7 @@
-//! Last use written behind: verification queues at most one message per token per second; a
-//! background task folds them and writes one batch per interval. A verify never waits for a
-//! write. A crash loses at most one interval of last-use times, never a token change.
+//! Last use written behind: verification queues at most one message per token per
+//! `--last-use-resolution` (a minute by default); a background task folds them and writes one batch
+//! per interval. A verify never waits for a write. A crash loses at most one interval of last-use
+//! times, never a token change.
 
 use std::collections::HashMap;
 use std::sync::Arc;
