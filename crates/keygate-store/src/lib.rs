@@ -3,20 +3,17 @@
 //! [`Verifier`] that answers "is this token good?" from memory, falling back to the store only
 //! for hashes it has never seen.
 
-mod accounts;
 pub mod backend;
 pub mod cache;
 mod changes;
-mod group_commit;
 pub mod last_used;
 pub mod model;
 pub mod sql;
 pub mod store;
 pub mod verifier;
 
-pub use accounts::LAST_ADMIN;
 pub use backend::{sqlite_url_in_dir, Backend};
 pub use model::*;
-pub use sql::SqlStore;
+pub use sql::{SqlStore, LAST_ADMIN};
 pub use store::{Store, StoreError};
 pub use verifier::{Outcome, Verifier, VerifierConfig};

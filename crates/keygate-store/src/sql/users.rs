@@ -1,5 +1,5 @@
-//! The SQL of tenants, users and web sessions, kept apart from the token queries in `sql.rs`;
-//! the same `$N` statements serve both databases.
+//! The SQL of tenants, users and web sessions: the writes a batch makes to them and the reads
+//! behind logging in.
 
 use keygate_core::TokenHash;
 use sqlx::any::AnyRow;
@@ -7,15 +7,10 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::model::{SessionRecord, UserPage, UserRecord};
-use crate::sql::{from_ms, get, map_err, to_ms, Tx};
+use crate::sql::codec::{from_ms, get, to_ms};
+use crate::sql::errors::map_err;
+use crate::sql::tx::Tx;
 use crate::store::{Result, StoreError};
-
-/// What the triggers of migration 0008 raise when a write would leave a tenant without an admin
-/// user; they check it in the write's own transaction, whatever the write.
-pub(crate) const KEEP_AN_ADMIN: &str = "keygate: a tenant keeps an admin";
-
-/// The refusal a client gets for such a write ([`StoreError::LimitReached`]).
-pub const LAST_ADMIN: &str = "this is the tenant's last admin; make another user admin first";
 
 const USER_COLUMNS: &str = "id, tenant_id, username, password_hash, role, created_at";
 
@@ -150,6 +145,20 @@ pub(crate) async fn delete_user_sessions(
 pub(crate) async fn tenant_exists(pool: &AnyPool, tenant_id: &str) -> Result<bool> {
     let found = sqlx::query("SELECT 1 FROM tenants WHERE id = $1")
         .bind(tenant_id)
+        .fetch_optional(pool)
+        .await
+        .map_err(map_err)?;
+    Ok(found.is_some())
+}
+
+/// Is `owner_id` the tenant itself or one of its users?
+pub(crate) async fn owner_exists(pool: &AnyPool, tenant_id: &str, owner_id: &str) -> Result<bool> {
+    if owner_id == tenant_id {
+        return Ok(true);
+    }
+    let found = sqlx::query("SELECT 1 FROM users WHERE tenant_id = $1 AND id = $2")
+        .bind(tenant_id)
+        .bind(owner_id)
         .fetch_optional(pool)
         .await
         .map_err(map_err)?;

@@ -16,7 +16,8 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::backend::Backend;
 use crate::model::{NewAudit, Write};
-use crate::sql::{execute_batch, Tx};
+use crate::sql::batch::execute_batch;
+use crate::sql::tx::Tx;
 use crate::store::{Result, StoreError};
 
 /// Bounds a transaction, so one group never holds its callers' answers for too long.

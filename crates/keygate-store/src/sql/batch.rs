@@ -1,0 +1,58 @@
+//! One batch of [`Store::apply`](crate::Store::apply): each write handed to the statements of
+//! its table, then the batch's audit entries and the change rows, all in the caller's
+//! transaction.
+
+use crate::backend::Backend;
+use crate::model::{NewAudit, Write};
+use crate::sql::audit::insert_audit;
+use crate::sql::tokens::{delete_token, enforce_owner_limit, insert_token, update_token};
+use crate::sql::tx::{record_changes, Tx};
+use crate::sql::users;
+use crate::store::Result;
+
+/// One batch inside an open transaction: its writes, its audit entries and, on PostgreSQL, the
+/// change rows other nodes follow. The caller decides what encloses it: its own transaction, or
+/// a savepoint in the SQLite group committer's shared one.
+pub(crate) async fn execute_batch(
+    tx: &mut Tx,
+    backend: Backend,
+    writes: &[Write],
+    audit: &[NewAudit],
+) -> Result<()> {
+    let mut changed = Vec::with_capacity(writes.len());
+    for w in writes {
+        match w {
+            Write::InsertToken(t) => {
+                insert_token(tx, t).await?;
+                changed.push(t.hash);
+            }
+            Write::UpdateToken(t) => {
+                update_token(tx, t).await?;
+                changed.push(t.hash);
+            }
+            Write::DeleteToken { tenant_id, id } => {
+                changed.extend(delete_token(tx, tenant_id, id).await?);
+            }
+            Write::InsertTenant { id, created_at } => {
+                users::insert_tenant(tx, id, *created_at).await?
+            }
+            Write::InsertUser(u) => users::insert_user(tx, u).await?,
+            Write::UpdateUser(u) => users::update_user(tx, u).await?,
+            Write::DeleteUser { tenant_id, id } => users::delete_user(tx, tenant_id, id).await?,
+            Write::InsertSession(session) => users::insert_session(tx, session).await?,
+            Write::DeleteSession(hash) => users::delete_session(tx, hash).await?,
+            Write::DeleteUserSessions { tenant_id, user_id } => {
+                users::delete_user_sessions(tx, tenant_id, user_id).await?
+            }
+            Write::EnforceOwnerLimit {
+                tenant_id,
+                owner_id,
+                max,
+            } => enforce_owner_limit(tx, tenant_id, owner_id, *max).await?,
+        }
+    }
+    for a in audit {
+        insert_audit(tx, a).await?;
+    }
+    record_changes(tx, backend, &changed).await
+}

@@ -1,0 +1,157 @@
+//! The one implementation of [`Store`], for SQLite and PostgreSQL alike, through sqlx's `Any`
+//! driver: every query is written once, with `$N` placeholders that both databases accept.
+//! What differs per backend is small: how pools are opened and migrated (`open`), the change
+//! rows a PostgreSQL write adds for other nodes (`tx`), and SQLite's shared commits
+//! (`group_commit`).
+//!
+//! The statements live by table (`tokens`, `audit`, `users`) on the shared `codec`, `errors`,
+//! `listing` and `tx`; `batch` and `bootstrap` compose writes from them; this file only hands
+//! each [`Store`] call to them, and nothing below it imports it back except `open`, which
+//! builds a [`SqlStore`].
+//!
+//! Why `Any` and not a trait with two implementations or macros: the queries are identical on
+//! both databases once times are integers and `enabled` is 0/1, so one copy of them is the
+//! smallest thing to keep correct. The cost, a value conversion per column, is paid only on
+//! cache misses and management calls, never on a warm verify.
+
+mod audit;
+mod batch;
+mod bootstrap;
+mod codec;
+mod errors;
+mod group_commit;
+mod listing;
+mod open;
+mod tokens;
+mod tx;
+mod users;
+
+use async_trait::async_trait;
+use keygate_core::TokenHash;
+use sqlx::AnyPool;
+use time::OffsetDateTime;
+
+use crate::backend::Backend;
+use crate::model::*;
+use crate::sql::batch::execute_batch;
+use crate::sql::errors::map_err;
+use crate::sql::group_commit::GroupCommitter;
+use crate::store::{Result, Store, StoreError};
+
+pub use errors::LAST_ADMIN;
+
+#[derive(Clone)]
+pub struct SqlStore {
+    /// SQLite: one connection, so writes never contend; PostgreSQL: the shared pool.
+    pub(crate) writer: AnyPool,
+    /// SQLite: read-only connections beside the writer (WAL); PostgreSQL: the same pool.
+    pub(crate) reader: AnyPool,
+    pub(crate) backend: Backend,
+    /// PostgreSQL: where the change-feed listener connects (holds credentials: never logged).
+    pub(crate) feed_url: Option<String>,
+    /// SQLite: the task that commits concurrent `apply` batches together, one fsync for all.
+    /// PostgreSQL flushes concurrent commits together by itself, so there `apply` runs its own
+    /// transaction.
+    pub(crate) group: Option<GroupCommitter>,
+}
+
+impl SqlStore {
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Commits what is already queued for writing, then closes the connections; later writes
+    /// fail with `Unavailable`.
+    pub async fn close(&self) {
+        if let Some(group) = &self.group {
+            group.close().await;
+        }
+        self.reader.close().await;
+        self.writer.close().await;
+    }
+}
+
+#[async_trait]
+impl Store for SqlStore {
+    async fn bootstrap(&self, b: &Bootstrap) -> Result<bool> {
+        bootstrap::bootstrap(&self.writer, self.backend, b).await
+    }
+
+    async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+        tokens::token_by_hash(&self.reader, hash).await
+    }
+
+    async fn token_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<TokenRecord>> {
+        tokens::token_where(&self.reader, tenant_id, "id", id).await
+    }
+
+    async fn token_by_external_id(
+        &self,
+        tenant_id: &str,
+        external_id: &str,
+    ) -> Result<Option<TokenRecord>> {
+        tokens::token_where(&self.reader, tenant_id, "external_id", external_id).await
+    }
+
+    async fn list_tokens(&self, tenant_id: &str, f: &TokenFilter) -> Result<Page<TokenRecord>> {
+        tokens::list_tokens(&self.reader, tenant_id, f).await
+    }
+
+    async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()> {
+        if let Some(group) = &self.group {
+            return group.apply(writes.to_vec(), audit.to_vec()).await;
+        }
+        let mut tx = self.writer.begin().await.map_err(map_err)?;
+        execute_batch(&mut tx, self.backend, writes, audit).await?;
+        tx.commit().await.map_err(map_err)
+    }
+
+    async fn record_last_use(&self, batch: &[LastUse]) -> Result<()> {
+        tokens::record_last_use(&self.writer, batch).await
+    }
+
+    async fn tenant_exists(&self, tenant_id: &str) -> Result<bool> {
+        users::tenant_exists(&self.reader, tenant_id).await
+    }
+
+    async fn user_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<UserRecord>> {
+        users::user_where(&self.reader, tenant_id, "id", id).await
+    }
+
+    async fn user_by_name(&self, tenant_id: &str, username: &str) -> Result<Option<UserRecord>> {
+        users::user_where(&self.reader, tenant_id, "username", username).await
+    }
+
+    async fn list_users(
+        &self,
+        tenant_id: &str,
+        after: Option<&str>,
+        limit: u32,
+    ) -> Result<UserPage> {
+        users::list_users(&self.reader, tenant_id, after, limit).await
+    }
+
+    async fn session_by_hash(
+        &self,
+        hash: &TokenHash,
+        now: OffsetDateTime,
+    ) -> Result<Option<(SessionRecord, UserRecord)>> {
+        users::session_by_hash(&self.reader, hash, now).await
+    }
+
+    async fn owner_exists(&self, tenant_id: &str, owner_id: &str) -> Result<bool> {
+        users::owner_exists(&self.reader, tenant_id, owner_id).await
+    }
+
+    async fn list_audit(&self, tenant_id: &str, f: &AuditFilter) -> Result<Page<AuditEntry>> {
+        audit::list_audit(&self.reader, tenant_id, f).await
+    }
+
+    async fn ping(&self) -> Result<()> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(|e| StoreError::Unavailable(e.to_string()))?;
+        Ok(())
+    }
+}

@@ -1,0 +1,255 @@
+//! The SQL of tokens: reading them by hash, id or external id, listing them, and the writes a
+//! batch makes to them.
+
+use keygate_core::{ScopeSet, TokenHash, TokenId};
+use sqlx::any::{AnyArguments, AnyRow};
+use sqlx::query::Query;
+use sqlx::{Any, AnyPool};
+
+use crate::model::{LastUse, Page, TokenFilter, TokenRecord};
+use crate::sql::codec::{from_ms, get, opt_time, scopes_json, to_ms};
+use crate::sql::errors::map_err;
+use crate::sql::listing::{like_contains, page, Sql};
+use crate::sql::tx::Tx;
+use crate::store::{Result, StoreError};
+
+const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
+     scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
+     external_id, rotated_to";
+
+fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
+    let hash: Vec<u8> = get(row, "hash")?;
+    let scopes_json: String = get(row, "scopes")?;
+    let scope_names: Vec<String> = serde_json::from_str(&scopes_json)
+        .map_err(|e| StoreError::Corrupt(format!("scopes: {e}")))?;
+    let metadata: Option<String> = get(row, "metadata")?;
+    let rec = TokenRecord {
+        id: TokenId::from_stored(get(row, "id")?),
+        tenant_id: get(row, "tenant_id")?,
+        hash: TokenHash::from_slice(&hash)
+            .ok_or_else(|| StoreError::Corrupt("hash is not 32 bytes".into()))?,
+        name: get(row, "name")?,
+        description: get(row, "description")?,
+        metadata: metadata
+            .map(serde_json::value::RawValue::from_string)
+            .transpose()
+            .map_err(|e| StoreError::Corrupt(format!("metadata: {e}")))?,
+        owner_id: get(row, "owner_id")?,
+        scopes: ScopeSet::parse(scope_names.iter().map(String::as_str))
+            .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+        enabled: get::<i64>(row, "enabled")? != 0,
+        created_at: from_ms(get(row, "created_at")?)?,
+        updated_at: from_ms(get(row, "updated_at")?)?,
+        expires_at: opt_time(row, "expires_at")?,
+        last_used_at: opt_time(row, "last_used_at")?,
+        last_used_ip: get(row, "last_used_ip")?,
+        created_by: get(row, "created_by")?,
+        external_id: get(row, "external_id")?,
+        rotated_to: get::<Option<String>>(row, "rotated_to")?.map(TokenId::from_stored),
+    };
+    Ok((get(row, "seq")?, rec))
+}
+
+pub(crate) async fn token_by_hash(pool: &AnyPool, hash: &TokenHash) -> Result<Option<TokenRecord>> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1");
+    one_token(pool, sqlx::query(&sql).bind(&hash.as_bytes()[..])).await
+}
+
+/// The token of a tenant whose `column` (a unique one) holds `value`.
+pub(crate) async fn token_where(
+    pool: &AnyPool,
+    tenant_id: &str,
+    column: &'static str,
+    value: &str,
+) -> Result<Option<TokenRecord>> {
+    let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND {column} = $2");
+    one_token(pool, sqlx::query(&sql).bind(tenant_id).bind(value)).await
+}
+
+async fn one_token<'q>(
+    pool: &AnyPool,
+    query: Query<'q, Any, AnyArguments<'q>>,
+) -> Result<Option<TokenRecord>> {
+    let row = query.fetch_optional(pool).await.map_err(map_err)?;
+    row.map(|r| token_from_row(&r).map(|(_, t)| t)).transpose()
+}
+
+pub(crate) async fn list_tokens(
+    pool: &AnyPool,
+    tenant_id: &str,
+    f: &TokenFilter,
+) -> Result<Page<TokenRecord>> {
+    let mut q = Sql::new(format!(
+        "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = "
+    ));
+    q.bind(tenant_id.to_owned());
+    if let Some(owner) = &f.owner_id {
+        q.push(" AND owner_id = ").bind(owner.clone());
+    }
+    if let Some(enabled) = f.enabled {
+        q.push(" AND enabled = ").bind(enabled as i64);
+    }
+    if let Some(needle) = &f.name_contains {
+        q.push(" AND lower(name) LIKE ")
+            .bind(like_contains(&needle.to_lowercase()))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(scope) = &f.scope {
+        // Scopes are stored as a JSON array of names, and a name never contains a quote:
+        // `"name"` matches exactly one element.
+        q.push(" AND scopes LIKE ")
+            .bind(like_contains(&format!("\"{scope}\"")))
+            .push(" ESCAPE '\\'");
+    }
+    if let Some(before) = f.before_seq {
+        q.push(" AND seq < ").bind(before);
+    }
+    q.push(" ORDER BY seq DESC LIMIT ").bind(f.limit as i64 + 1);
+    let rows = q.query().fetch_all(pool).await.map_err(map_err)?;
+    let rows = rows
+        .iter()
+        .map(token_from_row)
+        .collect::<Result<Vec<_>>>()?;
+    Ok(page(rows, f.limit))
+}
+
+pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
+    sqlx::query(
+        "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
+         enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
+         external_id, rotated_to) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+    )
+    .bind(t.id.as_str())
+    .bind(&t.tenant_id)
+    .bind(&t.hash.as_bytes()[..])
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(t.metadata.as_ref().map(|m| m.get()))
+    .bind(&t.owner_id)
+    .bind(scopes_json(&t.scopes))
+    .bind(t.enabled as i64)
+    .bind(to_ms(t.created_at))
+    .bind(to_ms(t.updated_at))
+    .bind(t.expires_at.map(to_ms))
+    .bind(t.last_used_at.map(to_ms))
+    .bind(&t.last_used_ip)
+    .bind(&t.created_by)
+    .bind(&t.external_id)
+    .bind(t.rotated_to.as_ref().map(TokenId::as_str))
+    .execute(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    Ok(())
+}
+
+pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
+    // An expiry that has passed, or that a rotation set, is binding: the service refuses such a
+    // change, and this guard keeps a change that raced with the rotation or the expiry from
+    // undoing them. `rotated_to` is only ever set.
+    let q = sqlx::query(
+        "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
+         owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
+         expires_at = $8, rotated_to = COALESCE(rotated_to, $11) \
+         WHERE tenant_id = $9 AND id = $10 \
+         AND (expires_at IS NOT DISTINCT FROM $8 \
+              OR (rotated_to IS NULL AND (expires_at IS NULL OR expires_at > $7)))",
+    )
+    .bind(&t.name)
+    .bind(&t.description)
+    .bind(t.metadata.as_ref().map(|m| m.get()))
+    .bind(&t.owner_id)
+    .bind(scopes_json(&t.scopes))
+    .bind(t.enabled as i64)
+    .bind(to_ms(t.updated_at))
+    .bind(t.expires_at.map(to_ms))
+    .bind(&t.tenant_id)
+    .bind(t.id.as_str())
+    .bind(t.rotated_to.as_ref().map(TokenId::as_str));
+    if q.execute(&mut **tx).await.map_err(map_err)?.rows_affected() == 0 {
+        return Err(missing_or_expiry_fixed(tx, &t.tenant_id, &t.id).await);
+    }
+    Ok(())
+}
+
+/// Why a guarded token update changed no row: the token is gone, or its expiry is fixed.
+async fn missing_or_expiry_fixed(tx: &mut Tx, tenant_id: &str, id: &TokenId) -> StoreError {
+    let exists =
+        sqlx::query_scalar::<_, i64>("SELECT 1 FROM tokens WHERE tenant_id = $1 AND id = $2")
+            .bind(tenant_id)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await;
+    match exists {
+        Ok(Some(_)) => StoreError::Refused(
+            "the token has expired or was rotated out; its expiry can no longer change".into(),
+        ),
+        Ok(None) => StoreError::NotFound,
+        Err(e) => map_err(e),
+    }
+}
+
+/// The deleted token's hash, for the caches to drop; `None` only for a stored hash that is not
+/// 32 bytes, which no cache can hold.
+pub(crate) async fn delete_token(
+    tx: &mut Tx,
+    tenant_id: &str,
+    id: &TokenId,
+) -> Result<Option<TokenHash>> {
+    let hash: Option<Vec<u8>> =
+        sqlx::query_scalar("DELETE FROM tokens WHERE tenant_id = $1 AND id = $2 RETURNING hash")
+            .bind(tenant_id)
+            .bind(id.as_str())
+            .fetch_optional(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    let hash = hash.ok_or(StoreError::NotFound)?;
+    Ok(TokenHash::from_slice(&hash))
+}
+
+/// The count the triggers of migration 0004 keep (on PostgreSQL in shards, migration 0005),
+/// read inside the batch's transaction, after its insert.
+pub(crate) async fn enforce_owner_limit(
+    tx: &mut Tx,
+    tenant_id: &str,
+    owner_id: &str,
+    max: u32,
+) -> Result<()> {
+    let held: i64 = sqlx::query_scalar(
+        "SELECT CAST(COALESCE(SUM(tokens), 0) AS BIGINT) FROM owner_token_counts \
+         WHERE tenant_id = $1 AND owner_id = $2",
+    )
+    .bind(tenant_id)
+    .bind(owner_id)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    if held > i64::from(max) {
+        return Err(StoreError::LimitReached(format!(
+            "{owner_id} already holds {max} tokens, the most one owner may hold; revoke some first"
+        )));
+    }
+    Ok(())
+}
+
+pub(crate) async fn record_last_use(pool: &AnyPool, batch: &[LastUse]) -> Result<()> {
+    if batch.is_empty() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    for u in batch {
+        // Never move last use backwards: batches from a slow node may arrive late.
+        sqlx::query(
+            "UPDATE tokens SET last_used_at = $1, last_used_ip = $2 \
+             WHERE id = $3 AND (last_used_at IS NULL OR last_used_at < $4)",
+        )
+        .bind(to_ms(u.at))
+        .bind(&u.ip)
+        .bind(u.id.as_str())
+        .bind(to_ms(u.at))
+        .execute(&mut *tx)
+        .await
+        .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)
+}
