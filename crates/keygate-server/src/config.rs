@@ -25,15 +25,12 @@ pub struct ServerConfig {
     pub secure_cookies: bool,
     pub login_limits: LoginLimits,
     pub auth_limits: AuthLimits,
-    /// Longest time a slow client may take to send a request's headers or body; see
-    /// [`ConnectionLimits`].
-    pub client_timeout: Duration,
+    /// The connection workers enforce these; the body reader bounds its wait by the same
+    /// `client_timeout`, so both read it from here.
+    pub connection_limits: ConnectionLimits,
     /// Most tokens one owner may hold.
     pub max_tokens_per_owner: u32,
 }
-
-/// `--max-tokens-per-owner` when it is not set.
-pub const DEFAULT_MAX_TOKENS_PER_OWNER: u32 = 10_000;
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -48,8 +45,8 @@ impl Default for ServerConfig {
             secure_cookies: false,
             login_limits: Default::default(),
             auth_limits: Default::default(),
-            client_timeout: ConnectionLimits::default().client_timeout,
-            max_tokens_per_owner: DEFAULT_MAX_TOKENS_PER_OWNER,
+            connection_limits: Default::default(),
+            max_tokens_per_owner: 10_000,
         }
     }
 }

@@ -60,7 +60,7 @@ impl<T: DeserializeOwned + Default> FromRequest<AppState> for OptionalJson<T> {
 /// router enforces it, the state names it) and the client timeout: hyper bounds the time to
 /// send the headers, but a body sent a byte at a time would hold the connection for ever.
 async fn read_body(req: Request, state: &AppState) -> Result<Bytes, ApiError> {
-    let timeout = state.config.client_timeout;
+    let timeout = state.config.connection_limits.client_timeout;
     match tokio::time::timeout(timeout, Bytes::from_request(req, state)).await {
         Ok(read) => read.map_err(|e| body_rejection(e, state.config.max_body_bytes)),
         Err(_) => Err(ApiError::BodyTimeout(timeout.as_secs())),

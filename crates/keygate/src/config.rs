@@ -5,15 +5,22 @@
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
 use keygate_core::{ScopeCatalog, TokenPrefix};
+use keygate_server::config::{AuthLimits, Compat, ConnectionLimits, LoginLimits, ServerConfig};
+use keygate_store::VerifierConfig;
 use serde::Deserialize;
 
+/// Every setting, declared once: clap reads it from the command line and the environment,
+/// serde from `keygate.toml` (kebab-case keys). Every value is optional so that one layer can
+/// be laid over the other; the defaults are those of the structs the settings end up in.
 // No `Debug`: the database URL may hold a password, and a derived `Debug` would print it;
 // the resolved `Config` shows it as `DatabaseUrl` does.
-#[derive(Args, Default)]
+#[derive(Args, Deserialize, Default)]
+#[serde(rename_all = "kebab-case", deny_unknown_fields, default)]
 pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "KEYGATE_LISTEN")]
@@ -28,6 +35,10 @@ pub struct ServeArgs {
     /// Prefix of minted tokens, [a-z][a-z0-9]{1,15} [default: kg].
     #[arg(long, env = "KEYGATE_TOKEN_PREFIX")]
     pub token_prefix: Option<String>,
+    /// The file's `[scopes]` table, NAME = "DESCRIPTION"; a table reads better there than the
+    /// flag's NAME=DESCRIPTION list.
+    #[arg(skip)]
+    pub scopes: std::collections::BTreeMap<String, String>,
     /// A scope of your API, NAME=DESCRIPTION; repeatable (in the variable, separated by ';').
     #[arg(
         long = "scope",
@@ -35,7 +46,8 @@ pub struct ServeArgs {
         value_delimiter = ';',
         value_name = "NAME=DESCRIPTION"
     )]
-    pub scopes: Vec<String>,
+    #[serde(skip)]
+    pub scope_flags: Vec<String>,
     /// Refuse tokens in query parameters (api-token, apiToken, api_token).
     #[arg(long, env = "KEYGATE_NO_QUERY_TOKEN")]
     pub no_query_token: bool,
@@ -69,10 +81,12 @@ pub struct ServeArgs {
     /// How precisely a token's last use is recorded, e.g. 1m or 1s: later uses within this
     /// time of the recorded one are not written [default: 1m].
     #[arg(long, env = "KEYGATE_LAST_USE_RESOLUTION", value_parser = humantime::parse_duration)]
-    pub last_use_resolution: Option<std::time::Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub last_use_resolution: Option<Duration>,
     /// How long a web login lasts, e.g. 12h or 30m [default: 12h].
     #[arg(long, env = "KEYGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
-    pub session_ttl: Option<std::time::Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub session_ttl: Option<Duration>,
     /// Always mark the session cookie Secure (for a deployment reached only over HTTPS).
     #[arg(long, env = "KEYGATE_SECURE_COOKIES")]
     pub secure_cookies: bool,
@@ -83,7 +97,8 @@ pub struct ServeArgs {
     /// The wait after the first failure beyond --login-max-failures; it doubles with every
     /// further failure, up to --login-failure-window, e.g. 1s [default: 1s].
     #[arg(long, env = "KEYGATE_LOGIN_FAILURE_DELAY", value_parser = humantime::parse_duration)]
-    pub login_failure_delay: Option<std::time::Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub login_failure_delay: Option<Duration>,
     /// Failed logins allowed per client address, all accounts together, within the window;
     /// beyond it the address is refused until the window ends [default: 20].
     #[arg(long, env = "KEYGATE_LOGIN_MAX_FAILURES_PER_IP")]
@@ -91,18 +106,21 @@ pub struct ServeArgs {
     /// The window in which failed logins per address are counted, and the longest wait
     /// between attempts, e.g. 15m [default: 15m].
     #[arg(long, env = "KEYGATE_LOGIN_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
-    pub login_failure_window: Option<std::time::Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub login_failure_window: Option<Duration>,
     /// Failed token authentications (malformed, bad checksum or unknown tokens) allowed per
     /// client address within the window; beyond it, failures get 429 [default: 100].
     #[arg(long, env = "KEYGATE_AUTH_MAX_FAILURES_PER_IP")]
     pub auth_max_failures_per_ip: Option<u32>,
     /// The window in which failed token authentications are counted, e.g. 1m [default: 1m].
     #[arg(long, env = "KEYGATE_AUTH_FAILURE_WINDOW", value_parser = humantime::parse_duration)]
-    pub auth_failure_window: Option<std::time::Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub auth_failure_window: Option<Duration>,
     /// How long a slow client may take to send a request's headers or its body, or to take
     /// the answer; an idle kept-alive connection is closed after it too [default: 30s].
     #[arg(long, env = "KEYGATE_CLIENT_TIMEOUT", value_parser = humantime::parse_duration)]
-    pub client_timeout: Option<std::time::Duration>,
+    #[serde(with = "humantime_serde_opt")]
+    pub client_timeout: Option<Duration>,
     /// Largest accepted request head (request line and headers) in bytes [default: 16384].
     #[arg(long, env = "KEYGATE_MAX_HEADER_BYTES")]
     pub max_header_bytes: Option<usize>,
@@ -114,47 +132,8 @@ pub struct ServeArgs {
     pub log: Option<String>,
     /// A TOML file with any of these settings [default: ./keygate.toml if it exists].
     #[arg(long, env = "KEYGATE_CONFIG")]
+    #[serde(skip)]
     pub config: Option<PathBuf>,
-}
-
-/// `keygate.toml`: the same settings, kebab-case keys.
-#[derive(Deserialize, Default)]
-#[serde(rename_all = "kebab-case", deny_unknown_fields)]
-struct FileConfig {
-    listen: Option<SocketAddr>,
-    data_dir: Option<PathBuf>,
-    database_url: Option<String>,
-    token_prefix: Option<String>,
-    /// NAME = "DESCRIPTION"
-    #[serde(default)]
-    scopes: std::collections::BTreeMap<String, String>,
-    no_query_token: Option<bool>,
-    trust_forwarded_for: Option<bool>,
-    compat: Option<String>,
-    no_compat: Option<bool>,
-    cache_capacity: Option<usize>,
-    negative_cache_capacity: Option<usize>,
-    http_workers: Option<usize>,
-    max_body_bytes: Option<usize>,
-    #[serde(default, with = "humantime_serde_opt")]
-    last_use_resolution: Option<std::time::Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    session_ttl: Option<std::time::Duration>,
-    secure_cookies: Option<bool>,
-    login_max_failures: Option<u32>,
-    #[serde(default, with = "humantime_serde_opt")]
-    login_failure_delay: Option<std::time::Duration>,
-    login_max_failures_per_ip: Option<u32>,
-    #[serde(default, with = "humantime_serde_opt")]
-    login_failure_window: Option<std::time::Duration>,
-    auth_max_failures_per_ip: Option<u32>,
-    #[serde(default, with = "humantime_serde_opt")]
-    auth_failure_window: Option<std::time::Duration>,
-    #[serde(default, with = "humantime_serde_opt")]
-    client_timeout: Option<std::time::Duration>,
-    max_header_bytes: Option<usize>,
-    max_tokens_per_owner: Option<u32>,
-    log: Option<String>,
 }
 
 /// Durations in the file are written as on the command line (`"12h"`, `"15m"`).
@@ -197,212 +176,232 @@ impl std::fmt::Debug for DatabaseUrl {
     }
 }
 
-/// The resolved configuration.
+/// The settings that are the binary's own: how the process starts, before any server or
+/// store exists.
 #[derive(Debug)]
-pub struct Config {
+pub struct ProcessConfig {
     pub listen: SocketAddr,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
     /// No database was named: SQLite in the data directory, which keygate creates.
     pub default_database: bool,
-    pub prefix: TokenPrefix,
-    pub catalog: ScopeCatalog,
-    pub allow_query_token: bool,
-    pub trust_forwarded_for: bool,
-    pub compat: keygate_server::config::Compat,
-    pub cache_capacity: usize,
-    pub negative_cache_capacity: usize,
-    pub max_body_bytes: usize,
     pub http_workers: usize,
-    pub last_use_resolution: std::time::Duration,
-    pub session_ttl: std::time::Duration,
-    pub secure_cookies: bool,
-    pub login_limits: keygate_server::config::LoginLimits,
-    pub auth_limits: keygate_server::config::AuthLimits,
-    pub client_timeout: std::time::Duration,
-    pub max_header_bytes: usize,
-    pub max_tokens_per_owner: u32,
     pub log: String,
 }
 
+impl Default for ProcessConfig {
+    fn default() -> Self {
+        let data_dir = PathBuf::from("keygate-data");
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            database: DatabaseUrl(keygate_store::sqlite_url_in_dir(&data_dir)),
+            data_dir,
+            default_database: true,
+            http_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
+            log: "info".into(),
+        }
+    }
+}
+
+/// The resolved configuration, one part per crate that reads it.
+#[derive(Debug)]
+pub struct Config {
+    pub process: ProcessConfig,
+    pub server: ServerConfig,
+    pub verifier: VerifierConfig,
+}
+
 impl ServeArgs {
+    /// Lays the command line and environment over the config file, and both over the defaults.
     pub fn resolve(self) -> anyhow::Result<Config> {
         let file = match &self.config {
             Some(path) => read_file(path)?,
             None if Path::new("keygate.toml").exists() => read_file(Path::new("keygate.toml"))?,
-            None => FileConfig::default(),
+            None => ServeArgs::default(),
         };
-        let data_dir = self
-            .data_dir
-            .or(file.data_dir)
-            .unwrap_or_else(|| PathBuf::from("keygate-data"));
-        let named = self.database_url.or(file.database_url);
-        let default_database = named.is_none();
-        let database = match named {
-            Some(url) => parse_database_url(&url)?,
-            None => DatabaseUrl(keygate_store::sqlite_url_in_dir(&data_dir)),
+        self.laid_over(file)
+    }
+
+    fn laid_over(self, file: ServeArgs) -> anyhow::Result<Config> {
+        let args = self;
+        // A flag or variable (clap) wins over the file.
+        macro_rules! given {
+            ($field:ident) => {
+                args.$field.or(file.$field)
+            };
+        }
+        macro_rules! switched_on {
+            ($field:ident) => {
+                args.$field || file.$field
+            };
+        }
+        let process = process_config(
+            given!(listen),
+            given!(data_dir),
+            given!(database_url),
+            given!(http_workers),
+            given!(log),
+        )?;
+        let prefix = match given!(token_prefix) {
+            Some(text) => {
+                TokenPrefix::parse(&text).with_context(|| format!("--token-prefix {text:?}"))?
+            }
+            None => TokenPrefix::default(),
         };
-        let prefix_text = self
-            .token_prefix
-            .or(file.token_prefix)
-            .unwrap_or_else(|| "kg".into());
-        let prefix = TokenPrefix::parse(&prefix_text)
-            .with_context(|| format!("--token-prefix {prefix_text:?}"))?;
-        let compat = if self.no_compat || file.no_compat.unwrap_or(false) {
-            keygate_server::config::Compat::none()
+        let compat = if switched_on!(no_compat) {
+            Compat::none()
         } else {
-            match self.compat.or(file.compat) {
-                Some(list) => keygate_server::config::Compat::parse(&list)
-                    .map_err(|e| anyhow::anyhow!("--compat {list:?}: {e}"))?,
-                None => keygate_server::config::Compat::all(),
+            match given!(compat) {
+                Some(list) => {
+                    Compat::parse(&list).map_err(|e| anyhow::anyhow!("--compat {list:?}: {e}"))?
+                }
+                None => Compat::all(),
             }
         };
-        let mut catalog = ScopeCatalog::default();
-        keygate_server::compat::register_scopes(compat, &mut catalog);
-        for (name, description) in &file.scopes {
-            catalog
-                .add(name, description)
-                .with_context(|| format!("scope {name:?} in the config file"))?;
-        }
-        for s in &self.scopes {
-            let Some((name, description)) = s.split_once('=') else {
-                bail!("--scope {s:?}: expected NAME=DESCRIPTION, e.g. metrics:read=Read metrics");
-            };
-            catalog
-                .add(name.trim(), description.trim())
-                .with_context(|| format!("--scope {s:?}"))?;
-        }
-        let max_body_bytes = self
-            .max_body_bytes
-            .or(file.max_body_bytes)
-            .unwrap_or(1 << 20);
-        if max_body_bytes < 1024 {
-            bail!("--max-body-bytes must be at least 1024");
-        }
-        let http_workers = match self.http_workers.or(file.http_workers) {
-            Some(0) => bail!("--http-workers must be at least 1"),
-            Some(n) => n,
-            None => std::thread::available_parallelism().map_or(1, |n| n.get()),
-        };
-        let last_use_resolution = self
-            .last_use_resolution
-            .or(file.last_use_resolution)
-            .unwrap_or(std::time::Duration::from_secs(60));
-        if last_use_resolution < std::time::Duration::from_secs(1) {
-            bail!("--last-use-resolution must be at least one second");
-        }
-        let session_ttl = self
-            .session_ttl
-            .or(file.session_ttl)
-            .unwrap_or(std::time::Duration::from_secs(12 * 3600));
-        if session_ttl < std::time::Duration::from_secs(60) {
-            bail!("--session-ttl must be at least one minute");
-        }
-        let defaults = keygate_server::config::LoginLimits::default();
-        let login_limits = keygate_server::config::LoginLimits {
-            free_failures: self
-                .login_max_failures
-                .or(file.login_max_failures)
-                .unwrap_or(defaults.free_failures),
-            first_delay: self
-                .login_failure_delay
-                .or(file.login_failure_delay)
-                .unwrap_or(defaults.first_delay),
-            per_ip: self
-                .login_max_failures_per_ip
-                .or(file.login_max_failures_per_ip)
-                .unwrap_or(defaults.per_ip),
-            window: self
-                .login_failure_window
-                .or(file.login_failure_window)
-                .unwrap_or(defaults.window),
-        };
-        if login_limits.free_failures == 0 || login_limits.per_ip == 0 {
-            bail!("--login-max-failures and --login-max-failures-per-ip must be at least 1");
-        }
-        if login_limits.first_delay.is_zero() || login_limits.first_delay > login_limits.window {
-            bail!(
-                "--login-failure-delay must be more than zero and at most --login-failure-window"
-            );
-        }
-        let auth_defaults = keygate_server::config::AuthLimits::default();
-        let auth_limits = keygate_server::config::AuthLimits {
-            per_ip: self
-                .auth_max_failures_per_ip
-                .or(file.auth_max_failures_per_ip)
-                .unwrap_or(auth_defaults.per_ip),
-            window: self
-                .auth_failure_window
-                .or(file.auth_failure_window)
-                .unwrap_or(auth_defaults.window),
-        };
-        if auth_limits.per_ip == 0 {
-            bail!("--auth-max-failures-per-ip must be at least 1");
-        }
-        if auth_limits.window < std::time::Duration::from_secs(1) {
-            bail!("--auth-failure-window must be at least one second");
-        }
-        let connection_defaults = keygate_server::config::ConnectionLimits::default();
-        let client_timeout = self
-            .client_timeout
-            .or(file.client_timeout)
-            .unwrap_or(connection_defaults.client_timeout);
-        if client_timeout < std::time::Duration::from_secs(1) {
-            bail!("--client-timeout must be at least one second");
-        }
-        let max_header_bytes = self
-            .max_header_bytes
-            .or(file.max_header_bytes)
-            .unwrap_or(connection_defaults.max_header_bytes);
-        // hyper's smallest read buffer; a head must fit in it.
-        if max_header_bytes < 8192 {
-            bail!("--max-header-bytes must be at least 8192");
-        }
-        let max_tokens_per_owner = self
-            .max_tokens_per_owner
-            .or(file.max_tokens_per_owner)
-            .unwrap_or(keygate_server::config::DEFAULT_MAX_TOKENS_PER_OWNER);
-        if max_tokens_per_owner == 0 {
-            bail!("--max-tokens-per-owner must be at least 1");
-        }
-        Ok(Config {
-            listen: self
-                .listen
-                .or(file.listen)
-                .unwrap_or_else(|| "127.0.0.1:8080".parse().expect("valid address")),
-            data_dir,
-            database,
-            default_database,
-            prefix,
+        let catalog = scope_catalog(compat, &file.scopes, &args.scope_flags)?;
+        let d = ServerConfig::default();
+        let server = ServerConfig {
+            prefix: prefix.clone(),
             catalog,
-            allow_query_token: !(self.no_query_token || file.no_query_token.unwrap_or(false)),
-            trust_forwarded_for: self.trust_forwarded_for
-                || file.trust_forwarded_for.unwrap_or(false),
+            allow_query_token: !switched_on!(no_query_token),
+            max_body_bytes: given!(max_body_bytes).unwrap_or(d.max_body_bytes),
+            trust_forwarded_for: switched_on!(trust_forwarded_for),
             compat,
-            cache_capacity: self
-                .cache_capacity
-                .or(file.cache_capacity)
-                .unwrap_or(1_000_000),
-            negative_cache_capacity: self
-                .negative_cache_capacity
-                .or(file.negative_cache_capacity)
-                .unwrap_or(100_000),
-            max_body_bytes,
-            http_workers,
-            last_use_resolution,
-            session_ttl,
-            secure_cookies: self.secure_cookies || file.secure_cookies.unwrap_or(false),
-            login_limits,
-            auth_limits,
-            client_timeout,
-            max_header_bytes,
-            max_tokens_per_owner,
-            log: self.log.or(file.log).unwrap_or_else(|| "info".into()),
-        })
+            session_ttl: given!(session_ttl).unwrap_or(d.session_ttl),
+            secure_cookies: switched_on!(secure_cookies),
+            login_limits: LoginLimits {
+                free_failures: given!(login_max_failures).unwrap_or(d.login_limits.free_failures),
+                first_delay: given!(login_failure_delay).unwrap_or(d.login_limits.first_delay),
+                per_ip: given!(login_max_failures_per_ip).unwrap_or(d.login_limits.per_ip),
+                window: given!(login_failure_window).unwrap_or(d.login_limits.window),
+            },
+            auth_limits: AuthLimits {
+                per_ip: given!(auth_max_failures_per_ip).unwrap_or(d.auth_limits.per_ip),
+                window: given!(auth_failure_window).unwrap_or(d.auth_limits.window),
+            },
+            connection_limits: ConnectionLimits {
+                client_timeout: given!(client_timeout)
+                    .unwrap_or(d.connection_limits.client_timeout),
+                max_header_bytes: given!(max_header_bytes)
+                    .unwrap_or(d.connection_limits.max_header_bytes),
+            },
+            max_tokens_per_owner: given!(max_tokens_per_owner).unwrap_or(d.max_tokens_per_owner),
+        };
+        let d = VerifierConfig::default();
+        let verifier = VerifierConfig {
+            prefix,
+            cache_capacity: given!(cache_capacity).unwrap_or(d.cache_capacity),
+            negative_cache_capacity: given!(negative_cache_capacity)
+                .unwrap_or(d.negative_cache_capacity),
+            last_use_resolution: given!(last_use_resolution).unwrap_or(d.last_use_resolution),
+            ..d
+        };
+        let config = Config {
+            process,
+            server,
+            verifier,
+        };
+        check(&config)?;
+        Ok(config)
     }
 }
 
-fn read_file(path: &Path) -> anyhow::Result<FileConfig> {
+fn process_config(
+    listen: Option<SocketAddr>,
+    data_dir: Option<PathBuf>,
+    database_url: Option<String>,
+    http_workers: Option<usize>,
+    log: Option<String>,
+) -> anyhow::Result<ProcessConfig> {
+    let d = ProcessConfig::default();
+    let data_dir = data_dir.unwrap_or(d.data_dir);
+    let (database, default_database) = match database_url {
+        Some(url) => (parse_database_url(&url)?, false),
+        None => (
+            DatabaseUrl(keygate_store::sqlite_url_in_dir(&data_dir)),
+            true,
+        ),
+    };
+    Ok(ProcessConfig {
+        listen: listen.unwrap_or(d.listen),
+        data_dir,
+        database,
+        default_database,
+        http_workers: http_workers.unwrap_or(d.http_workers),
+        log: log.unwrap_or(d.log),
+    })
+}
+
+/// The built-in scopes of the surfaces served, then the file's, then the flags'.
+fn scope_catalog(
+    compat: Compat,
+    from_file: &std::collections::BTreeMap<String, String>,
+    from_flags: &[String],
+) -> anyhow::Result<ScopeCatalog> {
+    let mut catalog = ScopeCatalog::default();
+    keygate_server::compat::register_scopes(compat, &mut catalog);
+    for (name, description) in from_file {
+        catalog
+            .add(name, description)
+            .with_context(|| format!("scope {name:?} in the config file"))?;
+    }
+    for s in from_flags {
+        let Some((name, description)) = s.split_once('=') else {
+            bail!("--scope {s:?}: expected NAME=DESCRIPTION, e.g. metrics:read=Read metrics");
+        };
+        catalog
+            .add(name.trim(), description.trim())
+            .with_context(|| format!("--scope {s:?}"))?;
+    }
+    Ok(catalog)
+}
+
+/// Refuses values that would break the service rather than merely tune it.
+fn check(config: &Config) -> anyhow::Result<()> {
+    let Config {
+        process,
+        server,
+        verifier,
+    } = config;
+    if server.max_body_bytes < 1024 {
+        bail!("--max-body-bytes must be at least 1024");
+    }
+    if process.http_workers == 0 {
+        bail!("--http-workers must be at least 1");
+    }
+    if verifier.last_use_resolution < Duration::from_secs(1) {
+        bail!("--last-use-resolution must be at least one second");
+    }
+    if server.session_ttl < Duration::from_secs(60) {
+        bail!("--session-ttl must be at least one minute");
+    }
+    let login = &server.login_limits;
+    if login.free_failures == 0 || login.per_ip == 0 {
+        bail!("--login-max-failures and --login-max-failures-per-ip must be at least 1");
+    }
+    if login.first_delay.is_zero() || login.first_delay > login.window {
+        bail!("--login-failure-delay must be more than zero and at most --login-failure-window");
+    }
+    if server.auth_limits.per_ip == 0 {
+        bail!("--auth-max-failures-per-ip must be at least 1");
+    }
+    if server.auth_limits.window < Duration::from_secs(1) {
+        bail!("--auth-failure-window must be at least one second");
+    }
+    if server.connection_limits.client_timeout < Duration::from_secs(1) {
+        bail!("--client-timeout must be at least one second");
+    }
+    // hyper's smallest read buffer; a head must fit in it.
+    if server.connection_limits.max_header_bytes < 8192 {
+        bail!("--max-header-bytes must be at least 8192");
+    }
+    if server.max_tokens_per_owner == 0 {
+        bail!("--max-tokens-per-owner must be at least 1");
+    }
+    Ok(())
+}
+
+fn read_file(path: &Path) -> anyhow::Result<ServeArgs> {
     let text = std::fs::read_to_string(path)
         .with_context(|| format!("reading config file {}", path.display()))?;
     toml::from_str(&text).with_context(|| format!("config file {}", path.display()))
@@ -436,6 +435,66 @@ pub fn secret_from_env(name: &str) -> anyhow::Result<Option<String>> {
             Ok(Some(v.trim_end_matches(['\r', '\n']).to_owned()))
         }
         None => Ok(None),
+    }
+}
+
+#[cfg(test)]
+mod layering_tests {
+    use super::*;
+
+    fn file(text: &str) -> ServeArgs {
+        toml::from_str(text).expect("a valid config file")
+    }
+
+    #[test]
+    fn a_flag_wins_over_the_file_and_the_file_over_the_default() {
+        let args = ServeArgs {
+            token_prefix: Some("beta".into()),
+            ..ServeArgs::default()
+        };
+        let config = args
+            .laid_over(file("token-prefix = \"acme\"\nsession-ttl = \"30m\"\n"))
+            .unwrap();
+        assert_eq!(config.server.prefix.as_str(), "beta");
+        assert_eq!(config.verifier.prefix.as_str(), "beta");
+        assert_eq!(config.server.session_ttl, Duration::from_secs(30 * 60));
+        let defaults = ServerConfig::default();
+        assert_eq!(config.server.max_body_bytes, defaults.max_body_bytes);
+        assert_eq!(
+            config.server.connection_limits.client_timeout,
+            defaults.connection_limits.client_timeout
+        );
+        assert_eq!(config.process.log, "info");
+        assert!(config.process.default_database);
+    }
+
+    #[test]
+    fn a_switch_is_on_when_either_layer_turns_it_on() {
+        let config = ServeArgs::default()
+            .laid_over(file("no-query-token = true\nsecure-cookies = true\n"))
+            .unwrap();
+        assert!(!config.server.allow_query_token);
+        assert!(config.server.secure_cookies);
+        assert!(!config.server.trust_forwarded_for);
+    }
+
+    #[test]
+    fn the_file_reaches_every_part() {
+        let config = ServeArgs::default()
+            .laid_over(file(
+                "cache-capacity = 7\nclient-timeout = \"5s\"\nmax-header-bytes = 9000\n\
+                 http-workers = 3\nlisten = \"127.0.0.1:9\"\n[scopes]\n\"metrics:read\" = \"Read metrics\"\n",
+            ))
+            .unwrap();
+        assert_eq!(config.verifier.cache_capacity, 7);
+        assert_eq!(
+            config.server.connection_limits.client_timeout,
+            Duration::from_secs(5)
+        );
+        assert_eq!(config.server.connection_limits.max_header_bytes, 9000);
+        assert_eq!(config.process.http_workers, 3);
+        assert_eq!(config.process.listen.port(), 9);
+        assert!(config.server.catalog.names().any(|n| n == "metrics:read"));
     }
 }
 

@@ -7,7 +7,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use keygate_server::service::bootstrap;
-use keygate_store::{SqlStore, Store, VerifierConfig};
+use keygate_store::{SqlStore, Store};
 
 use crate::config::{secret_from_env, Config, ServeArgs};
 
@@ -23,8 +23,8 @@ pub fn main(args: ServeArgs) -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    if let Err(e) = init_tracing(&config.log) {
-        eprintln!("error: --log {:?}: {e}", config.log);
+    if let Err(e) = init_tracing(&config.process.log) {
+        eprintln!("error: --log {:?}: {e}", config.process.log);
         return ExitCode::from(2);
     }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
@@ -58,17 +58,18 @@ fn init_tracing(filter: &str) -> anyhow::Result<()> {
 }
 
 async fn run(config: Config) -> anyhow::Result<()> {
+    let process = &config.process;
     // Signals first: once keygate says it is listening, SIGTERM must mean a graceful stop.
     let shutdown = shutdown_signal().context("installing signal handlers")?;
     // The port next: a start that cannot listen must fail before the first-start bootstrap,
     // whose secrets are shown only once.
-    let listener = tokio::net::TcpListener::bind(config.listen)
+    let listener = tokio::net::TcpListener::bind(process.listen)
         .await
-        .with_context(|| format!("cannot listen on {}", config.listen))?;
-    if config.default_database {
-        create_private_dir(&config.data_dir)?;
+        .with_context(|| format!("cannot listen on {}", process.listen))?;
+    if process.default_database {
+        create_private_dir(&process.data_dir)?;
     }
-    let db = &config.database;
+    let db = &process.database;
     let sql = SqlStore::open(db.expose())
         .await
         .with_context(|| format!("opening the database {db}"))?;
@@ -80,7 +81,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         admin_password: secret_from_env("KEYGATE_ADMIN_PASSWORD")?,
     };
     let given_token = given.token.clone();
-    match bootstrap::run(store.as_ref(), &config.prefix, given).await? {
+    match bootstrap::run(store.as_ref(), &config.server.prefix, given).await? {
         Some(generated) => {
             let mut out = std::io::stdout().lock();
             if let Some(p) = &generated.admin_password {
@@ -107,40 +108,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    let state = keygate_server::state(
-        store,
-        keygate_server::ServerConfig {
-            prefix: config.prefix.clone(),
-            catalog: config.catalog.clone(),
-            allow_query_token: config.allow_query_token,
-            max_body_bytes: config.max_body_bytes,
-            trust_forwarded_for: config.trust_forwarded_for,
-            compat: config.compat,
-            session_ttl: config.session_ttl,
-            secure_cookies: config.secure_cookies,
-            login_limits: config.login_limits,
-            auth_limits: config.auth_limits,
-            client_timeout: config.client_timeout,
-            max_tokens_per_owner: config.max_tokens_per_owner,
-        },
-        VerifierConfig {
-            prefix: config.prefix.clone(),
-            cache_capacity: config.cache_capacity,
-            negative_cache_capacity: config.negative_cache_capacity,
-            last_use_resolution: config.last_use_resolution,
-            ..VerifierConfig::default()
-        },
-    );
+    let state = keygate_server::state(store, config.server, config.verifier);
     // Several nodes on one PostgreSQL: learn of the others' changes (no-op on SQLite).
     let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
     let addr = listener.local_addr()?;
     let app = keygate_server::router(state.clone());
-    let limits = keygate_server::config::ConnectionLimits {
-        client_timeout: config.client_timeout,
-        max_header_bytes: config.max_header_bytes,
-    };
-    let mut workers = keygate_server::workers::start(listener, app, config.http_workers, limits)?;
-    tracing::info!(count = config.http_workers, "HTTP workers started");
+    let limits = state.config.connection_limits;
+    let mut workers = keygate_server::workers::start(listener, app, process.http_workers, limits)?;
+    tracing::info!(count = process.http_workers, "HTTP workers started");
     // The last word on the line is the address: supervisors and the tests read it.
     tracing::info!("keygate listening on http://{addr}");
     let served = tokio::select! {
