@@ -7,6 +7,7 @@ use std::marker::PhantomData;
 use axum::extract::FromRequestParts;
 use axum::http::request::Parts;
 use keygate_core::credentials::Credential;
+use keygate_core::ScopeSet;
 use keygate_store::Outcome;
 
 use crate::auth::caller::{Caller, Principal};
@@ -21,8 +22,27 @@ use crate::state::AppState;
 /// CSRF token and never through a `GET` (`auth::session::Intent`), whatever method the route is
 /// mounted on.
 pub trait RequiredScope {
+    /// The scope the caller must hold, and the one a refusal names as missing.
     const SCOPE: Option<&'static str>;
+    /// Scopes that each do instead of `SCOPE`, for a surface that admits several.
+    const OR_ANY_OF: &'static [&'static str] = &[];
     const CHANGES_STATE: bool;
+}
+
+/// A requirement whose holder may create, change and revoke tokens (the native `tokens:write`,
+/// or what a compatible surface asks for that). It must change state, so that a web session
+/// meets it only with its CSRF token: only such a requirement's proof reaches the token
+/// mutations of `crate::service::tokens`.
+pub trait TokenChange: RequiredScope {}
+
+impl TokenChange for TokensWrite {}
+const _: () = assert!(TokensWrite::CHANGES_STATE, "a token change must be one");
+
+/// Does `scopes` meet `S`? `None` when it does, else what a refusal names as missing.
+fn unmet<S: RequiredScope>(scopes: &ScopeSet) -> Option<Vec<String>> {
+    let wanted = S::SCOPE?;
+    let met = scopes.allows(wanted) || S::OR_ANY_OF.iter().any(|s| scopes.allows(s));
+    (!met).then(|| vec![wanted.to_owned()])
 }
 
 macro_rules! required_scope {
@@ -45,10 +65,26 @@ required_scope! {
     AuditRead => Some(keygate_core::scope::AUDIT_READ), false;
 }
 
-/// A [`Caller`] that holds the scope `S` names.
+/// A [`Caller`] that holds the scope `S` names. Only the extractor below builds one (the
+/// marker field is private to this module), so a function that takes `&Authorized<S>` is a
+/// function no code path reaches without `S` checked.
 pub struct Authorized<S> {
     pub caller: Caller,
     _scope: PhantomData<S>,
+}
+
+/// A proof that the caller may create, change or revoke tokens: an [`Authorized`] of a
+/// [`TokenChange`] requirement, or the [`CallingToken`] that ends itself. Sealed, so that no
+/// type outside this module can claim to be one.
+pub trait MayChangeTokens: std::ops::Deref<Target = Caller> + sealed::Proof {}
+
+impl<S: TokenChange> MayChangeTokens for Authorized<S> {}
+impl MayChangeTokens for CallingToken {}
+
+mod sealed {
+    pub trait Proof {}
+    impl<S: super::TokenChange> Proof for super::Authorized<S> {}
+    impl Proof for super::CallingToken {}
 }
 
 impl<S> std::ops::Deref for Authorized<S> {
@@ -76,10 +112,8 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
                 let Some(user) = session::authenticate(parts, state, intent).await? else {
                     return Err(ApiError::MissingToken);
                 };
-                if let Some(wanted) = S::SCOPE {
-                    if !user.scopes.allows(wanted) {
-                        return Err(ApiError::InsufficientScope(vec![wanted.to_owned()]));
-                    }
+                if let Some(missing) = unmet::<S>(&user.scopes) {
+                    return Err(ApiError::InsufficientScope(missing));
                 }
                 return Ok(Authorized {
                     caller: Caller {
@@ -92,11 +126,23 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             Credential::Unusable => return Err(token::unusable(state, addr)),
             Credential::Token(t) => t,
         };
-        let wanted: &[&str] = match &S::SCOPE {
-            Some(s) => std::slice::from_ref(s),
-            None => &[],
+        // The verifier checks one scope itself; alternatives are checked here, once it has
+        // found the token valid.
+        let wanted: &[&str] = match (&S::SCOPE, S::OR_ANY_OF) {
+            (Some(s), []) => std::slice::from_ref(s),
+            _ => &[],
         };
         match token::verify(state, &token, wanted, addr).await? {
+            Outcome::Valid(token) if !S::OR_ANY_OF.is_empty() => match unmet::<S>(&token.scopes) {
+                Some(missing) => Err(ApiError::InsufficientScope(missing)),
+                None => Ok(Authorized {
+                    caller: Caller {
+                        principal: Principal::Token(token),
+                        ip,
+                    },
+                    _scope: PhantomData,
+                }),
+            },
             Outcome::Valid(token) => Ok(Authorized {
                 caller: Caller {
                     principal: Principal::Token(token),
@@ -115,8 +161,16 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
 /// The token a request presents, for ending it (`DELETE /api/v1/tokens/self`): a disabled or
 /// expired token is accepted too, since revoking only takes power away and a holder who finds
 /// their token leaked must be able to end it whatever its state. Without a token, the request
-/// is authenticated as any other (a web session then has no calling token).
-pub struct CallingToken(pub Caller);
+/// is authenticated as any other (a web session then has no calling token). Its caller is
+/// private: holding one proves the extractor ran.
+pub struct CallingToken(Caller);
+
+impl std::ops::Deref for CallingToken {
+    type Target = Caller;
+    fn deref(&self) -> &Caller {
+        &self.0
+    }
+}
 
 impl FromRequestParts<AppState> for CallingToken {
     type Rejection = ApiError;
@@ -140,5 +194,38 @@ impl FromRequestParts<AppState> for CallingToken {
                 Err(ApiError::InvalidToken)
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use keygate_core::scope::{TOKENS_ADMIN, TOKENS_READ, USERS_READ};
+
+    /// Two scopes that neither implies.
+    struct UsersOrTokens;
+    impl RequiredScope for UsersOrTokens {
+        const SCOPE: Option<&'static str> = Some(USERS_READ);
+        const OR_ANY_OF: &'static [&'static str] = &[TOKENS_ADMIN];
+        const CHANGES_STATE: bool = false;
+    }
+
+    fn scopes(names: &[&str]) -> ScopeSet {
+        ScopeSet::parse(names.iter().copied()).unwrap()
+    }
+
+    #[test]
+    fn any_of_the_scopes_meets_a_requirement_and_a_refusal_names_the_first() {
+        assert_eq!(unmet::<UsersOrTokens>(&scopes(&[USERS_READ])), None);
+        assert_eq!(unmet::<UsersOrTokens>(&scopes(&[TOKENS_ADMIN])), None);
+        assert_eq!(
+            unmet::<UsersOrTokens>(&scopes(&[TOKENS_READ])),
+            Some(vec![USERS_READ.to_owned()])
+        );
+        assert_eq!(unmet::<AnyScope>(&scopes(&[])), None);
+        assert_eq!(
+            unmet::<UsersRead>(&scopes(&[TOKENS_ADMIN])),
+            Some(vec![USERS_READ.to_owned()])
+        );
     }
 }

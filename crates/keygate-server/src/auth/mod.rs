@@ -4,8 +4,10 @@
 
 pub mod authorized;
 pub mod caller;
+pub mod logged_in;
 pub mod session;
 pub mod token;
 
 pub use authorized::*;
 pub use caller::{Caller, Principal};
+pub use logged_in::{CurrentSession, LiveSession, SessionForLogout};

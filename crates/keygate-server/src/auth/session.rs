@@ -62,8 +62,9 @@ pub enum Intent {
 /// The session a request's cookie names: `None` without a cookie; an error for a cookie that
 /// names no live session, or for a change without the session's CSRF token. A request with an
 /// unsafe method is a change whatever the route says, so a route that forgets to declare its
-/// intent is still protected.
-pub async fn authenticate(
+/// intent is still protected. Only the extractors of `crate::auth` call this, so no route can
+/// authenticate a cookie without declaring what it does.
+pub(in crate::auth) async fn authenticate(
     parts: &Parts,
     state: &AppState,
     intent: Intent,

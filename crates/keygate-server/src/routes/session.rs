@@ -1,14 +1,14 @@
 //! `/api/v1/session`: logging in to and out of the web page.
 
 use axum::extract::State;
-use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
-use crate::auth::session::{self, Intent, COOKIE};
+use crate::auth::session::COOKIE;
+use crate::auth::{CurrentSession, SessionForLogout};
 use crate::dto::{LoginRequest, SessionView};
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::extract::{client_ip, Json};
+use crate::extract::{ClientIp, Json};
 use crate::service::sessions;
 use crate::state::AppState;
 
@@ -29,14 +29,14 @@ use crate::state::AppState;
          headers(("Retry-After" = u64)))))]
 pub async fn login(
     State(state): State<AppState>,
-    parts: Parts,
+    ClientIp(ip): ClientIp,
+    headers: HeaderMap,
     Json(req): Json<LoginRequest>,
 ) -> ApiResult<Response> {
     // A form on another site can post a body that parses as JSON, but not with this type
     // (that would need a CORS preflight we never grant): no logging a browser in to someone
     // else's account behind its user's back.
-    let is_json = parts
-        .headers
+    let is_json = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|v| {
@@ -49,11 +49,11 @@ pub async fn login(
             "send the login as JSON, with Content-Type: application/json".into(),
         ));
     }
-    let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
+    let ip = ip.map(|a| a.to_string());
     let logged_in = sessions::login(&state, ip, req).await?;
     let cookie = set_cookie(
         &state,
-        &parts.headers,
+        &headers,
         Some((&logged_in.cookie_value, state.config.session_ttl.as_secs())),
     );
     Ok((
@@ -67,14 +67,8 @@ pub async fn login(
 #[utoipa::path(get, path = "/api/v1/session", tag = "session",
     responses((status = 200, body = SessionView),
               (status = 401, description = "Not logged in", body = ErrorBody)))]
-pub async fn current(
-    State(state): State<AppState>,
-    parts: Parts,
-) -> ApiResult<axum::Json<SessionView>> {
-    match session::authenticate(&parts, &state, Intent::Read).await? {
-        Some(user) => Ok(axum::Json(user.view())),
-        None => Err(ApiError::InvalidSession),
-    }
+pub async fn current(CurrentSession(user): CurrentSession) -> axum::Json<SessionView> {
+    axum::Json(user.view())
 }
 
 /// Log out: ends the session and clears the cookie. Needs the session's `X-CSRF-Token`.
@@ -82,21 +76,17 @@ pub async fn current(
     responses((status = 204, description = "Logged out"),
               (status = 401, description = "Not logged in", body = ErrorBody),
               (status = 403, description = "Missing or wrong X-CSRF-Token", body = ErrorBody)))]
-pub async fn logout(State(state): State<AppState>, parts: Parts) -> ApiResult<Response> {
-    let clear = |headers: &HeaderMap| [(header::SET_COOKIE, set_cookie(&state, headers, None))];
-    match session::authenticate(&parts, &state, Intent::Change).await {
-        Ok(Some(user)) => {
-            let ip = client_ip(&parts, state.config.trust_forwarded_for).map(|a| a.to_string());
-            sessions::logout(&state, &user, ip).await?;
-            Ok((StatusCode::NO_CONTENT, clear(&parts.headers)).into_response())
-        }
-        // Already gone: make the browser forget the cookie too.
-        Err(ApiError::InvalidSession) => {
-            Ok((StatusCode::NO_CONTENT, clear(&parts.headers)).into_response())
-        }
-        Ok(None) => Err(ApiError::InvalidSession),
-        Err(e) => Err(e),
+pub async fn logout(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    found: SessionForLogout,
+) -> ApiResult<Response> {
+    if let SessionForLogout::Live(session) = &found {
+        sessions::logout(&state, session).await?;
     }
+    // Already gone or just ended: either way the browser forgets the cookie.
+    let clear = [(header::SET_COOKIE, set_cookie(&state, &headers, None))];
+    Ok((StatusCode::NO_CONTENT, clear).into_response())
 }
 
 /// The `Set-Cookie` value for a new session, or one that clears it (`value` = `None`).

@@ -298,7 +298,7 @@ pub async fn get_self(
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn revoke_self(
     State(state): State<AppState>,
-    CallingToken(caller): CallingToken,
+    caller: CallingToken,
 ) -> ApiResult<StatusCode> {
     let rec = state
         .store

@@ -1,6 +1,9 @@
 //! The rules: what may be done to tokens, users, tenants and sessions, on behalf of whom, with
 //! the audit entry each change writes. No HTTP here: the native routes and every compatible
-//! surface call these same operations, so a rule is written once.
+//! surface call these same operations, so a rule is written once. Every operation that writes
+//! takes a proof that its caller passed the check (an `auth::Authorized` of the requirement, or
+//! `auth::MayChangeTokens`), which only the extractors of `crate::auth` build; reads take the
+//! plain `Caller`.
 
 pub mod bootstrap;
 pub mod passwords;

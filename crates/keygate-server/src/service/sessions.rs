@@ -6,6 +6,7 @@ use keygate_store::{NewAudit, SessionRecord, Write, DEFAULT_TENANT};
 use serde_json::json;
 
 use crate::auth::session::SessionUser;
+use crate::auth::LiveSession;
 use crate::dto::LoginRequest;
 use crate::error::{ApiError, ApiResult};
 use crate::service::passwords;
@@ -132,15 +133,16 @@ async fn audit_failure(state: &AppState, tenant: &str, username: &str, ip: Optio
     }
 }
 
-/// Ends the session the request's cookie names, if any.
-pub async fn logout(state: &AppState, user: &SessionUser, ip: Option<String>) -> ApiResult<()> {
+/// Ends the session the request's cookie names; the proof says its CSRF token was checked.
+pub async fn logout(state: &AppState, session: &LiveSession) -> ApiResult<()> {
+    let user = session.user();
     let entry = NewAudit {
         tenant_id: user.user.tenant_id.clone(),
         at: keygate_store::now(),
         actor: user.user.id.clone(),
         action: AuditAction::SessionLogout.into(),
         target_id: Some(user.user.id.clone()),
-        ip,
+        ip: session.ip().map(str::to_owned),
         details: None,
     };
     state

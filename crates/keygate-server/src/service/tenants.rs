@@ -4,7 +4,7 @@ use keygate_core::{AuditAction, PlainToken, Role, TokenId};
 use keygate_store::{TokenRecord, UserRecord, Write};
 use serde_json::json;
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, TenantsAdmin};
 use crate::dto::{CreateTenantRequest, CreatedTenant};
 use crate::error::{ApiError, ApiResult};
 use crate::service::passwords::{self, generate_password, validate_password, validate_username};
@@ -36,7 +36,7 @@ pub fn validate_tenant_name(name: &str) -> ApiResult<()> {
 /// transaction, audited in the new tenant and in the caller's.
 pub async fn create_tenant(
     state: &AppState,
-    caller: &Caller,
+    caller: &Authorized<TenantsAdmin>,
     req: CreateTenantRequest,
 ) -> ApiResult<CreatedTenant> {
     validate_tenant_name(&req.name)?;

@@ -8,7 +8,7 @@ use serde_json::json;
 use serde_json::value::RawValue;
 use time::{Duration, OffsetDateTime};
 
-use crate::auth::Caller;
+use crate::auth::{Caller, MayChangeTokens};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -229,7 +229,8 @@ pub(crate) fn audit(
 }
 
 /// Commits writes with their audit entries, then makes the cache forget the tokens touched.
-pub(crate) async fn commit(
+/// Private to the services: a write goes through an operation that took its proof.
+pub(super) async fn commit(
     state: &AppState,
     writes: Vec<Write>,
     audit: Vec<NewAudit>,
@@ -249,7 +250,7 @@ pub(crate) async fn commit(
 /// commits must not leave its old state in the cache (on a single SQLite node nothing else
 /// would ever correct it). The cache forgets even after an error, when the outcome of a
 /// commit may be unknown: the next verify then reads what is really stored.
-pub(crate) async fn apply_then_forget(
+pub(super) async fn apply_then_forget(
     state: &AppState,
     writes: Vec<Write>,
     audit: Vec<NewAudit>,
@@ -303,7 +304,7 @@ fn id_and_secret(state: &AppState, chosen: Option<PlainToken>) -> ApiResult<(Tok
 
 pub async fn create(
     state: &AppState,
-    caller: &Caller,
+    caller: &impl MayChangeTokens,
     spec: NewToken,
 ) -> ApiResult<(TokenRecord, PlainToken)> {
     ensure_covers(caller, &spec.scopes)?;
@@ -442,7 +443,7 @@ pub async fn list(
 /// Writes a changed token (already checked against the caller's scopes) with its audit entry.
 pub async fn save(
     state: &AppState,
-    caller: &Caller,
+    caller: &impl MayChangeTokens,
     mut rec: TokenRecord,
     action: AuditAction,
     details: serde_json::Value,
@@ -457,7 +458,7 @@ pub async fn save(
 
 pub async fn set_enabled(
     state: &AppState,
-    caller: &Caller,
+    caller: &impl MayChangeTokens,
     id: &str,
     enabled: bool,
 ) -> ApiResult<TokenRecord> {
@@ -484,7 +485,7 @@ pub async fn set_enabled(
 /// moment this returns and is gone afterwards.
 pub async fn delete(
     state: &AppState,
-    caller: &Caller,
+    caller: &impl MayChangeTokens,
     rec: TokenRecord,
     action: AuditAction,
 ) -> ApiResult<()> {
@@ -503,7 +504,7 @@ pub async fn delete(
 /// working for `grace` and then expires.
 pub async fn rotate(
     state: &AppState,
-    caller: &Caller,
+    caller: &impl MayChangeTokens,
     id: &str,
     grace_seconds: u64,
 ) -> ApiResult<(TokenRecord, PlainToken)> {

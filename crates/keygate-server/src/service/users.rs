@@ -9,7 +9,7 @@ use keygate_store::{
 };
 use serde_json::json;
 
-use crate::auth::Caller;
+use crate::auth::{Authorized, Caller, UsersWrite};
 use crate::dto::{CreateUserRequest, UpdateUserRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::service::passwords::{self, generate_password, validate_password, validate_username};
@@ -63,7 +63,7 @@ pub async fn visible(state: &AppState, caller: &Caller, id: &str) -> ApiResult<U
 /// Creates a user; returns the password too when it was generated (to be shown once).
 pub async fn create(
     state: &AppState,
-    caller: &Caller,
+    caller: &Authorized<UsersWrite>,
     req: CreateUserRequest,
 ) -> ApiResult<(UserRecord, Option<String>)> {
     validate_username(&req.username)?;
@@ -107,7 +107,7 @@ pub async fn create(
 /// refuses to demote a tenant's last admin, in the transaction of the change.
 pub async fn update(
     state: &AppState,
-    caller: &Caller,
+    caller: &Authorized<UsersWrite>,
     id: &str,
     req: UpdateUserRequest,
 ) -> ApiResult<UserRecord> {
@@ -171,7 +171,11 @@ async fn owned_tokens(state: &AppState, user: &UserRecord) -> ApiResult<Vec<Toke
 /// Deletes a user, their sessions and every token they own, each token audited. Returns how
 /// many tokens were revoked. The store refuses to delete a tenant's last admin, in the
 /// transaction of the delete.
-pub async fn delete(state: &AppState, caller: &Caller, id: &str) -> ApiResult<usize> {
+pub async fn delete(
+    state: &AppState,
+    caller: &Authorized<UsersWrite>,
+    id: &str,
+) -> ApiResult<usize> {
     // A token created for the user between our listing and our write makes the store refuse
     // the batch (it never leaves a token without its owner); listing again then catches it.
     const ATTEMPTS: usize = 3;

@@ -15,7 +15,8 @@
 //! - Flags are always stored one scope each, which is what a role holds, so no-escalation
 //!   compares like with like. A PUT keeps every scope outside `instana:`; `instana:*` is
 //!   replaced by the flags sent, and a token holding `*` keeps it (its flags cannot change here).
-//! - Every route needs `tokens:admin` or `instana:canConfigureApiTokens`; the native rules of
+//! - Every route needs `tokens:admin` or `instana:canConfigureApiTokens`, checked by its
+//!   extractor (`InstanaRead`, `InstanaManage`); the native rules of
 //!   `crate::service::tokens` (visibility, no escalation, audit, cache invalidation) apply as they are.
 //! - Errors are the native body, which is Instana's (`{"error":"Unauthorized","message":
 //!   "Invalid API token"}`) plus `code`.
@@ -32,7 +33,7 @@ use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::auth::{AnyScope, Authorized, Caller};
+use crate::auth::{Authorized, Caller, RequiredScope, TokenChange};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, Path};
 use crate::service::tokens::{self, NewToken};
@@ -271,17 +272,28 @@ mod model {
     );
 }
 
-/// This surface's own scope check: `tokens:admin` or `instana:canConfigureApiTokens`.
-fn manager(caller: ApiResult<Authorized<AnyScope>>) -> ApiResult<Authorized<AnyScope>> {
-    let caller = caller?;
-    if caller.is_admin() || caller.scopes().allows(CONFIGURE_API_TOKENS) {
-        Ok(caller)
-    } else {
-        Err(ApiError::InsufficientScope(vec![
-            CONFIGURE_API_TOKENS.to_owned()
-        ]))
-    }
+/// Reading tokens on this surface needs `instana:canConfigureApiTokens` or `tokens:admin`; a
+/// caller with neither is refused 403 naming the first.
+pub struct InstanaRead;
+
+impl RequiredScope for InstanaRead {
+    const SCOPE: Option<&'static str> = Some(CONFIGURE_API_TOKENS);
+    const OR_ANY_OF: &'static [&'static str] = &[keygate_core::scope::TOKENS_ADMIN];
+    const CHANGES_STATE: bool = false;
 }
+
+/// Creating, changing and revoking tokens on this surface: the scopes [`InstanaRead`] names,
+/// and, for a web session, its CSRF token.
+pub struct InstanaManage;
+
+impl RequiredScope for InstanaManage {
+    const SCOPE: Option<&'static str> = InstanaRead::SCOPE;
+    const OR_ANY_OF: &'static [&'static str] = InstanaRead::OR_ANY_OF;
+    const CHANGES_STATE: bool = true;
+}
+
+impl TokenChange for InstanaManage {}
+const _: () = assert!(InstanaManage::CHANGES_STATE, "a token change must be one");
 
 fn epoch_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -440,7 +452,7 @@ async fn find_or_404(
 /// Creates a token with the client's chosen id and secret.
 async fn create(
     state: &AppState,
-    caller: &Caller,
+    caller: &Authorized<InstanaManage>,
     internal_id: &str,
     body: InstanaApiToken,
 ) -> ApiResult<TokenRecord> {
@@ -501,9 +513,9 @@ pub const MAX_LISTED: usize = 10_000;
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn instana_list_tokens(
     State(state): State<AppState>,
-    caller: ApiResult<Authorized<AnyScope>>,
+    caller: ApiResult<Authorized<InstanaRead>>,
 ) -> ApiResult<axum::Json<Vec<InstanaApiToken>>> {
-    let caller = manager(caller)?;
+    let caller = caller?;
     let mut out = Vec::new();
     let mut before_seq = None;
     loop {
@@ -541,10 +553,10 @@ pub async fn instana_list_tokens(
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn instana_get_token(
     State(state): State<AppState>,
-    caller: ApiResult<Authorized<AnyScope>>,
+    caller: ApiResult<Authorized<InstanaRead>>,
     Path(internal_id): Path<String>,
 ) -> ApiResult<axum::Json<InstanaApiToken>> {
-    let caller = manager(caller)?;
+    let caller = caller?;
     let rec = find_or_404(&state, &caller, &internal_id).await?;
     Ok(axum::Json(view(&rec)))
 }
@@ -560,10 +572,10 @@ pub async fn instana_get_token(
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn instana_create_token(
     State(state): State<AppState>,
-    caller: ApiResult<Authorized<AnyScope>>,
+    caller: ApiResult<Authorized<InstanaManage>>,
     Json(body): Json<InstanaApiToken>,
 ) -> ApiResult<axum::Json<InstanaApiToken>> {
-    let caller = manager(caller)?;
+    let caller = caller?;
     let Some(internal_id) = body.internal_id.clone() else {
         return Err(ApiError::Unprocessable("internalId is required".into()));
     };
@@ -583,11 +595,11 @@ pub async fn instana_create_token(
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn instana_put_token(
     State(state): State<AppState>,
-    caller: ApiResult<Authorized<AnyScope>>,
+    caller: ApiResult<Authorized<InstanaManage>>,
     Path(internal_id): Path<String>,
     Json(body): Json<InstanaApiToken>,
 ) -> ApiResult<axum::Json<InstanaApiToken>> {
-    let caller = manager(caller)?;
+    let caller = caller?;
     if let Some(b) = &body.internal_id {
         if *b != internal_id {
             return Err(ApiError::Unprocessable(format!(
@@ -627,10 +639,10 @@ pub async fn instana_put_token(
     security(("apiToken" = []), ("bearer" = [])))]
 pub async fn instana_delete_token(
     State(state): State<AppState>,
-    caller: ApiResult<Authorized<AnyScope>>,
+    caller: ApiResult<Authorized<InstanaManage>>,
     Path(internal_id): Path<String>,
 ) -> ApiResult<StatusCode> {
-    let caller = manager(caller)?;
+    let caller = caller?;
     let found = find_or_404(&state, &caller, &internal_id).await?;
     let rec = tokens::visible(&state, &caller, found.id.as_str()).await?;
     tokens::delete(&state, &caller, rec, AuditAction::TokenDelete).await?;
