@@ -14,10 +14,7 @@ use serde_json::json;
 
 /// A counter from /metrics, 0 while it has not been counted yet.
 fn counter(s: &Server, series: &str) -> u64 {
-    let text = s.anon("GET", "/metrics").send().unwrap().text().unwrap();
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .map_or(0, |v| v.trim().parse().unwrap())
+    metric(&metrics_text(s), series).map_or(0, |v| v as u64)
 }
 
 /// `keygate_token_lookups_total`: verifications that reached the database.
@@ -42,17 +39,9 @@ fn verify_refused(s: &Server, token: &str) {
     assert_error(r, 429, "rate_limited");
 }
 
-/// The same token with its last checksum character changed: well-formed, bad checksum.
-fn bad_checksum(token: &str) -> String {
-    let mut t = token.to_owned();
-    let last = t.pop().unwrap();
-    t.push(if last == 'a' { 'b' } else { 'a' });
-    t
-}
-
-#[test]
-fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() {
-    let s = Server::builder()
+both_backends!(failed_authentications_from_an_address_are_refused_while_valid_tokens_pass);
+fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass(backend: Backend) {
+    let s = Server::on(backend)
         .args(&[
             "--auth-max-failures-per-ip",
             "5",
@@ -63,7 +52,7 @@ fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() 
     let (_, valid) = s.create_token("valid", &["tokens:read"]);
     let (_, unseen) = s.create_token("unseen", &["tokens:read"]);
     let (_, unseen_too) = s.create_token("unseen too", &["tokens:read"]);
-    if backend() == Backend::Postgres {
+    if backend == Backend::Postgres {
         // The change feed brings this node's own create back within its poll interval (a
         // second) and drops the cached entry; let it pass, so the token stays in memory below.
         std::thread::sleep(Duration::from_millis(1500));
@@ -84,11 +73,7 @@ fn failed_authentications_from_an_address_are_refused_while_valid_tokens_pass() 
         .with_token("GET", "/api/v1/tokens/self", &fresh_token())
         .send()
         .unwrap();
-    let retry: u64 = r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let retry = retry_after(&r);
     assert!((1..=4).contains(&retry), "Retry-After {retry}");
     let body = assert_error(r, 429, "rate_limited");
     assert_eq!(body["error"], "Too Many Requests");
@@ -202,9 +187,9 @@ fn retry_until_valid(s: &Server, token: &str, started: Instant) -> Duration {
 /// keeps out longer than this is locked out. Generous, so that a loaded machine never flakes.
 const THROUGH_A_FLOOD_WITHIN: Duration = Duration::from_secs(5);
 
-#[test]
-fn a_valid_token_behind_an_address_that_floods_gets_through_within_seconds() {
-    let s = Server::builder()
+both_backends!(a_valid_token_behind_an_address_that_floods_gets_through_within_seconds);
+fn a_valid_token_behind_an_address_that_floods_gets_through_within_seconds(backend: Backend) {
+    let s = Server::on(backend)
         .args(&["--auth-max-failures-per-ip", "5"])
         .start();
     let (_, valid) = s.create_token("behind the same NAT", &["tokens:read"]);
@@ -242,10 +227,10 @@ fn a_valid_token_behind_an_address_that_floods_gets_through_within_seconds() {
     );
 }
 
-#[test]
-fn made_up_tokens_with_a_bad_checksum_cost_no_query_and_unknown_ones_one_each() {
+both_backends!(made_up_tokens_with_a_bad_checksum_cost_no_query_and_unknown_ones_one_each);
+fn made_up_tokens_with_a_bad_checksum_cost_no_query_and_unknown_ones_one_each(backend: Backend) {
     // A limit high enough that the flood is not refused: this counts what it costs unrefused.
-    let s = Server::builder()
+    let s = Server::on(backend)
         .args(&["--auth-max-failures-per-ip", "1000000"])
         .start();
     let start = lookups(&s);
@@ -277,9 +262,9 @@ fn made_up_tokens_with_a_bad_checksum_cost_no_query_and_unknown_ones_one_each() 
     );
 }
 
-#[test]
-fn an_owner_holds_at_most_the_configured_number_of_tokens() {
-    let s = Server::builder()
+both_backends!(an_owner_holds_at_most_the_configured_number_of_tokens);
+fn an_owner_holds_at_most_the_configured_number_of_tokens(backend: Backend) {
+    let s = Server::on(backend)
         .args(&["--max-tokens-per-owner", "3"])
         .start();
     // The bootstrap token is the tenant's first.
@@ -323,11 +308,11 @@ fn an_owner_holds_at_most_the_configured_number_of_tokens() {
     assert_error(r, 409, "conflict");
 }
 
-#[test]
-fn concurrent_creates_of_one_owner_stay_within_the_documented_bound() {
+both_backends!(concurrent_creates_of_one_owner_stay_within_the_documented_bound);
+fn concurrent_creates_of_one_owner_stay_within_the_documented_bound(backend: Backend) {
     const MAX: usize = 20;
     const CLIENTS: usize = 8;
-    let s = Server::builder()
+    let s = Server::on(backend)
         .args(&["--max-tokens-per-owner", &MAX.to_string()])
         .start();
     let statuses: Vec<u16> = std::thread::scope(|scope| {
@@ -360,7 +345,7 @@ fn concurrent_creates_of_one_owner_stay_within_the_documented_bound() {
     );
     // The bootstrap token is the owner's first.
     let held = created + 1;
-    match backend() {
+    match backend {
         // One writer: exact.
         Backend::Sqlite => assert_eq!(held, MAX),
         // Creates committing at the same moment on different connections do not see each
@@ -401,9 +386,11 @@ fn until_closed(c: &mut TcpStream) -> String {
     String::from_utf8_lossy(&got).into_owned()
 }
 
-#[test]
-fn slow_and_idle_clients_are_disconnected() {
-    let s = Server::builder().args(&["--client-timeout", "1s"]).start();
+both_backends!(slow_and_idle_clients_are_disconnected);
+fn slow_and_idle_clients_are_disconnected(backend: Backend) {
+    let s = Server::on(backend)
+        .args(&["--client-timeout", "1s"])
+        .start();
 
     // Connected, nothing sent.
     let mut silent = raw(&s);
@@ -435,9 +422,11 @@ fn slow_and_idle_clients_are_disconnected() {
     assert!(answer.starts_with("HTTP/1.1 200"), "{answer}");
 }
 
-#[test]
-fn a_client_that_does_not_read_its_answers_is_disconnected() {
-    let s = Server::builder().args(&["--client-timeout", "1s"]).start();
+both_backends!(a_client_that_does_not_read_its_answers_is_disconnected);
+fn a_client_that_does_not_read_its_answers_is_disconnected(backend: Backend) {
+    let s = Server::on(backend)
+        .args(&["--client-timeout", "1s"])
+        .start();
     // 300 pipelined requests for the 130 KiB OpenAPI document: about 40 MiB of answers, far
     // more than the socket buffers of loopback hold, so the server's writes stall.
     const ASKED: usize = 300;
@@ -453,9 +442,9 @@ fn a_client_that_does_not_read_its_answers_is_disconnected() {
     );
 }
 
-#[test]
-fn request_heads_and_bodies_are_bounded() {
-    let s = Server::builder()
+both_backends!(request_heads_and_bodies_are_bounded);
+fn request_heads_and_bodies_are_bounded(backend: Backend) {
+    let s = Server::on(backend)
         .args(&["--max-header-bytes", "8192", "--max-body-bytes", "2048"])
         .start();
     let r = s
@@ -507,16 +496,12 @@ fn limits_that_would_not_work_are_refused_at_start() {
             "--max-tokens-per-owner",
         ),
     ] {
-        let dir = tempfile::tempdir().unwrap();
-        let out = std::process::Command::new(BIN)
-            .arg("serve")
-            .args(["--listen", "127.0.0.1:0", "--data-dir"])
-            .arg(dir.path())
+        let failed = Server::on(Backend::Sqlite)
             .args(args)
-            .output()
-            .unwrap();
-        assert_eq!(out.status.code(), Some(2), "{args:?}");
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert!(err.contains(says), "{args:?}: {err}");
+            .secrets_from_test()
+            .default_log_filter()
+            .fail();
+        assert_eq!(failed.status.code(), Some(2), "{args:?}");
+        assert!(failed.stderr.contains(says), "{args:?}: {}", failed.stderr);
     }
 }

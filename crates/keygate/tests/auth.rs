@@ -3,14 +3,12 @@
 //! `POST /api/v1/verify` and forward-auth, cache invalidation, bad input, ops endpoints, and
 //! that no secret is ever logged or stored in plaintext.
 
-#[path = "common/mod.rs"]
 mod common;
 
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use common::*;
-use reqwest::header::{HeaderValue, AUTHORIZATION, WWW_AUTHENTICATE};
+use reqwest::header::{HeaderValue, AUTHORIZATION};
 use serde_json::{json, Value};
 
 const SELF: &str = "/api/v1/tokens/self";
@@ -18,36 +16,12 @@ const SELF: &str = "/api/v1/tokens/self";
 // ---------------------------------------------------------------------------------------------
 // helpers
 
-/// The token with one character of its secret changed: right shape, wrong checksum.
-fn bad_checksum(token: &str) -> String {
-    let mut b = token.as_bytes().to_vec();
-    let i = b.len() - 10;
-    b[i] = if b[i] == b'A' { b'B' } else { b'A' };
-    String::from_utf8(b).unwrap()
-}
-
 /// GET /api/v1/tokens/self with this exact `Authorization` header value.
 fn self_with_header(s: &Server, value: HeaderValue) -> reqwest::blocking::Response {
     s.anon("GET", SELF)
         .header(AUTHORIZATION, value)
         .send()
         .unwrap()
-}
-
-/// Asserts a 401 with `WWW-Authenticate` and exactly this body.
-fn assert_unauthorized(r: reqwest::blocking::Response, message: &str, code: &str, what: &str) {
-    assert!(
-        r.headers().get(WWW_AUTHENTICATE).is_some(),
-        "{what}: 401 without WWW-Authenticate; headers: {:?}",
-        r.headers()
-    );
-    let (status, body) = status_json(r);
-    assert_eq!(status, 401, "{what}: status; body: {body}");
-    assert_eq!(
-        body,
-        json!({"error": "Unauthorized", "message": message, "code": code}),
-        "{what}: body"
-    );
 }
 
 /// Creates a token from a full JSON request with the admin token; returns the 201 body.
@@ -58,20 +32,7 @@ fn create(s: &Server, req: Value) -> Value {
 }
 
 fn metric_value(text: &str, series: &str) -> f64 {
-    text.lines()
-        .find_map(|l| l.strip_prefix(series)?.strip_prefix(' '))
-        .unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-fn metrics_text(s: &Server) -> String {
-    let r = s.anon("GET", "/metrics").send().unwrap();
-    assert_eq!(r.status(), 200);
-    r.text().unwrap()
+    metric(text, series).unwrap_or_else(|| panic!("no series {series} in /metrics:\n{text}"))
 }
 
 fn assert_no_5xx(s: &Server, r: reqwest::blocking::Response, what: &str) -> u16 {
@@ -98,9 +59,9 @@ fn assert_still_healthy(s: &Server) {
 // ---------------------------------------------------------------------------------------------
 // 1. every seed's way of presenting a token
 
-#[test]
-fn every_seed_authorization_scheme_is_accepted_in_any_letter_case() {
-    let s = Server::start();
+both_backends!(every_seed_authorization_scheme_is_accepted_in_any_letter_case);
+fn every_seed_authorization_scheme_is_accepted_in_any_letter_case(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("schemes", &["tokens:read"]);
     for scheme in [
         "apiToken",
@@ -128,9 +89,9 @@ fn every_seed_authorization_scheme_is_accepted_in_any_letter_case() {
     }
 }
 
-#[test]
-fn every_seed_query_parameter_is_accepted() {
-    let s = Server::start();
+both_backends!(every_seed_query_parameter_is_accepted);
+fn every_seed_query_parameter_is_accepted(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("query", &["tokens:read"]);
     for param in ["api-token", "apiToken", "api_token"] {
         let (status, v) = status_json(
@@ -143,9 +104,9 @@ fn every_seed_query_parameter_is_accepted() {
     }
 }
 
-#[test]
-fn no_query_token_refuses_query_parameters_but_not_headers() {
-    let s = Server::builder().args(&["--no-query-token"]).start();
+both_backends!(no_query_token_refuses_query_parameters_but_not_headers);
+fn no_query_token_refuses_query_parameters_but_not_headers(backend: Backend) {
+    let s = Server::on(backend).args(&["--no-query-token"]).start();
     let (id, t) = s.create_token("no-query", &["tokens:read"]);
     for param in ["api-token", "apiToken", "api_token"] {
         let r = s
@@ -180,9 +141,9 @@ fn no_query_token_refuses_query_parameters_but_not_headers() {
 // ---------------------------------------------------------------------------------------------
 // 2. a request without a usable token
 
-#[test]
-fn missing_token_is_401_with_the_exact_body_and_www_authenticate() {
-    let s = Server::start();
+both_backends!(missing_token_is_401_with_the_exact_body_and_www_authenticate);
+fn missing_token_is_401_with_the_exact_body_and_www_authenticate(backend: Backend) {
+    let s = Server::on(backend).start();
     let r = s.anon("GET", SELF).send().unwrap();
     assert_unauthorized(r, "Invalid API token", "missing_token", "no token");
     // A query string without a token parameter is still "no token".
@@ -190,9 +151,9 @@ fn missing_token_is_401_with_the_exact_body_and_www_authenticate() {
     assert_unauthorized(r, "Invalid API token", "missing_token", "?foo=bar");
 }
 
-#[test]
-fn unknown_well_formed_token_is_401_invalid_token() {
-    let s = Server::start();
+both_backends!(unknown_well_formed_token_is_401_invalid_token);
+fn unknown_well_formed_token_is_401_invalid_token(backend: Backend) {
+    let s = Server::on(backend).start();
     let r = s.with_token("GET", SELF, &fresh_token()).send().unwrap();
     assert_unauthorized(r, "Invalid API token", "invalid_token", "unknown token");
     // Asked twice (the second time from the negative cache), the answer is the same.
@@ -208,9 +169,9 @@ fn unknown_well_formed_token_is_401_invalid_token() {
     }
 }
 
-#[test]
-fn unusable_authorization_headers_are_401_invalid_token_never_500() {
-    let s = Server::start();
+both_backends!(unusable_authorization_headers_are_401_invalid_token_never_500);
+fn unusable_authorization_headers_are_401_invalid_token_never_500(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("good", &["tokens:read"]);
     let garbage_5k: String = "x".repeat(5 * 1024);
     let cases: Vec<(&str, HeaderValue)> = vec![
@@ -260,9 +221,9 @@ fn unusable_authorization_headers_are_401_invalid_token_never_500() {
     assert_still_healthy(&s);
 }
 
-#[test]
-fn bad_tokens_in_the_query_string_are_401_invalid_token() {
-    let s = Server::start();
+both_backends!(bad_tokens_in_the_query_string_are_401_invalid_token);
+fn bad_tokens_in_the_query_string_are_401_invalid_token(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("good", &["tokens:read"]);
     for q in [
         format!("api-token={}", bad_checksum(&t)),
@@ -279,9 +240,9 @@ fn bad_tokens_in_the_query_string_are_401_invalid_token() {
 // ---------------------------------------------------------------------------------------------
 // 3. disabled, expired, insufficient scope
 
-#[test]
-fn disabled_token_is_401_token_disabled() {
-    let s = Server::start();
+both_backends!(disabled_token_is_401_token_disabled);
+fn disabled_token_is_401_token_disabled(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("to-disable", &["tokens:read"]);
     let r = s
         .admin("POST", &format!("/api/v1/tokens/{id}/disable"))
@@ -299,9 +260,9 @@ fn disabled_token_is_401_token_disabled() {
     assert_eq!(s.with_token("GET", SELF, &t).send().unwrap().status(), 200);
 }
 
-#[test]
-fn expired_token_is_401_token_expired() {
-    let s = Server::start();
+both_backends!(expired_token_is_401_token_expired);
+fn expired_token_is_401_token_expired(backend: Backend) {
+    let s = Server::on(backend).start();
     let v = create(
         &s,
         json!({"name": "short-lived", "scopes": ["tokens:read"], "expiresIn": 1}),
@@ -313,9 +274,9 @@ fn expired_token_is_401_token_expired() {
     assert_unauthorized(r, "API token expired", "token_expired", "expired token");
 }
 
-#[test]
-fn missing_scope_is_403_with_missing_scopes() {
-    let s = Server::start();
+both_backends!(missing_scope_is_403_with_missing_scopes);
+fn missing_scope_is_403_with_missing_scopes(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("read-only", &["tokens:read"]);
     let r = s
         .with_token("POST", "/api/v1/tokens", &t)
@@ -328,6 +289,7 @@ fn missing_scope_is_403_with_missing_scopes() {
     assert_eq!(v["code"], "insufficient_scope", "{v}");
     assert_eq!(v["missingScopes"], json!(["tokens:write"]), "{v}");
     assert!(v["message"].as_str().is_some_and(|m| !m.is_empty()), "{v}");
+    assert_error_snapshot!("native_403_missing_scope", v);
     // The refused request created nothing.
     let (_, list) = status_json(s.admin("GET", "/api/v1/tokens?q=x").send().unwrap());
     assert!(
@@ -343,9 +305,9 @@ fn missing_scope_is_403_with_missing_scopes() {
 // ---------------------------------------------------------------------------------------------
 // 4. POST /api/v1/verify
 
-#[test]
-fn verify_valid_returns_the_token_metadata() {
-    let s = Server::start();
+both_backends!(verify_valid_returns_the_token_metadata);
+fn verify_valid_returns_the_token_metadata(backend: Backend) {
+    let s = Server::on(backend).start();
     let v = create(
         &s,
         json!({"name": "ci-job", "scopes": ["tokens:read", "audit:read"], "expiresIn": 3600,
@@ -386,9 +348,9 @@ fn verify_valid_returns_the_token_metadata() {
     );
 }
 
-#[test]
-fn verify_without_expiry_omits_expires_at() {
-    let s = Server::start();
+both_backends!(verify_without_expiry_omits_expires_at);
+fn verify_without_expiry_omits_expires_at(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("forever", &["tokens:read"]);
     let r = s.verify(&t, &[]);
     assert_eq!(r["code"], "VALID", "{r}");
@@ -398,9 +360,9 @@ fn verify_without_expiry_omits_expires_at() {
     );
 }
 
-#[test]
-fn verify_needs_no_authentication() {
-    let s = Server::start();
+both_backends!(verify_needs_no_authentication);
+fn verify_needs_no_authentication(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("anon-verify", &["tokens:read"]);
     // `verify` sends no Authorization header at all.
     let r = s
@@ -413,9 +375,9 @@ fn verify_needs_no_authentication() {
     assert_eq!(v["code"], "VALID");
 }
 
-#[test]
-fn verify_malformed_tokens() {
-    let s = Server::start();
+both_backends!(verify_malformed_tokens);
+fn verify_malformed_tokens(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("real", &["tokens:read"]);
     for (what, bad) in [
         ("bad checksum", bad_checksum(&t)),
@@ -439,9 +401,9 @@ fn verify_malformed_tokens() {
     }
 }
 
-#[test]
-fn verify_not_found_for_an_unknown_well_formed_token() {
-    let s = Server::start();
+both_backends!(verify_not_found_for_an_unknown_well_formed_token);
+fn verify_not_found_for_an_unknown_well_formed_token(backend: Backend) {
+    let s = Server::on(backend).start();
     let t = fresh_token();
     for _ in 0..2 {
         let r = s.verify(&t, &[]);
@@ -454,9 +416,9 @@ fn verify_not_found_for_an_unknown_well_formed_token() {
     assert_eq!(r["code"], "NOT_FOUND", "{r}");
 }
 
-#[test]
-fn verify_disabled_and_expired() {
-    let s = Server::start();
+both_backends!(verify_disabled_and_expired);
+fn verify_disabled_and_expired(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("d", &["tokens:read"]);
     s.admin("POST", &format!("/api/v1/tokens/{id}/disable"))
         .send()
@@ -477,9 +439,9 @@ fn verify_disabled_and_expired() {
     assert_eq!(r["tokenId"], v["id"], "{r}");
 }
 
-#[test]
-fn verify_insufficient_scope_lists_the_missing_scopes() {
-    let s = Server::start();
+both_backends!(verify_insufficient_scope_lists_the_missing_scopes);
+fn verify_insufficient_scope_lists_the_missing_scopes(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("narrow", &["tokens:read"]);
     let r = s.verify(&t, &["tokens:read", "tokens:write", "audit:read"]);
     assert_eq!(r["code"], "INSUFFICIENT_SCOPE", "{r}");
@@ -493,11 +455,12 @@ fn verify_insufficient_scope_lists_the_missing_scopes() {
         .collect();
     missing.sort();
     assert_eq!(missing, ["audit:read", "tokens:write"], "{r}");
+    assert_error_snapshot!("verify_insufficient_scope", r);
 }
 
-#[test]
-fn verify_wildcard_scopes() {
-    let s = Server::builder()
+both_backends!(verify_wildcard_scopes);
+fn verify_wildcard_scopes(backend: Backend) {
+    let s = Server::on(backend)
         .args(&[
             "--scope",
             "metrics:read=Read metrics",
@@ -525,9 +488,9 @@ fn verify_wildcard_scopes() {
     assert_eq!(r["code"], "VALID", "{r}");
 }
 
-#[test]
-fn verify_rejects_bad_request_bodies() {
-    let s = Server::start();
+both_backends!(verify_rejects_bad_request_bodies);
+fn verify_rejects_bad_request_bodies(backend: Backend) {
+    let s = Server::on(backend).start();
     for body in [
         "{not json",
         "",
@@ -559,9 +522,9 @@ fn verify_rejects_bad_request_bodies() {
 // ---------------------------------------------------------------------------------------------
 // 5. GET /api/v1/auth (forward-auth)
 
-#[test]
-fn forward_auth_answers_200_with_identity_headers() {
-    let s = Server::start();
+both_backends!(forward_auth_answers_200_with_identity_headers);
+fn forward_auth_answers_200_with_identity_headers(backend: Backend) {
+    let s = Server::on(backend).start();
     let v = create(
         &s,
         json!({"name": "fa", "scopes": ["tokens:read", "audit:read"]}),
@@ -601,9 +564,9 @@ fn forward_auth_answers_200_with_identity_headers() {
     assert_eq!(r.status(), 200);
 }
 
-#[test]
-fn forward_auth_checks_required_scopes_in_both_forms() {
-    let s = Server::start();
+both_backends!(forward_auth_checks_required_scopes_in_both_forms);
+fn forward_auth_checks_required_scopes_in_both_forms(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("fa-scopes", &["tokens:read", "audit:read"]);
     for q in [
         "scope=tokens:read",
@@ -635,9 +598,9 @@ fn forward_auth_checks_required_scopes_in_both_forms() {
     }
 }
 
-#[test]
-fn forward_auth_without_a_token_is_401() {
-    let s = Server::start();
+both_backends!(forward_auth_without_a_token_is_401);
+fn forward_auth_without_a_token_is_401(backend: Backend) {
+    let s = Server::on(backend).start();
     let r = s.anon("GET", "/api/v1/auth").send().unwrap();
     assert!(r.headers().get("x-keygate-token-id").is_none());
     assert_unauthorized(
@@ -669,9 +632,9 @@ fn forward_auth_without_a_token_is_401() {
     );
 }
 
-#[test]
-fn forward_auth_takes_the_token_from_the_original_uri() {
-    let s = Server::start();
+both_backends!(forward_auth_takes_the_token_from_the_original_uri);
+fn forward_auth_takes_the_token_from_the_original_uri(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("fa-uri", &["tokens:read"]);
     for header in ["X-Forwarded-Uri", "X-Original-URI"] {
         let r = s
@@ -712,9 +675,9 @@ fn forward_auth_takes_the_token_from_the_original_uri() {
 // ---------------------------------------------------------------------------------------------
 // 6. changes are seen at once; last use is written behind
 
-#[test]
-fn disable_is_seen_at_once_by_the_cache() {
-    let s = Server::start();
+both_backends!(disable_is_seen_at_once_by_the_cache);
+fn disable_is_seen_at_once_by_the_cache(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("cache-disable", &["tokens:read"]);
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
@@ -732,9 +695,9 @@ fn disable_is_seen_at_once_by_the_cache() {
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
 }
 
-#[test]
-fn delete_is_seen_at_once_by_the_cache() {
-    let s = Server::start();
+both_backends!(delete_is_seen_at_once_by_the_cache);
+fn delete_is_seen_at_once_by_the_cache(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("cache-delete", &["tokens:read"]);
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
     let r = s
@@ -752,9 +715,9 @@ fn delete_is_seen_at_once_by_the_cache() {
     assert_error(r, 404, "not_found");
 }
 
-#[test]
-fn scope_change_is_seen_at_once_by_the_cache() {
-    let s = Server::start();
+both_backends!(scope_change_is_seen_at_once_by_the_cache);
+fn scope_change_is_seen_at_once_by_the_cache(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("cache-scopes", &["tokens:read", "audit:read"]);
     assert_eq!(s.verify(&t, &["audit:read"])["code"], "VALID");
     let (status, v) = status_json(
@@ -770,9 +733,9 @@ fn scope_change_is_seen_at_once_by_the_cache() {
     assert_eq!(s.verify(&t, &["tokens:read"])["code"], "VALID");
 }
 
-#[test]
-fn put_enabled_false_is_seen_at_once_by_the_cache() {
-    let s = Server::start();
+both_backends!(put_enabled_false_is_seen_at_once_by_the_cache);
+fn put_enabled_false_is_seen_at_once_by_the_cache(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("cache-put-disable", &["tokens:read"]);
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
     let (status, v) = status_json(
@@ -788,9 +751,9 @@ fn put_enabled_false_is_seen_at_once_by_the_cache() {
     assert_eq!(s.verify(&t, &[])["code"], "DISABLED");
 }
 
-#[test]
-fn revoking_self_is_seen_at_once_by_the_cache() {
-    let s = Server::start();
+both_backends!(revoking_self_is_seen_at_once_by_the_cache);
+fn revoking_self_is_seen_at_once_by_the_cache(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("cache-self", &["tokens:read"]);
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
     assert_eq!(s.with_token("GET", SELF, &t).send().unwrap().status(), 200);
@@ -801,9 +764,9 @@ fn revoking_self_is_seen_at_once_by_the_cache() {
     assert_unauthorized(r, "Invalid API token", "invalid_token", "revoked self");
 }
 
-#[test]
-fn rotation_is_seen_at_once_by_the_cache() {
-    let s = Server::start();
+both_backends!(rotation_is_seen_at_once_by_the_cache);
+fn rotation_is_seen_at_once_by_the_cache(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, old) = s.create_token("cache-rotate", &["tokens:read"]);
     assert_eq!(s.verify(&old, &[])["code"], "VALID");
     let (status, v) = status_json(
@@ -820,9 +783,9 @@ fn rotation_is_seen_at_once_by_the_cache() {
     assert_eq!(s.verify(new, &[])["code"], "VALID");
 }
 
-#[test]
-fn last_used_at_and_ip_are_written_behind() {
-    let s = Server::start();
+both_backends!(last_used_at_and_ip_are_written_behind);
+fn last_used_at_and_ip_are_written_behind(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("used", &["tokens:read"]);
     let (_, before) = status_json(
         s.admin("GET", &format!("/api/v1/tokens/{id}"))
@@ -859,9 +822,9 @@ fn last_used_at_and_ip_are_written_behind() {
     );
 }
 
-#[test]
-fn last_use_through_verify_is_recorded_too() {
-    let s = Server::start();
+both_backends!(last_use_through_verify_is_recorded_too);
+fn last_use_through_verify_is_recorded_too(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("used-by-verify", &["tokens:read"]);
     assert_eq!(s.verify(&t, &[])["code"], "VALID");
     let deadline = Instant::now() + Duration::from_secs(5);
@@ -883,9 +846,9 @@ fn last_use_through_verify_is_recorded_too() {
 // ---------------------------------------------------------------------------------------------
 // 7. bad input never 500s
 
-#[test]
-fn malformed_json_on_create_is_400() {
-    let s = Server::start();
+both_backends!(malformed_json_on_create_is_400);
+fn malformed_json_on_create_is_400(backend: Backend) {
+    let s = Server::on(backend).start();
     for body in [
         "{",
         "{\"name\": \"x\", \"scopes\": [",
@@ -903,9 +866,9 @@ fn malformed_json_on_create_is_400() {
     assert_still_healthy(&s);
 }
 
-#[test]
-fn wrong_types_and_unknown_fields_on_create_are_422() {
-    let s = Server::start();
+both_backends!(wrong_types_and_unknown_fields_on_create_are_422);
+fn wrong_types_and_unknown_fields_on_create_are_422(backend: Backend) {
+    let s = Server::on(backend).start();
     for body in [
         json!({"name": 123, "scopes": ["tokens:read"]}),
         json!({"name": "x", "scopes": "x"}),
@@ -935,16 +898,19 @@ fn wrong_types_and_unknown_fields_on_create_are_422() {
     assert_still_healthy(&s);
 }
 
-#[test]
-fn names_over_200_characters_are_422() {
-    let s = Server::start();
+both_backends!(names_over_200_characters_are_422);
+fn names_over_200_characters_are_422(backend: Backend) {
+    let s = Server::on(backend).start();
     for n in [201, 10_000] {
         let r = s
             .admin("POST", "/api/v1/tokens")
             .json(&json!({"name": "n".repeat(n), "scopes": ["tokens:read"]}))
             .send()
             .unwrap();
-        assert_error(r, 422, "invalid_request");
+        let v = assert_error(r, 422, "invalid_request");
+        if n == 201 {
+            assert_error_snapshot!("native_422_name_too_long", v);
+        }
     }
     // 200 is allowed.
     create(
@@ -1020,9 +986,9 @@ fn post_huge_body(s: &Server, path: &str, token: Option<&str>, size: usize) -> (
     (status, body.to_owned())
 }
 
-#[test]
-fn an_8_mib_body_is_413_payload_too_large() {
-    let s = Server::start();
+both_backends!(an_8_mib_body_is_413_payload_too_large);
+fn an_8_mib_body_is_413_payload_too_large(backend: Backend) {
+    let s = Server::on(backend).start();
     let size = 8 * 1024 * 1024;
     for (path, token) in [
         ("/api/v1/tokens", Some(s.admin_token.as_str())),
@@ -1040,9 +1006,9 @@ fn an_8_mib_body_is_413_payload_too_large() {
     assert_still_healthy(&s);
 }
 
-#[test]
-fn unknown_route_is_404_json_not_found() {
-    let s = Server::start();
+both_backends!(unknown_route_is_404_json_not_found);
+fn unknown_route_is_404_json_not_found(backend: Backend) {
+    let s = Server::on(backend).start();
     for path in [
         "/nope",
         "/api/v1/nope",
@@ -1054,12 +1020,13 @@ fn unknown_route_is_404_json_not_found() {
     }
     // Without a token too: an unknown route is not found, whoever asks.
     let r = s.anon("GET", "/api/v1/nope").send().unwrap();
-    assert_error(r, 404, "not_found");
+    let v = assert_error(r, 404, "not_found");
+    assert_error_snapshot!("native_404_unknown_route", v);
 }
 
-#[test]
-fn unknown_token_id_is_404_json_not_found() {
-    let s = Server::start();
+both_backends!(unknown_token_id_is_404_json_not_found);
+fn unknown_token_id_is_404_json_not_found(backend: Backend) {
+    let s = Server::on(backend).start();
     for method in ["GET", "PUT", "DELETE"] {
         let mut r = s.admin(method, "/api/v1/tokens/kg_0000000000000000");
         if method == "PUT" {
@@ -1079,9 +1046,9 @@ fn unknown_token_id_is_404_json_not_found() {
     }
 }
 
-#[test]
-fn wrong_method_is_405_with_a_json_body() {
-    let s = Server::start();
+both_backends!(wrong_method_is_405_with_a_json_body);
+fn wrong_method_is_405_with_a_json_body(backend: Backend) {
+    let s = Server::on(backend).start();
     for (method, path) in [
         ("PATCH", "/api/v1/tokens"),
         ("DELETE", "/api/v1/tokens"),
@@ -1099,9 +1066,9 @@ fn wrong_method_is_405_with_a_json_body() {
     }
 }
 
-#[test]
-fn long_garbage_paths_and_ids_never_5xx() {
-    let s = Server::start();
+both_backends!(long_garbage_paths_and_ids_never_5xx);
+fn long_garbage_paths_and_ids_never_5xx(backend: Backend) {
+    let s = Server::on(backend).start();
     let garbage: String = "%00%ff".repeat(500); // 3000 characters
     let paths = [
         format!("/api/v1/tokens/{garbage}"),
@@ -1130,10 +1097,10 @@ fn long_garbage_paths_and_ids_never_5xx() {
     assert_still_healthy(&s);
 }
 
-#[test]
-fn garbage_in_a_token_id_path_gets_a_json_error_body() {
+both_backends!(garbage_in_a_token_id_path_gets_a_json_error_body);
+fn garbage_in_a_token_id_path_gets_a_json_error_body(backend: Backend) {
     // DESIGN §3: bad input gets 400/413/422 (or here 404) with the native error body.
-    let s = Server::start();
+    let s = Server::on(backend).start();
     let garbage: String = "%00%ff".repeat(500);
     let r = s
         .admin("GET", &format!("/api/v1/tokens/{garbage}"))
@@ -1153,18 +1120,18 @@ fn garbage_in_a_token_id_path_gets_a_json_error_body() {
 // ---------------------------------------------------------------------------------------------
 // 8. ops
 
-#[test]
-fn healthz_and_readyz() {
-    let s = Server::start();
+both_backends!(healthz_and_readyz);
+fn healthz_and_readyz(backend: Backend) {
+    let s = Server::on(backend).start();
     assert_still_healthy(&s);
     let (status, v) = status_json(s.anon("GET", "/readyz").send().unwrap());
     assert_eq!(status, 200, "{v}");
     assert_eq!(v["status"], "ok", "{v}");
 }
 
-#[test]
-fn metrics_count_verifications_and_requests() {
-    let s = Server::start();
+both_backends!(metrics_count_verifications_and_requests);
+fn metrics_count_verifications_and_requests(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("metered", &["tokens:read"]);
     let before = metrics_text(&s);
     let valid_before = metric_value(&before, "keygate_verifications_total{code=\"VALID\"}");
@@ -1208,9 +1175,9 @@ fn metrics_count_verifications_and_requests() {
     assert!(after.contains("# TYPE keygate_verifications"), "{after}");
 }
 
-#[test]
-fn openapi_describes_every_route() {
-    let s = Server::start();
+both_backends!(openapi_describes_every_route);
+fn openapi_describes_every_route(backend: Backend) {
+    let s = Server::on(backend).start();
     let (status, v) = status_json(s.anon("GET", "/openapi.json").send().unwrap());
     assert_eq!(status, 200);
     assert!(
@@ -1250,9 +1217,9 @@ fn openapi_describes_every_route() {
 // ---------------------------------------------------------------------------------------------
 // 9. no secret anywhere but the creating response
 
-#[test]
-fn no_secret_in_logs_or_database_files() {
-    let s = Server::start();
+both_backends!(no_secret_in_logs_or_database_files);
+fn no_secret_in_logs_or_database_files(backend: Backend) {
+    let s = Server::on(backend).start();
     let mut secrets = vec![s.admin_token.clone()];
     let (id_a, a) = s.create_token("header-user", &["tokens:read"]);
     let (_, b) = s.create_token("query-user", &["tokens:read"]);
@@ -1375,11 +1342,11 @@ fn no_secret_in_logs_or_database_files() {
     }
 }
 
-#[test]
-fn a_token_under_another_query_parameter_name_is_not_logged() {
+both_backends!(a_token_under_another_query_parameter_name_is_not_logged);
+fn a_token_under_another_query_parameter_name_is_not_logged(backend: Backend) {
     // DESIGN §3: "a token in a URL is redacted from every log line". A client that misspells
     // the parameter (or uses another product's name for it) still puts a live token in the URL.
-    let s = Server::start();
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("misnamed", &["tokens:read"]);
     for param in ["API-TOKEN", "ApiToken", "token", "access_token"] {
         s.anon("GET", &format!("{SELF}?{param}={t}"))
@@ -1397,11 +1364,11 @@ fn a_token_under_another_query_parameter_name_is_not_logged() {
     );
 }
 
-#[test]
-fn a_token_pasted_into_the_path_is_not_logged() {
+both_backends!(a_token_pasted_into_the_path_is_not_logged);
+fn a_token_pasted_into_the_path_is_not_logged(backend: Backend) {
     // A user who pastes the token where the id belongs (`/api/v1/tokens/<token>`) has put a
     // token in a URL; DESIGN §3 says it is redacted from every log line.
-    let s = Server::start();
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("in-path", &["tokens:read"]);
     let r = s
         .admin("GET", &format!("/api/v1/tokens/{t}"))
@@ -1422,9 +1389,11 @@ fn a_token_pasted_into_the_path_is_not_logged() {
 // ---------------------------------------------------------------------------------------------
 // 10. token prefix
 
-#[test]
-fn token_prefix_is_used_for_minted_tokens() {
-    let s = Server::builder().args(&["--token-prefix", "acme"]).start();
+both_backends!(token_prefix_is_used_for_minted_tokens);
+fn token_prefix_is_used_for_minted_tokens(backend: Backend) {
+    let s = Server::on(backend)
+        .args(&["--token-prefix", "acme"])
+        .start();
     let v = create(&s, json!({"name": "acme", "scopes": ["tokens:read"]}));
     let t = v["token"].as_str().unwrap();
     let id = v["id"].as_str().unwrap();
@@ -1454,38 +1423,14 @@ fn token_prefix_is_used_for_minted_tokens() {
 fn bad_token_prefix_fails_the_start_with_one_line() {
     for bad in ["Bad_Prefix", "a", "1abc", "abcdefghijklmnopq", "kg-x"] {
         let dir = tempfile::tempdir().unwrap();
-        let mut cmd = Command::new(BIN);
-        for (k, _) in std::env::vars() {
-            if k.starts_with("KEYGATE_") {
-                cmd.env_remove(k);
-            }
-        }
-        let mut child = cmd
-            .args(["serve", "--listen", "127.0.0.1:0", "--token-prefix", bad])
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        let status = loop {
-            if let Some(st) = child.try_wait().unwrap() {
-                break st;
-            }
-            if Instant::now() > deadline {
-                let _ = child.kill();
-                let out = child.wait_with_output().unwrap();
-                panic!(
-                    "--token-prefix {bad}: keygate serve kept running; stderr: {}",
-                    String::from_utf8_lossy(&out.stderr)
-                );
-            }
-            std::thread::sleep(Duration::from_millis(50));
-        };
-        let out = child.wait_with_output().unwrap();
-        let stderr = String::from_utf8_lossy(&out.stderr);
-        let stdout = String::from_utf8_lossy(&out.stdout);
+        let failed = Server::on(Backend::Sqlite)
+            .args(&["--token-prefix", bad])
+            .working_dir(dir.path())
+            .default_data_dir()
+            .secrets_from_test()
+            .default_log_filter()
+            .fail();
+        let (status, output, stderr) = (failed.status, failed.output, failed.stderr);
         assert!(!status.success(), "--token-prefix {bad}: exit {status}");
         let lines: Vec<&str> = stderr.lines().filter(|l| !l.trim().is_empty()).collect();
         assert_eq!(
@@ -1498,10 +1443,7 @@ fn bad_token_prefix_fails_the_start_with_one_line() {
             "--token-prefix {bad}: the error names the flag and value: {}",
             lines[0]
         );
-        assert!(
-            !stdout.contains("listening") && !stderr.contains("listening"),
-            "{stdout}{stderr}"
-        );
+        assert!(!output.contains("listening"), "{output}");
         assert!(
             !dir.path().join("keygate-data").join("keygate.db").exists(),
             "--token-prefix {bad}: no database is created"
@@ -1526,9 +1468,9 @@ fn recorded_ips(s: &Server, id: &str) -> serde_json::Value {
     }
 }
 
-#[test]
-fn forwarded_for_is_ignored_unless_trusted() {
-    let s = Server::start();
+both_backends!(forwarded_for_is_ignored_unless_trusted);
+fn forwarded_for_is_ignored_unless_trusted(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, t) = s.create_token("behind-proxy", &["tokens:read"]);
     let r = s
         .with_token("GET", "/api/v1/auth", &t)
@@ -1552,9 +1494,9 @@ fn forwarded_for_is_ignored_unless_trusted() {
     assert_eq!(audit["items"][0]["ip"], "127.0.0.1", "{audit}");
 }
 
-#[test]
-fn forwarded_for_is_used_when_trusted() {
-    let s = Server::builder().args(&["--trust-forwarded-for"]).start();
+both_backends!(forwarded_for_is_used_when_trusted);
+fn forwarded_for_is_used_when_trusted(backend: Backend) {
+    let s = Server::on(backend).args(&["--trust-forwarded-for"]).start();
     let (id, t) = s.create_token("behind-proxy", &["tokens:read"]);
     let r = s
         .with_token("GET", "/api/v1/auth", &t)

@@ -4,29 +4,16 @@
 //! BENCHMARKS.md). Needs `wrk` and nginx (`.ci/run` installs both); without them this test is
 //! skipped loudly outside CI and fails in CI.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-fn installed(program: &str) -> bool {
-    Command::new("sh")
-        .arg("-c")
-        .arg(format!(
-            "command -v {program} || test -x /usr/sbin/{program}"
-        ))
-        .output()
-        .is_ok_and(|o| o.status.success())
-}
-
-fn in_ci() -> bool {
-    std::env::var("CI").is_ok_and(|v| !v.is_empty() && v != "false")
-}
+use common::*;
 
 /// The seed example, built by `cargo test --workspace` beside this test's binaries.
 fn seeder() -> Option<PathBuf> {
-    let exe = Path::new(common::BIN);
+    let exe = Path::new(BIN);
     let seed = exe.parent()?.join("examples").join("seed");
     seed.exists().then_some(seed)
 }
@@ -47,11 +34,10 @@ fn the_benchmark_script_runs_end_to_end() {
                 ""
             }
         );
-        assert!(!in_ci(), "the benchmark smoke run cannot run in CI: {what}");
-        eprintln!("\n!!! SKIPPED the_benchmark_script_runs_end_to_end: {what}\n");
+        skip_outside_ci("the_benchmark_script_runs_end_to_end", &what);
         return;
     }
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+    let root = workspace_root();
     let out = Command::new("python3")
         .current_dir(&root)
         .args([
@@ -61,7 +47,7 @@ fn the_benchmark_script_runs_end_to_end() {
             "--no-peer",
             "--no-floor",
             "--keygate",
-            common::BIN,
+            BIN,
             "--seeder",
             seeder.unwrap().to_str().unwrap(),
             "--duration",

@@ -1,31 +1,17 @@
 //! The command-line client, `keygate token …`, run as a user would: the real binary against a
 //! real server, reading KEYGATE_URL and KEYGATE_TOKEN from the environment.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use std::process::{Command, Output};
 
 use common::*;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
-
-/// stdout of a run that must succeed.
-fn ok(out: &Output) -> String {
-    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
-    assert!(
-        out.status.success(),
-        "the CLI failed ({}); stdout:\n{stdout}\nstderr:\n{}",
-        out.status,
-        String::from_utf8_lossy(&out.stderr)
-    );
-    stdout
-}
 
 /// The JSON printed by a run that must succeed.
 fn ok_json(out: &Output) -> Value {
-    let stdout = ok(out);
+    let stdout = cli_stdout(out);
     serde_json::from_str(&stdout).unwrap_or_else(|e| panic!("not JSON ({e}):\n{stdout}"))
 }
 
@@ -51,31 +37,11 @@ fn failed(out: &Output) -> String {
     lines[0].to_owned()
 }
 
-/// The CLI binary with no KEYGATE_* variable from the test's environment.
-fn bare_cli() -> Command {
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KEYGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    cmd
-}
-
-fn status_of(s: &Server, token: &str) -> String {
-    s.verify(token, &[])["code"].as_str().unwrap().to_owned()
-}
-
-fn parse_time(v: &Value) -> OffsetDateTime {
-    OffsetDateTime::parse(v.as_str().expect("a time string"), &Rfc3339)
-        .unwrap_or_else(|e| panic!("not RFC 3339 ({e}): {v}"))
-}
-
 // ---- create ----
 
-#[test]
-fn create_json_prints_the_token_and_id_and_the_token_verifies() {
-    let s = Server::start();
+both_backends!(create_json_prints_the_token_and_id_and_the_token_verifies);
+fn create_json_prints_the_token_and_id_and_the_token_verifies(backend: Backend) {
+    let s = Server::on(backend).start();
     let v = ok_json(&s.cli(
         &s.admin_token,
         &[
@@ -105,10 +71,10 @@ fn create_json_prints_the_token_and_id_and_the_token_verifies() {
     assert_eq!(scopes, ["audit:read", "tokens:read"]);
 }
 
-#[test]
-fn create_without_json_prints_a_table_and_the_token_once() {
-    let s = Server::start();
-    let out = ok(&s.cli(
+both_backends!(create_without_json_prints_a_table_and_the_token_once);
+fn create_without_json_prints_a_table_and_the_token_once(backend: Backend) {
+    let s = Server::on(backend).start();
+    let out = cli_stdout(&s.cli(
         &s.admin_token,
         &[
             "token",
@@ -123,7 +89,7 @@ fn create_without_json_prints_a_table_and_the_token_once() {
     let lines: Vec<&str> = out.lines().filter(|l| l.starts_with(marker)).collect();
     assert_eq!(lines.len(), 1, "one token line:\n{out}");
     let token = lines[0].strip_prefix(marker).unwrap().trim();
-    assert_eq!(status_of(&s, token), "VALID");
+    assert_eq!(code_of(&s, token), "VALID");
     // The table names the token and shows its id, and the secret appears only on its line.
     let id = s.verify(token, &[])["tokenId"].as_str().unwrap().to_owned();
     assert!(out.contains("laptop"), "name in the table:\n{out}");
@@ -131,9 +97,9 @@ fn create_without_json_prints_a_table_and_the_token_once() {
     assert_eq!(out.matches(token).count(), 1, "the secret once:\n{out}");
 }
 
-#[test]
-fn create_with_expires_in_30d_sets_expiry_about_30_days_away() {
-    let s = Server::start();
+both_backends!(create_with_expires_in_30d_sets_expiry_about_30_days_away);
+fn create_with_expires_in_30d_sets_expiry_about_30_days_away(backend: Backend) {
+    let s = Server::on(backend).start();
     let v = ok_json(&s.cli(
         &s.admin_token,
         &[
@@ -148,21 +114,21 @@ fn create_with_expires_in_30d_sets_expiry_about_30_days_away() {
             "--json",
         ],
     ));
-    let expires = parse_time(&v["expiresAt"]);
+    let expires = time_of(&v["expiresAt"]);
     let expected = OffsetDateTime::now_utc() + time::Duration::days(30);
     let off = (expires - expected).abs();
     assert!(
         off < time::Duration::minutes(5),
         "expiresAt {expires} is not about 30 days away (expected ~{expected})"
     );
-    assert_eq!(status_of(&s, v["token"].as_str().unwrap()), "VALID");
+    assert_eq!(code_of(&s, v["token"].as_str().unwrap()), "VALID");
 }
 
 // ---- list / show ----
 
-#[test]
-fn list_shows_every_token_of_the_tenant_to_an_admin() {
-    let s = Server::start();
+both_backends!(list_shows_every_token_of_the_tenant_to_an_admin);
+fn list_shows_every_token_of_the_tenant_to_an_admin(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id_a, _) = s.create_token("alpha-token", &["tokens:read"]);
     // A service token owned by the tenant, not by the admin user.
     let r = s
@@ -174,7 +140,7 @@ fn list_shows_every_token_of_the_tenant_to_an_admin() {
     assert_eq!(status, 201, "{svc}");
     let id_b = svc["id"].as_str().unwrap().to_owned();
 
-    let table = ok(&s.cli(&s.admin_token, &["token", "list"]));
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "list"]));
     for needle in ["alpha-token", "service-beta", "bootstrap", &id_a, &id_b] {
         assert!(table.contains(needle), "{needle} in the table:\n{table}");
     }
@@ -193,9 +159,9 @@ fn list_shows_every_token_of_the_tenant_to_an_admin() {
     );
 }
 
-#[test]
-fn list_without_tokens_admin_shows_only_own_tokens() {
-    let s = Server::start();
+both_backends!(list_without_tokens_admin_shows_only_own_tokens);
+fn list_without_tokens_admin_shows_only_own_tokens(backend: Backend) {
+    let s = Server::on(backend).start();
     s.create_token("admins-own", &["tokens:read"]);
     // A service token (owner: the tenant) that may read its owner's tokens only.
     let r = s
@@ -206,7 +172,7 @@ fn list_without_tokens_admin_shows_only_own_tokens() {
     let (status, svc) = status_json(r);
     assert_eq!(status, 201, "{svc}");
     let svc_token = svc["token"].as_str().unwrap();
-    ok(&s.cli(
+    cli_stdout(&s.cli(
         svc_token,
         &[
             "token",
@@ -228,9 +194,9 @@ fn list_without_tokens_admin_shows_only_own_tokens() {
     assert_eq!(names, ["svc", "svc-child"], "{arr}");
 }
 
-#[test]
-fn list_name_filter_narrows_the_list() {
-    let s = Server::start();
+both_backends!(list_name_filter_narrows_the_list);
+fn list_name_filter_narrows_the_list(backend: Backend) {
+    let s = Server::on(backend).start();
     s.create_token("deploy-prod", &["tokens:read"]);
     s.create_token("deploy-staging", &["tokens:read"]);
     s.create_token("laptop", &["tokens:read"]);
@@ -248,11 +214,11 @@ fn list_name_filter_narrows_the_list() {
     assert_eq!(names, ["deploy-prod", "deploy-staging"]);
 }
 
-#[test]
-fn show_prints_one_token_as_table_or_json() {
-    let s = Server::start();
+both_backends!(show_prints_one_token_as_table_or_json);
+fn show_prints_one_token_as_table_or_json(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, _) = s.create_token("shown", &["tokens:read"]);
-    let table = ok(&s.cli(&s.admin_token, &["token", "show", &id]));
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "show", &id]));
     assert!(table.contains(&id) && table.contains("shown"), "{table}");
 
     let v = ok_json(&s.cli(&s.admin_token, &["token", "show", &id, "--json"]));
@@ -268,29 +234,29 @@ fn show_prints_one_token_as_table_or_json() {
 
 // ---- disable / enable / rotate / revoke ----
 
-#[test]
-fn disable_then_enable_switches_verification() {
-    let s = Server::start();
+both_backends!(disable_then_enable_switches_verification);
+fn disable_then_enable_switches_verification(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, token) = s.create_token("switch", &["tokens:read"]);
     let v = ok_json(&s.cli(&s.admin_token, &["token", "disable", &id, "--json"]));
     assert_eq!(v["enabled"], false, "{v}");
-    assert_eq!(status_of(&s, &token), "DISABLED");
+    assert_eq!(code_of(&s, &token), "DISABLED");
 
-    let table = ok(&s.cli(&s.admin_token, &["token", "enable", &id]));
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "enable", &id]));
     assert!(table.contains(&id), "{table}");
-    assert_eq!(status_of(&s, &token), "VALID");
+    assert_eq!(code_of(&s, &token), "VALID");
 
-    let table = ok(&s.cli(&s.admin_token, &["token", "disable", &id]));
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "disable", &id]));
     assert!(table.contains(&id), "{table}");
-    assert_eq!(status_of(&s, &token), "DISABLED");
+    assert_eq!(code_of(&s, &token), "DISABLED");
     let v = ok_json(&s.cli(&s.admin_token, &["token", "enable", &id, "--json"]));
     assert_eq!(v["enabled"], true, "{v}");
-    assert_eq!(status_of(&s, &token), "VALID");
+    assert_eq!(code_of(&s, &token), "VALID");
 }
 
-#[test]
-fn rotate_with_grace_prints_a_new_token_and_keeps_the_old_one_valid() {
-    let s = Server::start();
+both_backends!(rotate_with_grace_prints_a_new_token_and_keeps_the_old_one_valid);
+fn rotate_with_grace_prints_a_new_token_and_keeps_the_old_one_valid(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, old) = s.create_token("rotating", &["tokens:read", "audit:read"]);
     let v = ok_json(&s.cli(
         &s.admin_token,
@@ -303,66 +269,66 @@ fn rotate_with_grace_prints_a_new_token_and_keeps_the_old_one_valid() {
     let verified = s.verify(new, &["tokens:read", "audit:read"]);
     assert_eq!(verified["code"], "VALID", "{verified}");
     assert_eq!(
-        status_of(&s, &old),
+        code_of(&s, &old),
         "VALID",
         "the old token works during the grace"
     );
     // The old token now expires about an hour from now.
     let old_meta = s.verify(&old, &[]);
-    let expires = parse_time(&old_meta["expiresAt"]);
+    let expires = time_of(&old_meta["expiresAt"]);
     let off = (expires - (OffsetDateTime::now_utc() + time::Duration::hours(1))).abs();
     assert!(off < time::Duration::minutes(5), "old expires at {expires}");
 }
 
-#[test]
-fn rotate_table_output_prints_the_new_token_once() {
-    let s = Server::start();
+both_backends!(rotate_table_output_prints_the_new_token_once);
+fn rotate_table_output_prints_the_new_token_once(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, old) = s.create_token("rotating", &["tokens:read"]);
-    let out = ok(&s.cli(&s.admin_token, &["token", "rotate", &id, "--grace", "1h"]));
+    let out = cli_stdout(&s.cli(&s.admin_token, &["token", "rotate", &id, "--grace", "1h"]));
     let new = out
         .lines()
         .find_map(|l| l.strip_prefix("Token (shown once, store it now): "))
         .unwrap_or_else(|| panic!("a token line:\n{out}"))
         .trim();
-    assert_eq!(status_of(&s, new), "VALID");
-    assert_eq!(status_of(&s, &old), "VALID");
+    assert_eq!(code_of(&s, new), "VALID");
+    assert_eq!(code_of(&s, &old), "VALID");
 }
 
-#[test]
-fn rotate_without_grace_expires_the_old_token_at_once() {
-    let s = Server::start();
+both_backends!(rotate_without_grace_expires_the_old_token_at_once);
+fn rotate_without_grace_expires_the_old_token_at_once(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, old) = s.create_token("rotating", &["tokens:read"]);
     let v = ok_json(&s.cli(&s.admin_token, &["token", "rotate", &id, "--json"]));
     let new = v["token"].as_str().unwrap();
-    assert_eq!(status_of(&s, new), "VALID");
-    assert_eq!(status_of(&s, &old), "EXPIRED");
+    assert_eq!(code_of(&s, new), "VALID");
+    assert_eq!(code_of(&s, &old), "EXPIRED");
 }
 
-#[test]
-fn revoke_makes_the_token_unknown() {
-    let s = Server::start();
+both_backends!(revoke_makes_the_token_unknown);
+fn revoke_makes_the_token_unknown(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, token) = s.create_token("doomed", &["tokens:read"]);
-    let out = ok(&s.cli(&s.admin_token, &["token", "revoke", &id]));
+    let out = cli_stdout(&s.cli(&s.admin_token, &["token", "revoke", &id]));
     assert!(out.contains(&id), "the output names the revoked id:\n{out}");
-    assert_eq!(status_of(&s, &token), "NOT_FOUND");
+    assert_eq!(code_of(&s, &token), "NOT_FOUND");
     let line = failed(&s.cli(&s.admin_token, &["token", "show", &id]));
     assert!(line.contains("404"), "{line}");
 }
 
-#[test]
-fn revoke_json_names_the_revoked_id() {
-    let s = Server::start();
+both_backends!(revoke_json_names_the_revoked_id);
+fn revoke_json_names_the_revoked_id(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, token) = s.create_token("doomed", &["tokens:read"]);
     let v = ok_json(&s.cli(&s.admin_token, &["token", "revoke", &id, "--json"]));
     assert_eq!(v["revoked"], id.as_str(), "{v}");
-    assert_eq!(status_of(&s, &token), "NOT_FOUND");
+    assert_eq!(code_of(&s, &token), "NOT_FOUND");
 }
 
 // ---- failures ----
 
-#[test]
-fn show_unknown_id_fails_with_one_error_line() {
-    let s = Server::start();
+both_backends!(show_unknown_id_fails_with_one_error_line);
+fn show_unknown_id_fails_with_one_error_line(backend: Backend) {
+    let s = Server::on(backend).start();
     let out = s.cli(&s.admin_token, &["token", "show", "kg_doesnotexist0000"]);
     let line = failed(&out);
     assert!(
@@ -372,9 +338,9 @@ fn show_unknown_id_fails_with_one_error_line() {
     assert_eq!(out.status.code(), Some(1));
 }
 
-#[test]
-fn token_without_the_scope_gets_403_naming_the_missing_scope() {
-    let s = Server::start();
+both_backends!(token_without_the_scope_gets_403_naming_the_missing_scope);
+fn token_without_the_scope_gets_403_naming_the_missing_scope(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, reader) = s.create_token("reader", &["tokens:read"]);
     let out = s.cli(
         &reader,
@@ -388,19 +354,19 @@ fn token_without_the_scope_gets_403_naming_the_missing_scope() {
     );
 }
 
-#[test]
-fn bad_keygate_token_gets_401() {
-    let s = Server::start();
+both_backends!(bad_keygate_token_gets_401);
+fn bad_keygate_token_gets_401(backend: Backend) {
+    let s = Server::on(backend).start();
     let line = failed(&s.cli(&fresh_token(), &["token", "list"]));
     assert!(line.contains("401"), "{line}");
     let line = failed(&s.cli("not-a-token", &["token", "list"]));
     assert!(line.contains("401"), "{line}");
 }
 
-#[test]
-fn unset_keygate_token_exits_2_and_says_so() {
-    let s = Server::start();
-    let out = bare_cli()
+both_backends!(unset_keygate_token_exits_2_and_says_so);
+fn unset_keygate_token_exits_2_and_says_so(backend: Backend) {
+    let s = Server::on(backend).start();
+    let out = keygate_command()
         .args(["token", "list"])
         .env("KEYGATE_URL", &s.url)
         .output()
@@ -417,7 +383,7 @@ fn unreachable_server_says_it_cannot_reach_keygate() {
         let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         l.local_addr().unwrap().port()
     };
-    let out = bare_cli()
+    let out = keygate_command()
         .args(["token", "list"])
         .env("KEYGATE_URL", format!("http://127.0.0.1:{port}"))
         .env("KEYGATE_TOKEN", fresh_token())
@@ -430,7 +396,7 @@ fn unreachable_server_says_it_cannot_reach_keygate() {
 
 #[test]
 fn keygate_url_without_scheme_is_a_usage_error() {
-    let out = bare_cli()
+    let out = keygate_command()
         .args(["token", "list"])
         .env("KEYGATE_URL", "127.0.0.1:8080")
         .env("KEYGATE_TOKEN", fresh_token())
@@ -441,10 +407,10 @@ fn keygate_url_without_scheme_is_a_usage_error() {
     assert!(line.contains("KEYGATE_URL"), "{line}");
 }
 
-#[test]
-fn keygate_url_with_trailing_slash_works() {
-    let s = Server::start();
-    let out = bare_cli()
+both_backends!(keygate_url_with_trailing_slash_works);
+fn keygate_url_with_trailing_slash_works(backend: Backend) {
+    let s = Server::on(backend).start();
+    let out = keygate_command()
         .args(["token", "list", "--json"])
         .env("KEYGATE_URL", format!("{}/", s.url))
         .env("KEYGATE_TOKEN", &s.admin_token)
@@ -453,9 +419,9 @@ fn keygate_url_with_trailing_slash_works() {
     assert!(ok_json(&out).is_array());
 }
 
-#[test]
-fn unknown_scope_on_create_fails_with_the_422_message() {
-    let s = Server::start();
+both_backends!(unknown_scope_on_create_fails_with_the_422_message);
+fn unknown_scope_on_create_fails_with_the_422_message(backend: Backend) {
+    let s = Server::on(backend).start();
     let line = failed(&s.cli(
         &s.admin_token,
         &["token", "create", "--name", "x", "--scope", "nosuch:scope"],
@@ -467,9 +433,9 @@ fn unknown_scope_on_create_fails_with_the_422_message() {
     );
 }
 
-#[test]
-fn expires_in_banana_is_rejected_by_the_argument_parser() {
-    let s = Server::start();
+both_backends!(expires_in_banana_is_rejected_by_the_argument_parser);
+fn expires_in_banana_is_rejected_by_the_argument_parser(backend: Backend) {
+    let s = Server::on(backend).start();
     let out = s.cli(
         &s.admin_token,
         &[
@@ -497,9 +463,9 @@ fn expires_in_banana_is_rejected_by_the_argument_parser() {
     );
 }
 
-#[test]
-fn expires_in_zero_is_refused_not_rounded_up() {
-    let s = Server::start();
+both_backends!(expires_in_zero_is_refused_not_rounded_up);
+fn expires_in_zero_is_refused_not_rounded_up(backend: Backend) {
+    let s = Server::on(backend).start();
     for lifetime in ["0s", "500ms"] {
         let line = failed(&s.cli(
             &s.admin_token,
@@ -524,8 +490,8 @@ fn expires_in_zero_is_refused_not_rounded_up() {
 
 #[test]
 fn gen_token_prints_one_valid_default_token() {
-    let out = bare_cli().arg("gen-token").output().unwrap();
-    let stdout = ok(&out);
+    let out = keygate_command().arg("gen-token").output().unwrap();
+    let stdout = cli_stdout(&out);
     let lines: Vec<&str> = stdout.lines().collect();
     assert_eq!(lines.len(), 1, "{stdout}");
     let t = lines[0];
@@ -539,17 +505,17 @@ fn gen_token_prints_one_valid_default_token() {
         ),
         "a native token with a good checksum: {t}"
     );
-    let again = ok(&bare_cli().arg("gen-token").output().unwrap());
+    let again = cli_stdout(&keygate_command().arg("gen-token").output().unwrap());
     assert_ne!(again.trim(), t, "each call is random");
 }
 
 #[test]
 fn gen_token_with_prefix_uses_it() {
-    let out = bare_cli()
+    let out = keygate_command()
         .args(["gen-token", "--token-prefix", "acme"])
         .output()
         .unwrap();
-    let stdout = ok(&out);
+    let stdout = cli_stdout(&out);
     let t = stdout.trim();
     assert_eq!(stdout.lines().count(), 1, "{stdout}");
     assert!(t.starts_with("acme_"), "{t}");
@@ -561,12 +527,12 @@ fn gen_token_with_prefix_uses_it() {
     ));
 }
 
-#[test]
-fn gen_token_makes_a_usable_bootstrap_token() {
-    let t = ok(&bare_cli().arg("gen-token").output().unwrap())
+both_backends!(gen_token_makes_a_usable_bootstrap_token);
+fn gen_token_makes_a_usable_bootstrap_token(backend: Backend) {
+    let t = cli_stdout(&keygate_command().arg("gen-token").output().unwrap())
         .trim()
         .to_owned();
-    let s = Server::builder().env("KEYGATE_BOOTSTRAP_TOKEN", &t).start();
+    let s = Server::on(backend).bootstrap_token(&t).start();
     let (status, v) = status_json(
         s.with_token("GET", "/api/v1/tokens/self", &t)
             .send()
@@ -578,7 +544,7 @@ fn gen_token_makes_a_usable_bootstrap_token() {
 
 #[test]
 fn gen_token_rejects_a_bad_prefix() {
-    let out = bare_cli()
+    let out = keygate_command()
         .args(["gen-token", "--token-prefix", "Bad-Prefix"])
         .output()
         .unwrap();
@@ -593,9 +559,9 @@ fn nested(depth: usize) -> Value {
     (1..depth).fold(json!({"l": 1}), |inner, _| json!({ "l": inner }))
 }
 
-#[test]
-fn list_and_show_read_metadata_16_levels_deep() {
-    let s = Server::start();
+both_backends!(list_and_show_read_metadata_16_levels_deep);
+fn list_and_show_read_metadata_16_levels_deep(backend: Backend) {
+    let s = Server::on(backend).start();
     let meta = nested(16);
     let r = s
         .admin("POST", "/api/v1/tokens")
@@ -617,7 +583,7 @@ fn list_and_show_read_metadata_16_levels_deep() {
         ok_json(&s.cli(&s.admin_token, &["token", "show", id, "--json"]))["metadata"],
         meta
     );
-    assert!(ok(&s.cli(&s.admin_token, &["token", "list"])).contains(id));
+    assert!(cli_stdout(&s.cli(&s.admin_token, &["token", "list"])).contains(id));
 }
 
 /// A stand-in for a server (a proxy, a wrong `KEYGATE_URL`, a broken or hostile server): it
@@ -658,7 +624,7 @@ fn fake_server(status: u16, body: String) -> String {
 
 /// The CLI pointed at `url`, with its stdout and stderr captured.
 fn cli_at(url: &str, args: &[&str]) -> Command {
-    let mut cmd = bare_cli();
+    let mut cmd = keygate_command();
     cmd.args(args)
         .env("KEYGATE_URL", url)
         .env("KEYGATE_TOKEN", fresh_token())
@@ -751,7 +717,7 @@ fn a_closed_stdout_ends_the_output_quietly() {
         cli_at(&url, &["token", "list"]),
         cli_at(&url, &["user", "list", "--json"]),
         {
-            let mut c = bare_cli();
+            let mut c = keygate_command();
             c.arg("openapi");
             c
         },
@@ -782,8 +748,8 @@ fn subcommands(help: &str) -> Vec<String> {
 
 /// `-h` of a command path, e.g. `["token", "create"]`.
 fn short_help(path: &[String]) -> String {
-    let out = bare_cli().args(path).arg("-h").output().unwrap();
-    ok(&out)
+    let out = keygate_command().args(path).arg("-h").output().unwrap();
+    cli_stdout(&out)
 }
 
 /// A line of a help text that names an option (`-h, --help`, `--name <NAME>`) or an argument.
@@ -835,8 +801,11 @@ fn every_option_of_every_command_has_a_help_text() {
 /// `serve --help` shows how to name a PostgreSQL database.
 #[test]
 fn serve_help_shows_a_postgres_url() {
-    let out = bare_cli().args(["serve", "--help"]).output().unwrap();
-    let help = ok(&out);
+    let out = keygate_command()
+        .args(["serve", "--help"])
+        .output()
+        .unwrap();
+    let help = cli_stdout(&out);
     let line = help
         .lines()
         .skip_while(|l| !l.contains("--database-url"))

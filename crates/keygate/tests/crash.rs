@@ -14,7 +14,6 @@
 //! The kill moments, the operations and their targets come from one seeded RNG; the seed is
 //! printed, and `KEYGATE_CRASH_SEED=<seed>` replays the same choices (thread timing still varies).
 
-#[path = "common/mod.rs"]
 mod common;
 use common::*;
 
@@ -27,8 +26,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
-use time::OffsetDateTime;
 
 /// Client threads writing at once: more than the machine's cores, so writes queue and the
 /// SQLite group committer puts several of them in one transaction.
@@ -42,17 +39,8 @@ const NAME_PREFIX: &str = "crash-";
 /// How long a stage (all clients noticing the kill, a restart) may take before the test gives up.
 const STAGE_TIMEOUT: Duration = Duration::from_secs(60);
 
-fn now_ms() -> i64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 fn parse_ms(v: &Value) -> Option<i64> {
-    let s = v.as_str()?;
-    let t = OffsetDateTime::parse(s, &Rfc3339).unwrap_or_else(|e| panic!("time {s:?}: {e}"));
-    Some((t.unix_timestamp_nanos() / 1_000_000) as i64)
+    maybe_time_of(v).map(unix_ms)
 }
 
 // ---- what the clients know ----
@@ -470,24 +458,6 @@ fn spot_check(
 
 // ---- what the server says after a restart ----
 
-fn get_all(s: &Server, path: &str) -> Vec<Value> {
-    let mut items = Vec::new();
-    let mut cursor: Option<String> = None;
-    loop {
-        let mut p = format!("{path}?limit=1000");
-        if let Some(c) = &cursor {
-            p.push_str(&format!("&cursor={c}"));
-        }
-        let (status, v) = status_json(s.admin("GET", &p).send().unwrap());
-        assert_eq!(status, 200, "GET {p}: {v}");
-        items.extend(v["items"].as_array().unwrap().iter().cloned());
-        match v["nextCursor"].as_str() {
-            Some(c) => cursor = Some(c.to_owned()),
-            None => return items,
-        }
-    }
-}
-
 /// Everything the restarted server shows: its tokens by id and its audit log.
 struct Seen {
     tokens: HashMap<String, Value>,
@@ -496,13 +466,14 @@ struct Seen {
 
 impl Seen {
     fn fetch(s: &Server) -> Seen {
-        let tokens = get_all(s, "/api/v1/tokens")
+        let tokens = s
+            .all_items("/api/v1/tokens")
             .into_iter()
             .map(|t| (t["id"].as_str().unwrap().to_owned(), t))
             .collect();
         Seen {
             tokens,
-            audit: get_all(s, "/api/v1/audit"),
+            audit: s.all_items("/api/v1/audit"),
         }
     }
 
@@ -825,8 +796,8 @@ fn wait_for_clients(shared: &Shared) -> Result<(), String> {
     }
 }
 
-#[test]
-fn concurrent_changes_survive_repeated_kill_9() {
+both_backends!(concurrent_changes_survive_repeated_kill_9);
+fn concurrent_changes_survive_repeated_kill_9(backend: Backend) {
     let seed = seed();
     eprintln!("crash test seed: {seed} (replay with KEYGATE_CRASH_SEED={seed})");
     let started = Instant::now();
@@ -834,7 +805,7 @@ fn concurrent_changes_survive_repeated_kill_9() {
     // Last-use writes every second share the one SQLite writer with the clients' changes, as
     // on a busy server. Every revoked token is checked to be rejected, hundreds a minute from
     // one address: the limit on failed authentications (tests/abuse.rs) is lifted.
-    let mut server = Server::builder()
+    let mut server = Server::on(backend)
         .args(&[
             "--last-use-resolution",
             "1s",
@@ -896,11 +867,7 @@ fn concurrent_changes_survive_repeated_kill_9() {
         not_applied += m.in_flight_not_applied;
         tokens += m.tokens.len();
     }
-    let backend = if server.database.is_some() {
-        "PostgreSQL"
-    } else {
-        "SQLite"
-    };
+    let backend = backend.name();
     eprintln!(
         "crash test ({backend}, seed {seed}): {ROUNDS} kills in {:.1} s; acknowledged: {} creates, \
          {} revokes, {} rotations ({} with a grace period), {} spot verifies; in flight at the \

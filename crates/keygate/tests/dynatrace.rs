@@ -1,11 +1,9 @@
 //! The Dynatrace-compatible token API (`/api/v2/apiTokens…`, seed 003), end to end: every route,
 //! parameter and error case over raw HTTP, then the unmodified `dt` client (PyPI `dt` 1.2.2).
 
-#[path = "common/mod.rs"]
 mod common;
 
 use std::collections::HashSet;
-use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -86,28 +84,19 @@ fn is_dt_date(v: &Value) -> bool {
         })
 }
 
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as i64
-}
-
 /// Milliseconds since the epoch of a `yyyy-MM-ddTHH:mm:ss.SSSZ` date.
 fn date_ms(v: &Value) -> i64 {
-    let s = v.as_str().unwrap();
-    let t = time::OffsetDateTime::parse(s, &time::format_description::well_known::Rfc3339)
-        .unwrap_or_else(|e| panic!("{s}: {e}"));
-    (t.unix_timestamp_nanos() / 1_000_000) as i64
+    unix_ms(time_of(v))
 }
 
-#[test]
-fn errors_use_dynatraces_body() {
-    let s = Server::start();
+both_backends!(errors_use_dynatraces_body);
+fn errors_use_dynatraces_body(backend: Backend) {
+    let s = Server::on(backend).start();
     // 401: no token, a bad token, a made-up one.
     let r = s.anon("GET", BASE).send().unwrap();
     assert!(r.headers().get("www-authenticate").is_some());
-    assert_dt_error(r, 401);
+    let v = assert_dt_error(r, 401);
+    assert_error_snapshot!("dynatrace_401_without_a_token", v);
     assert_dt_error(dt(&s, "GET", BASE, "nonsense").send().unwrap(), 401);
     assert_dt_error(dt(&s, "GET", BASE, &fresh_token()).send().unwrap(), 401);
     assert_dt_error(
@@ -128,6 +117,7 @@ fn errors_use_dynatraces_body() {
         .as_str()
         .unwrap()
         .contains("apiTokens.read"));
+    assert_error_snapshot!("dynatrace_403_without_the_scope", v);
     let (_, reader) = create(
         &s,
         &s.admin_token,
@@ -159,12 +149,13 @@ fn errors_use_dynatraces_body() {
         403,
     );
     // 404.
-    assert_dt_error(
+    let v = assert_dt_error(
         admin(&s, "GET", &format!("{BASE}/kg_nosuchtoken12345"))
             .send()
             .unwrap(),
         404,
     );
+    assert_error_snapshot!("dynatrace_404_unknown_id", v);
     assert_dt_error(
         admin(&s, "PUT", &format!("{BASE}/kg_nosuchtoken12345"))
             .json(&json!({"name": "x"}))
@@ -203,6 +194,7 @@ fn errors_use_dynatraces_body() {
         "name",
         "PAYLOAD_BODY",
     );
+    assert_error_snapshot!("dynatrace_400_empty_create_body", v);
     assert!(v["error"]["constraintViolations"]
         .as_array()
         .unwrap()
@@ -358,9 +350,9 @@ fn errors_use_dynatraces_body() {
     assert_dt_error(r, 401);
 }
 
-#[test]
-fn create_and_read_with_dynatrace_dates() {
-    let s = Server::start();
+both_backends!(create_and_read_with_dynatrace_dates);
+fn create_and_read_with_dynatrace_dates(backend: Backend) {
+    let s = Server::on(backend).start();
     // Explicit nulls, as the dt client sends them.
     let r = admin(&s, "POST", BASE)
         .json(
@@ -522,9 +514,9 @@ fn create_and_read_with_dynatrace_dates() {
     assert_eq!(r.status(), 200);
 }
 
-#[test]
-fn next_page_key_pages_through_everything() {
-    let s = Server::start();
+both_backends!(next_page_key_pages_through_everything);
+fn next_page_key_pages_through_everything(backend: Backend) {
+    let s = Server::on(backend).start();
     // 250 tokens, created through this API from a few threads.
     let made: Vec<String> = std::thread::scope(|sc| {
         let handles: Vec<_> = (0..5)
@@ -662,9 +654,9 @@ fn next_page_key_pages_through_everything() {
     assert_eq!(names, sorted);
 }
 
-#[test]
-fn selector_fields_sort_and_last_use() {
-    let s = Server::start();
+both_backends!(selector_fields_sort_and_last_use);
+fn selector_fields_sort_and_last_use(backend: Backend) {
+    let s = Server::on(backend).start();
     let (a, _) = create(
         &s,
         &s.admin_token,
@@ -799,9 +791,9 @@ fn selector_fields_sort_and_last_use() {
     assert_eq!(sorted("lastUsedDate").last().unwrap(), &b);
 }
 
-#[test]
-fn update_delete_and_lookup() {
-    let s = Server::start();
+both_backends!(update_delete_and_lookup);
+fn update_delete_and_lookup(backend: Backend) {
+    let s = Server::on(backend).start();
     let (id, token) = create(
         &s,
         &s.admin_token,
@@ -955,9 +947,9 @@ fn update_delete_and_lookup() {
     );
 }
 
-#[test]
-fn works_across_surfaces() {
-    let s = Server::start();
+both_backends!(works_across_surfaces);
+fn works_across_surfaces(backend: Backend) {
+    let s = Server::on(backend).start();
     // The Dynatrace scope names are in the catalogue.
     let (_, scopes) = status_json(s.admin("GET", "/api/v1/scopes").send().unwrap());
     let names: HashSet<&str> = scopes
@@ -1068,9 +1060,9 @@ fn works_across_surfaces() {
     }
 }
 
-#[test]
-fn surface_can_be_switched_off() {
-    let s = Server::builder()
+both_backends!(surface_can_be_switched_off);
+fn surface_can_be_switched_off(backend: Backend) {
+    let s = Server::on(backend)
         .args(&["--compat", "instana,interana"])
         .start();
     assert_eq!(admin(&s, "GET", BASE).send().unwrap().status(), 404);
@@ -1087,83 +1079,20 @@ fn surface_can_be_switched_off() {
     assert!(spec["paths"].get(BASE).is_none());
 }
 
-fn repo_root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-/// A venv with the `dt` client: `/tmp/keygate-dt-venv` if it has it already, else made there.
-fn dt_venv() -> Result<PathBuf, String> {
-    let venv = PathBuf::from("/tmp/keygate-dt-venv");
-    let python = venv.join("bin/python");
-    let has_dt = |p: &Path| {
-        Command::new(p)
-            .args(["-c", "import importlib.metadata as m, sys; sys.exit(0 if m.version('dt') == '1.2.2' else 1)"])
-            .status()
-            .is_ok_and(|s| s.success())
-    };
-    if python.exists() && has_dt(&python) {
-        return Ok(python);
-    }
-    let py = ["python3", "python"]
-        .into_iter()
-        .find(|p| {
-            Command::new(p)
-                .arg("--version")
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .ok_or("no python3 on PATH")?;
-    if !python.exists() {
-        let out = Command::new(py)
-            .args(["-m", "venv"])
-            .arg(&venv)
-            .output()
-            .map_err(|e| e.to_string())?;
-        if !out.status.success() {
-            return Err(format!(
-                "python3 -m venv: {}",
-                String::from_utf8_lossy(&out.stderr)
-            ));
-        }
-    }
-    let out = Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "dt==1.2.2",
-        ])
-        .output()
-        .map_err(|e| e.to_string())?;
-    if !out.status.success() || !has_dt(&python) {
-        return Err(format!(
-            "pip install dt==1.2.2: {}",
-            String::from_utf8_lossy(&out.stderr)
-        ));
-    }
-    Ok(python)
-}
-
-#[test]
-fn the_real_dt_client_works_unmodified() {
-    let python = match dt_venv() {
+both_backends!(the_real_dt_client_works_unmodified);
+fn the_real_dt_client_works_unmodified(backend: Backend) {
+    let python = match venv_with("keygate-dt-venv", &["dt==1.2.2"]) {
         Ok(p) => p,
         Err(e) => {
-            if std::env::var("CI").is_ok_and(|v| v == "true" || v == "1") {
-                panic!("the dt client (PyPI dt 1.2.2) could not be installed: {e}");
-            }
-            eprintln!("\n==================== SKIPPED ====================");
-            eprintln!(
-                "SKIPPED: the_real_dt_client_works_unmodified: cannot install PyPI dt 1.2.2: {e}"
+            skip_outside_ci(
+                "the_real_dt_client_works_unmodified",
+                &format!("cannot install PyPI dt 1.2.2: {e}"),
             );
-            eprintln!("=================================================\n");
             return;
         }
     };
-    let s = Server::start();
-    let script = repo_root().join("crates/keygate/tests/dynatrace_client.py");
+    let s = Server::on(backend).start();
+    let script = workspace_root().join("crates/keygate/tests/dynatrace_client.py");
     let out = Command::new(&python)
         .arg(&script)
         .env("KEYGATE_URL", &s.url)
@@ -1176,15 +1105,7 @@ fn the_real_dt_client_works_unmodified() {
     assert!(
         out.status.success(),
         "the dt client failed\n--- stdout\n{stdout}\n--- stderr\n{stderr}\n--- server\n{}",
-        s.output()
-            .lines()
-            .rev()
-            .take(40)
-            .collect::<Vec<_>>()
-            .into_iter()
-            .rev()
-            .collect::<Vec<_>>()
-            .join("\n")
+        last_lines(&s.output(), 40)
     );
     assert!(stdout.contains("dt client: all steps passed"), "{stdout}");
     // What the client did is in the audit log, as on every surface.

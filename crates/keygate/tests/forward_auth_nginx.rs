@@ -4,7 +4,6 @@
 //! Needs `nginx` on the PATH (`.ci/run` installs Debian's). Outside CI a missing nginx skips
 //! these tests with a loud message; in CI (`CI=true`) it fails them.
 
-#[path = "common/mod.rs"]
 mod common;
 use common::*;
 
@@ -23,13 +22,9 @@ fn nginx_binary() -> Option<String> {
             return Some(candidate.to_owned());
         }
     }
-    if std::env::var("CI").is_ok_and(|v| v == "true") {
-        panic!(
-            "nginx is not installed, and CI must run the forward-auth tests (.ci/run installs it)"
-        );
-    }
-    eprintln!(
-        "\n*** SKIPPED: nginx is not installed; forward-auth behind nginx was NOT tested ***\n"
+    skip_outside_ci(
+        "nginx_auth_request_lets_good_tokens_through_and_stops_the_rest",
+        "nginx is not installed (.ci/run installs it); forward-auth behind nginx was NOT tested",
     );
     None
 }
@@ -117,10 +112,10 @@ http {{
     }
 }
 
-#[test]
-fn nginx_auth_request_lets_good_tokens_through_and_stops_the_rest() {
+both_backends!(nginx_auth_request_lets_good_tokens_through_and_stops_the_rest);
+fn nginx_auth_request_lets_good_tokens_through_and_stops_the_rest(backend: Backend) {
     let Some(bin) = nginx_binary() else { return };
-    let s = Server::builder()
+    let s = Server::on(backend)
         .args(&["--scope", "metrics:read=Read metrics"])
         .start();
     let (_, metrics) = s.create_token("grafana", &["metrics:read"]);

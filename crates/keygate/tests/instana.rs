@@ -1,10 +1,8 @@
 //! The Instana-compatible token API (`/api/settings/api-tokens`), end to end: raw HTTP for
 //! every route and error, and the unmodified `instana-client` package from PyPI.
 
-#[path = "common/mod.rs"]
 mod common;
 
-use std::path::Path;
 use std::process::Command;
 
 use common::*;
@@ -52,25 +50,9 @@ fn list(s: &Server, token: &str) -> Vec<Value> {
     v.as_array().expect("a JSON array").clone()
 }
 
-fn self_of(s: &Server, secret: &str) -> (u16, Value) {
-    status_json(
-        instana(s, "GET", "/api/v1/tokens/self", secret)
-            .send()
-            .unwrap(),
-    )
-}
-
-/// Asserts Instana's 401 body (plus keygate's `code`).
-fn assert_unauthorized(r: reqwest::blocking::Response) {
-    let (st, v) = status_json(r);
-    assert_eq!(st, 401, "{v}");
-    assert_eq!(v["error"], "Unauthorized", "{v}");
-    assert_eq!(v["message"], "Invalid API token", "{v}");
-}
-
-#[test]
-fn crud_with_raw_http() {
-    let s = Server::start();
+both_backends!(crud_with_raw_http);
+fn crud_with_raw_http(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     let secret = "my-own-instana-secret-0001";
 
@@ -149,6 +131,9 @@ fn crud_with_raw_http() {
         instana(&s, "GET", "/api/v1/tokens/self", secret)
             .send()
             .unwrap(),
+        "Invalid API token",
+        "invalid_token",
+        "the deleted token",
     );
     let r = instana(&s, "DELETE", &format!("{BASE}/ext-1"), &admin)
         .send()
@@ -162,9 +147,9 @@ fn crud_with_raw_http() {
     }
 }
 
-#[test]
-fn put_creates_an_unknown_id_and_query_token_works() {
-    let s = Server::start();
+both_backends!(put_creates_an_unknown_id_and_query_token_works);
+fn put_creates_an_unknown_id_and_query_token_works(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     let secret = "put-created-secret-0123456789";
     let (st, v) = status_json(
@@ -208,25 +193,26 @@ fn put_creates_an_unknown_id_and_query_token_works() {
     assert_eq!(r.status(), 200);
 }
 
-#[test]
-fn errors_have_instanas_shape_and_never_500() {
-    let s = Server::start();
+both_backends!(errors_have_instanas_shape_and_never_500);
+fn errors_have_instanas_shape_and_never_500(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
 
     // 401: no token, a wrong token, a made-up one; Instana's body.
-    assert_unauthorized(s.anon("GET", BASE).send().unwrap());
-    assert_unauthorized(
-        instana(&s, "GET", BASE, "not-a-real-token-1234567")
-            .send()
-            .unwrap(),
-    );
-    assert_unauthorized(instana(&s, "GET", BASE, &fresh_token()).send().unwrap());
-    assert_unauthorized(
-        instana(&s, "POST", BASE, "nope")
-            .json(&json!({}))
-            .send()
-            .unwrap(),
-    );
+    let r = s.anon("GET", BASE).send().unwrap();
+    assert_unauthorized(r, "Invalid API token", "missing_token", "no token");
+    for (what, token) in [
+        ("a wrong token", "not-a-real-token-1234567".to_owned()),
+        ("a made-up token", fresh_token()),
+    ] {
+        let r = instana(&s, "GET", BASE, &token).send().unwrap();
+        assert_unauthorized(r, "Invalid API token", "invalid_token", what);
+    }
+    let r = instana(&s, "POST", BASE, "nope")
+        .json(&json!({}))
+        .send()
+        .unwrap();
+    assert_unauthorized(r, "Invalid API token", "invalid_token", "a malformed token");
 
     // 403: a valid token that may not manage tokens here.
     let (_, reader) = s.create_token("reader", &["tokens:read", "instana:canViewLogs"]);
@@ -238,16 +224,18 @@ fn errors_have_instanas_shape_and_never_500() {
         let r = instana(&s, m, &p, &reader).send().unwrap();
         let v = assert_error(r, 403, "insufficient_scope");
         assert_eq!(v["missingScopes"], json!(["instana:canConfigureApiTokens"]));
+        assert_error_snapshot!("instana_403_without_the_permission", v);
     }
 
     // 404 for unknown ids.
-    assert_error(
+    let v = assert_error(
         instana(&s, "GET", &format!("{BASE}/nope"), &admin)
             .send()
             .unwrap(),
         404,
         "not_found",
     );
+    assert_error_snapshot!("instana_404_unknown_internal_id", v);
 
     let ok = json!({"accessGrantingToken": "a-good-secret-0123456789", "internalId": "dup",
                     "name": "n"});
@@ -255,6 +243,7 @@ fn errors_have_instanas_shape_and_never_500() {
     // A duplicate internalId, and a duplicate secret under a new id: 409.
     let (st, v) = post(&s, &admin, ok);
     assert_eq!((st, v["code"].as_str()), (409, Some("conflict")), "{v}");
+    assert_error_snapshot!("instana_409_duplicate_internal_id", v);
     let (st, v) = post(
         &s,
         &admin,
@@ -342,6 +331,8 @@ fn errors_have_instanas_shape_and_never_500() {
         assert_eq!(st, want, "{body} → {v}");
         assert_eq!(v["code"], "invalid_request", "{body} → {v}");
     }
+    let (_, no_secret) = post(&s, &admin, json!({"internalId": "b1", "name": "n"}));
+    assert_error_snapshot!("instana_422_without_a_secret", no_secret);
     for raw in ["{", "not json", ""] {
         let r = instana(&s, "POST", BASE, &admin)
             .header("content-type", "application/json")
@@ -385,9 +376,9 @@ fn errors_have_instanas_shape_and_never_500() {
     assert_eq!((st, v["expiresOn"].as_i64()), (200, Some(soon)), "{v}");
 }
 
-#[test]
-fn visibility_and_no_escalation() {
-    let s = Server::start();
+both_backends!(visibility_and_no_escalation);
+fn visibility_and_no_escalation(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     // A service token (owner: the tenant) that may manage tokens here and holds two flags.
     let r = s
@@ -494,9 +485,9 @@ fn visibility_and_no_escalation() {
     assert_eq!(self_of(&s, "ta-secret-0123456789").1["scopes"], json!([]));
 }
 
-#[test]
-fn tokens_made_elsewhere_show_their_flags_and_keep_other_scopes() {
-    let s = Server::start();
+both_backends!(tokens_made_elsewhere_show_their_flags_and_keep_other_scopes);
+fn tokens_made_elsewhere_show_their_flags_and_keep_other_scopes(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     let (id, token) = s.create_token("native", &["tokens:read", "instana:canViewLogs"]);
     let (st, v) = get(&s, &admin, &id);
@@ -560,9 +551,9 @@ fn tokens_made_elsewhere_show_their_flags_and_keep_other_scopes() {
     assert_eq!(get(&s, &admin, "chosen").0, 200);
 }
 
-#[test]
-fn scopes_openapi_and_switching_off() {
-    let s = Server::start();
+both_backends!(scopes_openapi_and_switching_off);
+fn scopes_openapi_and_switching_off(backend: Backend) {
+    let s = Server::on(backend).start();
     let (st, scopes) = status_json(s.admin("GET", "/api/v1/scopes").send().unwrap());
     assert_eq!(st, 200);
     let names: Vec<&str> = scopes
@@ -603,7 +594,7 @@ fn scopes_openapi_and_switching_off() {
     );
 
     // Switched off: no routes, no scopes.
-    let off = Server::builder().args(&["--compat", "interana"]).start();
+    let off = Server::on(backend).args(&["--compat", "interana"]).start();
     let r = instana(&off, "GET", BASE, &off.admin_token).send().unwrap();
     assert_eq!(r.status(), 404);
     let (_, scopes) = status_json(off.admin("GET", "/api/v1/scopes").send().unwrap());
@@ -616,77 +607,26 @@ fn scopes_openapi_and_switching_off() {
     assert_eq!(r.status(), 422, "an unknown scope when the surface is off");
 }
 
-/// The venv with `instana-client` and `lazy-imports` (its wheel forgets that dependency):
-/// reused if it already has both, else made with pip. `None` when pip cannot install.
-fn instana_venv() -> Option<std::path::PathBuf> {
-    let venv = std::env::var("KEYGATE_INSTANA_VENV")
-        .unwrap_or_else(|_| "/tmp/keygate-instana-venv".to_owned());
-    let venv = Path::new(&venv).to_path_buf();
-    let python = venv.join("bin/python");
-    let ready = || {
-        Command::new(&python)
-            .args(["-c", "import instana_client, lazy_imports"])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ready() {
-        return Some(python);
-    }
-    let made = Command::new("python3")
-        .args(["-m", "venv"])
-        .arg(&venv)
-        .status()
-        .is_ok_and(|s| s.success());
-    if !made {
-        eprintln!("cannot create a venv at {}", venv.display());
-        return None;
-    }
-    let out = Command::new(venv.join("bin/pip"))
-        .args([
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "--retries",
-            "2",
-            "--timeout",
-            "30",
-            "instana-client==1.1.4",
-            "lazy-imports==1.2.0",
-        ])
-        .output();
-    match out {
-        Ok(o) if o.status.success() && ready() => Some(python),
-        Ok(o) => {
-            eprintln!(
-                "pip install failed:\n{}",
-                String::from_utf8_lossy(&o.stderr)
-            );
-            None
-        }
+both_backends!(the_real_instana_client_works_unmodified);
+fn the_real_instana_client_works_unmodified(backend: Backend) {
+    // `lazy-imports`: the instana-client wheel forgets that dependency.
+    let python = match venv_with(
+        "keygate-instana-venv",
+        &["instana-client==1.1.4", "lazy-imports==1.2.0"],
+    ) {
+        Ok(python) => python,
         Err(e) => {
-            eprintln!("cannot run pip: {e}");
-            None
+            skip_outside_ci(
+                "the_real_instana_client_works_unmodified",
+                &format!("cannot install instana-client from PyPI: {e}"),
+            );
+            return;
         }
-    }
-}
-
-#[test]
-fn the_real_instana_client_works_unmodified() {
-    let Some(python) = instana_venv() else {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("CI=true: the instana-client package must be installable from PyPI");
-        }
-        eprintln!();
-        eprintln!("################################################################");
-        eprintln!("### SKIPPED: the_real_instana_client_works_unmodified:        ###");
-        eprintln!("### pip could not install instana-client (no network?)       ###");
-        eprintln!("################################################################");
-        return;
     };
-    let s = Server::start();
+    let s = Server::on(backend).start();
     let secret = "chosen-by-the-instana-client-01";
     let keep_secret = "kept-by-the-instana-client-0001";
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/instana_client.py");
+    let script = workspace_root().join("crates/keygate/tests/instana_client.py");
     // `-I`: the script's directory (and so the script, named like the package) stays out of
     // sys.path.
     let out = Command::new(&python)
@@ -754,24 +694,10 @@ fn the_real_instana_client_works_unmodified() {
 /// A token in keygate's own format that carries `id`: anyone can compute one for any id, since
 /// the format is public and its checksum is a CRC32.
 fn native_token_with_id(id: &str) -> String {
-    fn crc32(data: &[u8]) -> u32 {
-        let mut crc = !0u32;
-        for &b in data {
-            crc ^= u32::from(b);
-            for _ in 0..8 {
-                crc = if crc & 1 == 1 {
-                    (crc >> 1) ^ 0xEDB8_8320
-                } else {
-                    crc >> 1
-                };
-            }
-        }
-        !crc
-    }
     let fresh = fresh_token();
     let secret = &fresh[20..20 + keygate_core::token::SECRET_LEN];
     let mut token = format!("{id}_{secret}");
-    let crc = crc32(token.as_bytes());
+    let crc = crc32fast::hash(token.as_bytes());
     keygate_core::base62::encode_fixed(
         u64::from(crc),
         keygate_core::token::CHECKSUM_LEN,
@@ -790,9 +716,9 @@ fn carried_id(token: &str) -> &str {
     &token[..19]
 }
 
-#[test]
-fn a_chosen_internal_id_never_names_a_keygate_id() {
-    let s = Server::start();
+both_backends!(a_chosen_internal_id_never_names_a_keygate_id);
+fn a_chosen_internal_id_never_names_a_keygate_id(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     let secret = fresh_token();
     let x = carried_id(&secret).to_owned();
@@ -850,9 +776,9 @@ fn a_chosen_internal_id_never_names_a_keygate_id() {
     assert_eq!(s.verify(&secret, &[])["valid"], false);
 }
 
-#[test]
-fn ids_of_deleted_tokens_are_never_given_again() {
-    let s = Server::start();
+both_backends!(ids_of_deleted_tokens_are_never_given_again);
+fn ids_of_deleted_tokens_are_never_given_again(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     // A token is made and revoked; its id stays in the audit log.
     let (x, _) = s.create_token("old", &["tokens:read"]);
@@ -927,9 +853,9 @@ fn ids_of_deleted_tokens_are_never_given_again() {
     assert_eq!(get(&s, &admin, "ci-1").0, 404);
 }
 
-#[test]
-fn another_tenants_ids_answer_as_free_ones() {
-    let s = Server::start();
+both_backends!(another_tenants_ids_answer_as_free_ones);
+fn another_tenants_ids_answer_as_free_ones(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.admin_token.clone();
     // Tenant default holds a token made natively and one with a chosen internalId, and has
     // deleted another.
@@ -995,9 +921,9 @@ fn another_tenants_ids_answer_as_free_ones() {
     assert_eq!(self_of(&s, "default-shared-secret-0123").1["id"], d["id"]);
 }
 
-#[test]
-fn a_put_keeps_a_wildcard_and_every_other_scope() {
-    let s = Server::with_metrics_scopes();
+both_backends!(a_put_keeps_a_wildcard_and_every_other_scope);
+fn a_put_keeps_a_wildcard_and_every_other_scope(backend: Backend) {
+    let s = Server::on(backend).with_metrics_scopes().start();
     let admin = s.admin_token.clone();
     let boot_id = self_of(&s, &admin).1["id"].as_str().unwrap().to_owned();
 
@@ -1075,9 +1001,9 @@ fn all_flags(secret: &str, internal_id: &str) -> Value {
     body
 }
 
-#[test]
-fn an_admin_can_give_every_flag_and_a_narrower_caller_cannot() {
-    let s = Server::start();
+both_backends!(an_admin_can_give_every_flag_and_a_narrower_caller_cannot);
+fn an_admin_can_give_every_flag_and_a_narrower_caller_cannot(backend: Backend) {
+    let s = Server::on(backend).start();
     let admin = s.login("admin", ADMIN_PASSWORD);
     let r = s
         .as_session(&admin, "POST", BASE)

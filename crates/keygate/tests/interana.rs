@@ -2,7 +2,6 @@
 //! curl lines: `create_token`, `revoke_token`, their bodies, and the three-day primary/secondary
 //! rotation. No Interana client exists to run.
 
-#[path = "common/mod.rs"]
 mod common;
 use common::*;
 
@@ -35,9 +34,9 @@ fn valid(s: &Server, token: &str) -> bool {
     s.verify(token, &[])["valid"] == true
 }
 
-#[test]
-fn create_token_returns_a_token_for_the_same_owner_with_the_callers_scopes() {
-    let s = Server::start();
+both_backends!(create_token_returns_a_token_for_the_same_owner_with_the_callers_scopes);
+fn create_token_returns_a_token_for_the_same_owner_with_the_callers_scopes(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, caller) = s.create_token("primary", &["tokens:write", "audit:read"]);
     let (status, body) = create_token(&s, &caller);
     assert_eq!(status, 200, "{body}");
@@ -67,9 +66,9 @@ fn create_token_returns_a_token_for_the_same_owner_with_the_callers_scopes() {
     );
 }
 
-#[test]
-fn a_created_token_never_outlives_its_creator() {
-    let s = Server::start();
+both_backends!(a_created_token_never_outlives_its_creator);
+fn a_created_token_never_outlives_its_creator(backend: Backend) {
+    let s = Server::on(backend).start();
     let r = s
         .admin("POST", "/api/v1/tokens")
         .json(&json!({ "name": "short", "scopes": ["tokens:write"], "expiresIn": 3600 }))
@@ -82,9 +81,9 @@ fn a_created_token_never_outlives_its_creator() {
     assert_eq!(v["expiresAt"], created["expiresAt"], "{v}");
 }
 
-#[test]
-fn failures_say_not_logged_in_with_success_false() {
-    let s = Server::start();
+both_backends!(failures_say_not_logged_in_with_success_false);
+fn failures_say_not_logged_in_with_success_false(backend: Backend) {
+    let s = Server::on(backend).start();
     for auth in [
         None,
         Some("Token nope-not-a-token-at-all"),
@@ -108,9 +107,9 @@ fn failures_say_not_logged_in_with_success_false() {
     );
 }
 
-#[test]
-fn revoke_token_revokes_tokens_of_the_same_owner_only() {
-    let s = Server::start();
+both_backends!(revoke_token_revokes_tokens_of_the_same_owner_only);
+fn revoke_token_revokes_tokens_of_the_same_owner_only(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, a1) = s.create_token("a1", &["tokens:write"]);
     let (_, a2) = s.create_token("a2", &["tokens:write"]);
     let (status, body) = revoke_token(&s, &a1, &a2);
@@ -161,9 +160,9 @@ fn revoke_token_revokes_tokens_of_the_same_owner_only() {
     assert_eq!(audit["items"].as_array().unwrap().len(), 2, "{audit}");
 }
 
-#[test]
-fn the_documents_three_day_rotation_works_as_written() {
-    let s = Server::start();
+both_backends!(the_documents_three_day_rotation_works_as_written);
+fn the_documents_three_day_rotation_works_as_written(backend: Backend) {
+    let s = Server::on(backend).start();
     let (_, abc) = s.create_token("ABC123", &["tokens:write", "audit:read"]);
     // Day 1: the primary creates the secondary; both are valid.
     let (_, body) = create_token(&s, &abc);
@@ -210,10 +209,10 @@ fn the_documents_three_day_rotation_works_as_written() {
     }
 }
 
-#[test]
-fn query_parameter_tokens_work_here_too() {
+both_backends!(query_parameter_tokens_work_here_too);
+fn query_parameter_tokens_work_here_too(backend: Backend) {
     // Seed 001's style, on a compatible surface.
-    let s = Server::start();
+    let s = Server::on(backend).start();
     let (_, t) = s.create_token("q", &["tokens:write"]);
     let (status, body) = status_json(
         s.anon("POST", &format!("/api/create_token?api-token={t}"))
@@ -227,33 +226,24 @@ fn query_parameter_tokens_work_here_too() {
     );
 }
 
-#[test]
-fn surfaces_can_be_switched_off() {
-    let s = Server::builder().args(&["--no-compat"]).start();
+both_backends!(surfaces_can_be_switched_off);
+fn surfaces_can_be_switched_off(backend: Backend) {
+    let s = Server::on(backend).args(&["--no-compat"]).start();
     let (status, body) = create_token(&s, &s.admin_token);
     assert_eq!(status, 404, "{body}");
     assert_eq!(body["code"], "not_found");
     let (_, spec) = status_json(s.anon("GET", "/openapi.json").send().unwrap());
     assert!(spec["paths"].get("/api/create_token").is_none());
 
-    let s = Server::builder().args(&["--compat", "interana"]).start();
+    let s = Server::on(backend).args(&["--compat", "interana"]).start();
     assert_eq!(create_token(&s, &s.admin_token).0, 200);
     let (_, spec) = status_json(s.anon("GET", "/openapi.json").send().unwrap());
     assert!(spec["paths"].get("/api/create_token").is_some());
 
-    let out = std::process::Command::new(BIN)
-        .args([
-            "serve",
-            "--listen",
-            "127.0.0.1:0",
-            "--compat",
-            "interana,splunk",
-        ])
-        .env("KEYGATE_BOOTSTRAP_TOKEN", fresh_token())
-        .current_dir(s.data_path())
-        .output()
-        .unwrap();
-    assert!(!out.status.success());
-    let err = String::from_utf8_lossy(&out.stderr);
+    let failed = Server::on(backend)
+        .args(&["--compat", "interana,splunk"])
+        .fail();
+    assert!(!failed.status.success());
+    let err = failed.stderr;
     assert!(err.contains("splunk"), "{err}");
 }

@@ -8,25 +8,17 @@
 //! it afterwards. An unreachable PostgreSQL fails the test: it is never skipped.
 //!
 //! Run with `--nocapture` to see the propagation figures.
-//!
-//! Its `Node` helper differs from the harness's `Server`: several nodes share one database.
 
-#[path = "common/mod.rs"]
 mod common;
-use common::{free_port, fresh_token, PgDatabase, BIN};
+use common::*;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::sync::{mpsc, Arc, Mutex};
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
-use time::format_description::well_known::Rfc3339;
 use time::OffsetDateTime;
 
-const ADMIN_PASSWORD: &str = "correct-horse-battery-staple";
 /// A correctness bound, not the performance target (which is well under a second): a change
 /// not seen on another node within this long was lost. Generous so a loaded machine never flakes.
 const PROPAGATION_LIMIT: Duration = Duration::from_secs(5);
@@ -35,221 +27,55 @@ const POLL_EVERY: Duration = Duration::from_millis(2);
 const READY_LIMIT: Duration = Duration::from_secs(30);
 
 // ---------------------------------------------------------------------------------------------
-// PostgreSQL
-// ---------------------------------------------------------------------------------------------
-
-// ---------------------------------------------------------------------------------------------
 // keygate processes
 // ---------------------------------------------------------------------------------------------
 
-/// One `keygate serve` process, killed on drop.
-struct Node {
-    name: String,
-    /// `http://127.0.0.1:PORT`, once ready.
-    url: String,
-    child: Option<Child>,
-    /// Every line printed, stdout and stderr.
-    output: Arc<Mutex<Vec<String>>>,
-    listening: Mutex<mpsc::Receiver<String>>,
-    _dir: tempfile::TempDir,
-    http: Client,
-}
-
-impl Node {
-    /// Starts a node and waits until it listens. With `bootstrap`, the node is given that
-    /// token (and a password) through the environment; without, it generates and prints them.
-    fn start(name: &str, database_url: &str, bootstrap: Option<&str>) -> Node {
-        let mut n = Node::spawn(name, database_url, bootstrap);
-        n.wait_ready();
-        n
-    }
-
-    /// Starts the process without waiting for it.
-    fn spawn(name: &str, database_url: &str, bootstrap: Option<&str>) -> Node {
-        let dir = tempfile::tempdir().expect("temp dir");
-        let mut cmd = Command::new(BIN);
-        cmd.arg("serve")
-            .arg("--listen")
-            .arg("127.0.0.1:0")
-            .arg("--database-url")
-            .arg(database_url)
-            .current_dir(dir.path())
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped());
-        for (k, _) in std::env::vars() {
-            if k.starts_with("KEYGATE_") {
-                cmd.env_remove(k);
-            }
-        }
-        cmd.env("KEYGATE_LOG", "info");
+/// A node on the shared database at `database_url`. With `bootstrap`, the node is given that
+/// token (and a password) through the environment; without, the first node to start generates
+/// and prints them.
+fn node(name: &str, database_url: &str, bootstrap: Option<&str>) -> ServerBuilder {
+    let node = Server::on(Backend::Postgres)
+        .name(name)
+        .database_url(database_url)
+        .default_data_dir()
+        .log_filter("info")
         // Per second, not the default minute: the last-use test uses a token again after 1.2 s.
-        cmd.env("KEYGATE_LAST_USE_RESOLUTION", "1s");
-        if let Some(t) = bootstrap {
-            cmd.env("KEYGATE_BOOTSTRAP_TOKEN", t);
-            cmd.env("KEYGATE_ADMIN_PASSWORD", ADMIN_PASSWORD);
-        }
-        let mut child = cmd.spawn().expect("starting keygate serve");
-        let output = Arc::new(Mutex::new(Vec::new()));
-        let (tx, rx) = mpsc::channel::<String>();
-        for stream in [
-            Box::new(child.stdout.take().unwrap()) as Box<dyn std::io::Read + Send>,
-            Box::new(child.stderr.take().unwrap()),
-        ] {
-            let output = output.clone();
-            let tx = tx.clone();
-            std::thread::spawn(move || {
-                for line in BufReader::new(stream).lines() {
-                    let Ok(line) = line else { break };
-                    if let Some(addr) = line.split("keygate listening on ").nth(1) {
-                        let _ = tx.send(addr.trim().to_owned());
-                    }
-                    output.lock().unwrap().push(line);
-                }
-            });
-        }
-        Node {
-            name: name.to_owned(),
-            url: String::new(),
-            child: Some(child),
-            output,
-            listening: Mutex::new(rx),
-            _dir: dir,
-            http: Client::builder()
-                .timeout(Duration::from_secs(30))
-                .build()
-                .unwrap(),
-        }
-    }
-
-    /// Waits for the `keygate listening on` line.
-    fn wait_ready(&mut self) {
-        let got = self
-            .listening
-            .lock()
-            .unwrap()
-            .recv_timeout(Duration::from_secs(60));
-        match got {
-            Ok(url) => self.url = url,
-            Err(_) => panic!(
-                "{} did not start listening within 60 s; its output:\n{}",
-                self.name,
-                self.output()
-            ),
-        }
-    }
-
-    fn output(&self) -> String {
-        self.output.lock().unwrap().join("\n")
-    }
-
-    /// The last lines printed, for failure messages.
-    fn tail(&self) -> String {
-        let out = self.output.lock().unwrap();
-        let from = out.len().saturating_sub(30);
-        format!(
-            "--- last output of {} ---\n{}",
-            self.name,
-            out[from..].join("\n")
-        )
-    }
-
-    fn lines_containing(&self, marker: &str) -> Vec<String> {
-        self.output
-            .lock()
-            .unwrap()
-            .iter()
-            .filter_map(|l| l.split(marker).nth(1).map(|s| s.trim().to_owned()))
-            .collect()
-    }
-
-    /// One request; (status, JSON body or Null). Panics only if the node does not answer.
-    fn call(
-        &self,
-        method: &str,
-        path: &str,
-        token: Option<&str>,
-        body: Option<Value>,
-    ) -> (u16, Value) {
-        let m = reqwest::Method::from_bytes(method.as_bytes()).unwrap();
-        let mut rb = self.http.request(m, format!("{}{path}", self.url));
-        if let Some(t) = token {
-            rb = rb.header("Authorization", format!("Bearer {t}"));
-        }
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().unwrap_or_else(|e| {
-            panic!(
-                "{} did not answer {method} {path}: {e}\n{}",
-                self.name,
-                self.tail()
-            )
-        });
-        let status = r.status().as_u16();
-        let text = r.text().unwrap_or_default();
-        let v = if text.is_empty() {
-            Value::Null
-        } else {
-            serde_json::from_str(&text).unwrap_or(Value::String(text))
-        };
-        (status, v)
-    }
-
-    /// `POST /api/v1/verify` with no scopes asked for.
-    fn verify(&self, token: &str) -> (u16, Value) {
-        self.call(
-            "POST",
-            "/api/v1/verify",
-            None,
-            Some(json!({ "token": token, "scopes": [] })),
-        )
-    }
-
-    fn readyz(&self) -> u16 {
-        self.call("GET", "/readyz", None, None).0
-    }
-
-    /// Creates a token; (id, token).
-    fn create_token(&self, admin: &str, name: &str, scopes: &[&str]) -> (String, String) {
-        let (st, v) = self.call(
-            "POST",
-            "/api/v1/tokens",
-            Some(admin),
-            Some(json!({ "name": name, "scopes": scopes })),
-        );
-        assert_eq!(st, 201, "creating {name} on {}: {v}", self.name);
-        (
-            v["id"].as_str().unwrap().to_owned(),
-            v["token"].as_str().unwrap().to_owned(),
-        )
-    }
-
-    /// Polls `/readyz` until it answers `want`.
-    fn await_readyz(&self, want: u16, limit: Duration) -> Duration {
-        let started = Instant::now();
-        loop {
-            let st = self.readyz();
-            if st == want {
-                return started.elapsed();
-            }
-            assert!(
-                started.elapsed() < limit,
-                "{}: /readyz still answers {st} after {limit:?}, expected {want}\n{}",
-                self.name,
-                self.tail()
-            );
-            std::thread::sleep(Duration::from_millis(100));
-        }
+        .env("KEYGATE_LAST_USE_RESOLUTION", "1s");
+    match bootstrap {
+        Some(token) => node.bootstrap_token(token),
+        None => node.secrets_from_test(),
     }
 }
 
-impl Drop for Node {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
+/// `POST /api/v1/verify` with no scopes asked for; any answer, also a refusal.
+fn verify(node: &Server, token: &str) -> (u16, Value) {
+    node.call(
+        "POST",
+        "/api/v1/verify",
+        None,
+        Some(json!({ "token": token, "scopes": [] })),
+    )
+}
+
+fn readyz(node: &Server) -> u16 {
+    node.call("GET", "/readyz", None, None).0
+}
+
+/// Polls `/readyz` until it answers `want`; how long that took.
+fn await_readyz(node: &Server, want: u16, limit: Duration) -> Duration {
+    let started = Instant::now();
+    loop {
+        let st = readyz(node);
+        if st == want {
+            return started.elapsed();
         }
+        assert!(
+            started.elapsed() < limit,
+            "{}: /readyz still answers {st} after {limit:?}, expected {want}\n{}",
+            node.name,
+            node.tail()
+        );
+        std::thread::sleep(Duration::from_millis(100));
     }
 }
 
@@ -288,13 +114,13 @@ impl Expect {
 
 /// Polls verify on `node` until it shows `want`; the time since `since`, or the last answer.
 fn await_state(
-    node: &Node,
+    node: &Server,
     token: &str,
     want: &Expect,
     since: Instant,
 ) -> Result<Duration, String> {
     loop {
-        let (st, v) = node.verify(token);
+        let (st, v) = verify(node, token);
         let elapsed = since.elapsed();
         if want.matches(st, &v) {
             return Ok(elapsed);
@@ -309,8 +135,8 @@ fn await_state(
     }
 }
 
-fn assert_shows(node: &Node, token: &str, want: &Expect, context: &str) {
-    let (st, v) = node.verify(token);
+fn assert_shows(node: &Server, token: &str, want: &Expect, context: &str) {
+    let (st, v) = verify(node, token);
     assert!(
         want.matches(st, &v),
         "{context}: {} answers {st} {v}, expected {want:?}\n{}",
@@ -330,13 +156,6 @@ fn median(sorted: &[Duration]) -> Duration {
     } else {
         (sorted[n / 2 - 1] + sorted[n / 2]) / 2
     }
-}
-
-fn parse_time(v: &Value) -> Option<OffsetDateTime> {
-    v.as_str().map(|s| {
-        OffsetDateTime::parse(s, &Rfc3339)
-            .unwrap_or_else(|e| panic!("bad RFC 3339 time {s:?}: {e}"))
-    })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -364,8 +183,8 @@ const CHANGES: [Change; 5] = [
 fn three_nodes_see_each_others_changes() {
     let db = PgDatabase::create();
     let admin = fresh_token();
-    let nodes: Vec<Node> = (0..3)
-        .map(|i| Node::start(&format!("node{i}"), &db.url, Some(&admin)))
+    let nodes: Vec<Server> = (0..3)
+        .map(|i| node(&format!("node{i}"), &db.url, Some(&admin)).start())
         .collect();
 
     // (change, made on, seen on, time from the change's acknowledgement)
@@ -373,7 +192,6 @@ fn three_nodes_see_each_others_changes() {
     // Three rounds, each starting on the next node: every node makes every kind of change.
     for round in 0..3 {
         let (mut id, mut token) = nodes[round].create_token(
-            &admin,
             &format!("coherence-{round}"),
             &["tokens:read", "audit:read"],
         );
@@ -517,21 +335,18 @@ fn three_nodes_see_each_others_changes() {
 #[test]
 fn nodes_started_at_once_bootstrap_exactly_once() {
     let db = PgDatabase::create();
-    let mut nodes: Vec<Node> = (0..3)
-        .map(|i| Node::spawn(&format!("node{i}"), &db.url, None))
+    let mut nodes: Vec<Server> = (0..3)
+        .map(|i| node(&format!("node{i}"), &db.url, None).spawn())
         .collect();
     for n in &mut nodes {
-        n.wait_ready();
+        n.wait_until_listening();
     }
     // The secrets go to stdout before the listening line goes to stderr; the two are read by
     // different threads, so give the stdout readers a moment before counting.
     let token_marker = "Admin token (shown once): ";
     let password_marker = "Admin password (shown once): ";
     let deadline = Instant::now() + Duration::from_secs(10);
-    while nodes
-        .iter()
-        .all(|n| n.lines_containing(token_marker).is_empty())
-        && Instant::now() < deadline
+    while nodes.iter().all(|n| n.lines_after(token_marker).is_empty()) && Instant::now() < deadline
     {
         std::thread::sleep(Duration::from_millis(20));
     }
@@ -546,20 +361,12 @@ fn nodes_started_at_once_bootstrap_exactly_once() {
     let tokens: Vec<(usize, String)> = nodes
         .iter()
         .enumerate()
-        .flat_map(|(i, n)| {
-            n.lines_containing(token_marker)
-                .into_iter()
-                .map(move |t| (i, t))
-        })
+        .flat_map(|(i, n)| n.lines_after(token_marker).into_iter().map(move |t| (i, t)))
         .collect();
     let passwords: Vec<usize> = nodes
         .iter()
         .enumerate()
-        .flat_map(|(i, n)| {
-            n.lines_containing(password_marker)
-                .into_iter()
-                .map(move |_| i)
-        })
+        .flat_map(|(i, n)| n.lines_after(password_marker).into_iter().map(move |_| i))
         .collect();
     assert_eq!(
         tokens.len(),
@@ -575,7 +382,7 @@ fn nodes_started_at_once_bootstrap_exactly_once() {
     );
     let admin = tokens[0].1.clone();
     for n in &nodes {
-        assert_eq!(n.readyz(), 200, "{} is ready\n{}", n.name, n.tail());
+        assert_eq!(readyz(n), 200, "{} is ready\n{}", n.name, n.tail());
         let (st, v) = n.call("GET", "/api/v1/tokens/self", Some(&admin), None);
         assert_eq!(st, 200, "the printed token works on {}: {v}", n.name);
         assert_eq!(v["scopes"], json!(["*"]), "on {}", n.name);
@@ -604,12 +411,12 @@ fn nodes_started_at_once_bootstrap_exactly_once() {
 fn last_use_from_every_node_is_recorded() {
     let db = PgDatabase::create();
     let admin = fresh_token();
-    let a = Node::start("A", &db.url, Some(&admin));
-    let b = Node::start("B", &db.url, Some(&admin));
-    let c = Node::start("C", &db.url, Some(&admin));
-    let (id_a, t_a) = c.create_token(&admin, "used-on-a", &["tokens:read"]);
-    let (id_b, t_b) = c.create_token(&admin, "used-on-b", &["tokens:read"]);
-    let (id_both, t_both) = c.create_token(&admin, "used-on-both", &["tokens:read"]);
+    let a = node("A", &db.url, Some(&admin)).start();
+    let b = node("B", &db.url, Some(&admin)).start();
+    let c = node("C", &db.url, Some(&admin)).start();
+    let (id_a, t_a) = c.create_token("used-on-a", &["tokens:read"]);
+    let (id_b, t_b) = c.create_token("used-on-b", &["tokens:read"]);
+    let (id_both, t_both) = c.create_token("used-on-both", &["tokens:read"]);
     for id in [&id_a, &id_b, &id_both] {
         let (st, v) = c.call("GET", &format!("/api/v1/tokens/{id}"), Some(&admin), None);
         assert_eq!(st, 200, "{v}");
@@ -635,7 +442,7 @@ fn last_use_from_every_node_is_recorded() {
     let deadline = Instant::now() + Duration::from_secs(10);
     let (va, vb, vboth) = loop {
         let (va, vb, vboth) = (get(&id_a), get(&id_b), get(&id_both));
-        let both_later = parse_time(&vboth["lastUsedAt"])
+        let both_later = maybe_time_of(&vboth["lastUsedAt"])
             .is_some_and(|t| t.unix_timestamp_nanos() / 1_000_000 >= before_second_ms);
         let done = !va["lastUsedAt"].is_null() && !vb["lastUsedAt"].is_null() && both_later;
         if done || Instant::now() > deadline {
@@ -650,10 +457,10 @@ fn last_use_from_every_node_is_recorded() {
         c.tail()
     );
     let last_a =
-        parse_time(&va["lastUsedAt"]).unwrap_or_else(|| panic!("use on A recorded; {context}"));
+        maybe_time_of(&va["lastUsedAt"]).unwrap_or_else(|| panic!("use on A recorded; {context}"));
     let last_b =
-        parse_time(&vb["lastUsedAt"]).unwrap_or_else(|| panic!("use on B recorded; {context}"));
-    let last_both = parse_time(&vboth["lastUsedAt"])
+        maybe_time_of(&vb["lastUsedAt"]).unwrap_or_else(|| panic!("use on B recorded; {context}"));
+    let last_both = maybe_time_of(&vboth["lastUsedAt"])
         .unwrap_or_else(|| panic!("shared token's use recorded; {context}"));
     assert!(
         last_both.unix_timestamp_nanos() / 1_000_000 >= before_second_ms,
@@ -824,17 +631,17 @@ fn nodes_ride_out_a_database_restart() {
     let cluster = PgCluster::start();
     let db = PgDatabase::create_on(&cluster.url());
     let admin = fresh_token();
-    let a = Node::start("A", &db.url, Some(&admin));
-    let b = Node::start("B", &db.url, Some(&admin));
+    let a = node("A", &db.url, Some(&admin)).start();
+    let b = node("B", &db.url, Some(&admin)).start();
     let nodes = [&a, &b];
     let valid = Expect::Valid(vec!["tokens:read"]);
 
-    let (t1_id, t1) = a.create_token(&admin, "cached", &["tokens:read"]);
-    let (_, t2) = a.create_token(&admin, "never-verified", &["tokens:read"]);
+    let (t1_id, t1) = a.create_token("cached", &["tokens:read"]);
+    let (_, t2) = a.create_token("never-verified", &["tokens:read"]);
     // Acknowledged changes before the stop: three tokens, one deleted, one disabled.
-    let (k1_id, k1) = a.create_token(&admin, "kept", &["tokens:read"]);
-    let (k2_id, k2) = b.create_token(&admin, "deleted", &["tokens:read"]);
-    let (k3_id, k3) = b.create_token(&admin, "disabled", &["tokens:read"]);
+    let (k1_id, k1) = a.create_token("kept", &["tokens:read"]);
+    let (k2_id, k2) = b.create_token("deleted", &["tokens:read"]);
+    let (k3_id, k3) = b.create_token("disabled", &["tokens:read"]);
     let (st, v) = a.call(
         "DELETE",
         &format!("/api/v1/tokens/{k2_id}"),
@@ -850,14 +657,14 @@ fn nodes_ride_out_a_database_restart() {
     );
     assert_eq!(st, 200, "{v}");
     for n in nodes {
-        assert_eq!(n.readyz(), 200, "{} ready before the stop", n.name);
+        assert_eq!(readyz(n), 200, "{} ready before the stop", n.name);
         assert_shows(n, &t1, &valid, "T1 before the stop (now cached)");
     }
 
     cluster.stop_server();
     let stopped = Instant::now();
     for n in nodes {
-        let took = n.await_readyz(503, READY_LIMIT);
+        let took = await_readyz(n, 503, READY_LIMIT);
         println!(
             "{}: /readyz 503 {:.0} ms after the database stopped",
             n.name,
@@ -868,7 +675,7 @@ fn nodes_ride_out_a_database_restart() {
         // Cached: answered without the database.
         assert_shows(n, &t1, &valid, "T1 (cached) while the database is down");
         // Not cached: must fail closed.
-        let (st, v) = n.verify(&t2);
+        let (st, v) = verify(n, &t2);
         println!(
             "{}: verify of an uncached token while the database is down: {st} {v}",
             n.name
@@ -935,7 +742,7 @@ fn nodes_ride_out_a_database_restart() {
         ),
     }
     for n in nodes {
-        let took = n.await_readyz(200, READY_LIMIT);
+        let took = await_readyz(n, 200, READY_LIMIT);
         println!(
             "{}: /readyz 200 again {:.0} ms after the database was back",
             n.name,
@@ -992,9 +799,9 @@ fn nodes_ride_out_a_database_restart() {
 fn a_change_made_while_listeners_are_cut_still_arrives() {
     let db = PgDatabase::create();
     let admin = fresh_token();
-    let a = Node::start("A", &db.url, Some(&admin));
-    let b = Node::start("B", &db.url, Some(&admin));
-    let (id, token) = a.create_token(&admin, "listener-cut", &["tokens:read"]);
+    let a = node("A", &db.url, Some(&admin)).start();
+    let b = node("B", &db.url, Some(&admin)).start();
+    let (id, token) = a.create_token("listener-cut", &["tokens:read"]);
     assert_shows(
         &b,
         &token,
@@ -1064,19 +871,7 @@ fn a_change_made_while_listeners_are_cut_still_arrives() {
 // A tenant's last admin, with one request per node
 // ---------------------------------------------------------------------------------------------
 
-fn admins_of(node: &Node, token: &str) -> Vec<String> {
-    let (st, list) = node.call("GET", "/api/v1/users?limit=100", Some(token), None);
-    assert_eq!(st, 200, "{list}");
-    list["items"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|u| u["role"] == "admin")
-        .map(|u| u["id"].as_str().unwrap().to_owned())
-        .collect()
-}
-
-fn new_admin(node: &Node, token: &str, username: &str) -> String {
+fn new_admin(node: &Server, token: &str, username: &str) -> String {
     let (st, v) = node.call(
         "POST",
         "/api/v1/users",
@@ -1088,7 +883,7 @@ fn new_admin(node: &Node, token: &str, username: &str) -> String {
 }
 
 /// Demotes (`delete` false) or deletes the user.
-fn take_admin_away(node: &Node, token: &str, id: &str, delete: bool) -> (u16, Value) {
+fn take_admin_away(node: &Server, token: &str, id: &str, delete: bool) -> (u16, Value) {
     let path = format!("/api/v1/users/{id}");
     if delete {
         node.call("DELETE", &path, Some(token), None)
@@ -1108,8 +903,8 @@ fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
     let db = PgDatabase::create();
     let bootstrap = fresh_token();
     let nodes = [
-        Node::start("node0", &db.url, Some(&bootstrap)),
-        Node::start("node1", &db.url, Some(&bootstrap)),
+        node("node0", &db.url, Some(&bootstrap)).start(),
+        node("node1", &db.url, Some(&bootstrap)).start(),
     ];
     // A token of the tenant itself, so that deleting any user is not deleting oneself.
     let (st, v) = nodes[0].call(
@@ -1120,7 +915,7 @@ fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
     );
     assert_eq!(st, 201, "{v}");
     let svc = v["token"].as_str().unwrap().to_owned();
-    let first = admins_of(&nodes[0], &svc);
+    let first = admin_ids(&nodes[0], &svc);
     let mut survivor = new_admin(&nodes[0], &svc, "first");
     for id in first {
         assert_eq!(take_admin_away(&nodes[0], &svc, &id, false).0, 200);
@@ -1144,7 +939,7 @@ fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
                 .collect();
             handles.into_iter().map(|h| h.join().unwrap()).collect()
         });
-        let left = admins_of(&nodes[1], &svc);
+        let left = admin_ids(&nodes[1], &svc);
         assert!(
             !left.is_empty(),
             "round {round}: no admin left: {answers:?}"
@@ -1167,22 +962,14 @@ fn two_nodes_removing_a_tenants_two_admins_at_once_leave_one() {
 /// the start fails at once rather than after waiting for a pool that can never fill.
 #[test]
 fn a_refused_postgres_connection_fails_the_start_with_its_cause() {
-    let dir = tempfile::tempdir().unwrap();
-    let mut cmd = Command::new(BIN);
-    for (k, _) in std::env::vars() {
-        if k.starts_with("KEYGATE_") {
-            cmd.env_remove(k);
-        }
-    }
-    let out = cmd
-        .args(["serve", "--listen", "127.0.0.1:0", "--database-url"])
-        .arg("postgres://postgres@127.0.0.1:1/x")
-        .current_dir(dir.path())
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let failed = Server::on(Backend::Postgres)
+        .database_url("postgres://postgres@127.0.0.1:1/x")
+        .default_data_dir()
+        .secrets_from_test()
+        .default_log_filter()
+        .fail();
+    let stderr = failed.stderr;
+    assert!(!failed.status.success(), "{stderr}");
     assert!(
         stderr.to_lowercase().contains("connection refused"),
         "the cause is not named:\n{stderr}"
@@ -1196,8 +983,8 @@ fn a_refused_postgres_connection_fails_the_start_with_its_cause() {
 fn a_second_node_logs_no_postgres_notice_at_start() {
     let db = PgDatabase::create();
     let token = fresh_token();
-    let first = Node::start("first", &db.url, Some(&token));
-    let second = Node::start("second", &db.url, Some(&token));
+    let first = node("first", &db.url, Some(&token)).start();
+    let second = node("second", &db.url, Some(&token)).start();
     for node in [&first, &second] {
         let out = node.output();
         assert!(

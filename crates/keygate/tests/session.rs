@@ -1,7 +1,6 @@
 //! Web login (`/api/v1/session`): the cookie's flags, CSRF protection, logout, the limits on
 //! failed logins and their audit trail, through the real server.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use std::time::Duration;
@@ -15,9 +14,9 @@ fn set_cookie(r: &reqwest::blocking::Response) -> String {
         .1
 }
 
-#[test]
-fn login_sets_an_httponly_strict_cookie_and_answers_who_is_logged_in() {
-    let s = Server::start();
+both_backends!(login_sets_an_httponly_strict_cookie_and_answers_who_is_logged_in);
+fn login_sets_an_httponly_strict_cookie_and_answers_who_is_logged_in(backend: Backend) {
+    let s = Server::on(backend).start();
     let r = s.try_login("default", "admin", ADMIN_PASSWORD);
     assert_eq!(r.status(), 200);
     let cookie = set_cookie(&r);
@@ -64,14 +63,14 @@ fn login_sets_an_httponly_strict_cookie_and_answers_who_is_logged_in() {
     );
 }
 
-#[test]
-fn the_cookie_is_secure_over_tls() {
-    let s = Server::builder().args(&["--secure-cookies"]).start();
+both_backends!(the_cookie_is_secure_over_tls);
+fn the_cookie_is_secure_over_tls(backend: Backend) {
+    let s = Server::on(backend).args(&["--secure-cookies"]).start();
     let r = s.try_login("default", "admin", ADMIN_PASSWORD);
     assert!(set_cookie(&r).contains("; Secure"));
 
     // Behind a trusted TLS-terminating proxy, the proxy's word decides.
-    let s = Server::builder().args(&["--trust-forwarded-for"]).start();
+    let s = Server::on(backend).args(&["--trust-forwarded-for"]).start();
     let login = |proto: &str| {
         s.anon("POST", "/api/v1/session")
             .header("X-Forwarded-Proto", proto)
@@ -82,7 +81,7 @@ fn the_cookie_is_secure_over_tls() {
     assert!(set_cookie(&login("https")).contains("; Secure"));
     assert!(!set_cookie(&login("http")).contains("Secure"));
     // Without trust in the proxy, a client cannot switch it on or off.
-    let s = Server::start();
+    let s = Server::on(backend).start();
     let r = s
         .anon("POST", "/api/v1/session")
         .header("X-Forwarded-Proto", "https")
@@ -92,13 +91,15 @@ fn the_cookie_is_secure_over_tls() {
     assert!(!set_cookie(&r).contains("Secure"));
 }
 
+both_backends!(a_member_can_give_a_token_every_scope_of_the_role_and_no_more_than_the_catalogue);
 /// The rule on scopes per token holds for every token a role can make: a member holds more
 /// than a hundred scopes (every API scope, Instana's flags among them) and can give a token all
 /// of them, on the native API as through Interana's copy of the caller's scopes; a list longer
 /// than the catalogue is refused.
-#[test]
-fn a_member_can_give_a_token_every_scope_of_the_role_and_no_more_than_the_catalogue() {
-    let s = Server::start();
+fn a_member_can_give_a_token_every_scope_of_the_role_and_no_more_than_the_catalogue(
+    backend: Backend,
+) {
+    let s = Server::on(backend).start();
     s.create_user("mia", "mia-password-123", "member");
     let session = s.login("mia", "mia-password-123");
     let scopes: Vec<String> = session.body["scopes"]
@@ -126,12 +127,12 @@ fn a_member_can_give_a_token_every_scope_of_the_role_and_no_more_than_the_catalo
     assert_error(r, 422, "invalid_request");
 }
 
+both_backends!(a_cookie_can_never_create_through_a_get);
 /// Interana's `create_token` is also a GET, which a browser sends cross-site for a link or an
 /// image with the cookie attached: with only the cookie it must never create anything, with or
 /// without the CSRF token, while a token in the header may still use the GET.
-#[test]
-fn a_cookie_can_never_create_through_a_get() {
-    let s = Server::start();
+fn a_cookie_can_never_create_through_a_get(backend: Backend) {
+    let s = Server::on(backend).start();
     let session = s.login("admin", ADMIN_PASSWORD);
     let count = || {
         let (_, list) = status_json(s.admin("GET", "/api/v1/tokens?limit=1000").send().unwrap());
@@ -177,9 +178,9 @@ fn a_cookie_can_never_create_through_a_get() {
     assert_eq!(count(), before + 2);
 }
 
-#[test]
-fn changes_made_with_the_cookie_need_the_csrf_token() {
-    let s = Server::start();
+both_backends!(changes_made_with_the_cookie_need_the_csrf_token);
+fn changes_made_with_the_cookie_need_the_csrf_token(backend: Backend) {
+    let s = Server::on(backend).start();
     let session = s.login("admin", ADMIN_PASSWORD);
     let body = json!({ "name": "from the page", "scopes": ["tokens:read"] });
     // What a cross-site form or script could send: the cookie, but not the header.
@@ -227,9 +228,9 @@ fn changes_made_with_the_cookie_need_the_csrf_token() {
     assert_eq!(status, 201, "{created}");
 }
 
-#[test]
-fn a_token_in_the_request_wins_over_the_cookie() {
-    let s = Server::start();
+both_backends!(a_token_in_the_request_wins_over_the_cookie);
+fn a_token_in_the_request_wins_over_the_cookie(backend: Backend) {
+    let s = Server::on(backend).start();
     let session = s.login("admin", ADMIN_PASSWORD);
     let (_, reader) = s.create_token("reader", &["tokens:read"]);
     // With the reader token, the admin's cookie adds nothing: the scope check is the token's.
@@ -247,9 +248,9 @@ fn a_token_in_the_request_wins_over_the_cookie() {
     assert_error(r, 404, "not_found");
 }
 
-#[test]
-fn logout_ends_the_session_and_clears_the_cookie() {
-    let s = Server::start();
+both_backends!(logout_ends_the_session_and_clears_the_cookie);
+fn logout_ends_the_session_and_clears_the_cookie(backend: Backend) {
+    let s = Server::on(backend).start();
     let session = s.login("admin", ADMIN_PASSWORD);
     let other = s.login("admin", ADMIN_PASSWORD);
     let r = s
@@ -292,9 +293,9 @@ fn logout_ends_the_session_and_clears_the_cookie() {
     assert_eq!(audit["items"].as_array().unwrap().len(), 1);
 }
 
-#[test]
-fn wrong_credentials_get_one_answer_whatever_was_wrong() {
-    let s = Server::start();
+both_backends!(wrong_credentials_get_one_answer_whatever_was_wrong);
+fn wrong_credentials_get_one_answer_whatever_was_wrong(backend: Backend) {
+    let s = Server::on(backend).start();
     s.create_user("mia", "mia-password-123", "member");
     for (tenant, user, password) in [
         ("default", "admin", "not-the-password"),
@@ -315,9 +316,9 @@ fn wrong_credentials_get_one_answer_whatever_was_wrong() {
     assert_error(r, 422, "invalid_request");
 }
 
-#[test]
-fn a_login_must_be_sent_as_json_so_no_other_site_can_post_one() {
-    let s = Server::start();
+both_backends!(a_login_must_be_sent_as_json_so_no_other_site_can_post_one);
+fn a_login_must_be_sent_as_json_so_no_other_site_can_post_one(backend: Backend) {
+    let s = Server::on(backend).start();
     let body = json!({ "username": "admin", "password": ADMIN_PASSWORD }).to_string();
     for content_type in [
         None,
@@ -334,9 +335,11 @@ fn a_login_must_be_sent_as_json_so_no_other_site_can_post_one() {
     }
 }
 
-#[test]
-fn failed_logins_are_limited_per_account_at_an_address_and_per_address_and_audited() {
-    let s = Server::builder()
+both_backends!(failed_logins_are_limited_per_account_at_an_address_and_per_address_and_audited);
+fn failed_logins_are_limited_per_account_at_an_address_and_per_address_and_audited(
+    backend: Backend,
+) {
+    let s = Server::on(backend)
         .args(&[
             "--login-max-failures",
             "3",
@@ -401,19 +404,9 @@ fn failed_logins_are_limited_per_account_at_an_address_and_per_address_and_audit
     assert_eq!(ok["items"].as_array().unwrap().len(), 1);
 }
 
-/// `Retry-After` of a 429, in seconds.
-fn retry_after(r: &reqwest::blocking::Response) -> u64 {
-    assert_eq!(r.status(), 429, "{r:?}");
-    r.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap()
-}
-
-#[test]
-fn failures_from_one_address_delay_that_address_and_never_lock_the_owner_out() {
-    let s = Server::builder()
+both_backends!(failures_from_one_address_delay_that_address_and_never_lock_the_owner_out);
+fn failures_from_one_address_delay_that_address_and_never_lock_the_owner_out(backend: Backend) {
+    let s = Server::on(backend)
         .args(&[
             "--trust-forwarded-for",
             "--login-max-failures",
@@ -461,9 +454,9 @@ fn failures_from_one_address_delay_that_address_and_never_lock_the_owner_out() {
     assert_eq!(login_from(stranger, ADMIN_PASSWORD).status(), 200);
 }
 
-#[test]
-fn the_page_is_served_with_a_strict_content_security_policy() {
-    let s = Server::start();
+both_backends!(the_page_is_served_with_a_strict_content_security_policy);
+fn the_page_is_served_with_a_strict_content_security_policy(backend: Backend) {
+    let s = Server::on(backend).start();
     for (path, kind) in [
         ("/", "text/html"),
         ("/ui/app.js", "text/javascript"),

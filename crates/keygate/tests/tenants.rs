@@ -2,7 +2,6 @@
 //! nothing crosses tenants, checked route by route with a tenant admin's token against another
 //! tenant's tokens, users and audit log.
 
-#[path = "common/mod.rs"]
 mod common;
 
 use common::*;
@@ -33,9 +32,9 @@ fn create_acme(s: &Server) -> Acme {
     }
 }
 
-#[test]
-fn a_tenant_comes_with_an_admin_who_can_log_in_and_a_working_admin_token() {
-    let s = Server::builder()
+both_backends!(a_tenant_comes_with_an_admin_who_can_log_in_and_a_working_admin_token);
+fn a_tenant_comes_with_an_admin_who_can_log_in_and_a_working_admin_token(backend: Backend) {
+    let s = Server::on(backend)
         .args(&["--scope", "metrics:read=Read metrics"])
         .start();
     let acme = create_acme(&s);
@@ -80,9 +79,9 @@ fn a_tenant_comes_with_an_admin_who_can_log_in_and_a_working_admin_token() {
     assert!(!ours.to_string().contains(&acme.token) && !ours.to_string().contains(&acme.password));
 }
 
-#[test]
-fn creating_tenants_needs_tenants_admin_and_a_good_unique_name() {
-    let s = Server::start();
+both_backends!(creating_tenants_needs_tenants_admin_and_a_good_unique_name);
+fn creating_tenants_needs_tenants_admin_and_a_good_unique_name(backend: Backend) {
+    let s = Server::on(backend).start();
     let acme = create_acme(&s);
     let r = s
         .admin("POST", "/api/v1/tenants")
@@ -133,9 +132,9 @@ fn creating_tenants_needs_tenants_admin_and_a_good_unique_name() {
     s.login_to("beta", "root", "beta-password-123");
 }
 
-#[test]
-fn nothing_crosses_tenants() {
-    let s = Server::builder()
+both_backends!(nothing_crosses_tenants);
+fn nothing_crosses_tenants(backend: Backend) {
+    let s = Server::on(backend)
         .args(&["--scope", "metrics:read=Read metrics"])
         .start();
     let acme = create_acme(&s);
@@ -266,9 +265,9 @@ fn nothing_crosses_tenants() {
     assert_eq!(s.verify(&theirs, &[])["valid"], true);
 }
 
-#[test]
-fn the_cli_creates_a_tenant() {
-    let s = Server::start();
+both_backends!(the_cli_creates_a_tenant);
+fn the_cli_creates_a_tenant(backend: Backend) {
+    let s = Server::on(backend).start();
     let out = s.cli(&s.admin_token, &["tenant", "create", "acme"]);
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
     assert!(

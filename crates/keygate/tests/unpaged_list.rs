@@ -9,7 +9,7 @@ use serde_json::json;
 
 #[test]
 fn instanas_unpaged_list_is_refused_beyond_ten_thousand_tokens() {
-    let s = Server::builder()
+    let s = Server::on(Backend::Sqlite)
         .args(&["--max-tokens-per-owner", "20000"])
         .start();
     let list = || s.admin("GET", "/api/settings/api-tokens").send().unwrap();

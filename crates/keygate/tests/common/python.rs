@@ -1,0 +1,69 @@
+//! Python clients of the compatible APIs, run unmodified: each in a venv of its own with its
+//! pinned packages, made once and reused by later runs.
+
+use std::path::PathBuf;
+use std::process::Command;
+
+/// The Python of a venv `/tmp/NAME` that holds exactly these `name==version` packages: reused
+/// when it has them, else made (or completed) with pip. The error says why pip could not.
+pub fn venv_with(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    let venv = std::env::temp_dir().join(name);
+    let python = venv.join("bin/python");
+    let ready = || {
+        let check = packages
+            .iter()
+            .map(|p| {
+                let (name, version) = p.split_once("==").expect("a pinned name==version");
+                format!("m.version({name:?}) == {version:?}")
+            })
+            .collect::<Vec<_>>()
+            .join(" and ");
+        Command::new(&python)
+            .args([
+                "-c",
+                &format!("import importlib.metadata as m, sys; sys.exit(0 if {check} else 1)"),
+            ])
+            .output()
+            .is_ok_and(|o| o.status.success())
+    };
+    if ready() {
+        return Ok(python);
+    }
+    if !python.exists() {
+        let out = Command::new("python3")
+            .args(["-m", "venv"])
+            .arg(&venv)
+            .output()
+            .map_err(|e| format!("cannot run python3: {e}"))?;
+        if !out.status.success() {
+            return Err(format!(
+                "python3 -m venv {}: {}",
+                venv.display(),
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let out = Command::new(&python)
+        .args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--retries",
+            "2",
+            "--timeout",
+            "30",
+        ])
+        .args(packages)
+        .output()
+        .map_err(|e| format!("cannot run pip: {e}"))?;
+    if !out.status.success() || !ready() {
+        return Err(format!(
+            "pip install {}: {}",
+            packages.join(" "),
+            String::from_utf8_lossy(&out.stderr)
+        ));
+    }
+    Ok(python)
+}
