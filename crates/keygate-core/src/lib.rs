@@ -4,12 +4,14 @@
 pub mod audit;
 pub mod base62;
 pub mod credentials;
+pub mod fields;
 pub mod role;
 pub mod scope;
 pub mod token;
 
 pub use audit::AuditAction;
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};
+pub use fields::{Description, ExternalId, FieldError, Metadata, TokenName, Username};
 pub use role::Role;
 pub use scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};
 pub use token::{

@@ -1,19 +1,21 @@
 //! The JSON bodies of the token routes (DESIGN §5), through the server's own `parse_json` and
-//! the pure validation in `keygate_server::service::tokens`, without a server: bad input is a 400 or a
+//! the pure validation in `keygate_server::service::tokens` and `keygate_core::fields`, without a server: bad input is a 400 or a
 //! 422 (never a panic, never a 500), and what validation accepts keeps the rules it states.
 //! `serde_json::Value` is the second reading of each body that the typed one is held to.
 
 use std::sync::OnceLock;
 
+use keygate_core::fields::{
+    Description, FieldError, Metadata, TokenName, MAX_DESCRIPTION_CHARS, MAX_METADATA_BYTES,
+    MAX_NAME_CHARS,
+};
 use keygate_core::ScopeCatalog;
 use keygate_server::dto::{
     CreateTokenRequest, RotateRequest, TokenBody, UpdateTokenRequest, VerifyRequest,
 };
 use keygate_server::error::ApiError;
 use keygate_server::extract::parse_json;
-use keygate_server::service::tokens::{
-    self, MAX_DESCRIPTION_CHARS, MAX_LIFETIME_SECONDS, MAX_METADATA_BYTES, MAX_NAME_CHARS,
-};
+use keygate_server::service::tokens::{self, MAX_LIFETIME_SECONDS};
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
@@ -84,6 +86,13 @@ fn assert_unprocessable(e: &ApiError) {
     assert!(matches!(e, ApiError::Unprocessable(_)), "{e:?}");
 }
 
+/// A refused field names itself, in its message too, and answers 422.
+fn assert_refused(e: &FieldError, field: &str) {
+    assert_eq!(e.field(), field);
+    assert!(e.to_string().starts_with(field), "{e}");
+    assert_unprocessable(&ApiError::from(e.clone()));
+}
+
 fn check_create(req: CreateTokenRequest, object: Option<&Map<String, Value>>) {
     if let Some(o) = object {
         assert_eq!(Some(req.name.as_str()), field_str(o, "name"));
@@ -142,15 +151,15 @@ fn check_verify(data: &[u8], req: &VerifyRequest<'_>, object: Option<&Map<String
 fn check_name(name: &str) {
     let trimmed = name.trim();
     let chars = trimmed.chars().count();
-    match tokens::validate_name(name) {
+    match name.parse::<TokenName>() {
         Ok(n) => {
-            assert_eq!(n, trimmed);
+            assert_eq!(n.as_str(), trimmed);
             assert!((1..=MAX_NAME_CHARS).contains(&chars));
-            assert!(!n.chars().any(char::is_control));
-            assert_eq!(tokens::validate_name(&n).ok().as_deref(), Some(n.as_str()));
+            assert!(!n.as_str().chars().any(char::is_control));
+            assert_eq!(n.as_str().parse::<TokenName>().ok(), Some(n));
         }
         Err(e) => {
-            assert_unprocessable(&e);
+            assert_refused(&e, "name");
             let broken =
                 chars == 0 || chars > MAX_NAME_CHARS || trimmed.chars().any(char::is_control);
             assert!(broken, "name {name:?} refused: {e:?}");
@@ -207,7 +216,7 @@ fn check_expiry(at: Option<OffsetDateTime>, in_seconds: Option<u64>) {
             }
         }
         Err(e) => {
-            assert_unprocessable(&e);
+            assert_unprocessable(&ApiError::from(e.clone()));
             let acceptable = match (at, in_seconds) {
                 (Some(at), None) => {
                     at > now && at <= latest && keygate_store::to_store_precision(at) > now
@@ -222,13 +231,13 @@ fn check_expiry(at: Option<OffsetDateTime>, in_seconds: Option<u64>) {
 
 fn check_description(d: Option<String>) {
     let chars = d.as_deref().map(|d| d.chars().count());
-    match tokens::validate_description(d.clone()) {
+    match d.clone().map(Description::try_from).transpose() {
         Ok(kept) => {
-            assert_eq!(kept, d);
+            assert_eq!(kept.map(String::from), d);
             assert!(chars.is_none_or(|c| c <= MAX_DESCRIPTION_CHARS));
         }
         Err(e) => {
-            assert_unprocessable(&e);
+            assert_refused(&e, "description");
             assert!(chars.is_some_and(|c| c > MAX_DESCRIPTION_CHARS));
         }
     }
@@ -236,18 +245,19 @@ fn check_description(d: Option<String>) {
 
 fn check_metadata(m: Option<Box<RawValue>>) {
     let raw = m.as_ref().map(|m| m.get().to_owned());
-    match tokens::validate_metadata(m) {
+    match Metadata::optional(m) {
         Ok(None) => assert!(raw.is_none_or(|r| r == "null")),
         Ok(Some(kept)) => {
             assert_eq!(Some(kept.get()), raw.as_deref());
             assert!(kept.get().len() <= MAX_METADATA_BYTES);
             assert!(
                 serde_json::from_str::<Map<String, Value>>(kept.get()).is_ok(),
-                "metadata {kept} accepted but not a JSON object"
+                "metadata {} accepted but not a JSON object",
+                kept.get()
             );
         }
         Err(e) => {
-            assert_unprocessable(&e);
+            assert_refused(&e, "metadata");
             let raw = raw.expect("no metadata is never refused");
             let object = serde_json::from_str::<Map<String, Value>>(&raw).is_ok();
             assert!(!object || raw.len() > MAX_METADATA_BYTES, "{raw} refused");

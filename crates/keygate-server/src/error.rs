@@ -126,6 +126,20 @@ impl ApiError {
     }
 }
 
+/// A refused field is a well-formed request that breaks a rule, worded as the field's error.
+impl From<keygate_core::FieldError> for ApiError {
+    fn from(e: keygate_core::FieldError) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
+/// A role a request asks for that does not exist.
+impl From<keygate_core::role::UnknownRole> for ApiError {
+    fn from(e: keygate_core::role::UnknownRole) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
 impl From<StoreError> for ApiError {
     fn from(e: StoreError) -> Self {
         match e {

@@ -93,6 +93,15 @@ pub(in crate::auth) async fn authenticate(
     Ok(Some(user))
 }
 
+/// The role a stored user holds: the one place a stored role is read, for sessions and for the
+/// management of accounts alike. A role the store holds but keygate does not know is a fault
+/// of the data, not of the request.
+pub fn stored_role(user: &UserRecord) -> ApiResult<Role> {
+    user.role
+        .parse()
+        .map_err(|e| ApiError::Internal(format!("user {}: {e}", user.id)))
+}
+
 async fn lookup(state: &AppState, value: &str) -> ApiResult<Option<Arc<SessionUser>>> {
     // Found by its SHA-256 in the database's index, not compared: the client picks the cookie,
     // not its hash, so the index lookup's timing reveals nothing about a live session.
@@ -104,10 +113,7 @@ async fn lookup(state: &AppState, value: &str) -> ApiResult<Option<Arc<SessionUs
     else {
         return Ok(None);
     };
-    let role: Role = user
-        .role
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("user {}: {e}", user.id)))?;
+    let role = stored_role(&user)?;
     Ok(Some(Arc::new(SessionUser {
         scopes: state.roles.of(role).clone(),
         role,

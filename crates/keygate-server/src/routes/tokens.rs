@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use keygate_core::fields::{Description, Metadata, TokenName};
 use keygate_core::AuditAction;
 use keygate_core::PlainToken;
 use keygate_store::TokenFilter;
@@ -68,14 +69,14 @@ pub async fn create_token(
     Json(req): Json<CreateTokenRequest>,
 ) -> ApiResult<(StatusCode, axum::Json<CreatedToken>)> {
     let now = keygate_store::now();
+    let name = TokenName::try_from(req.name)?;
+    let scopes = tokens::validate_scopes(&state, &req.scopes)?;
     let spec = NewToken {
-        name: tokens::validate_name(&req.name)?,
-        scopes: tokens::validate_scopes(&state, &req.scopes)?,
         expires_at: tokens::expiry(now, req.expires_at, req.expires_in)?,
         owner_id: req.owner_id,
-        description: tokens::validate_description(req.description)?,
-        metadata: tokens::validate_metadata(req.metadata)?,
-        ..NewToken::default()
+        description: req.description.map(Description::try_from).transpose()?,
+        metadata: Metadata::optional(req.metadata)?,
+        ..NewToken::new(name, scopes)
     };
     let (rec, plain) = tokens::create(&state, &caller, spec).await?;
     Ok(created(rec, plain))
@@ -142,7 +143,7 @@ pub async fn update_token(
     Path(id): Path<String>,
     Json(req): Json<UpdateTokenRequest>,
 ) -> ApiResult<axum::Json<TokenView>> {
-    let name = tokens::validate_name(&req.name)?;
+    let name = TokenName::try_from(req.name)?;
     let scopes = tokens::validate_scopes(&state, &req.scopes)?;
     tokens::ensure_covers(&caller, &scopes)?;
     let mut rec = tokens::changeable(&state, &caller, &id).await?;
@@ -155,17 +156,17 @@ pub async fn update_token(
         tokens::change_expiry(&mut rec, at, now)?;
     }
     if let Some(d) = req.description {
-        rec.description = tokens::validate_description(d)?;
+        rec.description = d.map(Description::try_from).transpose()?.map(String::from);
     }
     if let Some(m) = req.metadata {
-        rec.metadata = tokens::validate_metadata(m)?;
+        rec.metadata = Metadata::optional(m)?.map(Metadata::into_raw);
     }
     if let Some(e) = req.enabled {
         rec.enabled = e;
     }
     let details = json!({ "name": name, "scopes": scopes.names(), "enabled": rec.enabled,
                           "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) });
-    rec.name = name;
+    rec.name = name.into_string();
     rec.scopes = scopes;
     let rec = tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await?;
     Ok(axum::Json(rec.into()))

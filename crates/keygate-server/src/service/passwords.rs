@@ -1,5 +1,5 @@
 //! People's credentials: argon2id password hashes, generated passwords, and the rules for
-//! passwords and usernames.
+//! passwords.
 
 use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
@@ -11,7 +11,6 @@ use crate::error::{ApiError, ApiResult};
 pub const MIN_PASSWORD_CHARS: usize = 12;
 /// argon2 hashes whatever it is given; a bound keeps one request from costing seconds.
 pub const MAX_PASSWORD_BYTES: usize = 1024;
-pub const MAX_USERNAME_CHARS: usize = 64;
 
 /// A password for the operator to hand on: 24 base62 characters, about 143 bits.
 pub fn generate_password() -> String {
@@ -32,25 +31,6 @@ pub fn validate_password(password: &str) -> ApiResult<()> {
         )));
     }
     Ok(())
-}
-
-/// Letters, digits and `.`, `_`, `-`, `@`, starting with a letter or digit: names that read the
-/// same in a log line, a URL and a table.
-pub fn validate_username(name: &str) -> ApiResult<()> {
-    let ok = !name.is_empty()
-        && name.chars().count() <= MAX_USERNAME_CHARS
-        && name.starts_with(|c: char| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-' | '@'));
-    if ok {
-        Ok(())
-    } else {
-        Err(ApiError::Unprocessable(format!(
-            "username must be 1-{MAX_USERNAME_CHARS} characters: letters, digits, '.', '_', '-', \
-             '@', starting with a letter or digit"
-        )))
-    }
 }
 
 /// The PHC string of an argon2id hash (argon2's defaults: 19 MiB, 2 passes), computed off the
@@ -94,19 +74,4 @@ fn dummy_hash() -> &'static str {
     HASH.get_or_init(|| {
         hash_password_blocking(&generate_password()).expect("hashing a random password")
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn usernames_are_checked() {
-        for good in ["admin", "mia.k", "ci-bot_2", "a@example.com"] {
-            assert!(validate_username(good).is_ok(), "{good}");
-        }
-        for bad in ["", "-x", "has space", "ümlaut", &"x".repeat(65)] {
-            assert!(validate_username(bad).is_err(), "{bad}");
-        }
-    }
 }

@@ -1,11 +1,11 @@
 //! Logging in and out of the web page: a login checks the password under the login limiters and
 //! opens a session; the cookie that names it is shown once, to the browser.
 
-use keygate_core::{base62, AuditAction, Role, TokenHash};
+use keygate_core::{base62, AuditAction, TokenHash};
 use keygate_store::{NewAudit, SessionRecord, Write, DEFAULT_TENANT};
 use serde_json::json;
 
-use crate::auth::session::SessionUser;
+use crate::auth::session::{stored_role, SessionUser};
 use crate::auth::LiveSession;
 use crate::dto::LoginRequest;
 use crate::error::{ApiError, ApiResult};
@@ -61,10 +61,7 @@ pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> A
         return Err(ApiError::InvalidCredentials);
     };
     limiter.account_at_address.clear(&account_key);
-    let role: Role = user
-        .role
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("user {}: {e}", user.id)))?;
+    let role = stored_role(&user)?;
     let mut cookie_value = String::new();
     base62::random(SESSION_ID_CHARS, &mut cookie_value);
     let mut csrf_token = String::new();

@@ -1,13 +1,13 @@
 //! Tenants: creating one, with its first admin user and that admin's token, in one transaction.
 
-use keygate_core::{AuditAction, PlainToken, Role, TokenId};
+use keygate_core::{AuditAction, PlainToken, Role, TokenId, Username};
 use keygate_store::{TokenRecord, UserRecord, Write};
 use serde_json::json;
 
 use crate::auth::{Authorized, TenantsAdmin};
 use crate::dto::{CreateTenantRequest, CreatedTenant};
 use crate::error::{ApiError, ApiResult};
-use crate::service::passwords::{self, generate_password, validate_password, validate_username};
+use crate::service::passwords::{self, generate_password, validate_password};
 use crate::service::tokens;
 use crate::service::users::new_user_id;
 use crate::state::AppState;
@@ -40,8 +40,7 @@ pub async fn create_tenant(
     req: CreateTenantRequest,
 ) -> ApiResult<CreatedTenant> {
     validate_tenant_name(&req.name)?;
-    let username = req.admin_username.unwrap_or_else(|| "admin".to_owned());
-    validate_username(&username)?;
+    let username = Username::try_from(req.admin_username.unwrap_or_else(|| "admin".to_owned()))?;
     let (password, generated) = match req.admin_password {
         Some(p) => {
             validate_password(&p)?;
@@ -53,7 +52,7 @@ pub async fn create_tenant(
     let admin = UserRecord {
         id: new_user_id(),
         tenant_id: req.name.clone(),
-        username,
+        username: username.into_string(),
         password_hash: passwords::hash_password(password.clone()).await?,
         role: Role::Admin.as_str().to_owned(),
         created_at: now,

@@ -1,109 +1,21 @@
 //! Token management as operations on behalf of a caller: visibility, no escalation, audit and
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
+use keygate_core::fields::{Description, ExternalId, FieldError, Metadata, Problem, TokenName};
 use keygate_core::AuditAction;
 use keygate_core::{PlainToken, ScopeCatalog, ScopeSet, TokenHash, TokenId};
 use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write};
 use serde_json::json;
-use serde_json::value::RawValue;
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Caller, MayChangeTokens};
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
-pub const MAX_NAME_CHARS: usize = 200;
-pub const MAX_DESCRIPTION_CHARS: usize = 1000;
-pub const MAX_METADATA_BYTES: usize = 4096;
-/// Readers of a token's metadata (the CLI, clients in any language) parse it into a tree;
-/// deep nesting breaks them long before the size limit does.
-pub const MAX_METADATA_DEPTH: usize = 16;
 pub const MAX_SCOPES: usize = 100;
 pub const MAX_GRACE_SECONDS: u64 = 30 * 24 * 3600;
 /// Ten years: long enough for any real token, short enough to stay far from time overflow.
 pub const MAX_LIFETIME_SECONDS: u64 = 10 * 365 * 24 * 3600;
-
-pub fn validate_name(name: &str) -> ApiResult<String> {
-    let name = name.trim();
-    let chars = name.chars().count();
-    if chars == 0 {
-        return Err(ApiError::Unprocessable("name must not be empty".into()));
-    }
-    if chars > MAX_NAME_CHARS {
-        return Err(ApiError::Unprocessable(format!(
-            "name is {chars} characters long; at most {MAX_NAME_CHARS} are allowed"
-        )));
-    }
-    if name.chars().any(char::is_control) {
-        return Err(ApiError::Unprocessable(
-            "name must not contain control characters".into(),
-        ));
-    }
-    Ok(name.to_owned())
-}
-
-pub fn validate_description(d: Option<String>) -> ApiResult<Option<String>> {
-    match d {
-        Some(d) if d.chars().count() > MAX_DESCRIPTION_CHARS => Err(ApiError::Unprocessable(
-            format!("description is longer than {MAX_DESCRIPTION_CHARS} characters"),
-        )),
-        d => Ok(d),
-    }
-}
-
-pub fn validate_metadata(m: Option<Box<RawValue>>) -> ApiResult<Option<Box<RawValue>>> {
-    let Some(m) = m else { return Ok(None) };
-    if m.get() == "null" {
-        return Ok(None);
-    }
-    if !m.get().trim_start().starts_with('{') {
-        return Err(ApiError::Unprocessable(
-            "metadata must be a JSON object".into(),
-        ));
-    }
-    if m.get().len() > MAX_METADATA_BYTES {
-        return Err(ApiError::Unprocessable(format!(
-            "metadata is larger than {MAX_METADATA_BYTES} bytes"
-        )));
-    }
-    let depth = nesting_depth(m.get());
-    if depth > MAX_METADATA_DEPTH {
-        return Err(ApiError::Unprocessable(format!(
-            "metadata is nested {depth} levels deep; at most {MAX_METADATA_DEPTH} levels are \
-             allowed"
-        )));
-    }
-    Ok(Some(m))
-}
-
-/// How deeply objects and arrays nest in `json` (valid JSON; the outermost object is level 1).
-/// Counted on the text: parsing it into a tree is what fails on deep input (serde_json, and
-/// so the CLI, stops at 128 levels; Python clients hit their recursion limit).
-fn nesting_depth(json: &str) -> usize {
-    let (mut depth, mut deepest) = (0usize, 0usize);
-    let (mut in_string, mut escaped) = (false, false);
-    for b in json.bytes() {
-        if in_string {
-            match b {
-                _ if escaped => escaped = false,
-                b'\\' => escaped = true,
-                b'"' => in_string = false,
-                _ => {}
-            }
-            continue;
-        }
-        match b {
-            b'"' => in_string = true,
-            b'{' | b'[' => {
-                depth += 1;
-                deepest = deepest.max(depth);
-            }
-            b'}' | b']' => depth = depth.saturating_sub(1),
-            _ => {}
-        }
-    }
-    deepest
-}
 
 /// Parses requested scopes against the deployment's catalogue.
 pub fn validate_scopes(state: &AppState, names: &[String]) -> ApiResult<ScopeSet> {
@@ -146,22 +58,22 @@ pub fn ensure_covers(caller: &Caller, wanted: &ScopeSet) -> ApiResult<()> {
     }
 }
 
+/// The expiry asked for, as `expiresAt` or as `expiresIn` seconds from `now`; a refusal names
+/// the native field, which another surface renames to its own.
 pub fn expiry(
     now: OffsetDateTime,
     at: Option<OffsetDateTime>,
     in_seconds: Option<u64>,
-) -> ApiResult<Option<OffsetDateTime>> {
+) -> Result<Option<OffsetDateTime>, FieldError> {
+    let at_refused = |problem| Err(FieldError::new("expiresAt", problem));
+    let in_refused = |problem| Err(FieldError::new("expiresIn", problem));
     match (at, in_seconds) {
-        (Some(_), Some(_)) => Err(ApiError::Unprocessable(
-            "give expiresAt or expiresIn, not both".into(),
-        )),
+        (Some(_), Some(_)) => at_refused(Problem::NotBoth { other: "expiresIn" }),
         (Some(at), None) => {
             // Bounded before the conversion to UTC, which panics outside the years time
             // represents (`9999-12-31T23:59:59-23:59`).
             if at > now + Duration::seconds(MAX_LIFETIME_SECONDS as i64) {
-                return Err(ApiError::Unprocessable(
-                    "expiresAt is more than ten years away".into(),
-                ));
+                return at_refused(Problem::TooFarAway);
             }
             // Compared at the precision it is stored at: an instant less than a millisecond
             // after `now` would be stored as `now`, a token expired on creation.
@@ -171,16 +83,12 @@ pub fn expiry(
                 at
             };
             if at <= now {
-                return Err(ApiError::Unprocessable("expiresAt is in the past".into()));
+                return at_refused(Problem::InPast);
             }
             Ok(Some(at))
         }
-        (None, Some(0)) => Err(ApiError::Unprocessable(
-            "expiresIn must be at least 1 second".into(),
-        )),
-        (None, Some(s)) if s > MAX_LIFETIME_SECONDS => Err(ApiError::Unprocessable(
-            "expiresIn is more than ten years".into(),
-        )),
+        (None, Some(0)) => in_refused(Problem::TooShortLifetime),
+        (None, Some(s)) if s > MAX_LIFETIME_SECONDS => in_refused(Problem::TooLongLifetime),
         (None, Some(s)) => Ok(Some(now + Duration::seconds(s as i64))),
         (None, None) => Ok(None),
     }
@@ -268,18 +176,33 @@ pub(super) async fn apply_then_forget(
 }
 
 /// What a new token is made of, already validated.
-#[derive(Default)]
 pub struct NewToken {
-    pub name: String,
+    pub name: TokenName,
     pub scopes: ScopeSet,
     pub expires_at: Option<OffsetDateTime>,
     pub owner_id: Option<String>,
-    pub description: Option<String>,
-    pub metadata: Option<Box<RawValue>>,
+    pub description: Option<Description>,
+    pub metadata: Option<Metadata>,
     /// A secret the client chose (Instana's `accessGrantingToken`); `None` mints one.
     pub secret: Option<PlainToken>,
     /// An id the client chose (Instana's `internalId`).
-    pub external_id: Option<String>,
+    pub external_id: Option<ExternalId>,
+}
+
+impl NewToken {
+    /// A token with only a name and scopes; the other parts are set by struct update.
+    pub fn new(name: TokenName, scopes: ScopeSet) -> Self {
+        Self {
+            name,
+            scopes,
+            expires_at: None,
+            owner_id: None,
+            description: None,
+            metadata: None,
+            secret: None,
+            external_id: None,
+        }
+    }
 }
 
 /// The id and the secret of a new token: minted, or the client's own secret checked the way
@@ -331,9 +254,9 @@ pub async fn create(
         id,
         tenant_id: caller.tenant_id().to_owned(),
         hash: plain.hash(),
-        name: spec.name,
-        description: spec.description,
-        metadata: spec.metadata,
+        name: spec.name.into_string(),
+        description: spec.description.map(Description::into_string),
+        metadata: spec.metadata.map(Metadata::into_raw),
         owner_id,
         scopes: spec.scopes,
         enabled: true,
@@ -343,7 +266,7 @@ pub async fn create(
         last_used_at: None,
         last_used_ip: None,
         created_by: Some(caller.actor()),
-        external_id: spec.external_id,
+        external_id: spec.external_id.map(ExternalId::into_string),
         rotated_to: None,
     };
     let entry = audit(
@@ -578,14 +501,6 @@ fn not_found_as_token(e: ApiError) -> ApiError {
 mod tests {
     use super::*;
 
-    #[test]
-    fn nesting_depth_counts_objects_and_arrays_not_brackets_in_strings() {
-        assert_eq!(nesting_depth("{}"), 1);
-        assert_eq!(nesting_depth(r#"{"a":[1,{"b":[]}],"c":{}}"#), 4);
-        assert_eq!(nesting_depth(r#"{"a":"[[[{{{","b":"\"[[[\\"}"#), 1);
-        assert_eq!(nesting_depth(r#"{"\\":{"x":"\\\"{"}}"#), 2);
-    }
-
     fn now() -> OffsetDateTime {
         keygate_store::to_store_precision(OffsetDateTime::now_utc())
     }
@@ -596,10 +511,10 @@ mod tests {
         // on this: it was accepted and stored truncated to `now`, expired on creation.
         let now = now();
         let at = now + Duration::microseconds(400);
-        assert!(matches!(
-            expiry(now, Some(at), None),
-            Err(ApiError::Unprocessable(_))
-        ));
+        assert_eq!(
+            expiry(now, Some(at), None).unwrap_err().problem(),
+            &Problem::InPast
+        );
         let later = now + Duration::milliseconds(1) + Duration::microseconds(400);
         assert_eq!(
             expiry(now, Some(later), None).unwrap(),
@@ -615,10 +530,7 @@ mod tests {
             time::macros::datetime!(9999-12-31 23:59:59.999999999 -23:59),
             time::macros::datetime!(0000-01-01 00:00:00 +23:59),
         ] {
-            assert!(matches!(
-                expiry(now, Some(at), None),
-                Err(ApiError::Unprocessable(_))
-            ));
+            assert!(expiry(now, Some(at), None).is_err());
         }
     }
 }

@@ -3,16 +3,17 @@
 //! `users:write` alone can never mint an admin.
 
 use keygate_core::AuditAction;
-use keygate_core::{base62, Role};
+use keygate_core::{base62, Role, Username};
 use keygate_store::{
     NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
 };
 use serde_json::json;
 
+use crate::auth::session::stored_role;
 use crate::auth::{Authorized, Caller, UsersWrite};
 use crate::dto::{CreateUserRequest, UpdateUserRequest};
 use crate::error::{ApiError, ApiResult};
-use crate::service::passwords::{self, generate_password, validate_password, validate_username};
+use crate::service::passwords::{self, generate_password, validate_password};
 use crate::service::tokens;
 use crate::state::AppState;
 
@@ -20,17 +21,6 @@ pub fn new_user_id() -> String {
     let mut id = String::from("usr_");
     base62::random(16, &mut id);
     id
-}
-
-pub fn parse_role(s: &str) -> ApiResult<Role> {
-    s.parse()
-        .map_err(|e: keygate_core::role::UnknownRole| ApiError::Unprocessable(e.to_string()))
-}
-
-fn stored_role(u: &UserRecord) -> ApiResult<Role> {
-    u.role
-        .parse()
-        .map_err(|e| ApiError::Internal(format!("user {}: {e}", u.id)))
 }
 
 /// No escalation through accounts: the caller must hold every scope of `role`.
@@ -66,8 +56,8 @@ pub async fn create(
     caller: &Authorized<UsersWrite>,
     req: CreateUserRequest,
 ) -> ApiResult<(UserRecord, Option<String>)> {
-    validate_username(&req.username)?;
-    let role = parse_role(req.role.as_deref().unwrap_or("member"))?;
+    let username = Username::try_from(req.username)?;
+    let role: Role = req.role.as_deref().unwrap_or("member").parse()?;
     ensure_may_manage(state, caller, role)?;
     let (password, generated) = match req.password {
         Some(p) => {
@@ -79,7 +69,7 @@ pub async fn create(
     let user = UserRecord {
         id: new_user_id(),
         tenant_id: caller.tenant_id().to_owned(),
-        username: req.username,
+        username: username.into_string(),
         password_hash: passwords::hash_password(password.clone()).await?,
         role: role.as_str().to_owned(),
         created_at: keygate_store::now(),
@@ -121,7 +111,7 @@ pub async fn update(
     ensure_may_manage(state, caller, current)?;
     let mut details = json!({ "username": user.username });
     if let Some(r) = &req.role {
-        let new = parse_role(r)?;
+        let new: Role = r.parse()?;
         ensure_may_manage(state, caller, new)?;
         details["roleFrom"] = json!(current.as_str());
         details["roleTo"] = json!(new.as_str());

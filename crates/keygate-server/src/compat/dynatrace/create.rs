@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use keygate_core::TokenName;
 use serde_json::Value;
 
 use super::error::*;
@@ -29,38 +30,28 @@ pub async fn create_token(
     let caller = caller?;
     let obj = object(body)?;
     let now = keygate_store::now();
-    let mut violations = Vec::new();
+    let mut violations = Violations::default();
     let name = match present(&obj, "name") {
-        Some(Value::String(n)) => match tokens::validate_name(n) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                violations.push(field_error(e, "name")?);
-                None
-            }
-        },
+        Some(Value::String(n)) => violations.field("name", n.parse::<TokenName>()),
         Some(_) => {
-            violations.push(violation("name", "must be a string", BODY));
+            violations.add("name", "must be a string");
             None
         }
         None => {
-            violations.push(violation("name", "must not be null", BODY));
+            violations.add("name", "must not be null");
             None
         }
     };
     let scopes = match present(&obj, "scopes").map(scope_names) {
-        Some(Some(names)) => match tokens::validate_scopes(&state, &names) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                violations.push(field_error(e, "scopes")?);
-                None
-            }
-        },
+        Some(Some(names)) => {
+            violations.checked("scopes", tokens::validate_scopes(&state, &names))?
+        }
         Some(None) => {
-            violations.push(violation("scopes", "must be an array of strings", BODY));
+            violations.add("scopes", "must be an array of strings");
             None
         }
         None => {
-            violations.push(violation("scopes", "must not be null", BODY));
+            violations.add("scopes", "must not be null");
             None
         }
     };
@@ -75,14 +66,12 @@ pub async fn create_token(
                     .and_then(|ms| query::parse_time(&ms.to_string(), now)),
                 _ => Err("must be a string or epoch milliseconds".to_owned()),
             };
-            match at.map(|at| tokens::expiry(now, Some(at), None)) {
-                Ok(Ok(at)) => at,
-                Ok(Err(e)) => {
-                    violations.push(field_error(e, "expirationDate")?);
-                    None
-                }
+            match at {
+                Ok(at) => violations
+                    .field("expirationDate", tokens::expiry(now, Some(at), None))
+                    .flatten(),
                 Err(m) => {
-                    violations.push(violation("expirationDate", m, BODY));
+                    violations.add("expirationDate", m);
                     None
                 }
             }
@@ -92,30 +81,25 @@ pub async fn create_token(
         None => None,
         Some(Value::Bool(true)) => {
             if caller.owner_id() == caller.tenant_id() {
-                violations.push(violation(
+                violations.add(
                     "personalAccessToken",
                     "the calling token belongs to the tenant, not to a user, so it cannot create \
                      a personal access token",
-                    BODY,
-                ));
+                );
             }
             None
         }
         Some(Value::Bool(false)) => Some(caller.tenant_id().to_owned()),
         Some(_) => {
-            violations.push(violation("personalAccessToken", "must be a boolean", BODY));
+            violations.add("personalAccessToken", "must be a boolean");
             None
         }
     };
-    let (Some(name), Some(scopes), true) = (name, scopes, violations.is_empty()) else {
-        return Err(DtError::invalid(violations));
-    };
+    let (name, scopes) = violations.finish(name.zip(scopes))?;
     let spec = NewToken {
-        name,
-        scopes,
         expires_at,
         owner_id,
-        ..NewToken::default()
+        ..NewToken::new(name, scopes)
     };
     let (rec, plain) = tokens::create(&state, &caller, spec).await?;
     Ok((

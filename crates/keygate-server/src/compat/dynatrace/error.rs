@@ -5,7 +5,8 @@ use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::{IntoResponse, Response};
 
 use super::model::*;
-use crate::error::ApiError;
+use crate::error::{ApiError, ApiResult};
+use keygate_core::FieldError;
 
 /// A native error in Dynatrace's shape: validation failures are 400 with their constraint
 /// violations.
@@ -56,11 +57,41 @@ impl DtError {
     }
 }
 
-/// A validation error of `crate::service::tokens` as a violation of one input.
-pub(super) fn field_error(e: ApiError, path: &str) -> Result<ConstraintViolation, DtError> {
-    match e {
-        ApiError::BadRequest(m) | ApiError::Unprocessable(m) => Ok(violation(path, m, BODY)),
-        e => Err(e.into()),
+/// The problems of one request body, gathered so that the client hears of all of them at once.
+#[derive(Default)]
+pub(super) struct Violations(Vec<ConstraintViolation>);
+
+impl Violations {
+    /// A field's parsed value, or its refusal as a violation of the body at `path` (which the
+    /// refusal's text may call otherwise: it is the native wording).
+    pub(super) fn field<T>(&mut self, path: &str, parsed: Result<T, FieldError>) -> Option<T> {
+        parsed.map_err(|e| self.add(path, e.to_string())).ok()
+    }
+
+    /// A value checked by `crate::service::tokens`: its refusal of the input is a violation
+    /// at `path`, any other failure ends the request.
+    pub(super) fn checked<T>(&mut self, path: &str, r: ApiResult<T>) -> Result<Option<T>, DtError> {
+        match r {
+            Ok(v) => Ok(Some(v)),
+            Err(ApiError::BadRequest(m) | ApiError::Unprocessable(m)) => {
+                self.add(path, m);
+                Ok(None)
+            }
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    pub(super) fn add(&mut self, path: &str, message: impl Into<String>) {
+        self.0.push(violation(path, message, BODY));
+    }
+
+    /// What was parsed, when nothing was refused; else a 400 listing every refusal. A value
+    /// still missing was refused as well.
+    pub(super) fn finish<T>(self, parsed: Option<T>) -> Result<T, DtError> {
+        match parsed {
+            Some(v) if self.0.is_empty() => Ok(v),
+            _ => Err(DtError::invalid(self.0)),
+        }
     }
 }
 

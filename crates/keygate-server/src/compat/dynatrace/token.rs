@@ -4,7 +4,7 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use keygate_core::AuditAction;
-use keygate_core::ScopeSet;
+use keygate_core::{ScopeSet, TokenName};
 use serde_json::{json, Value};
 
 use super::error::*;
@@ -53,18 +53,12 @@ pub async fn update_token(
     let caller = caller?;
     let Path(id) = id?;
     let obj = object(body)?;
-    let mut violations = Vec::new();
+    let mut violations = Violations::default();
     let name = match present(&obj, "name") {
         None => None,
-        Some(Value::String(n)) => match tokens::validate_name(n) {
-            Ok(n) => Some(n),
-            Err(e) => {
-                violations.push(field_error(e, "name")?);
-                None
-            }
-        },
+        Some(Value::String(n)) => violations.field("name", n.parse::<TokenName>()),
         Some(_) => {
-            violations.push(violation("name", "must be a string", BODY));
+            violations.add("name", "must be a string");
             None
         }
     };
@@ -72,27 +66,21 @@ pub async fn update_token(
         None => None,
         Some(Value::Bool(b)) => Some(*b),
         Some(_) => {
-            violations.push(violation("enabled", "must be a boolean", BODY));
+            violations.add("enabled", "must be a boolean");
             None
         }
     };
     let scopes: Option<ScopeSet> = match present(&obj, "scopes").map(scope_names) {
         None => None,
-        Some(Some(names)) => match tokens::validate_scopes(&state, &names) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                violations.push(field_error(e, "scopes")?);
-                None
-            }
-        },
+        Some(Some(names)) => {
+            violations.checked("scopes", tokens::validate_scopes(&state, &names))?
+        }
         Some(None) => {
-            violations.push(violation("scopes", "must be an array of strings", BODY));
+            violations.add("scopes", "must be an array of strings");
             None
         }
     };
-    if !violations.is_empty() {
-        return Err(DtError::invalid(violations));
-    }
+    violations.finish(Some(()))?;
     if let Some(s) = &scopes {
         tokens::ensure_covers(&caller, s)?;
     }
@@ -105,7 +93,7 @@ pub async fn update_token(
         return Ok(StatusCode::NO_CONTENT);
     }
     if let Some(n) = name {
-        rec.name = n;
+        rec.name = n.into_string();
     }
     if let Some(e) = enabled {
         rec.enabled = e;

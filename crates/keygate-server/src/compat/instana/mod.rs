@@ -26,6 +26,7 @@ use std::collections::BTreeSet;
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use keygate_core::fields::{ExternalId, FieldError, Problem, TokenName};
 use keygate_core::{PlainToken, Scope, ScopeCatalog, ScopeSet};
 use keygate_store::{TokenFilter, TokenRecord};
 use serde_json::json;
@@ -45,8 +46,8 @@ pub use model::{InstanaApiToken, FLAGS};
 pub const NAMESPACE: &str = "instana";
 /// The flag (and scope) that lets a token manage tokens on this surface.
 pub const CONFIGURE_API_TOKENS: &str = "instana:canConfigureApiTokens";
-/// Longest `internalId` accepted.
-pub const MAX_INTERNAL_ID_CHARS: usize = 200;
+/// This surface's name for the id a client chose (keygate's external id).
+const INTERNAL_ID: &str = "internalId";
 /// What a read shows in place of the secret, after the token id.
 pub const MASK: &str = "_****";
 
@@ -368,52 +369,30 @@ fn updated_scopes(old: &ScopeSet, flags: &BTreeSet<&'static str>) -> ApiResult<S
     Ok(ScopeSet::new(scopes))
 }
 
-fn validate_internal_id(id: &str) -> ApiResult<()> {
-    let chars = id.chars().count();
-    if id.trim().is_empty() {
-        return Err(ApiError::Unprocessable(
-            "internalId must not be empty".into(),
-        ));
-    }
-    if chars > MAX_INTERNAL_ID_CHARS {
-        return Err(ApiError::Unprocessable(format!(
-            "internalId is {chars} characters long; at most {MAX_INTERNAL_ID_CHARS} are allowed"
-        )));
-    }
-    if id.chars().any(char::is_control) {
-        return Err(ApiError::Unprocessable(
-            "internalId must not contain control characters".into(),
-        ));
-    }
-    if keygate_core::token::has_id_shape(id) {
-        return Err(ApiError::Unprocessable(
-            "internalId must not have the shape of a keygate token id (`<prefix>_` and 16 \
-             letters or digits): a path id of that shape always means a keygate id"
-                .into(),
-        ));
-    }
-    Ok(())
+/// The client's chosen id, refused in Instana's name for the field.
+fn parse_internal_id(id: &str) -> ApiResult<ExternalId> {
+    Ok(id
+        .parse()
+        .map_err(|e: FieldError| e.for_field(INTERNAL_ID))?)
 }
 
-fn required_name(body: &InstanaApiToken) -> ApiResult<String> {
+fn required_name(body: &InstanaApiToken) -> ApiResult<TokenName> {
     match &body.name {
-        Some(n) => tokens::validate_name(n),
+        Some(n) => Ok(n.parse()?),
         None => Err(ApiError::Unprocessable("name is required".into())),
     }
 }
 
+/// This surface's name for the native `expiresAt`.
+const EXPIRES_ON: &str = "expiresOn";
+
 /// `expiresOn` (epoch milliseconds) as an expiry, checked as the native `expiresAt` is.
 fn expiry_of(ms: i64) -> ApiResult<OffsetDateTime> {
     let at = OffsetDateTime::from_unix_timestamp_nanos(ms as i128 * 1_000_000)
-        .map_err(|_| ApiError::Unprocessable("expiresOn is out of range".into()))?;
-    tokens::expiry(keygate_store::now(), Some(at), None)
-        .map_err(|e| match e {
-            ApiError::Unprocessable(m) => {
-                ApiError::Unprocessable(m.replace("expiresAt", "expiresOn"))
-            }
-            e => e,
-        })
-        .map(|e| e.expect("an expiry was given"))
+        .map_err(|_| FieldError::new(EXPIRES_ON, Problem::OutOfRange))?;
+    let at = tokens::expiry(keygate_store::now(), Some(at), None)
+        .map_err(|e| e.for_field(EXPIRES_ON))?;
+    Ok(at.expect("an expiry was given"))
 }
 
 /// The token whose id on this surface is `internal_id`, if the caller may see it. The shape
@@ -456,7 +435,7 @@ async fn create(
     internal_id: &str,
     body: InstanaApiToken,
 ) -> ApiResult<TokenRecord> {
-    validate_internal_id(internal_id)?;
+    let external_id = parse_internal_id(internal_id)?;
     let name = required_name(&body)?;
     let flags = body.flags_set();
     let secret = match body.access_granting_token {
@@ -481,12 +460,10 @@ async fn create(
         )));
     }
     let spec = NewToken {
-        name,
-        scopes,
         expires_at,
         secret: Some(PlainToken::from_client(secret)),
-        external_id: Some(internal_id.to_owned()),
-        ..NewToken::default()
+        external_id: Some(external_id),
+        ..NewToken::new(name, scopes)
     };
     match tokens::create(state, caller, spec).await {
         Ok((rec, _)) => Ok(rec),
@@ -621,7 +598,7 @@ pub async fn instana_put_token(
             tokens::change_expiry(&mut rec, Some(expiry_of(ms)?), keygate_store::now())?;
         }
     }
-    rec.name = name;
+    rec.name = name.into_string();
     rec.scopes = scopes;
     let details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
                           "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
@@ -714,12 +691,15 @@ mod tests {
 
     #[test]
     fn a_chosen_id_never_has_a_keygate_ids_shape() {
-        assert!(validate_internal_id("ci-token-1").is_ok());
+        assert!(parse_internal_id("ci-token-1").is_ok());
         for shaped in ["kg_0123456789abcdef", "dt0c01_ABCDEFGHIJKLMNOP"] {
-            assert!(matches!(
-                validate_internal_id(shaped),
-                Err(ApiError::Unprocessable(_))
-            ));
+            match parse_internal_id(shaped) {
+                Err(ApiError::Unprocessable(m)) => assert!(
+                    m.starts_with("internalId must not have the shape of a keygate token id"),
+                    "{m}"
+                ),
+                other => panic!("{shaped}: {other:?}"),
+            }
         }
     }
 }

@@ -87,15 +87,14 @@ type Caller = Result<Authorized<TokensWrite>, ApiError>;
 async fn create(state: AppState, caller: Caller) -> Result<axum::Json<Created>, InteranaError> {
     let caller = caller?;
     // Same owner, same scopes, and never a longer life than the caller's own token.
+    let name = "created by create_token"
+        .parse()
+        .expect("a valid token name");
+    let description = format!("Created by {} through /api/create_token", caller.actor());
     let spec = NewToken {
-        name: "created by create_token".into(),
-        scopes: caller.scopes().clone(),
         expires_at: caller.token().and_then(|t| t.expires_at),
-        description: Some(format!(
-            "Created by {} through /api/create_token",
-            caller.actor()
-        )),
-        ..NewToken::default()
+        description: Some(description.parse().map_err(ApiError::from)?),
+        ..NewToken::new(name, caller.scopes().clone())
     };
     let (_, plain) = tokens::create(&state, &caller, spec).await?;
     Ok(axum::Json(Created {
