@@ -154,8 +154,9 @@ pub struct TokenBody {
     pub token: SecretString,
 }
 
-/// The one request whose secret is not a `SecretString`: verify is the hottest route, and its
-/// token is checked where it lies in the request body, so its `Debug` is written by hand.
+// The one request whose secret is not a `SecretString`: verify is the hottest route, and its
+// token is checked where it lies in the request body, so its `Debug` is written by hand. (A
+// line comment: a doc comment would become the schema's description.)
 #[derive(Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct VerifyRequest<'a> {

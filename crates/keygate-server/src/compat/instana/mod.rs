@@ -91,8 +91,7 @@ mod model {
             #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
             pub struct InstanaApiToken {
                 /// The secret. Chosen by the client on creation (16–256 visible characters);
-                /// always masked in answers (`<id>_****`): keygate keeps only its hash, and an
-                /// answer holds only the mask here.
+                /// always masked in answers (`<id>_****`): keygate keeps only its hash.
                 #[serde(rename = "accessGrantingToken", default,
                         skip_serializing_if = "Option::is_none",
                         serialize_with = "crate::reveal::optional_secret")]
