@@ -1,6 +1,16 @@
 //! Where a request carries its token (DESIGN §3): the `Authorization` header with one of the
 //! seeds' schemes (`apiToken`, `Api-Token`, `Token`, `Bearer`; case-insensitive as RFC 7235
 //! says), or the `api-token` / `apiToken` / `api_token` query parameters.
+//!
+//! Every redaction of text lives here, one function per kind, each applied at one point:
+//! - a logged path and query: [`redact_tokens`], [`redact_query`], by the request log;
+//! - text a client gets back: [`redact_secrets`], by the layer around every error answer (and
+//!   by verify for `missingScopes`, the one success answer that repeats input);
+//! - a parser's complaint, which quotes input of any shape: [`redact_echoed_input`], by the
+//!   extractors that parse bodies, queries and paths, before the error answer is built.
+//!
+//! A secret held in a value is not text to redact: it is a `secrecy::SecretString` (or a
+//! [`PlainToken`](crate::PlainToken)), whose `Debug` never shows it.
 
 use std::borrow::Cow;
 

@@ -9,7 +9,7 @@
 use std::fmt;
 
 use compact_str::CompactString;
-
+use secrecy::{ExposeSecret, SecretString};
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
@@ -123,8 +123,8 @@ pub fn has_id_shape(s: &str) -> bool {
 /// A token in plaintext. It exists only between minting and the one response that shows it,
 /// or between a request's header and its hash. `Debug` never prints it, and `==` takes the
 /// same time wherever the two differ.
-#[derive(Clone)]
-pub struct PlainToken(String);
+#[derive(Clone, Debug)]
+pub struct PlainToken(SecretString);
 
 impl PlainToken {
     /// Mints a new native token: random public id and secret from the OS-seeded CSPRNG.
@@ -138,21 +138,21 @@ impl PlainToken {
         base62::random(SECRET_LEN, &mut s);
         let crc = crc32fast::hash(s.as_bytes());
         base62::encode_fixed(crc as u64, CHECKSUM_LEN, &mut s);
-        (id, PlainToken(s))
+        (id, PlainToken(s.into()))
     }
 
     /// Wraps a token string received from a client, unchecked (see [`parse`]).
     pub fn from_client(s: impl Into<String>) -> Self {
-        Self(s.into())
+        Self(s.into().into())
     }
 
     /// The plaintext, for the single response that returns it and for hashing.
     pub fn expose(&self) -> &str {
-        &self.0
+        self.0.expose_secret()
     }
 
     pub fn hash(&self) -> TokenHash {
-        TokenHash::of(&self.0)
+        TokenHash::of(self.expose())
     }
 }
 
@@ -161,17 +161,14 @@ impl PlainToken {
 /// right, so none is offered.
 impl PartialEq for PlainToken {
     fn eq(&self, other: &Self) -> bool {
-        self.0.as_bytes().ct_eq(other.0.as_bytes()).into()
+        self.expose()
+            .as_bytes()
+            .ct_eq(other.expose().as_bytes())
+            .into()
     }
 }
 
 impl Eq for PlainToken {}
-
-impl fmt::Debug for PlainToken {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("PlainToken(<redacted>)")
-    }
-}
 
 /// SHA-256 of a whole token: the only form in which keygate stores a token.
 ///
@@ -344,7 +341,7 @@ mod tests {
         let (_, tok) = PlainToken::mint(&kg());
         let dbg = format!("{tok:?} {:?}", Some(&tok));
         assert!(!dbg.contains(&tok.expose()[20..]), "{dbg}");
-        assert!(dbg.contains("redacted"), "{dbg}");
+        assert!(dbg.contains("REDACTED"), "{dbg}");
     }
 
     #[test]

@@ -16,6 +16,7 @@ use keygate_server::dto::{
 use keygate_server::error::ApiError;
 use keygate_server::extract::parse_json;
 use keygate_server::service::tokens::{self, MAX_LIFETIME_SECONDS};
+use secrecy::ExposeSecret;
 use serde_json::value::RawValue;
 use serde_json::{Map, Value};
 use time::{Duration, OffsetDateTime};
@@ -34,7 +35,7 @@ pub fn check(data: &[u8]) {
         assert_eq!(req.grace_period_seconds, given);
     }
     if let (Some(req), Some(o)) = (parsed::<TokenBody>(data, json.is_some()), object) {
-        assert_eq!(Some(req.token.as_str()), field_str(o, "token"));
+        assert_eq!(Some(req.token.expose_secret()), field_str(o, "token"));
     }
     if let Some(req) = parsed::<VerifyRequest>(data, json.is_some()) {
         check_verify(data, &req, object);

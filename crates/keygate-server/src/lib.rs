@@ -3,9 +3,10 @@
 //! [`keygate_store::Store`].
 //!
 //! The modules are layers, and imports only point down (`tests/layers.rs` checks it):
-//! `config`, `error`, `metrics`, `rfc3339_ms`, `dto` (plain data) → `limits` → `state` →
-//! `extract` → `auth` → `service` → `routes`, `compat`, `web`, `middleware`, `workers` →
-//! `api_doc` → this file, which puts the router together. `docs/architecture.md` is the map.
+//! `config`, `error`, `metrics`, `reveal`, `rfc3339_ms`, `dto` (plain data) → `limits` →
+//! `state` → `extract` → `auth` → `service` → `routes`, `compat`, `web`, `middleware`,
+//! `workers` → `api_doc` → this file, which puts the router together. `docs/architecture.md`
+//! is the map.
 
 pub mod api_doc;
 pub mod auth;
@@ -17,6 +18,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod reveal;
 pub mod rfc3339_ms;
 pub mod routes;
 pub mod service;

@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 
 /// Bottom first. Modules of one layer may not use each other.
 const LAYERS: &[&[&str]] = &[
-    &["config", "error", "metrics", "rfc3339_ms"],
+    &["config", "error", "metrics", "reveal", "rfc3339_ms"],
     &["dto", "limits"],
     &["state"],
     &["extract"],

@@ -1,6 +1,7 @@
 //! Records as the store keeps them. Times are UTC; `None` for `expires_at` means never.
 
 use keygate_core::{ScopeSet, TokenHash, TokenId};
+use secrecy::SecretString;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
 
@@ -83,52 +84,27 @@ pub fn status(
     }
 }
 
-#[derive(Clone)]
+/// The password hash stays out of logs, even though it is only a hash.
+#[derive(Clone, Debug)]
 pub struct UserRecord {
     pub id: String,
     pub tenant_id: String,
     pub username: String,
-    pub password_hash: String,
+    pub password_hash: SecretString,
     pub role: String,
     pub created_at: OffsetDateTime,
 }
 
-/// The password hash stays out of logs, even though it is only a hash.
-impl std::fmt::Debug for UserRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("UserRecord")
-            .field("id", &self.id)
-            .field("tenant_id", &self.tenant_id)
-            .field("username", &self.username)
-            .field("role", &self.role)
-            .field("created_at", &self.created_at)
-            .finish_non_exhaustive()
-    }
-}
-
-/// A web login: the SHA-256 of the cookie's value, and the CSRF token the page echoes.
-#[derive(Clone)]
+/// A web login: the SHA-256 of the cookie's value, and the CSRF token the page echoes. The
+/// CSRF token stays out of logs: with a stolen cookie it is what a forged request lacks.
+#[derive(Clone, Debug)]
 pub struct SessionRecord {
     pub hash: TokenHash,
     pub tenant_id: String,
     pub user_id: String,
-    pub csrf_token: String,
+    pub csrf_token: SecretString,
     pub created_at: OffsetDateTime,
     pub expires_at: OffsetDateTime,
-}
-
-/// The CSRF token stays out of logs: with a stolen cookie it is what a forged request lacks.
-impl std::fmt::Debug for SessionRecord {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SessionRecord")
-            .field("hash", &self.hash)
-            .field("tenant_id", &self.tenant_id)
-            .field("user_id", &self.user_id)
-            .field("csrf_token", &"<redacted>")
-            .field("created_at", &self.created_at)
-            .field("expires_at", &self.expires_at)
-            .finish()
-    }
 }
 
 /// One change; a batch of them is applied in one transaction together with its audit entries,
@@ -291,6 +267,6 @@ mod tests {
     fn debug_of_a_session_hides_the_csrf_token() {
         let dbg = format!("{:?} {:?}", session(), Write::InsertSession(session()));
         assert!(!dbg.contains(CSRF), "{dbg}");
-        assert!(dbg.contains("<redacted>") && dbg.contains("usr_1"), "{dbg}");
+        assert!(dbg.contains("REDACTED") && dbg.contains("usr_1"), "{dbg}");
     }
 }

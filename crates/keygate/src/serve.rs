@@ -77,8 +77,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let store: Arc<dyn Store> = Arc::new(sql.clone());
 
     let given = bootstrap::Given {
-        token: secret_from_env("KEYGATE_BOOTSTRAP_TOKEN")?,
-        admin_password: secret_from_env("KEYGATE_ADMIN_PASSWORD")?,
+        token: secret_from_env("KEYGATE_BOOTSTRAP_TOKEN")?
+            .map(keygate_core::PlainToken::from_client),
+        admin_password: secret_from_env("KEYGATE_ADMIN_PASSWORD")?.map(Into::into),
     };
     let given_token = given.token.clone();
     match bootstrap::run(store.as_ref(), &config.server.prefix, given).await? {
@@ -96,7 +97,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
             );
         }
         None => {
-            let hash = given_token.map(|t| keygate_core::PlainToken::from_client(t).hash());
+            let hash = given_token.map(|t| t.hash());
             if let Some(hash) = hash {
                 if store.token_by_hash(&hash).await?.is_none() {
                     tracing::warn!(

@@ -9,6 +9,7 @@ use axum::http::request::Parts;
 use axum::http::{header, HeaderMap, Method};
 use keygate_core::{Role, ScopeSet, TokenHash};
 use keygate_store::{SessionRecord, UserRecord};
+use secrecy::ExposeSecret;
 use subtle::ConstantTimeEq;
 
 use crate::dto::SessionView;
@@ -85,7 +86,7 @@ pub(in crate::auth) async fn authenticate(
             .get(CSRF_HEADER)
             .map(|v| v.as_bytes())
             .unwrap_or_default();
-        let expected = user.session.csrf_token.as_bytes();
+        let expected = user.session.csrf_token.expose_secret().as_bytes();
         if !bool::from(sent.ct_eq(expected)) {
             return Err(ApiError::CsrfFailed);
         }

@@ -6,6 +6,7 @@ use keygate_core::fields::{Description, Metadata, TokenName};
 use keygate_core::AuditAction;
 use keygate_core::PlainToken;
 use keygate_store::TokenFilter;
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::auth::{AnyScope, Authorized, Caller, CallingToken, TokensRead, TokensWrite};
@@ -46,7 +47,7 @@ fn created(
         StatusCode::CREATED,
         axum::Json(CreatedToken {
             meta: rec.into(),
-            token: plain.expose().to_owned(),
+            token: plain.expose().into(),
         }),
     )
 }
@@ -262,7 +263,7 @@ pub async fn lookup_token(
     caller: Authorized<TokensRead>,
     Json(req): Json<TokenBody>,
 ) -> ApiResult<axum::Json<TokenView>> {
-    match tokens::visible_by_secret(&state, &caller, &req.token).await? {
+    match tokens::visible_by_secret(&state, &caller, req.token.expose_secret()).await? {
         Some(t) => Ok(axum::Json(t.into())),
         None => Err(ApiError::token_not_found()),
     }

@@ -6,26 +6,15 @@ use anyhow::{bail, Context};
 use keygate_core::token::{self, ParsedToken};
 use keygate_core::{PlainToken, ScopeSet, TokenId, TokenPrefix};
 use keygate_store::{Bootstrap, Store, TokenRecord, UserRecord, DEFAULT_TENANT};
+use secrecy::{ExposeSecret, SecretString};
 
 pub use crate::service::passwords::MIN_PASSWORD_CHARS;
 
 /// What the operator supplied (from `KEYGATE_BOOTSTRAP_TOKEN` / `KEYGATE_ADMIN_PASSWORD`).
-#[derive(Default)]
+#[derive(Debug, Default)]
 pub struct Given {
-    pub token: Option<String>,
-    pub admin_password: Option<String>,
-}
-
-impl std::fmt::Debug for Given {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Given")
-            .field("token", &self.token.as_ref().map(|_| "<redacted>"))
-            .field(
-                "admin_password",
-                &self.admin_password.as_ref().map(|_| "<redacted>"),
-            )
-            .finish()
-    }
+    pub token: Option<PlainToken>,
+    pub admin_password: Option<SecretString>,
 }
 
 /// Secrets generated on this start, to be shown once. Empty fields were given by the operator.
@@ -46,7 +35,7 @@ fn prepare(
 ) -> anyhow::Result<(TokenId, PlainToken, bool, String, bool)> {
     let (id, plain, token_generated) = match &given.token {
         Some(t) => {
-            let id = match token::parse(t, prefix) {
+            let id = match token::parse(t.expose(), prefix) {
                 Ok(ParsedToken::Native { id }) => TokenId::from_stored(id.to_owned()),
                 Ok(ParsedToken::Foreign) => TokenId::generate(prefix),
                 Err(e) => bail!(
@@ -55,7 +44,7 @@ fn prepare(
                     prefix.as_str()
                 ),
             };
-            (id, PlainToken::from_client(t.clone()), false)
+            (id, t.clone(), false)
         }
         None => {
             let (id, plain) = PlainToken::mint(prefix);
@@ -63,10 +52,10 @@ fn prepare(
         }
     };
     let (password, password_generated) = match &given.admin_password {
-        Some(p) if p.chars().count() < MIN_PASSWORD_CHARS => {
+        Some(p) if p.expose_secret().chars().count() < MIN_PASSWORD_CHARS => {
             bail!("KEYGATE_ADMIN_PASSWORD must be at least {MIN_PASSWORD_CHARS} characters")
         }
-        Some(p) => (p.clone(), false),
+        Some(p) => (p.expose_secret().to_owned(), false),
         None => (crate::service::passwords::generate_password(), true),
     };
     Ok((id, plain, token_generated, password, password_generated))
@@ -86,7 +75,7 @@ pub async fn run(
         id: user_id.clone(),
         tenant_id: DEFAULT_TENANT.into(),
         username: "admin".into(),
-        password_hash: hash_password(&password)?,
+        password_hash: hash_password(&password)?.into(),
         role: "admin".into(),
         created_at: now,
     };

@@ -5,6 +5,7 @@ use argon2::password_hash::rand_core::OsRng;
 use argon2::password_hash::{PasswordHash, PasswordHasher, PasswordVerifier, SaltString};
 use argon2::Argon2;
 use keygate_core::base62;
+use secrecy::{ExposeSecret, SecretString};
 
 use crate::error::{ApiError, ApiResult};
 
@@ -35,10 +36,11 @@ pub fn validate_password(password: &str) -> ApiResult<()> {
 
 /// The PHC string of an argon2id hash (argon2's defaults: 19 MiB, 2 passes), computed off the
 /// async threads because it takes tens of milliseconds by design.
-pub async fn hash_password(password: String) -> ApiResult<String> {
-    tokio::task::spawn_blocking(move || hash_password_blocking(&password))
+pub async fn hash_password(password: SecretString) -> ApiResult<SecretString> {
+    tokio::task::spawn_blocking(move || hash_password_blocking(password.expose_secret()))
         .await
         .map_err(|e| ApiError::Internal(format!("password hashing task: {e}")))?
+        .map(Into::into)
         .map_err(ApiError::Internal)
 }
 
@@ -53,13 +55,19 @@ pub fn hash_password_blocking(password: &str) -> Result<String, String> {
 /// Checks a password against a stored hash; `None` (no such user) is checked against a hash
 /// of nothing at the same cost, so the answer takes as long for a name that does not exist.
 /// argon2's `verify_password` compares the computed and stored outputs in constant time.
-pub async fn password_matches(stored: Option<String>, password: String) -> ApiResult<bool> {
+pub async fn password_matches(
+    stored: Option<SecretString>,
+    password: SecretString,
+) -> ApiResult<bool> {
     tokio::task::spawn_blocking(move || {
-        let phc = stored.as_deref().unwrap_or_else(|| dummy_hash());
+        let phc = stored
+            .as_ref()
+            .map(|s| s.expose_secret())
+            .unwrap_or_else(|| dummy_hash());
         let ok = PasswordHash::new(phc)
             .map(|h| {
                 Argon2::default()
-                    .verify_password(password.as_bytes(), &h)
+                    .verify_password(password.expose_secret().as_bytes(), &h)
                     .is_ok()
             })
             .unwrap_or(false);

@@ -3,6 +3,7 @@
 
 use keygate_core::{base62, AuditAction, TokenHash};
 use keygate_store::{NewAudit, SessionRecord, Write, DEFAULT_TENANT};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::auth::session::{stored_role, SessionUser};
@@ -45,7 +46,7 @@ pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> A
             wait.as_secs() + u64::from(wait.subsec_nanos() > 0),
         ));
     }
-    let user = if req.password.len() <= passwords::MAX_PASSWORD_BYTES {
+    let user = if req.password.expose_secret().len() <= passwords::MAX_PASSWORD_BYTES {
         state.store.user_by_name(&tenant, &req.username).await?
     } else {
         None
@@ -70,7 +71,7 @@ pub async fn login(state: &AppState, ip: Option<String>, req: LoginRequest) -> A
         hash: TokenHash::of(&cookie_value),
         tenant_id: user.tenant_id.clone(),
         user_id: user.id.clone(),
-        csrf_token,
+        csrf_token: csrf_token.into(),
         created_at: now,
         expires_at: now + state.config.session_ttl,
     };

@@ -2,6 +2,7 @@
 
 use keygate_core::{AuditAction, PlainToken, Role, TokenId, Username};
 use keygate_store::{TokenRecord, UserRecord, Write};
+use secrecy::ExposeSecret;
 use serde_json::json;
 
 use crate::auth::{Authorized, TenantsAdmin};
@@ -43,10 +44,10 @@ pub async fn create_tenant(
     let username = Username::try_from(req.admin_username.unwrap_or_else(|| "admin".to_owned()))?;
     let (password, generated) = match req.admin_password {
         Some(p) => {
-            validate_password(&p)?;
+            validate_password(p.expose_secret())?;
             (p, false)
         }
-        None => (generate_password(), true),
+        None => (generate_password().into(), true),
     };
     let now = keygate_store::now();
     let admin = UserRecord {
@@ -108,7 +109,7 @@ pub async fn create_tenant(
         created_at: now,
         admin: admin.into(),
         admin_password: generated.then_some(password),
-        admin_token: plain.expose().to_owned(),
+        admin_token: plain.expose().into(),
         admin_token_id: token.id.to_string(),
     })
 }

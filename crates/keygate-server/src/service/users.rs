@@ -7,6 +7,7 @@ use keygate_core::{base62, Role, Username};
 use keygate_store::{
     NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
 };
+use secrecy::{ExposeSecret, SecretString};
 use serde_json::json;
 
 use crate::auth::session::stored_role;
@@ -55,16 +56,16 @@ pub async fn create(
     state: &AppState,
     caller: &Authorized<UsersWrite>,
     req: CreateUserRequest,
-) -> ApiResult<(UserRecord, Option<String>)> {
+) -> ApiResult<(UserRecord, Option<SecretString>)> {
     let username = Username::try_from(req.username)?;
     let role: Role = req.role.as_deref().unwrap_or("member").parse()?;
     ensure_may_manage(state, caller, role)?;
     let (password, generated) = match req.password {
         Some(p) => {
-            validate_password(&p)?;
+            validate_password(p.expose_secret())?;
             (p, false)
         }
-        None => (generate_password(), true),
+        None => (generate_password().into(), true),
     };
     let user = UserRecord {
         id: new_user_id(),
@@ -119,7 +120,7 @@ pub async fn update(
     }
     let mut writes = Vec::new();
     if let Some(p) = req.password {
-        validate_password(&p)?;
+        validate_password(p.expose_secret())?;
         user.password_hash = passwords::hash_password(p).await?;
         details["passwordChanged"] = json!(true);
         writes.push(Write::DeleteUserSessions {

@@ -2,6 +2,7 @@
 //! behind logging in.
 
 use keygate_core::TokenHash;
+use secrecy::ExposeSecret;
 use sqlx::any::AnyRow;
 use sqlx::AnyPool;
 use time::OffsetDateTime;
@@ -19,7 +20,7 @@ fn user_from_row(row: &AnyRow) -> Result<UserRecord> {
         id: get(row, "id")?,
         tenant_id: get(row, "tenant_id")?,
         username: get(row, "username")?,
-        password_hash: get(row, "password_hash")?,
+        password_hash: get::<String>(row, "password_hash")?.into(),
         role: get(row, "role")?,
         created_at: from_ms(get(row, "created_at")?)?,
     })
@@ -43,7 +44,7 @@ pub(crate) async fn insert_user(tx: &mut Tx, u: &UserRecord) -> Result<()> {
     .bind(&u.id)
     .bind(&u.tenant_id)
     .bind(&u.username)
-    .bind(&u.password_hash)
+    .bind(u.password_hash.expose_secret())
     .bind(&u.role)
     .bind(to_ms(u.created_at))
     .execute(&mut **tx)
@@ -57,7 +58,7 @@ pub(crate) async fn update_user(tx: &mut Tx, u: &UserRecord) -> Result<()> {
         "UPDATE users SET role = $1, password_hash = $2 WHERE tenant_id = $3 AND id = $4",
     )
     .bind(&u.role)
-    .bind(&u.password_hash)
+    .bind(u.password_hash.expose_secret())
     .bind(&u.tenant_id)
     .bind(&u.id)
     .execute(&mut **tx)
@@ -110,7 +111,7 @@ pub(crate) async fn insert_session(tx: &mut Tx, s: &SessionRecord) -> Result<()>
     .bind(&s.hash.as_bytes()[..])
     .bind(&s.tenant_id)
     .bind(&s.user_id)
-    .bind(&s.csrf_token)
+    .bind(s.csrf_token.expose_secret())
     .bind(to_ms(s.created_at))
     .bind(to_ms(s.expires_at))
     .execute(&mut **tx)
@@ -230,7 +231,7 @@ pub(crate) async fn session_by_hash(
         hash: *hash,
         tenant_id: user.tenant_id.clone(),
         user_id: user.id.clone(),
-        csrf_token: get(&row, "csrf_token")?,
+        csrf_token: get::<String>(&row, "csrf_token")?.into(),
         created_at: from_ms(get(&row, "s_created_at")?)?,
         expires_at: from_ms(get(&row, "expires_at")?)?,
     };

@@ -106,7 +106,7 @@ pub async fn create_token(
         StatusCode::CREATED,
         axum::Json(ApiTokenCreated {
             id: rec.id.to_string(),
-            token: plain.expose().to_owned(),
+            token: plain.expose().into(),
             expiration_date: rec.expires_at.map(format_date),
         }),
     ))

@@ -1,6 +1,7 @@
 //! Dynatrace's request and answer shapes for `/api/v2/apiTokens`.
 
 use keygate_store::TokenRecord;
+use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::{IntoParams, ToSchema};
@@ -85,12 +86,14 @@ pub struct ApiTokenCreate {
 }
 
 /// Dynatrace's `ApiTokenCreated`.
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
 pub struct ApiTokenCreated {
     pub id: String,
     /// The token itself, shown this once.
-    pub token: String,
+    #[serde(serialize_with = "crate::reveal::secret")]
+    #[schema(value_type = String)]
+    pub token: SecretString,
     pub expiration_date: Option<String>,
 }
 
@@ -104,10 +107,11 @@ pub struct ApiTokenUpdate {
 }
 
 /// Dynatrace's `ApiTokenSecret`.
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 #[allow(dead_code)]
 pub struct ApiTokenSecret {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
 }
 
 /// The query of `GET /api/v2/apiTokens` (documentation; parsed by hand).

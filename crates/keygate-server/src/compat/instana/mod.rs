@@ -29,6 +29,7 @@ use axum::http::StatusCode;
 use keygate_core::fields::{ExternalId, FieldError, Problem, TokenName};
 use keygate_core::{PlainToken, Scope, ScopeCatalog, ScopeSet};
 use keygate_store::{TokenFilter, TokenRecord};
+use secrecy::ExposeSecret;
 use serde_json::json;
 use time::OffsetDateTime;
 use utoipa_axum::router::OpenApiRouter;
@@ -78,6 +79,7 @@ fn scope_of(flag: &str) -> String {
 /// JSON names, as in `instana_client/models/api_token.py`).
 #[allow(non_snake_case)]
 mod model {
+    use secrecy::SecretString;
     use serde::{Deserialize, Serialize};
     use utoipa::ToSchema;
 
@@ -88,13 +90,15 @@ mod model {
 
             /// Instana's `ApiToken`. In answers, `accessGrantingToken` is masked and every flag
             /// is present (true or false); in requests an absent flag means false.
-            #[derive(Default, Clone, Serialize, Deserialize, ToSchema)]
+            #[derive(Debug, Default, Clone, Serialize, Deserialize, ToSchema)]
             pub struct InstanaApiToken {
                 /// The secret. Chosen by the client on creation (16–256 visible characters);
                 /// always masked in answers (`<id>_****`): keygate keeps only its hash.
                 #[serde(rename = "accessGrantingToken", default,
-                        skip_serializing_if = "Option::is_none")]
-                pub access_granting_token: Option<String>,
+                        skip_serializing_if = "Option::is_none",
+                        serialize_with = "crate::reveal::optional_secret")]
+                #[schema(value_type = Option<String>)]
+                pub access_granting_token: Option<SecretString>,
                 /// The token's id on this surface: chosen by the client on creation (never
                 /// shaped like a keygate id, never reused in the tenant), or keygate's id for
                 /// tokens made elsewhere.
@@ -121,26 +125,6 @@ mod model {
                     #[serde(default, skip_serializing_if = "Option::is_none")]
                     pub $flag: Option<bool>,
                 )*
-            }
-
-            /// The client's chosen secret arrives in this type: `Debug` never prints it.
-            impl std::fmt::Debug for InstanaApiToken {
-                fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-                    let mut d = f.debug_struct("InstanaApiToken");
-                    d.field(
-                        "access_granting_token",
-                        &self.access_granting_token.as_ref().map(|_| "<redacted>"),
-                    )
-                    .field("internal_id", &self.internal_id)
-                    .field("name", &self.name)
-                    .field("id", &self.id)
-                    .field("created_by", &self.created_by)
-                    .field("created_on", &self.created_on)
-                    .field("expires_on", &self.expires_on)
-                    .field("last_used_on", &self.last_used_on);
-                    $( d.field(stringify!($flag), &self.$flag); )*
-                    d.finish()
-                }
             }
 
             impl InstanaApiToken {
@@ -310,7 +294,7 @@ fn internal_id_of(rec: &TokenRecord) -> String {
 /// A token as Instana's model: masked secret, every flag present.
 fn view(rec: &TokenRecord) -> InstanaApiToken {
     let mut v = InstanaApiToken {
-        access_granting_token: Some(format!("{}{MASK}", rec.id)),
+        access_granting_token: Some(format!("{}{MASK}", rec.id).into()),
         internal_id: Some(internal_id_of(rec)),
         name: Some(rec.name.clone()),
         id: Some(rec.id.as_str().to_owned()),
@@ -439,7 +423,7 @@ async fn create(
     let name = required_name(&body)?;
     let flags = body.flags_set();
     let secret = match body.access_granting_token {
-        Some(s) if !s.is_empty() => s,
+        Some(s) if !s.expose_secret().is_empty() => s,
         _ => {
             return Err(ApiError::Unprocessable(
                 "accessGrantingToken is required to create a token".into(),
@@ -461,7 +445,7 @@ async fn create(
     }
     let spec = NewToken {
         expires_at,
-        secret: Some(PlainToken::from_client(secret)),
+        secret: Some(PlainToken::from_client(secret.expose_secret())),
         external_id: Some(external_id),
         ..NewToken::new(name, scopes)
     };
@@ -640,7 +624,7 @@ mod tests {
         };
         let dbg = format!("{t:?}");
         assert!(!dbg.contains("my-own-instana-secret-0001"), "{dbg}");
-        assert!(dbg.contains("<redacted>") && dbg.contains("ext-1"), "{dbg}");
+        assert!(dbg.contains("REDACTED") && dbg.contains("ext-1"), "{dbg}");
         assert!(dbg.contains("canConfigureApiTokens: Some(true)"), "{dbg}");
     }
 

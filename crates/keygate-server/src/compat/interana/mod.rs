@@ -8,6 +8,7 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use keygate_core::AuditAction;
+use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -25,9 +26,11 @@ pub fn router() -> OpenApiRouter<AppState> {
         .routes(routes!(revoke_token))
 }
 
-#[derive(Serialize, ToSchema)]
+#[derive(Debug, Serialize, ToSchema)]
 pub struct Created {
-    pub token: String,
+    #[serde(serialize_with = "crate::reveal::secret")]
+    #[schema(value_type = String)]
+    pub token: SecretString,
     pub success: bool,
 }
 
@@ -42,9 +45,10 @@ pub struct Failure {
     pub success: bool,
 }
 
-#[derive(Deserialize, ToSchema)]
+#[derive(Debug, Deserialize, ToSchema)]
 pub struct RevokeRequest {
-    pub token: String,
+    #[schema(value_type = String)]
+    pub token: SecretString,
 }
 
 /// Interana's failure body, with the native error's status.
@@ -98,7 +102,7 @@ async fn create(state: AppState, caller: Caller) -> Result<axum::Json<Created>, 
     };
     let (_, plain) = tokens::create(&state, &caller, spec).await?;
     Ok(axum::Json(Created {
-        token: plain.expose().to_owned(),
+        token: plain.expose().into(),
         success: true,
     }))
 }
@@ -140,7 +144,7 @@ pub async fn revoke_token(
     let caller = caller?;
     let Json(req) = body?;
     let not_found = || ApiError::NotFound("No such token of yours".into());
-    let rec = tokens::visible_by_secret(&state, &caller, &req.token)
+    let rec = tokens::visible_by_secret(&state, &caller, req.token.expose_secret())
         .await?
         .ok_or_else(not_found)?;
     let action = if caller.is_token(&rec.id) {
