@@ -1,4 +1,4 @@
-//! Where a request carries its token (DESIGN §3): the `Authorization` header with one of the
+//! Where a request carries its token: the `Authorization` header with one of the
 //! seeds' schemes (`apiToken`, `Api-Token`, `Token`, `Bearer`; case-insensitive as RFC 7235
 //! says), or the `api-token` / `apiToken` / `api_token` query parameters.
 //!

@@ -1,4 +1,4 @@
-//! Scopes (DESIGN §4): strings such as `tokens:read` or `metrics:read`; a granted `metrics:*`
+//! Scopes: strings such as `tokens:read` or `metrics:read`; a granted `metrics:*`
 //! covers every `metrics:` scope and `*` covers every scope. `tokens:admin` implies
 //! `tokens:write` and `tokens:read`, `tokens:write` implies `tokens:read`, and `users:write`
 //! implies `users:read`, so an admin token can do what a narrower one can. Dynatrace's own

@@ -1,4 +1,4 @@
-//! The token format of DESIGN §2:
+//! The token format:
 //! `<prefix>_<16 base62 public id>_<43 base62 secret><6 base62 CRC32>`.
 //!
 //! The id (`<prefix>_<public id>`) is a prefix of the token, safe to show and log. The secret is

@@ -1,4 +1,4 @@
-//! Where a request carries its token (DESIGN §3) and how logs lose it: the Authorization
+//! Where a request carries its token and how logs lose it: the Authorization
 //! header parser, the query parameter parser, and the redaction of paths and query strings.
 //! The input is read as a header value, as a raw query string and as free log text.
 

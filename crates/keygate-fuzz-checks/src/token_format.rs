@@ -1,4 +1,4 @@
-//! The token format of DESIGN §2: `keygate_core::token::parse` (shape and checksum), prefixes
+//! The token format: `keygate_core::token::parse` (shape and checksum), prefixes
 //! and base62. Each property is checked against a second, differently written description
 //! of the format, so a fault in one is not hidden by the same fault in the other.
 

@@ -1,4 +1,4 @@
-//! The JSON bodies of the token routes (DESIGN §5), through the server's own `parse_json` and
+//! The JSON bodies of the token routes, through the server's own `parse_json` and
 //! the pure validation in `keygate_server::service::tokens` and `keygate_core::fields`, without a server: bad input is a 400 or a
 //! 422 (never a panic, never a 500), and what validation accepts keeps the rules it states.
 //! `serde_json::Value` is the second reading of each body that the typed one is held to.

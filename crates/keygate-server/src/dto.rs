@@ -1,4 +1,4 @@
-//! The JSON shapes of the native API (DESIGN §5): camelCase, RFC 3339 UTC times.
+//! The JSON shapes of the native API: camelCase, RFC 3339 UTC times.
 
 use std::borrow::Cow;
 

@@ -1,4 +1,4 @@
-//! The one HTTP error of the native API (DESIGN §3): each case has its status and a stable
+//! The one HTTP error of the native API: each case has its status and a stable
 //! snake_case `code`; internal errors are logged and never shown.
 
 use axum::http::{header, HeaderValue, StatusCode};

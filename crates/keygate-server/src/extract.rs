@@ -90,7 +90,7 @@ pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, A
     })
 }
 
-/// Query parameters, with a §3 error for bad ones.
+/// Query parameters, with the API's error body for bad ones.
 pub struct Query<T>(pub T);
 
 impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
@@ -106,7 +106,7 @@ impl<T: DeserializeOwned, S: Send + Sync> FromRequestParts<S> for Query<T> {
     }
 }
 
-/// Path parameters, with a §3 error when they cannot be decoded (e.g. invalid UTF-8).
+/// Path parameters, with the API's error body when they cannot be decoded (e.g. invalid UTF-8).
 pub struct Path<T>(pub T);
 
 impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T> {

@@ -1,4 +1,4 @@
-//! The verify hot path in-process (DESIGN §6), step by step and whole, against a real SQLite
+//! The verify hot path in-process, step by step and whole, against a real SQLite
 //! store whose cache is warm. Run: `cargo bench -p keygate-store --bench verify`.
 
 use std::hint::black_box;

@@ -1,4 +1,4 @@
-//! Cache coherence across nodes sharing one PostgreSQL (DESIGN §6, §7).
+//! Cache coherence across nodes sharing one PostgreSQL.
 //!
 //! Every token write adds the token's hash to `token_changes` in its own transaction and sends
 //! `NOTIFY keygate_token_changes`. Each node runs [`follow`]: on a notification, and at the

@@ -47,6 +47,38 @@ pub struct TokenRecord {
 }
 
 impl TokenRecord {
+    /// A token as it is minted: enabled, never used, with nothing optional set. Every place that
+    /// mints one starts here and sets what it adds, so a new column has one default.
+    pub fn minted(
+        id: TokenId,
+        tenant_id: String,
+        hash: TokenHash,
+        name: String,
+        owner_id: String,
+        scopes: ScopeSet,
+        now: OffsetDateTime,
+    ) -> Self {
+        Self {
+            id,
+            tenant_id,
+            hash,
+            name,
+            description: None,
+            metadata: None,
+            owner_id,
+            scopes,
+            enabled: true,
+            created_at: now,
+            updated_at: now,
+            expires_at: None,
+            last_used_at: None,
+            last_used_ip: None,
+            created_by: None,
+            external_id: None,
+            rotated_to: None,
+        }
+    }
+
     /// Expired and disabled are decided here and nowhere else.
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
         status(self.enabled, self.expires_at, now)

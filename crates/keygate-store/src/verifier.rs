@@ -1,4 +1,4 @@
-//! The hot path of DESIGN §6: parse and checksum (no I/O) → SHA-256 → cache by hash → status
+//! The hot path: parse and checksum (no I/O) → SHA-256 → cache by hash → status
 //! and scope check. Only a hash never seen before reaches the store.
 
 use std::net::IpAddr;

@@ -402,7 +402,7 @@ fn slow_and_idle_clients_are_disconnected(backend: Backend) {
         .unwrap();
     until_closed(&mut slow);
 
-    // A head, then a body that never finishes: 408 with the §3 body.
+    // A head, then a body that never finishes: 408 with the API's error body.
     let mut trickle = raw(&s);
     trickle
         .write_all(

@@ -1,5 +1,5 @@
 //! Authentication, verification and the hot path, over HTTP against a real `keygate serve`
-//! (DESIGN §2, §3, §5, §6): every seed's way of presenting a token, the exact error bodies,
+//! covering every vendor's way of presenting a token, the exact error bodies,
 //! `POST /api/v1/verify` and forward-auth, cache invalidation, bad input, ops endpoints, and
 //! that no secret is ever logged or stored in plaintext.
 
@@ -1099,7 +1099,7 @@ fn long_garbage_paths_and_ids_never_5xx(backend: Backend) {
 
 both_backends!(garbage_in_a_token_id_path_gets_a_json_error_body);
 fn garbage_in_a_token_id_path_gets_a_json_error_body(backend: Backend) {
-    // DESIGN §3: bad input gets 400/413/422 (or here 404) with the native error body.
+    // Bad input gets 400/413/422 (or here 404) with the native error body.
     let s = Server::on(backend).start();
     let garbage: String = "%00%ff".repeat(500);
     let r = s
@@ -1344,7 +1344,7 @@ fn no_secret_in_logs_or_database_files(backend: Backend) {
 
 both_backends!(a_token_under_another_query_parameter_name_is_not_logged);
 fn a_token_under_another_query_parameter_name_is_not_logged(backend: Backend) {
-    // DESIGN §3: "a token in a URL is redacted from every log line". A client that misspells
+    // A token in a URL is redacted from every log line. A client that misspells
     // the parameter (or uses another product's name for it) still puts a live token in the URL.
     let s = Server::on(backend).start();
     let (_, t) = s.create_token("misnamed", &["tokens:read"]);
@@ -1367,7 +1367,7 @@ fn a_token_under_another_query_parameter_name_is_not_logged(backend: Backend) {
 both_backends!(a_token_pasted_into_the_path_is_not_logged);
 fn a_token_pasted_into_the_path_is_not_logged(backend: Backend) {
     // A user who pastes the token where the id belongs (`/api/v1/tokens/<token>`) has put a
-    // token in a URL; DESIGN §3 says it is redacted from every log line.
+    // token in a URL; the rule is that it is redacted from every log line.
     let s = Server::on(backend).start();
     let (_, t) = s.create_token("in-path", &["tokens:read"]);
     let r = s

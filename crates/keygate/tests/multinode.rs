@@ -1,4 +1,4 @@
-//! Several `keygate serve` processes on one PostgreSQL database (DESIGN §6–§7): a
+//! Several `keygate serve` processes on one PostgreSQL database: a
 //! change made on any node is seen by the others (and how fast), several nodes starting at once
 //! bootstrap exactly once, last-use times are written behind from every node, and running nodes
 //! ride out a database restart (on a throwaway cluster the test owns).

@@ -55,7 +55,10 @@ fn schemathesis() -> Option<PathBuf> {
         if let Err(why) = make_venv(&venv, &requirements) {
             skip_outside_ci(
                 "schemathesis_finds_no_failure_on_any_operation",
-                &format!("could not install schemathesis into {}: {why}", venv.display()),
+                &format!(
+                    "could not install schemathesis into {}: {why}",
+                    venv.display()
+                ),
             );
             return None;
         }
@@ -67,7 +70,10 @@ fn schemathesis() -> Option<PathBuf> {
             st.display(),
             String::from_utf8_lossy(&out.stdout).trim()
         ),
-        Err(e) => panic!("cannot run {} ({e}); install it with: {install}", st.display()),
+        Err(e) => panic!(
+            "cannot run {} ({e}); install it with: {install}",
+            st.display()
+        ),
     }
 }
 
@@ -79,12 +85,22 @@ fn make_venv(venv: &Path, requirements: &Path) -> Result<(), String> {
         if out.status.success() {
             Ok(())
         } else {
-            Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr).trim()))
+            Err(format!(
+                "{cmd:?}: {}",
+                String::from_utf8_lossy(&out.stderr).trim()
+            ))
         }
     };
     run(Command::new("python3").args(["-m", "venv"]).arg(venv))?;
     run(Command::new(venv.join("bin/pip"))
-        .args(["install", "--quiet", "--disable-pip-version-check", "--timeout", "30", "-r"])
+        .args([
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "--timeout",
+            "30",
+            "-r",
+        ])
         .arg(requirements))
 }
 

@@ -1,4 +1,4 @@
-//! The native token API (DESIGN §2–§5): create, list, read, replace, revoke, disable/enable,
+//! The native token API: create, list, read, replace, revoke, disable/enable,
 //! rotate, lookup, self, no escalation, the scope catalogue and the audit log, each checked over
 //! HTTP against a real `keygate serve`.
 
@@ -230,7 +230,7 @@ fn expires_at_sets_expires_at(backend: Backend) {
 }
 
 both_backends!(expires_at_given_with_an_offset_is_returned_in_utc);
-/// DESIGN §5: "RFC 3339 UTC times" — an `expiresAt` given with an offset comes back in UTC,
+/// Times are RFC 3339 UTC: an `expiresAt` given with an offset comes back in UTC,
 /// in the 201 as in every later read.
 fn expires_at_given_with_an_offset_is_returned_in_utc(backend: Backend) {
     let s = Server::on(backend).start();
@@ -552,7 +552,7 @@ fn plaintext_appears_only_in_the_201(backend: Backend) {
         assert!(item.get("token").is_none(), "list item with token: {item}");
     }
 
-    // Nothing secret is written anywhere in plaintext (DESIGN §2, §8): not in the logs, not
+    // Nothing secret is written anywhere in plaintext: not in the logs, not
     // in the database files.
     std::thread::sleep(Duration::from_millis(300));
     assert!(
@@ -1768,8 +1768,8 @@ fn a_narrow_token_cannot_rotate_a_token_whose_scopes_it_lacks(backend: Backend) 
 }
 
 both_backends!(a_narrow_token_cannot_disable_a_wider_token);
-/// DESIGN §4: "a token can only create or change tokens whose scopes are a subset of its
-/// own". Disabling a token is changing it.
+/// A token can only create or change tokens whose scopes are a subset of its
+/// own. Disabling a token is changing it.
 fn a_narrow_token_cannot_disable_a_wider_token(backend: Backend) {
     let s = Server::on(backend).with_metrics_scopes().start();
     let (_, narrow) = s.create_token("narrow", &["tokens:write", "metrics:read"]);
@@ -1786,7 +1786,7 @@ fn a_narrow_token_cannot_disable_a_wider_token(backend: Backend) {
 }
 
 both_backends!(a_narrow_token_cannot_put_a_wider_token);
-/// DESIGN §4: no escalation also covers changing a wider token, even to narrow it: a
+/// No escalation also covers changing a wider token, even to narrow it: a
 /// `metrics:read` token must not be able to strip the admin's tokens of their scopes.
 fn a_narrow_token_cannot_put_a_wider_token(backend: Backend) {
     let s = Server::on(backend).with_metrics_scopes().start();
@@ -1804,7 +1804,7 @@ fn a_narrow_token_cannot_put_a_wider_token(backend: Backend) {
 }
 
 both_backends!(a_narrow_token_cannot_delete_a_wider_token);
-/// DESIGN §4 again: revoking is the strongest change there is; a `tokens:write` +
+/// Revoking is the strongest change there is; a `tokens:write` +
 /// `metrics:read` token must not revoke the tenant's `*` bootstrap token.
 fn a_narrow_token_cannot_delete_a_wider_token(backend: Backend) {
     let s = Server::on(backend).with_metrics_scopes().start();

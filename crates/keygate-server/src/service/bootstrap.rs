@@ -1,4 +1,4 @@
-//! The first start (DESIGN §8): tenant `default`, user `admin`, and one bootstrap token
+//! The first start: tenant `default`, user `admin`, and one bootstrap token
 //! holding `*`. Secrets given by the operator are used as they are and never printed; secrets
 //! generated here are returned once, for the caller to print.
 
@@ -80,23 +80,17 @@ pub async fn run(
         created_at: now,
     };
     let token = TokenRecord {
-        id,
-        tenant_id: DEFAULT_TENANT.into(),
-        hash: plain.hash(),
-        name: "bootstrap".into(),
         description: Some("Created at first start; holds every scope".into()),
-        metadata: None,
-        owner_id: user_id,
-        scopes: ScopeSet::parse(["*"]).expect("* is a scope"),
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        last_used_at: None,
-        last_used_ip: None,
         created_by: Some("system".into()),
-        external_id: None,
-        rotated_to: None,
+        ..TokenRecord::minted(
+            id,
+            DEFAULT_TENANT.into(),
+            plain.hash(),
+            "bootstrap".into(),
+            user_id,
+            ScopeSet::parse(["*"]).expect("* is a scope"),
+            now,
+        )
     };
     let created = store
         .bootstrap(&Bootstrap {

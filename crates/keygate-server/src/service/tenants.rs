@@ -60,23 +60,17 @@ pub async fn create_tenant(
     };
     let (token_id, plain): (TokenId, PlainToken) = PlainToken::mint(&state.config.prefix);
     let token = TokenRecord {
-        id: token_id,
-        tenant_id: req.name.clone(),
-        hash: plain.hash(),
-        name: "first admin token".into(),
         description: Some("Created with the tenant; holds the admin role's scopes".into()),
-        metadata: None,
-        owner_id: admin.id.clone(),
-        scopes: (**state.roles.of(Role::Admin)).clone(),
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        last_used_at: None,
-        last_used_ip: None,
         created_by: Some(caller.actor()),
-        external_id: None,
-        rotated_to: None,
+        ..TokenRecord::minted(
+            token_id,
+            req.name.clone(),
+            plain.hash(),
+            "first admin token".into(),
+            admin.id.clone(),
+            (**state.roles.of(Role::Admin)).clone(),
+            now,
+        )
     };
     let details = json!({ "tenant": req.name, "adminUserId": admin.id, "adminTokenId": token.id });
     let mut in_new = tokens::audit(

@@ -251,23 +251,20 @@ pub async fn create(
     let (id, plain) = id_and_secret(state, spec.secret)?;
     let now = keygate_store::now();
     let rec = TokenRecord {
-        id,
-        tenant_id: caller.tenant_id().to_owned(),
-        hash: plain.hash(),
-        name: spec.name.into_string(),
         description: spec.description.map(Description::into_string),
         metadata: spec.metadata.map(Metadata::into_raw),
-        owner_id,
-        scopes: spec.scopes,
-        enabled: true,
-        created_at: now,
-        updated_at: now,
         expires_at: spec.expires_at,
-        last_used_at: None,
-        last_used_ip: None,
         created_by: Some(caller.actor()),
         external_id: spec.external_id.map(ExternalId::into_string),
-        rotated_to: None,
+        ..TokenRecord::minted(
+            id,
+            caller.tenant_id().to_owned(),
+            plain.hash(),
+            spec.name.into_string(),
+            owner_id,
+            spec.scopes,
+            now,
+        )
     };
     let entry = audit(
         caller,
@@ -315,7 +312,7 @@ pub async fn visible_by_secret(
         .filter(|t| caller.may_see(t)))
 }
 
-/// The token with this id, if the caller may see it and change it. No escalation (DESIGN §4)
+/// The token with this id, if the caller may see it and change it. No escalation
 /// also holds for tokens that exist already: a caller never disables, revokes, rescopes or
 /// rotates a token that holds a scope it lacks, so a narrow CI token cannot take down the
 /// admin's token.
