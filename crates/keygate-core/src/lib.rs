@@ -1,10 +1,12 @@
-//! keygate's pure domain: the token format, hashing, scopes and the parsing of credentials
-//! out of HTTP requests. Nothing here does I/O, so every rule can be tested in isolation.
+//! keygate's pure domain: the token format, hashing, scopes, permission queries and the parsing of
+//! credentials out of HTTP requests. Nothing here does I/O, so every rule can be tested in
+//! isolation.
 
 pub mod audit;
 pub mod base62;
 pub mod credentials;
 pub mod fields;
+pub mod permission;
 pub mod role;
 pub mod scope;
 pub mod token;
