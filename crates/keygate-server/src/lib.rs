@@ -2,7 +2,7 @@
 //! surfaces, metrics and the OpenAPI document, as one axum `Router` over a
 //! [`keygate_store::Store`].
 //!
-//! The modules are layers, and imports only point down (`tests/layers.rs` checks it):
+//! The modules are layers, and imports only point down (`crates/keygate-layers` checks it):
 //! `config`, `error`, `metrics`, `reveal`, `rfc3339_ms`, `dto` (plain data) → `limits` →
 //! `state` → `extract` → `auth` → `service` → `routes`, `compat`, `web`, `middleware`,
 //! `workers` → `api_doc` → this file, which puts the router together. `docs/architecture.md`

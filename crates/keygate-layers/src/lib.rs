@@ -1,34 +1,15 @@
-//! The server's modules are layers and imports only point down: a module may use the modules of
-//! the layers below its own, and the files of its own folder without a cycle among them. This
-//! test reads `src/` and fails naming the import that breaks the rule, so a new file cannot
-//! quietly bring back the circle that once ran through the state, the extractors and the
-//! services.
+//! The modules of a crate are layers, and imports only point down: a module may use the modules
+//! of the layers below its own, and the files of its own folder without a circle among them.
+//! [`check`] reads a crate's `src/` as text and names every import that breaks the rule, so a new
+//! file cannot quietly bring back a circle such as the one that once ran through the server's
+//! state, extractors and services. Code in a file's inline `mod tests` is left out: tests may
+//! use anything.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
-/// Bottom first. Modules of one layer may not use each other.
-const LAYERS: &[&[&str]] = &[
-    &["config", "error", "metrics", "reveal", "rfc3339_ms"],
-    &["dto", "limits"],
-    &["state"],
-    &["extract"],
-    &["auth"],
-    &["service"],
-    &["routes", "compat", "web", "middleware", "workers"],
-    &["api_doc"],
-    &["lib"],
-];
-
-fn layer_of(top: &str) -> usize {
-    LAYERS
-        .iter()
-        .position(|l| l.contains(&top))
-        .unwrap_or_else(|| panic!("module `{top}` is in no layer: add it to LAYERS"))
-}
-
 /// A module's path below the crate root, e.g. `["auth", "token"]`; `[]` for `lib.rs`.
-type ModPath = Vec<String>;
+pub type ModPath = Vec<String>;
 
 fn module_files(dir: &Path, out: &mut Vec<PathBuf>) {
     for entry in std::fs::read_dir(dir).unwrap() {
@@ -54,7 +35,7 @@ fn module_of(src: &Path, file: &Path) -> ModPath {
 }
 
 /// The code of a file without its comments, which name paths without using them.
-fn code_of(text: &str) -> String {
+pub fn code_of(text: &str) -> String {
     text.lines()
         .map(|l| match l.find("//") {
             Some(i) => &l[..i],
@@ -66,8 +47,8 @@ fn code_of(text: &str) -> String {
 
 /// Every path a file names from the crate root: `crate::a::b`, each item of
 /// `crate::{a::b, c}`, and `super::x` resolved against the file's module (inside an inline
-/// `mod x { .. }`, such as a file's tests, `super` is the file itself).
-fn paths_named(module: &ModPath, code: &str) -> Vec<ModPath> {
+/// `mod x { .. }`, `super` is the file itself). Paths inside `mod tests { .. }` are left out.
+pub fn paths_named(module: &ModPath, code: &str) -> Vec<ModPath> {
     let mut found = Vec::new();
     let bytes = code.as_bytes();
     let word_start =
@@ -81,9 +62,15 @@ fn paths_named(module: &ModPath, code: &str) -> Vec<ModPath> {
             if !word_start(start) {
                 continue;
             }
+            if inline
+                .iter()
+                .any(|(name, span)| *name == "tests" && span.contains(&start))
+            {
+                continue;
+            }
             let base = match root {
                 "crate::" => Vec::new(),
-                _ if inline.iter().any(|r| r.contains(&start)) => module.clone(),
+                _ if inline.iter().any(|(_, span)| span.contains(&start)) => module.clone(),
                 _ => parent(module),
             };
             for tail in expand(&code[from..]) {
@@ -96,8 +83,8 @@ fn paths_named(module: &ModPath, code: &str) -> Vec<ModPath> {
     found
 }
 
-/// The spans of the inline modules (`mod name { .. }`) in a file's code.
-fn inline_modules(code: &str) -> Vec<std::ops::Range<usize>> {
+/// The inline modules (`mod name { .. }`) of a file's code: each name with its span.
+fn inline_modules(code: &str) -> Vec<(&str, std::ops::Range<usize>)> {
     let mut spans = Vec::new();
     let mut from = 0;
     while let Some(at) = code[from..].find("mod ") {
@@ -109,7 +96,7 @@ fn inline_modules(code: &str) -> Vec<std::ops::Range<usize>> {
             .unwrap_or(rest.len());
         if let Some(body) = rest[name_len..].trim_start().strip_prefix('{') {
             let open = code.len() - body.len();
-            spans.push(start..open + matching_brace(body));
+            spans.push((&rest[..name_len], start..open + matching_brace(body)));
         }
     }
     spans
@@ -192,18 +179,25 @@ fn resolve(path: &ModPath, modules: &BTreeSet<ModPath>) -> ModPath {
         .unwrap_or_default()
 }
 
-#[test]
-fn imports_only_point_down() {
-    let src = Path::new(env!("CARGO_MANIFEST_DIR")).join("src");
+/// Checks the crate whose sources are in `src` against `layers` (bottom first; the modules of
+/// one layer may not use each other; `lib` names `lib.rs`). `Err` lists every import that
+/// points up or sideways, or the first circle found among the files of one folder.
+pub fn check(src: &Path, layers: &[&[&str]]) -> Result<(), String> {
+    let layer_of = |top: &str| -> Result<usize, String> {
+        layers
+            .iter()
+            .position(|l| l.contains(&top))
+            .ok_or_else(|| format!("module `{top}` is in no layer: add it to the crate's layers"))
+    };
     let mut files = Vec::new();
-    module_files(&src, &mut files);
-    let modules: BTreeSet<ModPath> = files.iter().map(|f| module_of(&src, f)).collect();
+    module_files(src, &mut files);
+    let modules: BTreeSet<ModPath> = files.iter().map(|f| module_of(src, f)).collect();
     let top = |m: &ModPath| m.first().cloned().unwrap_or_else(|| "lib".to_owned());
 
     let mut edges: BTreeMap<ModPath, BTreeSet<ModPath>> = BTreeMap::new();
     let mut wrong = Vec::new();
     for file in &files {
-        let module = module_of(&src, file);
+        let module = module_of(src, file);
         let code = code_of(&std::fs::read_to_string(file).unwrap());
         for named in paths_named(&module, &code) {
             let target = resolve(&named, &modules);
@@ -215,22 +209,23 @@ fn imports_only_point_down() {
                 // A module of a folder may use its children (its `pub use`s do) and its
                 // siblings; only a cycle among them is wrong, found below.
                 edges.entry(module.clone()).or_default().insert(target);
-            } else if layer_of(&to) >= layer_of(&from) {
+            } else if layer_of(&to)? >= layer_of(&from)? {
                 wrong.push(format!(
                     "{} uses {} (layer {} may only use layers below it; {to} is layer {})",
-                    file.strip_prefix(&src).unwrap().display(),
+                    file.strip_prefix(src).unwrap().display(),
                     named.join("::"),
-                    layer_of(&from),
-                    layer_of(&to),
+                    layer_of(&from)?,
+                    layer_of(&to)?,
                 ));
             }
         }
     }
-    assert!(
-        wrong.is_empty(),
-        "imports that point up or sideways:\n{}",
-        wrong.join("\n")
-    );
+    if !wrong.is_empty() {
+        return Err(format!(
+            "imports that point up or sideways:\n{}",
+            wrong.join("\n")
+        ));
+    }
 
     // No cycle inside a folder: depth-first search for a back edge.
     fn visit(
@@ -268,33 +263,5 @@ fn imports_only_point_down() {
             );
         }
     }
-}
-
-/// The checker itself: it must see every form of import, or the test above proves nothing.
-#[test]
-fn the_checker_sees_every_form_of_import() {
-    let module = vec!["auth".to_owned(), "token".to_owned()];
-    let code = code_of(
-        "use crate::state::AppState;\n\
-         use crate::{error::ApiError, service::{tokens, users::x}};\n\
-         // use crate::routes::ignored;\n\
-         fn f() { super::session::g(); crate::limits::login::h(); }\n\
-         mod tests { use super::*; }",
-    );
-    let found: Vec<String> = paths_named(&module, &code)
-        .iter()
-        .map(|p| p.join("::"))
-        .collect();
-    assert_eq!(
-        found,
-        [
-            "state::AppState",
-            "error::ApiError",
-            "service::tokens",
-            "service::users::x",
-            "limits::login::h",
-            "auth::session::g",
-            "auth::token",
-        ]
-    );
+    Ok(())
 }
