@@ -464,6 +464,18 @@ mod tests {
         }
     }
 
+    fn created_tenant() -> CreatedTenant {
+        CreatedTenant {
+            id: "acme".into(),
+            name: "acme".into(),
+            created_at: OffsetDateTime::UNIX_EPOCH,
+            admin: user(),
+            admin_password: Some(PASSWORD.into()),
+            admin_token: TOKEN.into(),
+            admin_token_id: "kg_1A2b3C4d5E6f7G8h".into(),
+        }
+    }
+
     fn view() -> TokenView {
         TokenView {
             id: "kg_1A2b3C4d5E6f7G8h".into(),
@@ -559,18 +571,7 @@ mod tests {
                 }),
                 "acme",
             ),
-            (
-                dbg(&CreatedTenant {
-                    id: "acme".into(),
-                    name: "acme".into(),
-                    created_at: OffsetDateTime::UNIX_EPOCH,
-                    admin: user(),
-                    admin_password: Some(PASSWORD.into()),
-                    admin_token: TOKEN.into(),
-                    admin_token_id: "kg_1A2b3C4d5E6f7G8h".into(),
-                }),
-                "acme",
-            ),
+            (dbg(&created_tenant()), "acme"),
         ];
         for (dbg, visible) in printed {
             for secret in [&TOKEN[20..], PASSWORD, csrf] {
@@ -584,16 +585,7 @@ mod tests {
     /// What must be shown once still is, under the same names.
     #[test]
     fn shown_once_secrets_are_serialised() {
-        let v = serde_json::to_value(CreatedTenant {
-            id: "acme".into(),
-            name: "acme".into(),
-            created_at: OffsetDateTime::UNIX_EPOCH,
-            admin: user(),
-            admin_password: Some(PASSWORD.into()),
-            admin_token: TOKEN.into(),
-            admin_token_id: "kg_1A2b3C4d5E6f7G8h".into(),
-        })
-        .unwrap();
+        let v = serde_json::to_value(created_tenant()).unwrap();
         assert_eq!(v["adminPassword"], PASSWORD);
         assert_eq!(v["adminToken"], TOKEN);
         let v = serde_json::to_value(CreatedUser {

@@ -10,25 +10,15 @@ use keygate_store::*;
 
 fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
     let now = now();
-    TokenRecord {
-        id: keygate_core::TokenId::from_stored(plain.expose()[..19].to_owned()),
-        tenant_id: DEFAULT_TENANT.into(),
-        hash: plain.hash(),
-        name: "bench".into(),
-        description: None,
-        metadata: None,
-        owner_id: "usr_bench".into(),
-        scopes: ScopeSet::parse(scopes.iter().copied()).unwrap(),
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        last_used_at: None,
-        last_used_ip: None,
-        created_by: None,
-        external_id: None,
-        rotated_to: None,
-    }
+    TokenRecord::minted(
+        keygate_core::TokenId::from_stored(plain.expose()[..19].to_owned()),
+        DEFAULT_TENANT.into(),
+        plain.hash(),
+        "bench".into(),
+        "usr_bench".into(),
+        ScopeSet::parse(scopes.iter().copied()).unwrap(),
+        now,
+    )
 }
 
 fn bench(c: &mut Criterion) {

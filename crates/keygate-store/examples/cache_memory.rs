@@ -42,25 +42,15 @@ fn main() {
     for i in 0..n {
         let (id, plain) = PlainToken::mint(&prefix);
         let hash: TokenHash = plain.hash();
-        let rec = TokenRecord {
+        let rec = TokenRecord::minted(
             id,
-            tenant_id: "default".into(),
+            "default".into(),
             hash,
-            name: format!("seed-{i}"),
-            description: None,
-            metadata: None,
-            owner_id: "default".into(),
-            scopes: scopes.clone(),
-            enabled: true,
-            created_at: at,
-            updated_at: at,
-            expires_at: None,
-            last_used_at: None,
-            last_used_ip: None,
-            created_by: None,
-            external_id: None,
-            rotated_to: None,
-        };
+            format!("seed-{i}"),
+            "default".into(),
+            scopes.clone(),
+            at,
+        );
         cache.fill(hash, Some(Arc::new(interner.cached(&rec))), cache.epoch());
     }
     let bytes = rss() - before;

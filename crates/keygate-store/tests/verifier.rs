@@ -177,25 +177,15 @@ async fn fixture(backend: Backend) -> Fixture {
 fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
     let id = plain.expose()[..19].to_owned();
     let now = now();
-    TokenRecord {
-        id: keygate_core::TokenId::from_stored(id),
-        tenant_id: DEFAULT_TENANT.into(),
-        hash: plain.hash(),
-        name: "t".into(),
-        description: None,
-        metadata: None,
-        owner_id: "usr_admin".into(),
-        scopes: ScopeSet::parse(scopes.iter().copied()).unwrap(),
-        enabled: true,
-        created_at: now,
-        updated_at: now,
-        expires_at: None,
-        last_used_at: None,
-        last_used_ip: None,
-        created_by: None,
-        external_id: None,
-        rotated_to: None,
-    }
+    TokenRecord::minted(
+        keygate_core::TokenId::from_stored(id),
+        DEFAULT_TENANT.into(),
+        plain.hash(),
+        "t".into(),
+        "usr_admin".into(),
+        ScopeSet::parse(scopes.iter().copied()).unwrap(),
+        now,
+    )
 }
 
 async fn insert(f: &Fixture, scopes: &[&str]) -> (PlainToken, TokenRecord) {

@@ -239,25 +239,15 @@ mod tests {
     fn token() -> TokenRecord {
         let (_, plain) = PlainToken::mint(&TokenPrefix::default());
         let now = now();
-        TokenRecord {
-            id: TokenId::from_stored(plain.expose()[..19].to_owned()),
-            tenant_id: DEFAULT_TENANT.into(),
-            hash: plain.hash(),
-            name: "t".into(),
-            description: None,
-            metadata: None,
-            owner_id: DEFAULT_TENANT.into(),
-            scopes: ScopeSet::parse(["tokens:read"]).unwrap(),
-            enabled: true,
-            created_at: now,
-            updated_at: now,
-            expires_at: None,
-            last_used_at: None,
-            last_used_ip: None,
-            created_by: None,
-            external_id: None,
-            rotated_to: None,
-        }
+        TokenRecord::minted(
+            TokenId::from_stored(plain.expose()[..19].to_owned()),
+            DEFAULT_TENANT.into(),
+            plain.hash(),
+            "t".into(),
+            DEFAULT_TENANT.into(),
+            ScopeSet::parse(["tokens:read"]).unwrap(),
+            now,
+        )
     }
 
     fn audit(action: &str, target: &TokenRecord) -> NewAudit {
