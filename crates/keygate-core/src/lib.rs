@@ -10,6 +10,7 @@ pub mod permission;
 pub mod role;
 pub mod scope;
 pub mod token;
+pub mod usage;
 
 pub use audit::AuditAction;
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};

@@ -220,6 +220,8 @@ pub struct ListTokensQuery {
     pub q: Option<String>,
     /// Only tokens that hold this scope.
     pub scope: Option<String>,
+    /// Only tokens with exactly this `externalId`.
+    pub external_id: Option<String>,
     /// 1–1000, default 100.
     pub limit: Option<u32>,
     pub cursor: Option<String>,

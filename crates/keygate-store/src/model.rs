@@ -1,5 +1,6 @@
 //! Records as the store keeps them. Times are UTC; `None` for `expires_at` means never.
 
+use keygate_core::usage::{RateLimit, Refill};
 use keygate_core::{ScopeSet, TokenHash, TokenId};
 use secrecy::SecretString;
 use serde_json::value::RawValue;
@@ -40,8 +41,16 @@ pub struct TokenRecord {
     pub last_used_ip: Option<String>,
     /// The token id (or user id) that created this token.
     pub created_by: Option<String>,
-    /// An id chosen by a compatible surface's client (Instana's `internalId`), unique per tenant.
+    /// An id chosen by a compatible surface's client (Instana's `internalId`), unique per
+    /// tenant. Stored in the column `external_id`, a name from before the API's `externalId`.
+    pub chosen_id: Option<String>,
+    /// The deployer's own id for whoever holds the token (the API's `externalId`); shared by
+    /// any number of tokens.
     pub external_id: Option<String>,
+    /// Checked by `keygate_core::usage::check_ratelimits` before it is stored.
+    pub ratelimits: Vec<RateLimit>,
+    /// `None`: unlimited.
+    pub credits: Option<CreditState>,
     /// The token that replaced this one by rotation: its expiry is then fixed for good.
     pub rotated_to: Option<TokenId>,
 }
@@ -74,7 +83,10 @@ impl TokenRecord {
             last_used_at: None,
             last_used_ip: None,
             created_by: None,
+            chosen_id: None,
             external_id: None,
+            ratelimits: Vec::new(),
+            credits: None,
             rotated_to: None,
         }
     }
@@ -83,6 +95,52 @@ impl TokenRecord {
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
         status(self.enabled, self.expires_at, now)
     }
+}
+
+/// A token's credits as the database holds them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CreditState {
+    /// The pool not leased to any node: what is left, less what nodes hold unspent.
+    pub remaining: u64,
+    pub refill: Option<Refill>,
+    /// The start of the refill period last applied, as Unix milliseconds (0: never refilled).
+    pub period_ms: i64,
+    /// Bumped when the credits are set outright; leases of an older version are void.
+    pub version: i64,
+}
+
+impl CreditState {
+    /// Credits as a create sets them: `remaining` in the refill period `now` is in.
+    pub fn new(remaining: u64, refill: Option<Refill>, now: OffsetDateTime) -> Self {
+        Self {
+            remaining,
+            refill,
+            period_ms: refill.map_or(0, |r| unix_ms(r.period_start(now))),
+            version: 0,
+        }
+    }
+
+    /// What is left at `now`, counting a refill that is due but that no lease has applied yet.
+    pub fn remaining_at(&self, now: OffsetDateTime) -> u64 {
+        match self.refill {
+            Some(r) if unix_ms(r.period_start(now)) > self.period_ms => r.amount,
+            _ => self.remaining,
+        }
+    }
+}
+
+pub fn unix_ms(t: OffsetDateTime) -> i64 {
+    (t.unix_timestamp_nanos() / 1_000_000) as i64
+}
+
+/// How a credits change applies to what is left.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CreditChange {
+    /// Replaces the credits (`None`: unlimited) and voids every lease.
+    Set(Option<(u64, Option<Refill>)>),
+    Increment(u64),
+    /// Stops at 0. Leases survive, unless the pool could not cover the decrement.
+    Decrement(u64),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -174,6 +232,14 @@ pub enum Write {
         tenant_id: String,
         user_id: String,
     },
+    /// Changes the credits of the token with this id: `NotFound` if it is gone, `Refused` for an
+    /// increment or decrement of a token whose credits are unlimited.
+    ChangeCredits {
+        tenant_id: String,
+        id: TokenId,
+        change: CreditChange,
+        at: OffsetDateTime,
+    },
     /// Fails the whole batch with `LimitReached` if the owner now holds more than `max` tokens:
     /// put after the batch's `InsertToken`, it bounds what a create may add, in the same
     /// transaction. A rotation leaves it out: replacing a leaked token must never be refused.
@@ -215,6 +281,8 @@ pub struct TokenFilter {
     pub name_contains: Option<String>,
     /// Holds exactly this scope name.
     pub scope: Option<String>,
+    /// The deployer's id for the holder (`externalId`), exactly.
+    pub external_id: Option<String>,
     /// Only rows older than this position (the cursor).
     pub before_seq: Option<i64>,
     pub limit: u32,

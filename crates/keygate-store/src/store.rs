@@ -40,10 +40,10 @@ pub trait Store: Send + Sync + 'static {
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
     async fn token_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<TokenRecord>>;
     /// The token a compatible surface's client named (Instana's `internalId`).
-    async fn token_by_external_id(
+    async fn token_by_chosen_id(
         &self,
         tenant_id: &str,
-        external_id: &str,
+        chosen_id: &str,
     ) -> Result<Option<TokenRecord>>;
     /// Newest first.
     async fn list_tokens(&self, tenant_id: &str, filter: &TokenFilter)

@@ -29,8 +29,8 @@ impl Store for Counting {
     async fn token_by_id(&self, t: &str, id: &str) -> store::Result<Option<TokenRecord>> {
         self.inner.token_by_id(t, id).await
     }
-    async fn token_by_external_id(&self, t: &str, e: &str) -> store::Result<Option<TokenRecord>> {
-        self.inner.token_by_external_id(t, e).await
+    async fn token_by_chosen_id(&self, t: &str, e: &str) -> store::Result<Option<TokenRecord>> {
+        self.inner.token_by_chosen_id(t, e).await
     }
     async fn list_tokens(&self, t: &str, f: &TokenFilter) -> store::Result<Page<TokenRecord>> {
         self.inner.list_tokens(t, f).await
@@ -906,7 +906,7 @@ async fn a_batch_whose_caller_gives_up_is_written_whole_or_not_at_all(f: Fixture
 async fn ids_are_never_given_again_even_after_deletion(f: Fixture) {
     let (_, plain) = PlainToken::mint(&TokenPrefix::default());
     let first = TokenRecord {
-        external_id: Some("chosen-1".into()),
+        chosen_id: Some("chosen-1".into()),
         ..record(&plain, &["metrics:read"])
     };
     f.store
@@ -927,11 +927,11 @@ async fn ids_are_never_given_again_even_after_deletion(f: Fixture) {
     let (_, other) = PlainToken::mint(&TokenPrefix::default());
     let same_id = TokenRecord {
         id: first.id.clone(),
-        external_id: None,
+        chosen_id: None,
         ..record(&other, &["metrics:read"])
     };
     let same_external = TokenRecord {
-        external_id: Some("chosen-1".into()),
+        chosen_id: Some("chosen-1".into()),
         ..record(&other, &["metrics:read"])
     };
     for again in [same_id, same_external] {
@@ -957,7 +957,7 @@ async fn ids_are_never_given_again_even_after_deletion(f: Fixture) {
         .unwrap();
     let elsewhere = TokenRecord {
         tenant_id: "acme".into(),
-        external_id: Some("chosen-1".into()),
+        chosen_id: Some("chosen-1".into()),
         ..record(&other, &["metrics:read"])
     };
     f.store
@@ -966,7 +966,7 @@ async fn ids_are_never_given_again_even_after_deletion(f: Fixture) {
         .unwrap();
     let found = f
         .store
-        .token_by_external_id("acme", "chosen-1")
+        .token_by_chosen_id("acme", "chosen-1")
         .await
         .unwrap();
     assert_eq!(found.map(|t| t.id), Some(elsewhere.id));

@@ -103,6 +103,7 @@ pub async fn list_tokens(
         enabled: q.enabled,
         name_contains: q.q.filter(|s| !s.is_empty()),
         scope: q.scope,
+        external_id: q.external_id,
         before_seq: parse_cursor(q.cursor.as_deref())?,
         limit: page_limit(q.limit)?,
     };

@@ -186,7 +186,7 @@ pub struct NewToken {
     /// A secret the client chose (Instana's `accessGrantingToken`); `None` mints one.
     pub secret: Option<PlainToken>,
     /// An id the client chose (Instana's `internalId`).
-    pub external_id: Option<ExternalId>,
+    pub chosen_id: Option<ExternalId>,
 }
 
 impl NewToken {
@@ -200,7 +200,7 @@ impl NewToken {
             description: None,
             metadata: None,
             secret: None,
-            external_id: None,
+            chosen_id: None,
         }
     }
 }
@@ -255,7 +255,7 @@ pub async fn create(
         metadata: spec.metadata.map(Metadata::into_raw),
         expires_at: spec.expires_at,
         created_by: Some(caller.actor()),
-        external_id: spec.external_id.map(ExternalId::into_string),
+        chosen_id: spec.chosen_id.map(ExternalId::into_string),
         ..TokenRecord::minted(
             id,
             caller.tenant_id().to_owned(),
@@ -462,7 +462,7 @@ pub async fn rotate(
         last_used_at: None,
         last_used_ip: None,
         created_by: Some(caller.actor()),
-        external_id: None,
+        chosen_id: None,
         rotated_to: None,
         ..old.clone()
     };

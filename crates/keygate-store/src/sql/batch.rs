@@ -5,7 +5,9 @@
 use crate::backend::Backend;
 use crate::model::{NewAudit, Write};
 use crate::sql::audit::insert_audit;
-use crate::sql::tokens::{delete_token, enforce_owner_limit, insert_token, update_token};
+use crate::sql::tokens::{
+    change_credits, delete_token, enforce_owner_limit, insert_token, update_token,
+};
 use crate::sql::tx::{record_changes, Tx};
 use crate::sql::users;
 use crate::store::Result;
@@ -33,6 +35,12 @@ pub(crate) async fn execute_batch(
             Write::DeleteToken { tenant_id, id } => {
                 changed.extend(delete_token(tx, tenant_id, id).await?);
             }
+            Write::ChangeCredits {
+                tenant_id,
+                id,
+                change,
+                at,
+            } => changed.push(change_credits(tx, tenant_id, id, *change, *at).await?),
             Write::InsertTenant { id, created_at } => {
                 users::insert_tenant(tx, id, *created_at).await?
             }

@@ -85,12 +85,12 @@ impl Store for SqlStore {
         tokens::token_where(&self.reader, tenant_id, "id", id).await
     }
 
-    async fn token_by_external_id(
+    async fn token_by_chosen_id(
         &self,
         tenant_id: &str,
-        external_id: &str,
+        chosen_id: &str,
     ) -> Result<Option<TokenRecord>> {
-        tokens::token_where(&self.reader, tenant_id, "external_id", external_id).await
+        tokens::token_where(&self.reader, tenant_id, "external_id", chosen_id).await
     }
 
     async fn list_tokens(&self, tenant_id: &str, f: &TokenFilter) -> Result<Page<TokenRecord>> {

@@ -6,7 +6,10 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool};
 
-use crate::model::{LastUse, Page, TokenFilter, TokenRecord};
+use keygate_core::usage::{RateLimit, Refill, MAX_CREDITS};
+use time::OffsetDateTime;
+
+use crate::model::{unix_ms, CreditChange, CreditState, LastUse, Page, TokenFilter, TokenRecord};
 use crate::sql::codec::{from_ms, get, opt_time, scopes_json, to_ms};
 use crate::sql::errors::map_err;
 use crate::sql::listing::{like_contains, page, Sql};
@@ -15,7 +18,8 @@ use crate::store::{Result, StoreError};
 
 const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
-     external_id, rotated_to";
+     external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
+     credits_period, credits_version";
 
 fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
     let hash: Vec<u8> = get(row, "hash")?;
@@ -44,10 +48,42 @@ fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
         last_used_at: opt_time(row, "last_used_at")?,
         last_used_ip: get(row, "last_used_ip")?,
         created_by: get(row, "created_by")?,
-        external_id: get(row, "external_id")?,
+        chosen_id: get(row, "external_id")?,
+        external_id: get(row, "external_ref")?,
+        ratelimits: match get::<Option<String>>(row, "ratelimits")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("ratelimits: {e}")))?,
+            None => Vec::new(),
+        },
+        credits: credits_from_row(row)?,
         rotated_to: get::<Option<String>>(row, "rotated_to")?.map(TokenId::from_stored),
     };
     Ok((get(row, "seq")?, rec))
+}
+
+fn credits_from_row(row: &AnyRow) -> Result<Option<CreditState>> {
+    let Some(remaining) = get::<Option<i64>>(row, "credits_remaining")? else {
+        return Ok(None);
+    };
+    let refill = get::<Option<String>>(row, "credits_refill")?
+        .map(|json| serde_json::from_str(&json))
+        .transpose()
+        .map_err(|e| StoreError::Corrupt(format!("credits_refill: {e}")))?;
+    Ok(Some(CreditState {
+        remaining: u64::try_from(remaining)
+            .map_err(|_| StoreError::Corrupt("credits_remaining is negative".into()))?,
+        refill,
+        period_ms: get(row, "credits_period")?,
+        version: get(row, "credits_version")?,
+    }))
+}
+
+fn ratelimits_json(limits: &[RateLimit]) -> Option<String> {
+    (!limits.is_empty()).then(|| serde_json::to_string(limits).expect("rate limits serialise"))
+}
+
+fn refill_json(refill: Option<&Refill>) -> Option<String> {
+    refill.map(|r| serde_json::to_string(r).expect("a refill serialises"))
 }
 
 pub(crate) async fn token_by_hash(pool: &AnyPool, hash: &TokenHash) -> Result<Option<TokenRecord>> {
@@ -94,6 +130,9 @@ pub(crate) async fn list_tokens(
             .bind(like_contains(&needle.to_lowercase()))
             .push(" ESCAPE '\\'");
     }
+    if let Some(external_id) = &f.external_id {
+        q.push(" AND external_ref = ").bind(external_id.clone());
+    }
     if let Some(scope) = &f.scope {
         // Scopes are stored as a JSON array of names, and a name never contains a quote:
         // `"name"` matches exactly one element.
@@ -117,8 +156,10 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     sqlx::query(
         "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
          enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
-         external_id, rotated_to) \
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+         external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
+         credits_period, credits_version) \
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
+         $18, $19, $20, $21, $22, $23)",
     )
     .bind(t.id.as_str())
     .bind(&t.tenant_id)
@@ -135,8 +176,16 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(t.last_used_at.map(to_ms))
     .bind(&t.last_used_ip)
     .bind(&t.created_by)
-    .bind(&t.external_id)
+    .bind(&t.chosen_id)
     .bind(t.rotated_to.as_ref().map(TokenId::as_str))
+    .bind(&t.external_id)
+    .bind(ratelimits_json(&t.ratelimits))
+    .bind(t.credits.map(|c| c.remaining as i64))
+    .bind(refill_json(
+        t.credits.as_ref().and_then(|c| c.refill.as_ref()),
+    ))
+    .bind(t.credits.map_or(0, |c| c.period_ms))
+    .bind(t.credits.map_or(0, |c| c.version))
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -150,7 +199,8 @@ pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     let q = sqlx::query(
         "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
          owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
-         expires_at = $8, rotated_to = COALESCE(rotated_to, $11) \
+         expires_at = $8, rotated_to = COALESCE(rotated_to, $11), \
+         external_ref = $12, ratelimits = $13 \
          WHERE tenant_id = $9 AND id = $10 \
          AND (expires_at IS NOT DISTINCT FROM $8 \
               OR (rotated_to IS NULL AND (expires_at IS NULL OR expires_at > $7)))",
@@ -165,11 +215,102 @@ pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(t.expires_at.map(to_ms))
     .bind(&t.tenant_id)
     .bind(t.id.as_str())
-    .bind(t.rotated_to.as_ref().map(TokenId::as_str));
+    .bind(t.rotated_to.as_ref().map(TokenId::as_str))
+    .bind(&t.external_id)
+    .bind(ratelimits_json(&t.ratelimits));
     if q.execute(&mut **tx).await.map_err(map_err)?.rows_affected() == 0 {
         return Err(missing_or_expiry_fixed(tx, &t.tenant_id, &t.id).await);
     }
     Ok(())
+}
+
+/// A credits change. Only this and the leases (`sql::credits`) write the pool: an ordinary
+/// token update leaves it alone, so a node's lease taken meanwhile is never undone.
+pub(crate) async fn change_credits(
+    tx: &mut Tx,
+    tenant_id: &str,
+    id: &TokenId,
+    change: CreditChange,
+    at: OffsetDateTime,
+) -> Result<TokenHash> {
+    let row = sqlx::query(
+        "SELECT hash, credits_remaining, credits_refill, credits_period FROM tokens \
+         WHERE tenant_id = $1 AND id = $2",
+    )
+    .bind(tenant_id)
+    .bind(id.as_str())
+    .fetch_optional(&mut **tx)
+    .await
+    .map_err(map_err)?
+    .ok_or(StoreError::NotFound)?;
+    let hash: Vec<u8> = get(&row, "hash")?;
+    let hash = TokenHash::from_slice(&hash)
+        .ok_or_else(|| StoreError::Corrupt("hash is not 32 bytes".into()))?;
+    let stmt = match change {
+        CreditChange::Set(None) => sqlx::query(
+            "UPDATE tokens SET credits_remaining = NULL, credits_refill = NULL, \
+             credits_period = 0, credits_version = credits_version + 1 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id.as_str()),
+        CreditChange::Set(Some((remaining, refill))) => sqlx::query(
+            "UPDATE tokens SET credits_remaining = $3, credits_refill = $4, \
+             credits_period = $5, credits_version = credits_version + 1 \
+             WHERE tenant_id = $1 AND id = $2",
+        )
+        .bind(tenant_id)
+        .bind(id.as_str())
+        .bind(remaining as i64)
+        .bind(refill_json(refill.as_ref()))
+        .bind(refill.map_or(0, |r| unix_ms(r.period_start(at)))),
+        CreditChange::Increment(_) | CreditChange::Decrement(_) => {
+            let Some(pool) = get::<Option<i64>>(&row, "credits_remaining")? else {
+                return Err(StoreError::Refused(
+                    "the token's credits are unlimited; set them first".into(),
+                ));
+            };
+            // A refill that is due is applied first, so the change counts from the new amount.
+            let refill: Option<Refill> = get::<Option<String>>(&row, "credits_refill")?
+                .map(|json| serde_json::from_str(&json))
+                .transpose()
+                .map_err(|e| StoreError::Corrupt(format!("credits_refill: {e}")))?;
+            let period: i64 = get(&row, "credits_period")?;
+            let (pool, period) = match refill {
+                Some(r) if unix_ms(r.period_start(at)) > period => {
+                    (r.amount as i64, unix_ms(r.period_start(at)))
+                }
+                _ => (pool, period),
+            };
+            let (new_pool, void_leases) = match change {
+                CreditChange::Increment(v) => (
+                    (pool as u64).saturating_add(v).min(MAX_CREDITS) as i64,
+                    false,
+                ),
+                // What nodes hold unspent is not known here: when the pool cannot cover the
+                // decrement, their leases are voided too, so that nothing more than asked
+                // remains spendable.
+                _ => {
+                    let v = match change {
+                        CreditChange::Decrement(v) => v as i64,
+                        _ => unreachable!("only a decrement is left"),
+                    };
+                    ((pool - v).max(0), v > pool)
+                }
+            };
+            sqlx::query(
+                "UPDATE tokens SET credits_remaining = $3, credits_period = $4, \
+                 credits_version = credits_version + $5 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant_id)
+            .bind(id.as_str())
+            .bind(new_pool)
+            .bind(period)
+            .bind(void_leases as i64)
+        }
+    };
+    stmt.execute(&mut **tx).await.map_err(map_err)?;
+    Ok(hash)
 }
 
 /// Why a guarded token update changed no row: the token is gone, or its expiry is fixed.

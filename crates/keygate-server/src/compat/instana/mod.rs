@@ -5,7 +5,7 @@
 //! - Each `can…` / `limited…Scope` flag of the model is the scope `instana:<flag>`; a token
 //!   shows a flag as true when its scopes allow that scope (so `*` and `instana:*` show all).
 //! - `internalId` is the id the client chose when it created the token (kept as the token's
-//!   `external_id`); a token made elsewhere shows its keygate id. `id` is always keygate's id.
+//!   `chosen_id`); a token made elsewhere shows its keygate id. `id` is always keygate's id.
 //!   A chosen id never has the shape of a keygate id, so a path id of that shape is a keygate
 //!   id and any other is a chosen one: no path can name two tokens. Chosen ids are unique per
 //!   tenant and never given twice (the store keeps those of deleted tokens).
@@ -286,7 +286,7 @@ fn epoch_ms(t: OffsetDateTime) -> i64 {
 
 /// A token's id on this surface.
 fn internal_id_of(rec: &TokenRecord) -> String {
-    rec.external_id
+    rec.chosen_id
         .clone()
         .unwrap_or_else(|| rec.id.as_str().to_owned())
 }
@@ -392,11 +392,11 @@ async fn find(
             .store
             .token_by_id(caller.tenant_id(), internal_id)
             .await?
-            .filter(|t| t.external_id.is_none())
+            .filter(|t| t.chosen_id.is_none())
     } else {
         state
             .store
-            .token_by_external_id(caller.tenant_id(), internal_id)
+            .token_by_chosen_id(caller.tenant_id(), internal_id)
             .await?
     };
     Ok(rec.filter(|t| caller.may_see(t)))
@@ -435,7 +435,7 @@ async fn create(
     // Only the caller's tenant is asked: another tenant's ids answer as free ones.
     let taken = state
         .store
-        .token_by_external_id(caller.tenant_id(), internal_id)
+        .token_by_chosen_id(caller.tenant_id(), internal_id)
         .await?
         .is_some();
     if taken {
@@ -446,7 +446,7 @@ async fn create(
     let spec = NewToken {
         expires_at,
         secret: Some(PlainToken::from_client(secret.expose_secret())),
-        external_id: Some(external_id),
+        chosen_id: Some(external_id),
         ..NewToken::new(name, scopes)
     };
     match tokens::create(state, caller, spec).await {
