@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
+use keygate_core::usage::{RateLimit, Refill};
 use keygate_core::{ScopeSet, TokenHash, TokenId};
 use quick_cache::sync::Cache;
 use serde_json::value::RawValue;
@@ -36,9 +37,24 @@ pub struct CachedToken {
     pub enabled: bool,
     pub expires_at: Option<OffsetDateTime>,
     pub metadata: Option<Box<RawValue>>,
+    /// The deployer's id for whoever holds the token (`externalId`).
+    pub external_id: Option<Box<str>>,
+    pub ratelimits: Box<[RateLimit]>,
+    /// `None`: unlimited. What is left is not here: it lives in the database and in the
+    /// credit ledger's leases.
+    pub credits: Option<CachedCredits>,
     /// Unix second of the last use this node has queued for writing; at most one write-behind
     /// message per token per `--last-use-resolution` (`VerifierConfig::last_use_resolution`).
     pub(crate) last_use_queued: AtomicI64,
+}
+
+/// What a verification needs to charge a token's credits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CachedCredits {
+    pub refill: Option<Refill>,
+    /// The database's `credits_version` when this entry was loaded: a lease of another version
+    /// is void. A change that bumps it also drops this entry from every node's cache.
+    pub version: i64,
 }
 
 impl CachedToken {
@@ -93,6 +109,12 @@ impl Interner {
             enabled: t.enabled,
             expires_at: t.expires_at,
             metadata: t.metadata.clone(),
+            external_id: t.external_id.as_deref().map(Box::from),
+            ratelimits: t.ratelimits.clone().into_boxed_slice(),
+            credits: t.credits.map(|c| CachedCredits {
+                refill: c.refill,
+                version: c.version,
+            }),
             last_use_queued: AtomicI64::new(t.last_used_at.map_or(0, |t| t.unix_timestamp())),
         }
     }
