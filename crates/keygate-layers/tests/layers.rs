@@ -36,7 +36,7 @@ fn the_store_imports_only_point_down() {
     let layers: &[&[&str]] = &[
         &["backend", "model"],
         &["store", "cache"],
-        &["last_used"],
+        &["last_used", "credits"],
         &["verifier"],
         &["sql"],
         &["changes"],
