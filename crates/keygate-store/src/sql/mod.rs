@@ -154,7 +154,7 @@ impl Store for SqlStore {
         want: u64,
         at: OffsetDateTime,
     ) -> Result<Option<Lease>> {
-        credits::lease_credits(&self.writer, self.backend, id, want, at).await
+        credits::lease_credits(&self.reader, &self.writer, self.backend, id, want, at).await
     }
 
     async fn return_credits(
