@@ -34,7 +34,7 @@ fn the_server_imports_only_point_down() {
 #[test]
 fn the_store_imports_only_point_down() {
     let layers: &[&[&str]] = &[
-        &["backend", "model"],
+        &["backend", "model", "ratelimit"],
         &["store", "cache"],
         &["last_used", "credits"],
         &["verifier"],
