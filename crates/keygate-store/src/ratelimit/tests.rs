@@ -69,8 +69,14 @@ async fn no_limits_is_allowed_with_no_reports() {
 }
 
 #[tokio::test]
-async fn a_malformed_redis_url_is_refused() {
+async fn a_malformed_redis_url_is_refused_without_echoing_it() {
     assert!(RateLimiter::redis("not a url").await.is_err());
+    let error = RateLimiter::redis("redis://:hunter2@127.0.0.1:notaport")
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(error.contains("not valid"), "{error}");
+    assert!(!error.contains("hunter2"), "{error}");
 }
 
 #[tokio::test]
