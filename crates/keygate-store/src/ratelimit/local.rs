@@ -37,7 +37,7 @@ pub struct LocalLimiter {
 
 impl LocalLimiter {
     /// Within a Tokio runtime, a task sweeps every few seconds for as long as the limiter
-    /// lives; outside one nothing sweeps (call [`LocalLimiter::sweep`]).
+    /// lives; outside one nothing sweeps.
     pub fn new() -> Self {
         let buckets = Arc::new(Buckets::default());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
@@ -54,14 +54,7 @@ impl LocalLimiter {
         // A token already counted is found by its &str, without building a key. The guard
         // holds the entry's lock for the whole check.
         if let Some(mut slots) = self.buckets.get_mut(token_id) {
-            let decision = check_slots(&mut slots, limits, now_us);
-            let emptied = slots.is_empty();
-            drop(slots);
-            if emptied {
-                self.buckets
-                    .remove_if(token_id, |_, slots| slots.is_empty());
-            }
-            return decision;
+            return check_slots(&mut slots, limits, now_us);
         }
         match self.buckets.entry(CompactString::from(token_id)) {
             Entry::Occupied(mut entry) => check_slots(entry.get_mut(), limits, now_us),
