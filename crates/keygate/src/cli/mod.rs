@@ -65,7 +65,8 @@ pub enum TokenCommand {
         ratelimits: Vec<RateLimit>,
         /// Credits: each verification uses one (or its cost) and is refused at 0
         /// [default: unlimited].
-        #[arg(long, value_name = "N", value_parser = usage::parse_credits)]
+        #[arg(long, value_name = "N", value_parser = usage::parse_credits,
+              allow_negative_numbers = true)]
         credits: Option<u64>,
         /// Sets the credits back to AMOUNT every day at 00:00 UTC (daily:AMOUNT) or every month
         /// (monthly:AMOUNT, on the 1st; monthly:AMOUNT@DAY on that day).
@@ -142,7 +143,7 @@ pub enum TokenCommand {
         #[arg(value_enum)]
         operation: CreditOperation,
         /// A number of credits, or unlimited (with set only).
-        #[arg(value_parser = usage::parse_credit_value)]
+        #[arg(value_parser = usage::parse_credit_value, allow_negative_numbers = true)]
         value: CreditValue,
         #[command(flatten)]
         format: Format,
