@@ -488,8 +488,9 @@ fn expires_in_zero_is_refused_not_rounded_up(backend: Backend) {
 
 // ---- usage control: rate limits, credits, external id ----
 
-/// `keygate token create … --ratelimit … --credits … --refill …`, as the README writes it.
 both_backends!(create_with_ratelimits_and_credits_sets_them_on_the_token);
+/// `--ratelimit requests=100/60s --credits 1000 --refill monthly:1000`: an auto-applied limit
+/// and credits that refill monthly, as the server keeps them.
 fn create_with_ratelimits_and_credits_sets_them_on_the_token(backend: Backend) {
     let s = Server::on(backend).start();
     let v = ok_json(&s.cli(
