@@ -719,6 +719,62 @@ fn credits_command_sets_increments_decrements_and_unlimits(backend: Backend) {
     assert_eq!(stored["credits"], Value::Null, "still unlimited: {stored}");
 }
 
+both_backends!(what_the_cli_sets_is_what_verification_enforces);
+/// An auto-applied limit refuses the third use of two a minute, a `:named` one counts only
+/// verifications that name it, and credits changed with `token credits` take effect at once.
+fn what_the_cli_sets_is_what_verification_enforces(backend: Backend) {
+    let s = Server::on(backend).start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "enforced",
+            "--scope",
+            "tokens:read",
+            "--ratelimit",
+            "requests=2/1m",
+            "--ratelimit",
+            "search=1/1m:named",
+            "--json",
+        ],
+    ));
+    let token = v["token"].as_str().unwrap();
+    let code = |body: Value| {
+        let (status, v) = status_json(s.anon("POST", "/api/v1/verify").json(&body).send().unwrap());
+        assert_eq!(status, 200, "{v}");
+        v["code"].as_str().unwrap().to_owned()
+    };
+    let search = json!({"token": token, "ratelimits": [{"name": "search"}]});
+    assert_eq!(code(search.clone()), "VALID");
+    assert_eq!(
+        code(json!({"token": token})),
+        "VALID",
+        "search is not auto-applied"
+    );
+    assert_eq!(code(json!({"token": token})), "RATE_LIMITED", "2 a minute");
+    assert_eq!(code(search), "RATE_LIMITED");
+
+    let (id2, paid) = s.create_token("paid", &["tokens:read"]);
+    ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "credits", &id2, "set", "0", "--json"],
+    ));
+    assert_eq!(code(json!({"token": paid})), "USAGE_EXCEEDED");
+    ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "credits", &id2, "increment", "1", "--json"],
+    ));
+    assert_eq!(code(json!({"token": paid})), "VALID");
+    assert_eq!(code(json!({"token": paid})), "USAGE_EXCEEDED");
+    ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "credits", &id2, "set", "unlimited", "--json"],
+    ));
+    assert_eq!(code(json!({"token": paid})), "VALID");
+}
+
 /// Usage flags that cannot be right are refused by the CLI itself: the URL points where
 /// nothing listens, so any request would fail with "cannot reach keygate" instead.
 #[test]
