@@ -715,12 +715,17 @@ def bench_flood(args, work):
 
 # Far beyond what a run can use (MAX_LIMIT and nearly MAX_CREDITS), so nothing is ever refused
 # and what is measured is the cost of counting, not of refusing.
-USAGE_TOKEN = {
-    "ratelimits": [
-        {"name": "per_second", "limit": 1_000_000_000, "durationMs": 1_000, "autoApply": True},
-        {"name": "per_minute", "limit": 1_000_000_000, "durationMs": 60_000, "autoApply": True},
-    ],
-    "credits": {"remaining": 9_000_000_000_000_000},
+USAGE_LIMITS = [
+    {"name": "per_second", "limit": 1_000_000_000, "durationMs": 1_000, "autoApply": True},
+    {"name": "per_minute", "limit": 1_000_000_000, "durationMs": 60_000, "autoApply": True},
+]
+USAGE_CREDITS = {"remaining": 9_000_000_000_000_000}
+# What each kind of token in `usage` carries besides its scope.
+USAGE_KINDS = {
+    "plain": {},
+    "limits": {"ratelimits": USAGE_LIMITS},
+    "credits": {"credits": USAGE_CREDITS},
+    "usage": {"ratelimits": USAGE_LIMITS, "credits": USAGE_CREDITS},
 }
 
 
@@ -748,10 +753,14 @@ class PinnedRedis:
     """Pins the running redis-server to the servers' CPUs for the run and restores its CPU mask
     after, so Redis competes with keygate and not with wrk; says so when it cannot."""
 
-    def __init__(self):
+    def __init__(self, wanted=True):
+        self.wanted = wanted
         self.pid, self.mask, self.note = redis_pid(), None, "not pinned"
 
     def __enter__(self):
+        if not self.wanted:
+            self.note = "not used"
+            return self
         if not PIN:
             self.note = "not pinned (--no-pin)"
         elif self.pid is None:
@@ -775,27 +784,26 @@ class PinnedRedis:
 
 def bench_usage(args, work):
     """`POST /api/v1/verify` and `GET /api/v1/auth` of a token with two auto-applied rate
-    limits and credits against a plain token, on the same keygate, rounds alternating between
-    the two tokens; once counting rate limits in process and once in the machine's Redis
-    (--redis-url). Every answer must be VALID: keygate's own count of refusals is checked."""
+    limits and credits ("usage") against a plain token, on the same keygate, rounds alternating
+    between the tokens; once counting rate limits in process and once in the machine's Redis
+    (--redis-url). --usage-kinds adds tokens with the limits alone ("limits") or the credits
+    alone ("credits"), to tell their costs apart. Every answer must be VALID: keygate's own
+    count of refusals is checked."""
     rows = []
     modes = [("in process", [])]
     if not args.no_redis:
         modes.append(("redis", ["--redis-url", args.redis_url]))
     routes = {"verify": ("/api/v1/verify", "verify", lambda t: {"KG_TOKEN": t}),
               "auth": ("/api/v1/auth", "auth", lambda t: {"KG_AUTH": f"Bearer {t}"})}
-    with PinnedRedis() as redis:
+    with PinnedRedis(wanted=not args.no_redis) as redis:
         for mode, extra in modes:
             admin = new_token()
             kg = Keygate(work / f"kg-usage-{mode.replace(' ', '-')}", admin,
                          extra_args=extra).start()
-            tokens = {
-                "plain": kg.api("POST", "/api/v1/tokens",
-                                {"name": "bench", "scopes": ["metrics:read"]})["token"],
-                "usage": kg.api("POST", "/api/v1/tokens",
-                                {"name": "bench usage", "scopes": ["metrics:read"],
-                                 **USAGE_TOKEN})["token"],
-            }
+            tokens = {kind: kg.api("POST", "/api/v1/tokens",
+                                   {"name": f"bench {kind}", "scopes": ["metrics:read"],
+                                    **USAGE_KINDS[kind]})["token"]
+                      for kind in args.usage_kinds}
             runs = {(route, kind): [] for route in routes for kind in tokens}
             for route, (path, scenario, env_of) in routes.items():
                 for token in tokens.values():  # warm the cache, the limiter and the leases
@@ -814,7 +822,7 @@ def bench_usage(args, work):
                                                  / r["requests"] * 1e6)
                         r["failed"] += refused_since(kg, before)
                         runs[(route, kind)].append(r)
-                        log(f"usage, {mode:10} round {rnd + 1} {route:6} {kind:5} {fmt(r)}   "
+                        log(f"usage, {mode:10} round {rnd + 1} {route:6} {kind:7} {fmt(r)}   "
                             f"keygate {r['cpu_us']:.2f} us CPU each")
             kg.stop()
             for route in routes:
@@ -828,16 +836,16 @@ def bench_usage(args, work):
                     m["rounds"] = [r["rps"] for r in runs[(route, kind)]]
                     rows.append({"mode": mode, "route": routes[route][0], "kind": kind,
                                  "r": m, "ratio": m["rps"] / plain})
-    print(f"\n## usage: a token with two auto-applied rate limits and credits vs a plain token, "
+    print(f"\n## usage: tokens with two auto-applied rate limits and/or credits vs a plain token, "
           f"{args.connections} connections, {args.duration} s x {args.rounds} rounds alternating "
           f"between the tokens, {placement()}, Redis {redis.note} (medians)\n")
     print("| rate limits counted | route | token | requests/s | p50 | p99 | keygate CPU per request "
-          "| Redis CPU per request | usage / plain | rounds (k req/s) |")
+          "| Redis CPU per request | this / plain | rounds (k req/s) |")
     print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
     for row in rows:
         r = row["r"]
         redis_cpu = f"{r['redis_cpu_us']:.2f} µs" if r["redis_cpu_us"] is not None else "–"
-        ratio = f"{row['ratio']:.2f}" if row["kind"] == "usage" else ""
+        ratio = f"{row['ratio']:.2f}" if row["kind"] != "plain" else ""
         warn = f" ({r['failed']} failed or refused!)" if r["failed"] else ""
         print(f"| {row['mode']} | `{row['route']}` | {row['kind']} | {r['rps']:,.0f}{warn} "
               f"| {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cpu_us']:.2f} µs | {redis_cpu} "
@@ -997,6 +1005,8 @@ def main():
     p.add_argument("--redis-url", default="redis://127.0.0.1:6379",
                    help="the Redis of `usage`'s second keygate")
     p.add_argument("--no-redis", action="store_true", help="usage: only rate limits in process")
+    p.add_argument("--usage-kinds", type=lambda s: s.split(","), default=["plain", "usage"],
+                   help="usage: which tokens, of plain, limits, credits, usage (both); plain first")
     p.add_argument("--few-credits", type=int, default=20000,
                    help="credits: the token that runs out during the run has this many")
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")

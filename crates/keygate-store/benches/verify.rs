@@ -85,9 +85,9 @@ fn bench(c: &mut Criterion) {
             })
             .await
             .unwrap();
-        let limited = with_usage(record(&limited, &["metrics:read", "tokens:read"]));
+        let limited_record = with_usage(record(&limited, &["metrics:read", "tokens:read"]));
         store
-            .apply(&[Write::InsertToken(limited)], &[])
+            .apply(&[Write::InsertToken(limited_record)], &[])
             .await
             .unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
