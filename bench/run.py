@@ -878,9 +878,10 @@ PG_STATS_DELAY_S = 11
 
 def bench_credits(args, work):
     """Two keygate nodes on one fresh PostgreSQL database, wrk on both at once (half the
-    connections each). First a token with credits enough for any run: verifies/s and database
-    writes per 1 000 verifies. Then tokens with --few-credits, which run out during the run:
-    exactly that many answers may be VALID (counted by wrk, bench/wrk/valid.lua)."""
+    connections each). A token without credits (the baseline), one with credits enough for any
+    run: verifies/s and database writes per 1 000 verifies; then one with --few-credits, which
+    run out during the run: exactly that many answers may be VALID (counted by wrk,
+    bench/wrk/valid.lua). A fresh token of each kind per round, the kinds alternating."""
     url, drop = postgres_database()
     nodes = []
     rows = []
@@ -918,24 +919,29 @@ def bench_credits(args, work):
                     "all_writes": after[1] - before[1]}
 
         for rnd in range(args.rounds):
-            for kind in ("plenty", "few"):
-                credits = 9_000_000_000_000_000 if kind == "plenty" else args.few_credits
+            for kind in ("unlimited", "plenty", "few"):
+                credits = {"unlimited": None, "plenty": 9_000_000_000_000_000,
+                           "few": args.few_credits}[kind]
                 created = nodes[0].api("POST", "/api/v1/tokens",
                                        {"name": f"bench credits {kind}", "scopes": ["metrics:read"],
-                                        "credits": {"remaining": credits}})
+                                        "credits": credits and {"remaining": credits}})
                 r = run(created["token"], count_valid=(kind == "few"))
                 r["kind"], r["credits"] = kind, credits
-                left = nodes[0].api("GET", f"/api/v1/tokens/{created['id']}")["credits"]["remaining"]
+                stored = nodes[0].api("GET", f"/api/v1/tokens/{created['id']}")["credits"]
+                left = stored["remaining"] if stored else None
                 r["left"] = left
                 valid = r["codes"].get("VALID", 0)
                 r["writes_per_1000"] = r["tokens_writes"] / max(valid, 1) * 1000
                 rows.append(r)
-                if kind == "few":
+                if kind == "unlimited":
+                    r["exact"] = left is None
+                elif kind == "few":
                     r["exact"] = r["wrk_valid"] == valid == credits and left == 0
                 else:
                     r["exact"] = credits - left == valid
+                spent = f"{credits - left:,}" if credits else "none"
                 exact = (f"   VALID {r['wrk_valid'] if kind == 'few' else '-'} by wrk, {valid:,} by "
-                         f"keygate, {credits - left:,} credits spent: "
+                         f"keygate, {spent} credits spent: "
                          f"{'exact' if r['exact'] else 'NOT EXACT!'}")
                 log(f"credits, round {rnd + 1} {kind:6} {r['rps']:>10,.0f} verifies/s (both nodes) "
                     f"{valid:,} VALID {r['codes']}  writes: tokens {r['tokens_writes']:,}, all "
@@ -957,9 +963,11 @@ def bench_credits(args, work):
         other = {c: n for c, n in r["codes"].items() if c != "VALID" and n}
         wrk_valid = f"{r['wrk_valid']:,}" if r["wrk_valid"] is not None else "–"
         warn = f" ({r['failed']} failed!)" if r["failed"] else ""
-        print(f"| {r['credits']:,} | {r['rps']:,.0f}{warn} | {valid:,} | {wrk_valid} "
+        credits = f"{r['credits']:,}" if r["credits"] else "unlimited"
+        spent = f"{r['credits'] - r['left']:,}" if r["credits"] else "–"
+        print(f"| {credits} | {r['rps']:,.0f}{warn} | {valid:,} | {wrk_valid} "
               f"| {', '.join(f'{c} {n:,}' for c, n in other.items()) or '0'} "
-              f"| {r['credits'] - r['left']:,} | {'yes' if r['exact'] else '**no**'} "
+              f"| {spent} | {'yes' if r['exact'] else '**no**'} "
               f"| {r['tokens_writes']:,} | {r['all_writes']:,} | {r['writes_per_1000']:.1f} "
               f"| {r['p99_ms']:.2f} ms |")
     return rows
