@@ -5,12 +5,18 @@
     python3 bench/run.py scale             1k, 100k, 1M, 10M tokens: start-up, cold, warm, memory
     python3 bench/run.py writes            durable creates and revokes, 1/8/64 clients, SQLite and PostgreSQL
     python3 bench/run.py flood             valid verifications with and without a flood of made-up tokens
-    python3 bench/run.py all
+    python3 bench/run.py usage             a token with rate limits and credits vs a plain one, with and
+                                           without Redis
+    python3 bench/run.py credits           credits on two nodes sharing a PostgreSQL: verifies/s, database
+                                           writes per 1 000 verifies, and exactly the granted credits spent
+    python3 bench/run.py all               verify, scale, writes and flood
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
 the peer (Django REST Framework + djangorestframework-api-key under gunicorn) is installed by
 bench/peer/setup.sh into a venv. Everything listens on 127.0.0.1 only, and every load is bounded
 in time (--duration). keygate runs as its release build on SQLite unless said otherwise.
+The binaries are taken from --target-dir, else $CARGO_TARGET_DIR, else target/ in the
+workspace; the build (unless --no-build) writes them there.
 
 The machine is shared and has few cores: compare the figures of one run, side by side, not runs
 with each other. Each case runs --rounds times, alternating the servers, and the median is kept.
@@ -40,9 +46,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 WRK_DIR = ROOT / "bench" / "wrk"
 PEER_DIR = ROOT / "bench" / "peer"
-KEYGATE = ROOT / "target" / "release" / "keygate"
-FLOOR = ROOT / "target" / "release" / "examples" / "http_floor"
-SEEDER = ROOT / "target" / "release" / "examples" / "seed"
+TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
+KEYGATE = TARGET / "release" / "keygate"
+FLOOR = TARGET / "release" / "examples" / "http_floor"
+SEEDER = TARGET / "release" / "examples" / "seed"
 ADMIN_PASSWORD = "bench-admin-password"
 # (server CPUs, load-generator CPUs) as taskset lists, or None: set in main().
 PIN = None
@@ -269,11 +276,13 @@ class Peer(Server):
             self.proc.wait(timeout=20)
 
 
-def wrk_start(url, scenario, env, connections, duration, threads):
-    """Starts wrk on `url` with bench/wrk/<scenario>.lua; `wrk_result` waits for it."""
+def wrk_start(url, scenario, env, connections, duration, threads, count_valid=False):
+    """Starts wrk on `url` with bench/wrk/<scenario>.lua; `wrk_result` waits for it.
+    `count_valid` also counts the answers that are 200 with code VALID (bench/wrk/valid.lua):
+    it reads every body, which costs the load generator, so only runs that need it do."""
     script = Path(tempfile.mkstemp(suffix=".lua")[1])
-    script.write_text("\n".join((WRK_DIR / f"{name}.lua").read_text()
-                                 for name in ("list", scenario, "report")))
+    parts = ("list", scenario, *(("valid",) if count_valid else ()), "report")
+    script.write_text("\n".join((WRK_DIR / f"{name}.lua").read_text() for name in parts))
     threads = max(1, min(threads, connections))
     proc = subprocess.Popen(
         on_load_cpus(["wrk", f"-t{threads}", f"-c{connections}", f"-d{duration}s",
@@ -302,6 +311,7 @@ def wrk_result(started):
         "failed": r["failed"],
         "requests": r["requests"],
         "all_rps": r["requests"] / (r["duration_us"] / 1e6),
+        "valid": r["valid"],
     }
 
 
@@ -699,9 +709,273 @@ def bench_flood(args, work):
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+# usage: a token with rate limits and credits against a plain one
+
+
+# Far beyond what a run can use (MAX_LIMIT and nearly MAX_CREDITS), so nothing is ever refused
+# and what is measured is the cost of counting, not of refusing.
+USAGE_LIMITS = [
+    {"name": "per_second", "limit": 1_000_000_000, "durationMs": 1_000, "autoApply": True},
+    {"name": "per_minute", "limit": 1_000_000_000, "durationMs": 60_000, "autoApply": True},
+]
+USAGE_CREDITS = {"remaining": 9_000_000_000_000_000}
+# What each kind of token in `usage` carries besides its scope.
+USAGE_KINDS = {
+    "plain": {},
+    "limits": {"ratelimits": USAGE_LIMITS},
+    "credits": {"credits": USAGE_CREDITS},
+    "usage": {"ratelimits": USAGE_LIMITS, "credits": USAGE_CREDITS},
+}
+
+
+def verifications(kg):
+    """keygate's own count of verifications by result code (verify and forward-auth)."""
+    text = urllib.request.urlopen(kg.url + "/metrics", timeout=10).read().decode()
+    return {code: int(float(n)) for code, n in
+            re.findall(r'^keygate_verifications_total\{code="(\w+)"\} (\S+)$', text, re.M)}
+
+
+def refused_since(kg, before):
+    """Verifications answered with anything but VALID since `before` (a `verifications`)."""
+    now = verifications(kg)
+    return sum(n - before.get(code, 0) for code, n in now.items() if code != "VALID")
+
+
+def redis_pid():
+    """The pid of the machine's redis-server, if one runs (pgrep, read only), else None."""
+    out = subprocess.run(["pgrep", "-x", "redis-server"], capture_output=True, text=True).stdout
+    pids = out.split()
+    return int(pids[0]) if len(pids) == 1 else None
+
+
+class PinnedRedis:
+    """Pins the running redis-server to the servers' CPUs for the run and restores its CPU mask
+    after, so Redis competes with keygate and not with wrk; says so when it cannot."""
+
+    def __init__(self, wanted=True):
+        self.wanted = wanted
+        self.pid, self.mask, self.note = redis_pid(), None, "not pinned"
+
+    def __enter__(self):
+        if not self.wanted:
+            self.note = "not used"
+            return self
+        if not PIN:
+            self.note = "not pinned (--no-pin)"
+        elif self.pid is None:
+            self.note = "not pinned (no single redis-server process found)"
+        else:
+            try:
+                self.mask = os.sched_getaffinity(self.pid)
+                os.sched_setaffinity(self.pid, {int(c) for c in PIN[0].split(",")})
+                self.note = f"pinned to CPU {PIN[0]} (pid {self.pid})"
+            except OSError as e:
+                self.mask = None
+                self.note = f"not pinned ({e})"
+        log(f"redis-server {self.note}")
+        return self
+
+    def __exit__(self, *exc):
+        if self.mask is not None:
+            os.sched_setaffinity(self.pid, self.mask)
+            log(f"redis-server's CPU mask restored to {sorted(self.mask)}")
+
+
+def bench_usage(args, work):
+    """`POST /api/v1/verify` and `GET /api/v1/auth` of a token with two auto-applied rate
+    limits and credits ("usage") against a plain token, on the same keygate, rounds alternating
+    between the tokens; once counting rate limits in process and once in the machine's Redis
+    (--redis-url). --usage-kinds adds tokens with the limits alone ("limits") or the credits
+    alone ("credits"), to tell their costs apart. Every answer must be VALID: keygate's own
+    count of refusals is checked."""
+    rows = []
+    modes = [("in process", [])]
+    if not args.no_redis:
+        modes.append(("redis", ["--redis-url", args.redis_url]))
+    routes = {"verify": ("/api/v1/verify", "verify", lambda t: {"KG_TOKEN": t}),
+              "auth": ("/api/v1/auth", "auth", lambda t: {"KG_AUTH": f"Bearer {t}"})}
+    with PinnedRedis(wanted=not args.no_redis) as redis:
+        for mode, extra in modes:
+            admin = new_token()
+            kg = Keygate(work / f"kg-usage-{mode.replace(' ', '-')}", admin,
+                         extra_args=extra).start()
+            tokens = {kind: kg.api("POST", "/api/v1/tokens",
+                                   {"name": f"bench {kind}", "scopes": ["metrics:read"],
+                                    **USAGE_KINDS[kind]})["token"]
+                      for kind in args.usage_kinds}
+            runs = {(route, kind): [] for route in routes for kind in tokens}
+            for route, (path, scenario, env_of) in routes.items():
+                for token in tokens.values():  # warm the cache, the limiter and the leases
+                    wrk(kg.url + path, scenario, env_of(token), args.connections, 1, args.threads)
+            for rnd in range(args.rounds):
+                for route, (path, scenario, env_of) in routes.items():
+                    order = list(tokens) if rnd % 2 == 0 else list(reversed(tokens))
+                    for kind in order:
+                        before, cpu = verifications(kg), cpu_seconds(kg.proc.pid)
+                        rcpu = cpu_seconds(redis.pid) if mode == "redis" and redis.pid else None
+                        r = wrk(kg.url + path, scenario, env_of(tokens[kind]), args.connections,
+                                args.duration, args.threads)
+                        r["cpu_us"] = (cpu_seconds(kg.proc.pid) - cpu) / r["requests"] * 1e6
+                        if rcpu is not None:
+                            r["redis_cpu_us"] = ((cpu_seconds(redis.pid) - rcpu)
+                                                 / r["requests"] * 1e6)
+                        r["failed"] += refused_since(kg, before)
+                        runs[(route, kind)].append(r)
+                        log(f"usage, {mode:10} round {rnd + 1} {route:6} {kind:7} {fmt(r)}   "
+                            f"keygate {r['cpu_us']:.2f} us CPU each")
+            kg.stop()
+            for route in routes:
+                plain = median_of(runs[(route, "plain")])["rps"]
+                for kind in tokens:
+                    m = median_of(runs[(route, kind)])
+                    m["cpu_us"] = statistics.median(r["cpu_us"] for r in runs[(route, kind)])
+                    m["redis_cpu_us"] = (statistics.median(r["redis_cpu_us"]
+                                                           for r in runs[(route, kind)])
+                                         if mode == "redis" and redis.pid else None)
+                    m["rounds"] = [r["rps"] for r in runs[(route, kind)]]
+                    rows.append({"mode": mode, "route": routes[route][0], "kind": kind,
+                                 "r": m, "ratio": m["rps"] / plain})
+    print(f"\n## usage: tokens with two auto-applied rate limits and/or credits vs a plain token, "
+          f"{args.connections} connections, {args.duration} s x {args.rounds} rounds alternating "
+          f"between the tokens, {placement()}, Redis {redis.note} (medians)\n")
+    print("| rate limits counted | route | token | requests/s | p50 | p99 | keygate CPU per request "
+          "| Redis CPU per request | this / plain | rounds (k req/s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for row in rows:
+        r = row["r"]
+        redis_cpu = f"{r['redis_cpu_us']:.2f} µs" if r["redis_cpu_us"] is not None else "–"
+        ratio = f"{row['ratio']:.2f}" if row["kind"] != "plain" else ""
+        warn = f" ({r['failed']} failed or refused!)" if r["failed"] else ""
+        print(f"| {row['mode']} | `{row['route']}` | {row['kind']} | {r['rps']:,.0f}{warn} "
+              f"| {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms | {r['cpu_us']:.2f} µs | {redis_cpu} "
+              f"| {ratio} | {', '.join(f'{x / 1000:.1f}' for x in r['rounds'])} |")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
+# credits: two nodes charging one token's credits in one PostgreSQL database
+
+
+def table_writes(url):
+    """Rows inserted, updated and deleted so far in `tokens` and in every user table, from
+    PostgreSQL's own statistics (a fresh snapshot)."""
+    out = subprocess.run(
+        ["psql", url, "-AtF,", "-c",
+         "SELECT pg_stat_clear_snapshot(); "
+         "SELECT coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del) "
+         "FILTER (WHERE relname = 'tokens'), 0), coalesce(sum(n_tup_ins + n_tup_upd + n_tup_del), 0) "
+         "FROM pg_stat_user_tables"],
+        check=True, capture_output=True, text=True).stdout.split()[-1]
+    tokens, total = out.split(",")
+    return int(tokens), int(total)
+
+
+# A backend hands its table statistics to the collector at most once a second, and an idle one
+# after up to 10 s (PostgreSQL 15), so writes show this long after they are made.
+PG_STATS_DELAY_S = 11
+
+
+def bench_credits(args, work):
+    """Two keygate nodes on one fresh PostgreSQL database, wrk on both at once (half the
+    connections each). A token without credits (the baseline), one with credits enough for any
+    run: verifies/s and database writes per 1 000 verifies; then one with --few-credits, which
+    run out during the run: exactly that many answers may be VALID (counted by wrk,
+    bench/wrk/valid.lua). A fresh token of each kind per round, the kinds alternating."""
+    url, drop = postgres_database()
+    nodes = []
+    rows = []
+    try:
+        admin = new_token()
+        nodes = [Keygate(work / f"kg-credits-{i}", admin, database_url=url).start()
+                 for i in range(2)]
+        half = max(1, args.connections // 2)
+
+        def run(token, count_valid):
+            for kg in nodes:  # cached on both nodes, nothing charged
+                http("POST", kg.url + "/api/v1/verify", body={"token": token,
+                                                               "credits": {"cost": 0}})
+            time.sleep(PG_STATS_DELAY_S)
+            before_codes = [verifications(kg) for kg in nodes]
+            before = table_writes(url)
+            started = [wrk_start(kg.url + "/api/v1/verify", "verify", {"KG_TOKEN": token}, half,
+                                 args.duration, args.threads, count_valid) for kg in nodes]
+            results = [wrk_result(s) for s in started]
+            # Counted after the leases left unspent went back (idle for a second) and the
+            # statistics arrived: the writes of the run, its end included.
+            time.sleep(PG_STATS_DELAY_S)
+            after = table_writes(url)
+            codes = {}
+            for kg, b in zip(nodes, before_codes):
+                for code, n in verifications(kg).items():
+                    codes[code] = codes.get(code, 0) + n - b.get(code, 0)
+            return {"rps": sum(r["rps"] for r in results),
+                    "failed": sum(r["failed"] for r in results),
+                    "p99_ms": max(r["p99_ms"] for r in results),
+                    "requests": sum(r["requests"] for r in results),
+                    "wrk_valid": (sum(r["valid"] for r in results) if count_valid else None),
+                    "per_node": [r["valid"] if count_valid else r["requests"] for r in results],
+                    "codes": codes, "tokens_writes": after[0] - before[0],
+                    "all_writes": after[1] - before[1]}
+
+        for rnd in range(args.rounds):
+            for kind in ("unlimited", "plenty", "few"):
+                credits = {"unlimited": None, "plenty": 9_000_000_000_000_000,
+                           "few": args.few_credits}[kind]
+                created = nodes[0].api("POST", "/api/v1/tokens",
+                                       {"name": f"bench credits {kind}", "scopes": ["metrics:read"],
+                                        "credits": credits and {"remaining": credits}})
+                r = run(created["token"], count_valid=(kind == "few"))
+                r["kind"], r["credits"] = kind, credits
+                stored = nodes[0].api("GET", f"/api/v1/tokens/{created['id']}")["credits"]
+                left = stored["remaining"] if stored else None
+                r["left"] = left
+                valid = r["codes"].get("VALID", 0)
+                r["writes_per_1000"] = r["tokens_writes"] / max(valid, 1) * 1000
+                rows.append(r)
+                if kind == "unlimited":
+                    r["exact"] = left is None
+                elif kind == "few":
+                    r["exact"] = r["wrk_valid"] == valid == credits and left == 0
+                else:
+                    r["exact"] = credits - left == valid
+                spent = f"{credits - left:,}" if credits else "none"
+                exact = (f"   VALID {r['wrk_valid'] if kind == 'few' else '-'} by wrk, {valid:,} by "
+                         f"keygate, {spent} credits spent: "
+                         f"{'exact' if r['exact'] else 'NOT EXACT!'}")
+                log(f"credits, round {rnd + 1} {kind:6} {r['rps']:>10,.0f} verifies/s (both nodes) "
+                    f"{valid:,} VALID {r['codes']}  writes: tokens {r['tokens_writes']:,}, all "
+                    f"tables {r['all_writes']:,}{exact}")
+    finally:
+        for kg in nodes:
+            kg.stop()
+        drop()
+    print(f"\n## credits: two nodes on one PostgreSQL database, wrk on both at once "
+          f"({args.connections // 2} connections each), {args.duration} s x {args.rounds} rounds, "
+          f"{placement()}. Writes: rows inserted + updated + deleted by PostgreSQL's statistics, "
+          f"from the start of the load until {PG_STATS_DELAY_S} s after it\n")
+    print("| token's credits | answers/s (both nodes) | VALID | VALID by wrk | other answers "
+          "| credits spent | exact | writes to `tokens` | writes, all tables "
+          "| `tokens` writes per 1 000 VALID | worst p99 of the two |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        valid = r["codes"].get("VALID", 0)
+        other = {c: n for c, n in r["codes"].items() if c != "VALID" and n}
+        wrk_valid = f"{r['wrk_valid']:,}" if r["wrk_valid"] is not None else "–"
+        warn = f" ({r['failed']} failed!)" if r["failed"] else ""
+        credits = f"{r['credits']:,}" if r["credits"] else "unlimited"
+        spent = f"{r['credits'] - r['left']:,}" if r["credits"] else "–"
+        print(f"| {credits} | {r['rps']:,.0f}{warn} | {valid:,} | {wrk_valid} "
+              f"| {', '.join(f'{c} {n:,}' for c, n in other.items()) or '0'} "
+              f"| {spent} | {'yes' if r['exact'] else '**no**'} "
+              f"| {r['tokens_writes']:,} | {r['all_writes']:,} | {r['writes_per_1000']:.1f} "
+              f"| {r['p99_ms']:.2f} ms |")
+    return rows
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("what", choices=["verify", "scale", "writes", "flood", "all"])
+    p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits", "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -709,6 +983,8 @@ def main():
     p.add_argument("--no-build", action="store_true", help="use the binaries as they are")
     p.add_argument("--no-pin", action="store_true",
                    help="let servers and wrk share every CPU (default: wrk on the last CPU alone)")
+    p.add_argument("--target-dir", help="cargo's target directory (default: $CARGO_TARGET_DIR, "
+                   "else target/ in the workspace)")
     p.add_argument("--keygate", help="the keygate binary (default: the release build)")
     p.add_argument("--seeder", help="the seed example's binary (default: the release build)")
     p.add_argument("--no-nginx", action="store_true")
@@ -734,23 +1010,32 @@ def main():
                    help="each paced valid connection's pause between requests")
     p.add_argument("--flood-tokens", type=int, default=100000,
                    help="distinct made-up tokens of each kind")
+    p.add_argument("--redis-url", default="redis://127.0.0.1:6379",
+                   help="the Redis of `usage`'s second keygate")
+    p.add_argument("--no-redis", action="store_true", help="usage: only rate limits in process")
+    p.add_argument("--usage-kinds", type=lambda s: s.split(","), default=["plain", "usage"],
+                   help="usage: which tokens, of plain, limits, credits, usage (both); plain first")
+    p.add_argument("--few-credits", type=int, default=20000,
+                   help="credits: the token that runs out during the run has this many")
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")
     args = p.parse_args()
 
     for tool in ["wrk"] + ([] if args.no_nginx or args.what not in ("verify", "all") else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
-    global KEYGATE, SEEDER, PIN
+    global KEYGATE, FLOOR, SEEDER, PIN
+    target = Path(args.target_dir).resolve() if args.target_dir else TARGET
     cpus = sorted(os.sched_getaffinity(0))
     if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
         PIN = (",".join(map(str, cpus[:-1])), str(cpus[-1]))
-    KEYGATE = Path(args.keygate) if args.keygate else KEYGATE
-    SEEDER = Path(args.seeder) if args.seeder else SEEDER
+    KEYGATE = Path(args.keygate) if args.keygate else target / "release" / "keygate"
+    FLOOR = target / "release" / "examples" / "http_floor"
+    SEEDER = Path(args.seeder) if args.seeder else target / "release" / "examples" / "seed"
     if not args.no_build:
-        for target in (["-p", "keygate"], ["-p", "keygate-server", "--example", "http_floor"],
-                       ["-p", "keygate-store", "--example", "seed"]):
-            subprocess.run(["cargo", "build", "--quiet", "--release", *target], cwd=ROOT,
-                           check=True)
+        for package in (["-p", "keygate"], ["-p", "keygate-server", "--example", "http_floor"],
+                        ["-p", "keygate-store", "--example", "seed"]):
+            subprocess.run(["cargo", "build", "--quiet", "--release", *package], cwd=ROOT,
+                           check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="keygate-bench-"))
     work.mkdir(parents=True, exist_ok=True)
     try:
@@ -762,6 +1047,10 @@ def main():
             bench_writes(args, work)
         if args.what in ("flood", "all"):
             bench_flood(args, work)
+        if args.what == "usage":
+            bench_usage(args, work)
+        if args.what == "credits":
+            bench_credits(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

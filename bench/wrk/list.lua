@@ -1,9 +1,12 @@
 -- Put before every scenario by bench/run.py: numbers wrk's threads (1, 2, …) and reads a list
 -- file (one item per line) for the scenarios that walk one, each thread from its own slice.
+-- `threads` keeps them, so that report.lua can add up what each one counted.
 local thread_count = 0
+threads = {}
 function setup(thread)
   thread_count = thread_count + 1
   thread:set("id", thread_count)
+  threads[thread_count] = thread
 end
 
 -- The items of the file named by `env_var`, their count, and this thread's slice of them

@@ -1,12 +1,21 @@
 //! The verify hot path in-process, step by step and whole, against a real SQLite
-//! store whose cache is warm. Run: `cargo bench -p keygate-store --bench verify`.
+//! store whose cache is warm; then the whole check of a request to a protected API
+//! (`Verifier::check_or`) of a plain token against one with rate limits and credits.
+//! Run: `cargo bench -p keygate-store --bench verify -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
 use std::sync::Arc;
 
 use criterion::{criterion_group, criterion_main, Criterion};
+use keygate_core::usage::RateLimit;
 use keygate_core::{token, PlainToken, ScopeSet, TokenHash, TokenPrefix};
+use keygate_store::verifier::Check;
 use keygate_store::*;
+
+// The server's allocator: the usage checks allocate their reports, so the allocator is part of
+// what they cost.
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
     let now = now();
@@ -21,6 +30,19 @@ fn record(plain: &PlainToken, scopes: &[&str]) -> TokenRecord {
     )
 }
 
+/// Two auto-applied limits and credits, all far beyond what a run uses, so every check passes.
+fn with_usage(mut rec: TokenRecord) -> TokenRecord {
+    let limit = |name: &str, duration_ms| RateLimit {
+        name: name.into(),
+        limit: keygate_core::usage::MAX_LIMIT,
+        duration_ms,
+        auto_apply: true,
+    };
+    rec.ratelimits = vec![limit("per_second", 1_000), limit("per_minute", 60_000)];
+    rec.credits = Some(CreditState::new(9_000_000_000_000_000, None, now()));
+    rec
+}
+
 fn bench(c: &mut Criterion) {
     let rt = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(1)
@@ -31,6 +53,7 @@ fn bench(c: &mut Criterion) {
     let prefix = TokenPrefix::default();
     let (_, valid) = PlainToken::mint(&prefix);
     let (_, unknown) = PlainToken::mint(&prefix);
+    let (_, limited) = PlainToken::mint(&prefix);
     let mut bad_checksum = valid.expose().to_owned();
     bad_checksum.replace_range(
         30..31,
@@ -41,7 +64,7 @@ fn bench(c: &mut Criterion) {
         },
     );
 
-    let verifier = rt.block_on(async {
+    let (verifier, whole_leases) = rt.block_on(async {
         let store = SqlStore::open(&keygate_store::sqlite_url_in_dir(dir.path()))
             .await
             .unwrap();
@@ -62,11 +85,24 @@ fn bench(c: &mut Criterion) {
             })
             .await
             .unwrap();
-        let v = Verifier::new(Arc::new(store), VerifierConfig::default());
+        let limited_record = with_usage(record(&limited, &["metrics:read", "tokens:read"]));
+        store
+            .apply(&[Write::InsertToken(limited_record)], &[])
+            .await
+            .unwrap();
+        let store: Arc<dyn Store> = Arc::new(store);
+        let v = Verifier::new(store.clone(), VerifierConfig::default());
+        // A lease as large as the run: what the usage checks cost in memory, without the
+        // database write every default lease (100 credits) takes.
+        let mut whole = VerifierConfig::default();
+        whole.credits.lease_max = u64::MAX / 2;
+        let whole = Verifier::new(store, whole);
         // Warm the positive and the negative cache.
         v.verify(valid.expose(), &[], None).await.unwrap();
         v.verify(unknown.expose(), &[], None).await.unwrap();
-        v
+        v.verify(limited.expose(), &[], None).await.unwrap();
+        whole.verify(limited.expose(), &[], None).await.unwrap();
+        (v, whole)
     });
 
     let mut g = c.benchmark_group("steps");
@@ -99,6 +135,44 @@ fn bench(c: &mut Criterion) {
         });
     }
     g.finish();
+
+    let mut g = c.benchmark_group("check_or");
+    let wanted = ["metrics:read"];
+    let check = |token| Check {
+        token,
+        scopes: &wanted,
+        permissions: None,
+        ratelimits: &[],
+        cost: 1,
+        ip: None,
+    };
+    for (name, v, tok) in [
+        ("plain token", &verifier, valid.expose()),
+        ("two auto limits + credits", &verifier, limited.expose()),
+        (
+            "two auto limits + credits, one lease for the run",
+            &whole_leases,
+            limited.expose(),
+        ),
+    ] {
+        let ch = check(tok);
+        g.bench_function(name, |b| {
+            b.to_async(&rt).iter(|| async {
+                let v = v
+                    .check_or(black_box(&ch), || Ok::<_, StoreError>(()))
+                    .await
+                    .unwrap();
+                assert!(matches!(v.outcome, Outcome::Valid(_)));
+                v
+            })
+        });
+    }
+    g.finish();
+    eprintln!(
+        "credit leases taken: {} with the default lease size, {} with one lease for the run",
+        verifier.credits().leases(),
+        whole_leases.credits().leases()
+    );
 }
 
 criterion_group!(benches, bench);
