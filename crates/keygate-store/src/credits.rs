@@ -207,10 +207,42 @@ impl CreditLedger {
             version: credits.version,
             period_floor: credits.refill.map(|r| unix_ms(r.period_start(now))),
         };
-        if let Some(done) = self.inner.charge_held(&token.id, &charge) {
+        if let Some((done, prefetch)) = self.inner.charge_held(&token.id, &charge) {
+            if let Some(turn) = prefetch {
+                self.prefetch(&token.id, charge, now, turn);
+            }
             return Ok(done);
         }
         self.spend_leasing(&token.id, charge, now).await
+    }
+
+    /// Takes the token's next lease in the background while the current one still lasts:
+    /// otherwise every verification of a busy token waited for each lease's write (a durable
+    /// commit) when the lease ran out, and the token's throughput halved (BENCHMARKS.md).
+    fn prefetch(
+        &self,
+        id: &TokenId,
+        charge: Charge,
+        now: OffsetDateTime,
+        turn: tokio::sync::OwnedMutexGuard<()>,
+    ) {
+        let inner = self.inner.clone();
+        let id = id.clone();
+        tokio::spawn(async move {
+            let _turn = turn;
+            let want = inner.prefetch_size(&id, &charge);
+            if want == 0 {
+                return;
+            }
+            match inner.store.lease_credits(&id, want, now).await {
+                Ok(lease) => {
+                    inner.leases.fetch_add(1, Ordering::Relaxed);
+                    inner.settle(&id, &Charge { cost: 0, ..charge }, want, lease);
+                }
+                // The verification that finds the lease empty asks again, and reports it.
+                Err(e) => tracing::debug!(error = %e, token = %id, "prefetching credits failed"),
+            }
+        });
     }
 
     /// Credits this node holds unspent for the token.
@@ -310,18 +342,51 @@ impl Inner {
         self.shards[i].lock().expect("credit ledger lock")
     }
 
-    /// The warm path: the lease covers the cost. No await, no allocation.
-    fn charge_held(&self, id: &TokenId, c: &Charge) -> Option<Spend> {
+    /// The warm path: the lease covers the cost. No await, no allocation. With the charge, the
+    /// lease turn for a prefetch, when the lease is down to less than half of the next one and
+    /// no lease is in flight.
+    fn charge_held(
+        &self,
+        id: &TokenId,
+        c: &Charge,
+    ) -> Option<(Spend, Option<tokio::sync::OwnedMutexGuard<()>>)> {
         let now = Instant::now();
         let mut shard = self.shard(id);
         let held = shard.get_mut(id)?;
+        let dry = held.dry;
         let lease = held.valid(c)?;
         if lease.left < c.cost {
             return None;
         }
         let spend = lease.take(c.cost);
+        let running_low = !dry
+            && lease.pool_after > 0
+            && lease.left.saturating_mul(2) < self.next_lease(lease.pool_after);
         held.last_use = now;
-        Some(spend)
+        let prefetch = if running_low {
+            held.flight.clone().try_lock_owned().ok()
+        } else {
+            None
+        };
+        Some((spend, prefetch))
+    }
+
+    /// How much a prefetch asks for: the next lease, unless the lease it was meant to extend
+    /// is gone (void, or returned) or has been extended meanwhile.
+    fn prefetch_size(&self, id: &TokenId, c: &Charge) -> u64 {
+        let mut shard = self.shard(id);
+        let Some(held) = shard.get_mut(id) else {
+            return 0;
+        };
+        let Some(lease) = held.valid(c) else {
+            return 0;
+        };
+        let next = self.next_lease(lease.pool_after);
+        if lease.left.saturating_mul(2) < next {
+            next
+        } else {
+            0
+        }
     }
 
     /// With this token's lease turn: charge if a lease that came meanwhile covers the cost,
