@@ -229,9 +229,9 @@ fn create_key(s: &Server, token: &str, body: Value) -> (String, String) {
     )
 }
 
-#[test]
-fn what_keygate_does_not_do_is_refused_by_name() {
-    let s = Server::on(Backend::Sqlite).args(&SCOPES).start();
+both_backends!(what_keygate_does_not_do_is_refused_by_name);
+fn what_keygate_does_not_do_is_refused_by_name(backend: Backend) {
+    let s = Server::on(backend).args(&SCOPES).start();
     let root = s.admin_token.clone();
     let (key_id, key) = create_key(&s, &root, json!({ "apiId": "default" }));
     let refused = [
@@ -355,9 +355,9 @@ fn what_keygate_does_not_do_is_refused_by_name() {
     assert_eq!(v["data"].as_array().unwrap().len(), 3, "{v}");
 }
 
-#[test]
-fn another_tenants_api_and_keys_are_not_found() {
-    let s = Server::on(Backend::Sqlite).args(&SCOPES).start();
+both_backends!(another_tenants_api_and_keys_are_not_found);
+fn another_tenants_api_and_keys_are_not_found(backend: Backend) {
+    let s = Server::on(backend).args(&SCOPES).start();
     let root = s.admin_token.clone();
     let (status, v) = status_json(
         s.admin("POST", "/api/v1/tenants")
@@ -410,9 +410,9 @@ fn another_tenants_api_and_keys_are_not_found() {
     assert_eq!(v["data"]["keyId"], acme_key_id.as_str(), "{v}");
 }
 
-#[test]
-fn root_keys_need_keygate_scopes_and_errors_keep_unkeys_shape() {
-    let s = Server::on(Backend::Sqlite).args(&SCOPES).start();
+both_backends!(root_keys_need_keygate_scopes_and_errors_keep_unkeys_shape);
+fn root_keys_need_keygate_scopes_and_errors_keep_unkeys_shape(backend: Backend) {
+    let s = Server::on(backend).args(&SCOPES).start();
     let (_, reader) = s.create_token("reader", &["tokens:read"]);
     let (status, v) = s.call(
         "POST",
@@ -454,12 +454,85 @@ fn root_keys_need_keygate_scopes_and_errors_keep_unkeys_shape() {
     }
 }
 
-#[test]
-fn the_surface_can_be_switched_off() {
-    let s = Server::on(Backend::Sqlite)
-        .args(&["--compat", "instana"])
-        .start();
+both_backends!(the_surface_can_be_switched_off);
+fn the_surface_can_be_switched_off(backend: Backend) {
+    let s = Server::on(backend).args(&["--compat", "instana"]).start();
     let root = s.admin_token.clone();
     let (status, _) = unkey(&s, "keys.createKey", &root, json!({ "apiId": "default" }));
     assert_eq!(status, 404);
+}
+
+both_backends!(a_migrated_key_verifies_and_a_rerolled_key_can_end_at_once);
+fn a_migrated_key_verifies_and_a_rerolled_key_can_end_at_once(backend: Backend) {
+    let s = Server::on(backend).args(&SCOPES).start();
+    let root = s.admin_token.clone();
+    // The object form of a hash names its encoding: here hex.
+    let legacy = "legacy-key-from-elsewhere-0001";
+    let other = sha256_hex("another-legacy-key-0002");
+    let (status, v) = unkey(
+        &s,
+        "keys.migrateKeys",
+        &root,
+        json!({ "migrationId": "old-system", "apiId": "default", "keys": [
+            { "hash": { "value": sha256_hex(legacy), "variant": "sha256_hex" },
+              "permissions": ["documents:read"], "enabled": false },
+            { "hash": { "value": other, "variant": "sha256_hex" } } ] }),
+    );
+    assert_eq!(status, 200, "{v}");
+    assert_eq!(v["data"]["failed"], json!([]), "{v}");
+    let key_id = v["data"]["migrated"][0]["keyId"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    // Imported disabled, as asked; enabled, it verifies with its permissions.
+    let (_, v) = unkey(&s, "keys.verifyKey", &root, json!({ "key": legacy }));
+    assert_eq!(v["data"]["code"], "DISABLED", "{v}");
+    unkey(
+        &s,
+        "keys.updateKey",
+        &root,
+        json!({ "keyId": key_id, "enabled": true }),
+    );
+    let (_, v) = unkey(
+        &s,
+        "keys.verifyKey",
+        &root,
+        json!({ "key": legacy, "permissions": "documents:read" }),
+    );
+    assert_eq!(v["data"]["code"], "VALID", "{v}");
+    assert_eq!(v["data"]["keyId"], key_id.as_str(), "{v}");
+    // The audit log says where the key came from.
+    let (_, audit) = status_json(
+        s.admin("GET", &format!("/api/v1/audit?targetId={key_id}"))
+            .send()
+            .unwrap(),
+    );
+    assert!(
+        audit.to_string().contains("unkey migration old-system"),
+        "{audit}"
+    );
+
+    // A reroll with no overlap ends the old key at once.
+    let (_, key) = create_key(&s, &root, json!({ "apiId": "default" }));
+    let old_id = key.split('_').take(2).collect::<Vec<_>>().join("_");
+    let (status, v) = unkey(
+        &s,
+        "keys.rerollKey",
+        &root,
+        json!({ "keyId": old_id, "expiration": 0 }),
+    );
+    assert_eq!(status, 200, "{v}");
+    let new_key = v["data"]["key"].as_str().unwrap().to_owned();
+    let (_, v) = unkey(&s, "keys.verifyKey", &root, json!({ "key": key }));
+    assert_eq!(v["data"]["code"], "EXPIRED", "{v}");
+    let (_, v) = unkey(&s, "keys.verifyKey", &root, json!({ "key": new_key }));
+    assert_eq!(v["data"]["code"], "VALID", "{v}");
+}
+
+fn sha256_hex(text: &str) -> String {
+    keygate_core::TokenHash::of(text)
+        .as_bytes()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
 }
