@@ -367,7 +367,12 @@ fn another_tenants_api_and_keys_are_not_found(backend: Backend) {
     );
     assert_eq!(status, 201, "{v}");
     let acme = v["adminToken"].as_str().unwrap().to_owned();
-    let (acme_key_id, acme_key) = create_key(&s, &acme, json!({ "apiId": "acme" }));
+    let (acme_key_id, acme_key) = create_key(
+        &s,
+        &acme,
+        json!({ "apiId": "acme", "credits": { "remaining": 1 },
+                "ratelimits": [{ "name": "all", "limit": 1, "duration": 60000, "autoApply": true }] }),
+    );
 
     for (route, body) in [
         ("keys.createKey", json!({ "apiId": "acme" })),
@@ -400,14 +405,18 @@ fn another_tenants_api_and_keys_are_not_found(backend: Backend) {
         let error = unkey_error(unkey(&s, route, &root, body), 404);
         assert!(error["title"] == "Not Found", "{route}: {error}");
     }
-    // Verification answers 200, and another tenant's key does not exist for this root key.
-    let (status, v) = unkey(&s, "keys.verifyKey", &root, json!({ "key": acme_key }));
-    assert_eq!(status, 200, "{v}");
-    assert_eq!(v["data"], json!({ "valid": false, "code": "NOT_FOUND" }));
-    // Its own tenant's root key sees it.
+    // Verification answers 200, and another tenant's key does not exist for this root key;
+    // asking spends none of its credits or rate limit.
+    for _ in 0..3 {
+        let (status, v) = unkey(&s, "keys.verifyKey", &root, json!({ "key": acme_key }));
+        assert_eq!(status, 200, "{v}");
+        assert_eq!(v["data"], json!({ "valid": false, "code": "NOT_FOUND" }));
+    }
+    // Its own tenant's root key sees it, with its one credit and one use still there.
     let (_, v) = unkey(&s, "keys.verifyKey", &acme, json!({ "key": acme_key }));
     assert_eq!(v["data"]["code"], "VALID", "{v}");
     assert_eq!(v["data"]["keyId"], acme_key_id.as_str(), "{v}");
+    assert_eq!(v["data"]["credits"], 0, "{v}");
 }
 
 both_backends!(root_keys_need_keygate_scopes_and_errors_keep_unkeys_shape);

@@ -3,7 +3,12 @@
 
 use axum::extract::State;
 use axum::response::Response;
+use std::net::IpAddr;
+use std::sync::Arc;
+
 use keygate_core::permission::Query;
+use keygate_core::TokenHash;
+use keygate_store::cache::Lookup;
 use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
 use serde::{Deserialize, Serialize};
@@ -145,15 +150,14 @@ pub async fn verify_key(
         cost,
         ip,
     };
-    let v = crate::auth::token::check(&state, &check).await?;
-    // Another tenant's key is, to this root key, a key that does not exist.
-    let foreign = v
-        .outcome
-        .token()
-        .is_some_and(|t| *t.tenant_id != *caller.tenant_id());
-    if foreign {
-        return Ok(answer(not_found()));
+    // Another tenant's key is, to this root key, a key that does not exist, and its credits
+    // and rate limits must not be spent by asking: its tenant is looked at before the check.
+    match tenant_of(&state, check.token, ip).await? {
+        Tenant::Of(t) if *t != *caller.tenant_id() => return Ok(answer(not_found())),
+        Tenant::NoKey => return Ok(answer(not_found())),
+        Tenant::Of(_) | Tenant::Unknown => {}
     }
+    let v = crate::auth::token::check(&state, &check).await?;
     if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
         // Unkey answers this 412: the request names a limit the key does not have.
         return Err(UnkeyError::precondition(format!(
@@ -161,6 +165,33 @@ pub async fn verify_key(
         )));
     }
     Ok(answer(data(&v)))
+}
+
+enum Tenant {
+    Of(Arc<str>),
+    /// Looked up, and no key matched (the failure is counted already).
+    NoKey,
+    /// Not looked up: the check finds out, and counts the failure.
+    Unknown,
+}
+
+/// The tenant of the key, found without charging anything: from the cache, or from a
+/// verification without usage (which loads the key into the cache for the check that follows).
+async fn tenant_of(state: &AppState, key: &str, ip: Option<IpAddr>) -> Result<Tenant, UnkeyError> {
+    if keygate_core::token::parse(key, &state.config.prefix).is_err() {
+        return Ok(Tenant::Unknown);
+    }
+    Ok(match state.verifier.cache().get(&TokenHash::of(key)) {
+        Lookup::Hit(t) => Tenant::Of(t.tenant_id.clone()),
+        Lookup::KnownUnknown => Tenant::Unknown,
+        Lookup::Miss => match crate::auth::token::verify(state, key, &[], ip)
+            .await?
+            .token()
+        {
+            Some(t) => Tenant::Of(t.tenant_id.clone()),
+            None => Tenant::NoKey,
+        },
+    })
 }
 
 fn not_found() -> VerifyData<'static> {
