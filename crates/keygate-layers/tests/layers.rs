@@ -34,9 +34,9 @@ fn the_server_imports_only_point_down() {
 #[test]
 fn the_store_imports_only_point_down() {
     let layers: &[&[&str]] = &[
-        &["backend", "model"],
+        &["backend", "model", "ratelimit"],
         &["store", "cache"],
-        &["last_used"],
+        &["last_used", "credits"],
         &["verifier"],
         &["sql"],
         &["changes"],

@@ -6,14 +6,18 @@
 pub mod backend;
 pub mod cache;
 mod changes;
+pub mod credits;
 pub mod last_used;
 pub mod model;
+pub mod ratelimit;
 pub mod sql;
 pub mod store;
 pub mod verifier;
 
 pub use backend::{sqlite_url_in_dir, Backend};
+pub use credits::{CreditConfig, CreditLedger, Spend};
 pub use model::*;
+pub use ratelimit::{Applied, Decision, LimitReport, RateLimitError, RateLimiter};
 pub use sql::{SqlStore, LAST_ADMIN};
-pub use store::{Store, StoreError};
+pub use store::{Lease, Store, StoreError};
 pub use verifier::{Outcome, Verifier, VerifierConfig};

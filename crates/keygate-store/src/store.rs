@@ -2,7 +2,8 @@
 //! and the verifier never know which database they run on.
 
 use async_trait::async_trait;
-use keygate_core::TokenHash;
+use keygate_core::{TokenHash, TokenId};
+use time::OffsetDateTime;
 
 use crate::model::*;
 
@@ -30,6 +31,18 @@ pub enum StoreError {
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Credits a node took from a token's pool, to spend without asking the database each time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Lease {
+    pub granted: u64,
+    /// The pool once this lease was taken out of it.
+    pub pool_after: u64,
+    /// The token's `credits_version` and refill period when leased: the lease is void once
+    /// either moves on, and a return is then refused.
+    pub version: i64,
+    pub period_ms: i64,
+}
 
 #[async_trait]
 pub trait Store: Send + Sync + 'static {
@@ -78,6 +91,26 @@ pub trait Store: Send + Sync + 'static {
 
     /// Newest first.
     async fn list_audit(&self, tenant_id: &str, filter: &AuditFilter) -> Result<Page<AuditEntry>>;
+
+    /// Takes up to `want` credits from the token's pool, applying a refill that is due at `at`
+    /// first, in one transaction that holds the token's row. `None` if the token is gone or its
+    /// credits are unlimited. Not a token change: no cache forgets anything.
+    async fn lease_credits(
+        &self,
+        id: &TokenId,
+        want: u64,
+        at: OffsetDateTime,
+    ) -> Result<Option<Lease>>;
+
+    /// Puts unspent credits of a lease back into the pool, unless the lease is void by now (the
+    /// token's credits version or refill period moved on): then nothing is returned.
+    async fn return_credits(
+        &self,
+        id: &TokenId,
+        amount: u64,
+        version: i64,
+        period_ms: i64,
+    ) -> Result<()>;
 
     /// For readiness: can the database answer right now?
     async fn ping(&self) -> Result<()>;

@@ -67,6 +67,25 @@ impl Store for Counting {
     async fn list_audit(&self, t: &str, f: &AuditFilter) -> store::Result<Page<AuditEntry>> {
         self.inner.list_audit(t, f).await
     }
+    async fn lease_credits(
+        &self,
+        id: &keygate_core::TokenId,
+        want: u64,
+        at: time::OffsetDateTime,
+    ) -> store::Result<Option<Lease>> {
+        self.inner.lease_credits(id, want, at).await
+    }
+    async fn return_credits(
+        &self,
+        id: &keygate_core::TokenId,
+        amount: u64,
+        version: i64,
+        period_ms: i64,
+    ) -> store::Result<()> {
+        self.inner
+            .return_credits(id, amount, version, period_ms)
+            .await
+    }
     async fn ping(&self) -> store::Result<()> {
         self.inner.ping().await
     }

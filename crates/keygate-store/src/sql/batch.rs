@@ -40,7 +40,7 @@ pub(crate) async fn execute_batch(
                 id,
                 change,
                 at,
-            } => changed.push(change_credits(tx, tenant_id, id, *change, *at).await?),
+            } => changed.push(change_credits(tx, backend, tenant_id, id, *change, *at).await?),
             Write::InsertTenant { id, created_at } => {
                 users::insert_tenant(tx, id, *created_at).await?
             }

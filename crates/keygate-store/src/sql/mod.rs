@@ -4,10 +4,10 @@
 //! rows a PostgreSQL write adds for other nodes (`tx`), and SQLite's shared commits
 //! (`group_commit`).
 //!
-//! The statements live by table (`tokens`, `audit`, `users`) on the shared `codec`, `errors`,
-//! `listing` and `tx`; `batch` and `bootstrap` compose writes from them; this file only hands
-//! each [`Store`] call to them, and nothing below it imports it back except `open`, which
-//! builds a [`SqlStore`].
+//! The statements live by table (`tokens`, `audit`, `users`; `credits` for the leases taken
+//! from a token's pool) on the shared `codec`, `errors`, `listing` and `tx`; `batch` and
+//! `bootstrap` compose writes from them; this file only hands each [`Store`] call to them,
+//! and nothing below it imports it back except `open`, which builds a [`SqlStore`].
 //!
 //! Why `Any` and not a trait with two implementations or macros: the queries are identical on
 //! both databases once times are integers and `enabled` is 0/1, so one copy of them is the
@@ -18,6 +18,7 @@ mod audit;
 mod batch;
 mod bootstrap;
 mod codec;
+mod credits;
 mod errors;
 mod group_commit;
 mod listing;
@@ -27,7 +28,7 @@ mod tx;
 mod users;
 
 use async_trait::async_trait;
-use keygate_core::TokenHash;
+use keygate_core::{TokenHash, TokenId};
 use sqlx::AnyPool;
 use time::OffsetDateTime;
 
@@ -36,7 +37,7 @@ use crate::model::*;
 use crate::sql::batch::execute_batch;
 use crate::sql::errors::map_err;
 use crate::sql::group_commit::GroupCommitter;
-use crate::store::{Result, Store, StoreError};
+use crate::store::{Lease, Result, Store, StoreError};
 
 pub use errors::LAST_ADMIN;
 
@@ -145,6 +146,25 @@ impl Store for SqlStore {
 
     async fn list_audit(&self, tenant_id: &str, f: &AuditFilter) -> Result<Page<AuditEntry>> {
         audit::list_audit(&self.reader, tenant_id, f).await
+    }
+
+    async fn lease_credits(
+        &self,
+        id: &TokenId,
+        want: u64,
+        at: OffsetDateTime,
+    ) -> Result<Option<Lease>> {
+        credits::lease_credits(&self.reader, &self.writer, self.backend, id, want, at).await
+    }
+
+    async fn return_credits(
+        &self,
+        id: &TokenId,
+        amount: u64,
+        version: i64,
+        period_ms: i64,
+    ) -> Result<()> {
+        credits::return_credits(&self.writer, id, amount, version, period_ms).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -9,6 +9,7 @@ use sqlx::{Any, AnyPool};
 use keygate_core::usage::{RateLimit, Refill, MAX_CREDITS};
 use time::OffsetDateTime;
 
+use crate::backend::Backend;
 use crate::model::{unix_ms, CreditChange, CreditState, LastUse, Page, TokenFilter, TokenRecord};
 use crate::sql::codec::{from_ms, get, opt_time, scopes_json, to_ms};
 use crate::sql::errors::map_err;
@@ -228,15 +229,23 @@ pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
 /// token update leaves it alone, so a node's lease taken meanwhile is never undone.
 pub(crate) async fn change_credits(
     tx: &mut Tx,
+    backend: Backend,
     tenant_id: &str,
     id: &TokenId,
     change: CreditChange,
     at: OffsetDateTime,
 ) -> Result<TokenHash> {
-    let row = sqlx::query(
+    // The new pool is counted from this read, so the row stays locked until the commit: a
+    // lease committed in between would otherwise be undone, its credits spendable twice.
+    // (SQLite's one writer connection already keeps every other write out.)
+    let lock = match backend {
+        Backend::Postgres => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let row = sqlx::query(&format!(
         "SELECT hash, credits_remaining, credits_refill, credits_period FROM tokens \
-         WHERE tenant_id = $1 AND id = $2",
-    )
+         WHERE tenant_id = $1 AND id = $2{lock}"
+    ))
     .bind(tenant_id)
     .bind(id.as_str())
     .fetch_optional(&mut **tx)
