@@ -471,8 +471,8 @@ fn the_surface_can_be_switched_off(backend: Backend) {
     assert_eq!(status, 404);
 }
 
-both_backends!(a_migrated_key_verifies_and_a_rerolled_key_can_end_at_once);
-fn a_migrated_key_verifies_and_a_rerolled_key_can_end_at_once(backend: Backend) {
+both_backends!(migration_listing_by_holder_and_reroll_without_overlap);
+fn migration_listing_by_holder_and_reroll_without_overlap(backend: Backend) {
     let s = Server::on(backend).args(&SCOPES).start();
     let root = s.admin_token.clone();
     // The object form of a hash names its encoding: here hex.
@@ -520,6 +520,28 @@ fn a_migrated_key_verifies_and_a_rerolled_key_can_end_at_once(backend: Backend) 
         audit.to_string().contains("unkey migration old-system"),
         "{audit}"
     );
+
+    // listKeys by externalId: the keys of that holder only.
+    for holder in ["cust_a", "cust_a", "cust_b"] {
+        create_key(
+            &s,
+            &root,
+            json!({ "apiId": "default", "externalId": holder }),
+        );
+    }
+    let (_, v) = unkey(
+        &s,
+        "apis.listKeys",
+        &root,
+        json!({ "apiId": "default", "externalId": "cust_a" }),
+    );
+    let holders: Vec<&Value> = v["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|k| &k["identity"]["externalId"])
+        .collect();
+    assert_eq!(holders, [&json!("cust_a"), &json!("cust_a")], "{v}");
 
     // A reroll with no overlap ends the old key at once.
     let (_, key) = create_key(&s, &root, json!({ "apiId": "default" }));
