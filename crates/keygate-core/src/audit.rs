@@ -33,6 +33,7 @@ audit_actions! {
     TokenEnable => "token.enable",
     TokenRotate => "token.rotate",
     TokenRevokeSelf => "token.revoke_self",
+    TokenCredits => "token.credits",
     UserCreate => "user.create",
     UserUpdate => "user.update",
     UserDelete => "user.delete",

@@ -23,6 +23,7 @@ pub const MAX_EXTERNAL_ID_CHARS: usize = 256;
 /// A limit on how often a token may be used: a burst of `limit`, refilled evenly over
 /// `duration_ms`. `auto_apply` limits are checked on every verification; the others only when
 /// a verification names them.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct RateLimit {
@@ -126,6 +127,7 @@ pub fn check_credits(field: &str, value: u64) -> Result<(), UsageError> {
     Ok(())
 }
 
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RefillInterval {
@@ -135,6 +137,7 @@ pub enum RefillInterval {
 
 /// Credits are set back to `amount` at 00:00 UTC each day, or each month on `refill_day`
 /// (1-31, clamped to the month's last day; 1 when not given).
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Refill {
@@ -180,6 +183,23 @@ impl Refill {
     }
 }
 
+impl Refill {
+    /// The first refill after `now`.
+    pub fn next_after(&self, now: OffsetDateTime) -> OffsetDateTime {
+        let start = self.period_start(now);
+        match self.interval {
+            RefillInterval::Daily => start + time::Duration::DAY,
+            RefillInterval::Monthly => {
+                let (y, m) = match start.month() {
+                    Month::December => (start.year() + 1, Month::January),
+                    m => (start.year(), m.next()),
+                };
+                midnight(refill_date(y, m, self.refill_day.unwrap_or(1)))
+            }
+        }
+    }
+}
+
 fn midnight(d: Date) -> OffsetDateTime {
     d.with_time(Time::MIDNIGHT).assume_utc()
 }
@@ -197,6 +217,7 @@ fn previous_month(year: i32, month: Month) -> (i32, Month) {
 }
 
 /// A token's credits as given in a create or a replace: how many are left, and the refill.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct Credits {
@@ -213,6 +234,7 @@ impl Credits {
 }
 
 /// How `POST /api/v1/tokens/{id}/credits` changes what is left.
+#[cfg_attr(feature = "schema", derive(utoipa::ToSchema))]
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum CreditOperation {
@@ -316,6 +338,36 @@ mod tests {
         assert_eq!(
             on(Some(29)).period_start(datetime!(2028-02-29 8:00 UTC)),
             datetime!(2028-02-29 0:00 UTC)
+        );
+    }
+
+    #[test]
+    fn the_next_refill_follows_the_period_it_is_in() {
+        let monthly = Refill {
+            interval: RefillInterval::Monthly,
+            amount: 10,
+            refill_day: Some(31),
+        };
+        assert_eq!(
+            monthly.next_after(datetime!(2026-02-10 12:00 UTC)),
+            datetime!(2026-02-28 0:00 UTC)
+        );
+        assert_eq!(
+            monthly.next_after(datetime!(2026-02-28 0:00 UTC)),
+            datetime!(2026-03-31 0:00 UTC)
+        );
+        assert_eq!(
+            monthly.next_after(datetime!(2026-12-31 5:00 UTC)),
+            datetime!(2027-01-31 0:00 UTC)
+        );
+        let daily = Refill {
+            interval: RefillInterval::Daily,
+            amount: 10,
+            refill_day: None,
+        };
+        assert_eq!(
+            daily.next_after(datetime!(2026-12-31 5:00 UTC)),
+            datetime!(2027-01-01 0:00 UTC)
         );
     }
 

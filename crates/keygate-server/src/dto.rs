@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use keygate_core::usage::{CreditOperation, Credits, RateLimit, Refill};
 use keygate_core::AuditAction;
 use keygate_store::{AuditEntry, TokenRecord, UserRecord};
 use secrecy::SecretString;
@@ -40,6 +41,19 @@ pub struct TokenView {
     /// of a rotated-out token cannot change.
     #[schema(example = json!(null))]
     pub rotated_to: Option<String>,
+    /// Your own id for whoever holds the token; many tokens may share one.
+    pub external_id: Option<String>,
+    pub ratelimits: Vec<RateLimit>,
+    /// `null`: unlimited.
+    pub credits: Option<CreditsView>,
+}
+
+/// What is left of a token's credits, and how they refill.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct CreditsView {
+    pub remaining: u64,
+    pub refill: Option<Refill>,
 }
 
 impl From<TokenRecord> for TokenView {
@@ -62,6 +76,12 @@ impl From<TokenRecord> for TokenView {
             last_used_ip: t.last_used_ip,
             created_by: t.created_by,
             rotated_to: t.rotated_to.map(|id| id.into_string()),
+            external_id: t.external_id,
+            ratelimits: t.ratelimits,
+            credits: t.credits.map(|c| CreditsView {
+                remaining: c.remaining_at(OffsetDateTime::now_utc()),
+                refill: c.refill,
+            }),
         }
     }
 }
@@ -100,6 +120,13 @@ pub struct CreateTokenRequest {
     /// A JSON object of at most 4 KiB, returned by `verify`.
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Box<RawValue>>,
+    /// Your own id for whoever holds the token (1-256 characters), returned by `verify`.
+    pub external_id: Option<String>,
+    /// Up to 50 named rate limits.
+    #[serde(default)]
+    pub ratelimits: Vec<RateLimit>,
+    /// Left out or `null`: unlimited.
+    pub credits: Option<Credits>,
 }
 
 /// Replaces a token's name and scopes; fields left out keep their value, except `scopes`,
@@ -123,6 +150,26 @@ pub struct UpdateTokenRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Object>)]
     pub metadata: Option<Option<Box<RawValue>>>,
+    /// `null` removes it; left out, it is kept.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<String>)]
+    pub external_id: Option<Option<String>>,
+    /// Given, it replaces every rate limit; left out, they are kept.
+    pub ratelimits: Option<Vec<RateLimit>>,
+    /// Given, it sets the credits outright (`null`: unlimited); left out, they are kept.
+    #[serde(default, deserialize_with = "present")]
+    #[schema(value_type = Option<Credits>)]
+    pub credits: Option<Option<Credits>>,
+}
+
+/// Changes what is left of a token's credits.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct CreditsRequest {
+    pub operation: CreditOperation,
+    /// At least 0. For `set`, `null` makes the credits unlimited.
+    #[schema(value_type = Option<u64>)]
+    pub value: Option<i64>,
 }
 
 /// Distinguishes a field set to `null` (`Some(None)`) from one left out (`None`).
@@ -168,6 +215,35 @@ pub struct VerifyRequest<'a> {
     #[serde(default, borrow)]
     #[schema(value_type = Vec<String>)]
     pub scopes: Vec<Cow<'a, str>>,
+    /// A query over the token's scopes: names, `AND`, `OR` and parentheses (`AND` binds
+    /// tighter), e.g. `(documents.read OR documents.write) AND users.view`.
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>)]
+    pub permissions: Option<Cow<'a, str>>,
+    /// What this request costs in credits (default 1; 0 checks without charging).
+    pub credits: Option<VerifyCost>,
+    /// Rate limits to apply besides the token's auto-applied ones, by name.
+    #[serde(default, borrow)]
+    pub ratelimits: Vec<NamedLimit<'a>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct VerifyCost {
+    /// At least 0.
+    #[schema(value_type = u64)]
+    pub cost: i64,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct NamedLimit<'a> {
+    #[serde(borrow)]
+    #[schema(value_type = String)]
+    pub name: Cow<'a, str>,
+    /// Default 1; at least 0.
+    #[schema(value_type = Option<u64>)]
+    pub cost: Option<i64>,
 }
 
 /// The answer of `verify`. It borrows from the cached token, so answering copies nothing
@@ -199,6 +275,34 @@ pub struct VerifyResponse<'a> {
     pub expires_at: Option<OffsetDateTime>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub missing_scopes: Option<Vec<String>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub external_id: Option<&'a str>,
+    /// Tokens with credits: what is left after this request.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub credits: Option<RemainingCredits>,
+    /// The rate limits that were checked.
+    #[serde(skip_serializing_if = "<[LimitView]>::is_empty")]
+    pub ratelimits: Vec<LimitView>,
+}
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct RemainingCredits {
+    pub remaining: u64,
+}
+
+/// One rate limit as a verification found it.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct LimitView {
+    pub name: String,
+    pub limit: u64,
+    pub duration_ms: u64,
+    /// Requests of cost 1 that would pass now.
+    pub remaining: u64,
+    /// When the limit is whole again (Unix milliseconds).
+    pub reset: i64,
+    pub exceeded: bool,
+    pub auto_apply: bool,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -445,6 +549,9 @@ impl std::fmt::Debug for VerifyRequest<'_> {
         f.debug_struct("VerifyRequest")
             .field("token", &"[REDACTED]")
             .field("scopes", &self.scopes)
+            .field("permissions", &self.permissions)
+            .field("credits", &self.credits)
+            .field("ratelimits", &self.ratelimits)
             .finish()
     }
 }

@@ -29,6 +29,11 @@ pub enum ApiError {
     CookieChangeBySafeMethod,
     #[error("Too many failed attempts; try again in {0} seconds")]
     RateLimited(u64),
+    #[error("The token's rate limit is reached; try again in {0} seconds")]
+    TokenRateLimited(u64),
+    /// With the seconds until the credits refill, when they do.
+    #[error("The token's credits are used up")]
+    UsageExceeded(Option<u64>),
     #[error("{0}")]
     NotFound(String),
     /// Syntactically bad input: malformed JSON, a bad query parameter.
@@ -75,7 +80,9 @@ impl ApiError {
             MissingToken | InvalidToken | TokenDisabled | TokenExpired | InvalidSession
             | InvalidCredentials => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) | CsrfFailed | CookieChangeBySafeMethod => StatusCode::FORBIDDEN,
-            RateLimited(_) => StatusCode::TOO_MANY_REQUESTS,
+            RateLimited(_) | TokenRateLimited(_) | UsageExceeded(_) => {
+                StatusCode::TOO_MANY_REQUESTS
+            }
             NotFound(_) => StatusCode::NOT_FOUND,
             BadRequest(_) => StatusCode::BAD_REQUEST,
             Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -98,7 +105,8 @@ impl ApiError {
             InvalidSession => "invalid_session",
             InvalidCredentials => "invalid_credentials",
             CsrfFailed | CookieChangeBySafeMethod => "csrf_failed",
-            RateLimited(_) => "rate_limited",
+            RateLimited(_) | TokenRateLimited(_) => "rate_limited",
+            UsageExceeded(_) => "usage_exceeded",
             NotFound(_) => "not_found",
             BadRequest(_) | Unprocessable(_) | BodyTimeout(_) => "invalid_request",
             Conflict(_) => "conflict",
@@ -129,6 +137,13 @@ impl ApiError {
 /// A refused field is a well-formed request that breaks a rule, worded as the field's error.
 impl From<keygate_core::FieldError> for ApiError {
     fn from(e: keygate_core::FieldError) -> Self {
+        ApiError::Unprocessable(e.to_string())
+    }
+}
+
+/// Rate limits, credits or an externalId that break a rule, named by their path.
+impl From<keygate_core::usage::UsageError> for ApiError {
+    fn from(e: keygate_core::usage::UsageError) -> Self {
         ApiError::Unprocessable(e.to_string())
     }
 }
@@ -166,7 +181,10 @@ impl IntoResponse for ApiError {
         }
         let status = self.status();
         let mut resp = (status, axum::Json(self.body())).into_response();
-        if let ApiError::RateLimited(seconds) = &self {
+        if let ApiError::RateLimited(seconds)
+        | ApiError::TokenRateLimited(seconds)
+        | ApiError::UsageExceeded(Some(seconds)) = &self
+        {
             resp.headers_mut()
                 .insert(header::RETRY_AFTER, HeaderValue::from(*seconds));
         }

@@ -77,17 +77,31 @@ fn body_rejection(e: BytesRejection, limit: usize) -> ApiError {
 
 /// Parses a JSON body. serde's messages quote the input they stumbled on, which may be the
 /// caller's token sent as a field name or in the wrong field: long quoted values are redacted.
+/// A value of the wrong kind is named by its path (`credits.remaining: invalid value …`).
 pub fn parse_json<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, ApiError> {
     serde_json::from_slice(bytes).map_err(|e| {
         use serde_json::error::Category;
         let message = redact_echoed_input(&e.to_string());
         match e.classify() {
-            Category::Data => ApiError::Unprocessable(format!("Invalid request body: {message}")),
+            Category::Data => ApiError::Unprocessable(match field_path::<T>(bytes) {
+                Some(path) => format!("Invalid request body: {path}: {message}"),
+                None => format!("Invalid request body: {message}"),
+            }),
             Category::Syntax | Category::Eof | Category::Io => {
                 ApiError::BadRequest(format!("Malformed JSON: {message}"))
             }
         }
     })
+}
+
+/// Where in the body a value was refused, found by parsing again with the path tracked: only
+/// a refused body pays for it, never the hot path.
+fn field_path<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Option<String> {
+    let mut de = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, T>(&mut de) {
+        Ok(_) => None,
+        Err(e) => Some(e.path().to_string()).filter(|p| p != "."),
+    }
 }
 
 /// Query parameters, with the API's error body for bad ones.

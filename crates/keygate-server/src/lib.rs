@@ -33,6 +33,7 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::Router;
+use keygate_store::ratelimit::RateLimiter;
 use keygate_store::{Store, Verifier, VerifierConfig};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -51,9 +52,18 @@ pub use crate::config::ServerConfig;
 pub use crate::state::AppState;
 
 /// Builds the shared state; must run inside a Tokio runtime (it starts the last-use writer).
-pub fn state(store: Arc<dyn Store>, config: ServerConfig, verifier: VerifierConfig) -> AppState {
+pub fn state(
+    store: Arc<dyn Store>,
+    config: ServerConfig,
+    verifier: VerifierConfig,
+    limiter: RateLimiter,
+) -> AppState {
     AppState::new(state::Shared {
-        verifier: Arc::new(Verifier::new(store.clone(), verifier)),
+        verifier: Arc::new(Verifier::with_rate_limiter(
+            store.clone(),
+            verifier,
+            limiter,
+        )),
         store,
         roles: Arc::new(RoleScopes::new(&config.catalog)),
         login_limiter: Arc::new(LoginLimiter::new(config.login_limits)),

@@ -81,7 +81,7 @@ struct RouteLabels {
 
 /// The verify answers' codes, and `RATE_LIMITED`: a verification refused because its client
 /// address had failed too often.
-pub const VERIFY_CODES: [&str; 7] = [
+pub const VERIFY_CODES: [&str; 8] = [
     "VALID",
     "MALFORMED",
     "NOT_FOUND",
@@ -89,6 +89,7 @@ pub const VERIFY_CODES: [&str; 7] = [
     "EXPIRED",
     "INSUFFICIENT_SCOPE",
     "RATE_LIMITED",
+    "USAGE_EXCEEDED",
 ];
 
 pub struct Metrics {

@@ -19,7 +19,7 @@ use keygate_core::TokenId;
 use time::OffsetDateTime;
 
 use crate::cache::CachedToken;
-use crate::model::unix_ms;
+use crate::model::{unix_ms, CreditState};
 use crate::store::{Lease, Store, StoreError};
 
 #[derive(Debug, Clone, Copy)]
@@ -214,6 +214,22 @@ impl CreditLedger {
     pub fn unspent(&self, id: &TokenId) -> u64 {
         let shard = self.inner.shard(id);
         shard.get(id).and_then(|h| h.lease).map_or(0, |l| l.left)
+    }
+
+    /// [`CreditLedger::unspent`] for a token whose stored credits are `stored`: none when what
+    /// this node holds is void (of an older version or refill period).
+    pub fn unspent_of(&self, id: &TokenId, stored: &CreditState, now: OffsetDateTime) -> u64 {
+        let charge = Charge {
+            cost: 0,
+            version: stored.version,
+            period_floor: stored.refill.map(|r| unix_ms(r.period_start(now))),
+        };
+        let shard = self.inner.shard(id);
+        shard
+            .get(id)
+            .and_then(|h| h.lease)
+            .filter(|l| l.usable_for(&charge))
+            .map_or(0, |l| l.left)
     }
 
     /// Gives every unspent lease back to the pool; for shutdown, after the last verification.

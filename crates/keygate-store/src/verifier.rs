@@ -6,13 +6,17 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::permission::Query;
 use keygate_core::token;
+use keygate_core::usage::RateLimit;
 use keygate_core::{TokenHash, TokenPrefix};
 use time::OffsetDateTime;
 
 use crate::cache::{CachedToken, Interner, Lookup, TokenCache};
+use crate::credits::{CreditConfig, CreditLedger, Spend};
 use crate::last_used::LastUseQueue;
 use crate::model::{LastUse, TokenStatus};
+use crate::ratelimit::{Applied, LimitReport, RateLimiter};
 use crate::store::{Store, StoreError};
 
 #[derive(Debug, Clone)]
@@ -27,6 +31,7 @@ pub struct VerifierConfig {
     /// How precisely a token's last use is kept: a use is queued when the token's last queued
     /// use is at least this old. The first use of a token is queued at once.
     pub last_use_resolution: Duration,
+    pub credits: CreditConfig,
 }
 
 impl Default for VerifierConfig {
@@ -37,6 +42,7 @@ impl Default for VerifierConfig {
             negative_cache_capacity: 100_000,
             last_use_interval: Duration::from_secs(1),
             last_use_resolution: Duration::from_secs(60),
+            credits: CreditConfig::default(),
         }
     }
 }
@@ -49,9 +55,22 @@ pub enum Outcome {
     NotFound,
     Disabled(Arc<CachedToken>),
     Expired(Arc<CachedToken>),
+    /// Lacks a scope that was asked for, or does not meet the permission query. `missing`
+    /// names the scopes when the request can be met scope by scope (a list, or a query without
+    /// `OR`); otherwise it is empty.
     InsufficientScope {
         token: Arc<CachedToken>,
         missing: Vec<String>,
+    },
+    /// A rate limit refused it; see [`Verification::ratelimits`].
+    RateLimited(Arc<CachedToken>),
+    /// Its credits do not cover the cost.
+    UsageExceeded(Arc<CachedToken>),
+    /// The request named a rate limit the token does not have. Nothing was charged: it is the
+    /// request that is wrong, not the token.
+    UnknownRateLimit {
+        token: Arc<CachedToken>,
+        name: String,
     },
 }
 
@@ -64,16 +83,111 @@ impl Outcome {
             Outcome::Disabled(_) => "DISABLED",
             Outcome::Expired(_) => "EXPIRED",
             Outcome::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
+            Outcome::RateLimited(_) => "RATE_LIMITED",
+            Outcome::UsageExceeded(_) => "USAGE_EXCEEDED",
+            Outcome::UnknownRateLimit { .. } => "UNKNOWN_RATELIMIT",
         }
     }
 
     pub fn token(&self) -> Option<&Arc<CachedToken>> {
         match self {
-            Outcome::Valid(t) | Outcome::Disabled(t) | Outcome::Expired(t) => Some(t),
-            Outcome::InsufficientScope { token, .. } => Some(token),
+            Outcome::Valid(t)
+            | Outcome::Disabled(t)
+            | Outcome::Expired(t)
+            | Outcome::RateLimited(t)
+            | Outcome::UsageExceeded(t) => Some(t),
+            Outcome::InsufficientScope { token, .. } | Outcome::UnknownRateLimit { token, .. } => {
+                Some(token)
+            }
             Outcome::Malformed | Outcome::NotFound => None,
         }
     }
+}
+
+/// One request to a protected API: what the token must be and hold, and what using it costs.
+#[derive(Debug, Clone, Copy)]
+pub struct Check<'a> {
+    pub token: &'a str,
+    pub scopes: &'a [&'a str],
+    pub permissions: Option<&'a Query>,
+    /// Rate limits the request names besides the auto-applied ones, with their costs. Naming
+    /// an auto-applied limit changes its cost.
+    pub ratelimits: &'a [(&'a str, u64)],
+    /// Credits this request costs; 0 checks without charging.
+    pub cost: u64,
+    /// Recorded as the token's last-use address when the answer is `Valid`.
+    pub ip: Option<IpAddr>,
+}
+
+/// The answer to a [`Check`]: the outcome and what the usage checks found.
+#[derive(Debug, Clone)]
+pub struct Verification {
+    pub outcome: Outcome,
+    /// The rate limits that were checked, auto-applied first.
+    pub ratelimits: Vec<LimitReport>,
+    /// For a token with credits that got as far as being charged: what is left.
+    pub credits_remaining: Option<u64>,
+    /// For `RateLimited`: how long until the same request would pass.
+    pub retry_after_ms: u64,
+}
+
+impl Verification {
+    fn of(outcome: Outcome) -> Self {
+        Self {
+            outcome,
+            ratelimits: Vec::new(),
+            credits_remaining: None,
+            retry_after_ms: 0,
+        }
+    }
+}
+
+fn named_cost(named: &[(&str, u64)], name: &str) -> Option<u64> {
+    named.iter().find(|(n, _)| *n == name).map(|(_, c)| *c)
+}
+
+fn applied_limit(l: &RateLimit, cost: u64) -> Applied<'_> {
+    Applied {
+        name: &l.name,
+        limit: l.limit,
+        duration_ms: l.duration_ms,
+        cost,
+        auto_apply: l.auto_apply,
+    }
+}
+
+/// Status, then scopes, then the permission query: `Err` with the refusal, or the token.
+fn admit(
+    cached: Arc<CachedToken>,
+    wanted: &[&str],
+    permissions: Option<&Query>,
+    now: OffsetDateTime,
+) -> Result<Arc<CachedToken>, Outcome> {
+    match cached.status_at(now) {
+        TokenStatus::Disabled => return Err(Outcome::Disabled(cached)),
+        TokenStatus::Expired => return Err(Outcome::Expired(cached)),
+        TokenStatus::Active => {}
+    }
+    let missing = cached.scopes.missing(wanted.iter().copied());
+    if !missing.is_empty() {
+        return Err(Outcome::InsufficientScope {
+            token: cached,
+            missing,
+        });
+    }
+    if let Some(q) = permissions {
+        if !q.is_met_by(&|name| cached.scopes.allows(name)) {
+            let missing = q
+                .conjunction()
+                .map(|names| cached.scopes.missing(names))
+                .unwrap_or_default();
+            return Err(Outcome::InsufficientScope {
+                token: cached,
+                missing,
+            });
+        }
+    }
+    Ok(cached)
 }
 
 pub struct Verifier {
@@ -86,12 +200,27 @@ pub struct Verifier {
     interner: Interner,
     /// Verifications that reached the store: the flood tests count these.
     lookups: AtomicU64,
+    limiter: RateLimiter,
+    credits: CreditLedger,
 }
 
 impl Verifier {
-    /// Must be called inside a Tokio runtime: it starts the last-use writer.
+    /// Must be called inside a Tokio runtime: it starts the last-use writer. Rate limits are
+    /// counted in this process.
     pub fn new(store: Arc<dyn Store>, config: VerifierConfig) -> Self {
+        Self::with_rate_limiter(store, config, RateLimiter::local())
+    }
+
+    /// [`Verifier::new`], with rate limits counted by `limiter` (e.g. in a Redis all nodes
+    /// share).
+    pub fn with_rate_limiter(
+        store: Arc<dyn Store>,
+        config: VerifierConfig,
+        limiter: RateLimiter,
+    ) -> Self {
         Self {
+            limiter,
+            credits: CreditLedger::start(store.clone(), config.credits),
             last_use: LastUseQueue::start(store.clone(), config.last_use_interval),
             cache: TokenCache::new(config.cache_capacity, config.negative_cache_capacity),
             interner: Interner::default(),
@@ -110,6 +239,15 @@ impl Verifier {
         &self.cache
     }
 
+    pub fn rate_limiter(&self) -> &RateLimiter {
+        &self.limiter
+    }
+
+    /// This node's unspent credit leases.
+    pub fn credits(&self) -> &CreditLedger {
+        &self.credits
+    }
+
     /// Checks `token` and that it holds every scope in `wanted`. `ip` is recorded as the
     /// token's last-use address when the answer is `Valid`.
     pub async fn verify(
@@ -124,6 +262,8 @@ impl Verifier {
     /// [`Verifier::verify`], but a token that is not in memory reaches the store only if
     /// `may_query` allows it: a client that has failed too often gets its answer from memory
     /// or not at all. Valid tokens in memory never call it, so the limit costs them nothing.
+    /// No rate limit is applied and no credit charged: this is the check of keygate's own
+    /// API, not of a request to the deployer's.
     pub async fn verify_or<E: From<StoreError>>(
         &self,
         token: &str,
@@ -131,40 +271,109 @@ impl Verifier {
         ip: Option<IpAddr>,
         may_query: impl FnOnce() -> Result<(), E>,
     ) -> Result<Outcome, E> {
+        let cached = match self.find(token, may_query).await? {
+            Ok(t) => t,
+            Err(refused) => return Ok(refused),
+        };
+        let now = OffsetDateTime::now_utc();
+        Ok(match admit(cached, wanted, None, now) {
+            Ok(cached) => {
+                self.note_use(&cached, now, ip);
+                Outcome::Valid(cached)
+            }
+            Err(refused) => refused,
+        })
+    }
+
+    /// The whole check of a request to a protected API, in order: format, status, scopes and
+    /// permission query, rate limits (auto-applied, then named), credits (charged last, only
+    /// when everything else passed). `may_query` as in [`Verifier::verify_or`].
+    pub async fn check_or<E: From<StoreError>>(
+        &self,
+        check: &Check<'_>,
+        may_query: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Verification, E> {
+        let cached = match self.find(check.token, may_query).await? {
+            Ok(t) => t,
+            Err(refused) => return Ok(Verification::of(refused)),
+        };
+        let now = OffsetDateTime::now_utc();
+        let cached = match admit(cached, check.scopes, check.permissions, now) {
+            Ok(cached) => cached,
+            Err(refused) => return Ok(Verification::of(refused)),
+        };
+        let verification = self.charge(cached, check, now).await?;
+        if let Outcome::Valid(t) = &verification.outcome {
+            self.note_use(t, now, check.ip);
+        }
+        Ok(verification)
+    }
+
+    /// The cached token this text names, or the answer for a text that names none.
+    async fn find<E: From<StoreError>>(
+        &self,
+        token: &str,
+        may_query: impl FnOnce() -> Result<(), E>,
+    ) -> Result<Result<Arc<CachedToken>, Outcome>, E> {
         if token::parse(token, &self.prefix).is_err() {
-            return Ok(Outcome::Malformed);
+            return Ok(Err(Outcome::Malformed));
         }
         let hash = TokenHash::of(token);
         // Looked up by hash, not compared: see `TokenHash` for why that is no timing oracle.
-        let cached = match self.cache.get(&hash) {
-            Lookup::Hit(t) => t,
-            Lookup::KnownUnknown => return Ok(Outcome::NotFound),
+        Ok(match self.cache.get(&hash) {
+            Lookup::Hit(t) => Ok(t),
+            Lookup::KnownUnknown => Err(Outcome::NotFound),
             Lookup::Miss => {
                 may_query()?;
-                match self.load(hash).await? {
-                    Some(t) => t,
-                    None => return Ok(Outcome::NotFound),
+                self.load(hash).await?.ok_or(Outcome::NotFound)
+            }
+        })
+    }
+
+    /// Rate limits, then credits, for a token that passed every other check.
+    async fn charge(
+        &self,
+        t: Arc<CachedToken>,
+        check: &Check<'_>,
+        now: OffsetDateTime,
+    ) -> Result<Verification, StoreError> {
+        let mut applied = Vec::new();
+        for l in t.ratelimits.iter().filter(|l| l.auto_apply) {
+            let cost = named_cost(check.ratelimits, &l.name).unwrap_or(1);
+            applied.push(applied_limit(l, cost));
+        }
+        for (name, cost) in check.ratelimits {
+            match t.ratelimits.iter().find(|l| l.name == *name) {
+                Some(l) if l.auto_apply => {}
+                Some(l) => applied.push(applied_limit(l, *cost)),
+                None => {
+                    let name = (*name).to_owned();
+                    return Ok(Verification::of(Outcome::UnknownRateLimit {
+                        token: t,
+                        name,
+                    }));
                 }
             }
-        };
-        let now = OffsetDateTime::now_utc();
-        let outcome = match cached.status_at(now) {
-            TokenStatus::Disabled => Outcome::Disabled(cached),
-            TokenStatus::Expired => Outcome::Expired(cached),
-            TokenStatus::Active => {
-                let missing = cached.scopes.missing(wanted.iter().copied());
-                if missing.is_empty() {
-                    self.note_use(&cached, now, ip);
-                    Outcome::Valid(cached)
-                } else {
-                    Outcome::InsufficientScope {
-                        token: cached,
-                        missing,
-                    }
-                }
+        }
+        let mut v = Verification::of(Outcome::Valid(t.clone()));
+        if !applied.is_empty() {
+            let decision = self.limiter.check(t.id.as_str(), &applied).await;
+            v.ratelimits = decision.reports;
+            if !decision.allowed {
+                v.retry_after_ms = decision.retry_after_ms;
+                v.outcome = Outcome::RateLimited(t);
+                return Ok(v);
             }
-        };
-        Ok(outcome)
+        }
+        match self.credits.spend(&t, check.cost, now).await? {
+            Spend::Charged { remaining } => v.credits_remaining = Some(remaining),
+            Spend::Exhausted { remaining } => {
+                v.credits_remaining = Some(remaining);
+                v.outcome = Outcome::UsageExceeded(t);
+            }
+            Spend::Unlimited => {}
+        }
+        Ok(v)
     }
 
     /// How many verifications have looked a token up in the store since start.
@@ -218,5 +427,12 @@ impl Verifier {
     /// Writes queued last-use times now.
     pub async fn flush_last_use(&self) {
         self.last_use.flush().await;
+    }
+
+    /// For a node that stops, after its last verification: writes queued last-use times and
+    /// gives unspent credits back, so other nodes can spend them.
+    pub async fn shutdown(&self) {
+        self.last_use.flush().await;
+        self.credits.return_all().await;
     }
 }

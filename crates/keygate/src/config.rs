@@ -127,6 +127,10 @@ pub struct ServeArgs {
     /// Most tokens one owner (a user, or the tenant) may hold [default: 10000].
     #[arg(long, env = "KEYGATE_MAX_TOKENS_PER_OWNER")]
     pub max_tokens_per_owner: Option<u32>,
+    /// A Redis that counts rate limits for every node that names it, e.g. redis://127.0.0.1:6379
+    /// [default: none: each node counts its own].
+    #[arg(long, env = "KEYGATE_REDIS_URL")]
+    pub redis_url: Option<String>,
     /// Log filter, e.g. info or keygate=debug [default: info].
     #[arg(long, env = "KEYGATE_LOG")]
     pub log: Option<String>,
@@ -187,6 +191,8 @@ pub struct ProcessConfig {
     pub default_database: bool,
     pub http_workers: usize,
     pub log: String,
+    /// Where rate limits are counted across nodes; `None`: in each node.
+    pub redis: Option<DatabaseUrl>,
 }
 
 impl Default for ProcessConfig {
@@ -199,6 +205,7 @@ impl Default for ProcessConfig {
             default_database: true,
             http_workers: std::thread::available_parallelism().map_or(1, |n| n.get()),
             log: "info".into(),
+            redis: None,
         }
     }
 }
@@ -241,6 +248,7 @@ impl ServeArgs {
             given!(database_url),
             given!(http_workers),
             given!(log),
+            given!(redis_url),
         )?;
         let prefix = match given!(token_prefix) {
             Some(text) => {
@@ -312,6 +320,7 @@ fn process_config(
     database_url: Option<String>,
     http_workers: Option<usize>,
     log: Option<String>,
+    redis_url: Option<String>,
 ) -> anyhow::Result<ProcessConfig> {
     let d = ProcessConfig::default();
     let data_dir = data_dir.unwrap_or(d.data_dir);
@@ -329,7 +338,16 @@ fn process_config(
         default_database,
         http_workers: http_workers.unwrap_or(d.http_workers),
         log: log.unwrap_or(d.log),
+        redis: redis_url.map(parse_redis_url).transpose()?,
     })
+}
+
+fn parse_redis_url(url: String) -> anyhow::Result<DatabaseUrl> {
+    if url.starts_with("redis://") || url.starts_with("rediss://") {
+        Ok(DatabaseUrl(url))
+    } else {
+        anyhow::bail!("--redis-url must start with redis:// or rediss://")
+    }
 }
 
 /// The built-in scopes of the surfaces served, then the file's, then the flags'.

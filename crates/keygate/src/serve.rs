@@ -109,7 +109,17 @@ async fn run(config: Config) -> anyhow::Result<()> {
         }
     }
 
-    let state = keygate_server::state(store, config.server, config.verifier);
+    let limiter = match &process.redis {
+        Some(url) => {
+            let limiter = keygate_store::ratelimit::RateLimiter::redis(url.expose())
+                .await
+                .with_context(|| format!("--redis-url {url}"))?;
+            tracing::info!(redis = %url, "rate limits are counted in Redis");
+            limiter
+        }
+        None => keygate_store::ratelimit::RateLimiter::local(),
+    };
+    let state = keygate_server::state(store, config.server, config.verifier, limiter);
     // Several nodes on one PostgreSQL: learn of the others' changes (no-op on SQLite).
     let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
     let addr = listener.local_addr()?;
@@ -126,8 +136,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e)
         }
     };
-    tracing::info!("shutting down: writing pending last-use times");
-    state.verifier.flush_last_use().await;
+    tracing::info!("shutting down: writing pending last-use times, returning unspent credits");
+    state.verifier.shutdown().await;
     sql.close().await;
     workers.join().await;
     served

@@ -154,6 +154,9 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             Outcome::Disabled(_) => Err(ApiError::TokenDisabled),
             Outcome::Expired(_) => Err(ApiError::TokenExpired),
             Outcome::InsufficientScope { missing, .. } => Err(ApiError::InsufficientScope(missing)),
+            o @ (Outcome::RateLimited(_)
+            | Outcome::UsageExceeded(_)
+            | Outcome::UnknownRateLimit { .. }) => Err(no_usage_control(&o)),
         }
     }
 }
@@ -193,6 +196,9 @@ impl FromRequestParts<AppState> for CallingToken {
             Outcome::Malformed | Outcome::NotFound | Outcome::InsufficientScope { .. } => {
                 Err(ApiError::InvalidToken)
             }
+            o @ (Outcome::RateLimited(_)
+            | Outcome::UsageExceeded(_)
+            | Outcome::UnknownRateLimit { .. }) => Err(no_usage_control(&o)),
         }
     }
 }
@@ -228,4 +234,10 @@ mod tests {
             Some(vec![USERS_READ.to_owned()])
         );
     }
+}
+
+/// `Verifier::verify_or`, which checks tokens presented to keygate's own API, applies no rate
+/// limit and charges no credit, so it never answers these.
+fn no_usage_control(o: &Outcome) -> ApiError {
+    ApiError::Internal(format!("{} from a check without usage control", o.code()))
 }

@@ -18,6 +18,7 @@ use std::time::Duration;
 use axum::http::header;
 use axum::http::request::Parts;
 use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
 
 use crate::error::{ApiError, ApiResult};
@@ -34,7 +35,8 @@ pub fn presented_token<'a>(parts: &'a Parts, allow_query: bool) -> Credential<'a
     }
 }
 
-/// The verifier's answer for `token`, or 429 if its address has failed too often.
+/// The verifier's answer for a token presented to keygate's own API, or 429 if its address
+/// has failed too often. No rate limit or credit of the token applies here.
 pub async fn verify(
     state: &AppState,
     token: &str,
@@ -49,6 +51,20 @@ pub async fn verify(
         count_failure(state, ip)?;
     }
     Ok(outcome)
+}
+
+/// The verifier's answer for a request to a protected API, or 429 if the client's address has
+/// failed too often.
+pub async fn check(state: &AppState, check: &Check<'_>) -> ApiResult<Verification> {
+    let ip = check.ip;
+    let verification = state
+        .verifier
+        .check_or(check, || refuse_if_blocked(state, ip, check.token))
+        .await?;
+    if matches!(verification.outcome, Outcome::Malformed | Outcome::NotFound) {
+        count_failure(state, ip)?;
+    }
+    Ok(verification)
 }
 
 /// A request whose credentials could not even be read (an `Authorization` header with no

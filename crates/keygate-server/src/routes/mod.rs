@@ -28,6 +28,7 @@ pub fn native() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::disable_token))
         .routes(routes!(tokens::enable_token))
         .routes(routes!(tokens::rotate_token))
+        .routes(routes!(tokens::change_credits))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::forward_auth))
         .routes(routes!(users::create_user, users::list_users))

@@ -3,9 +3,10 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use keygate_core::fields::{Description, Metadata, TokenName};
+use keygate_core::usage::CreditOperation;
 use keygate_core::AuditAction;
 use keygate_core::PlainToken;
-use keygate_store::TokenFilter;
+use keygate_store::{CreditChange, TokenFilter};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
@@ -13,7 +14,7 @@ use crate::auth::{AnyScope, Authorized, Caller, CallingToken, TokensRead, Tokens
 use crate::dto::*;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{Json, OptionalJson, Path, Query};
-use crate::service::tokens::{self, NewToken};
+use crate::service::tokens::{self, NewToken, Usage};
 use crate::state::AppState;
 
 pub const DEFAULT_PAGE: u32 = 100;
@@ -77,6 +78,12 @@ pub async fn create_token(
         owner_id: req.owner_id,
         description: req.description.map(Description::try_from).transpose()?,
         metadata: Metadata::optional(req.metadata)?,
+        usage: Usage {
+            external_id: req.external_id,
+            ratelimits: req.ratelimits,
+            credits: req.credits,
+        }
+        .checked()?,
         ..NewToken::new(name, scopes)
     };
     let (rec, plain) = tokens::create(&state, &caller, spec).await?;
@@ -109,7 +116,11 @@ pub async fn list_tokens(
     };
     let page = tokens::list(&state, &caller, filter).await?;
     Ok(axum::Json(TokenList {
-        items: page.items.into_iter().map(Into::into).collect(),
+        items: page
+            .items
+            .into_iter()
+            .map(|t| tokens::view(&state, t))
+            .collect(),
         next_cursor: page.next.map(|n| n.to_string()),
     }))
 }
@@ -125,9 +136,10 @@ pub async fn get_token(
     caller: Authorized<TokensRead>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TokenView>> {
-    Ok(axum::Json(
-        tokens::visible(&state, &caller, &id).await?.into(),
-    ))
+    Ok(axum::Json(tokens::view(
+        &state,
+        tokens::visible(&state, &caller, &id).await?,
+    )))
 }
 
 /// Replace a token's name and scopes (a scope left out is removed); `expiresAt`, `enabled`,
@@ -166,12 +178,94 @@ pub async fn update_token(
     if let Some(e) = req.enabled {
         rec.enabled = e;
     }
+    if let Some(e) = req.external_id {
+        rec.external_id = e;
+    }
+    if let Some(limits) = req.ratelimits {
+        rec.ratelimits = limits;
+    }
+    let usage = Usage {
+        external_id: rec.external_id.clone(),
+        ratelimits: rec.ratelimits.clone(),
+        credits: req.credits.flatten(),
+    }
+    .checked()?;
     let details = json!({ "name": name, "scopes": scopes.names(), "enabled": rec.enabled,
-                          "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) });
+                          "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
+                          "usage": usage.details() });
     rec.name = name.into_string();
     rec.scopes = scopes;
-    let rec = tokens::save(&state, &caller, rec, AuditAction::TokenUpdate, details).await?;
-    Ok(axum::Json(rec.into()))
+    let rec = tokens::save_with_credits(
+        &state,
+        &caller,
+        rec,
+        req.credits,
+        AuditAction::TokenUpdate,
+        details,
+    )
+    .await?;
+    Ok(axum::Json(tokens::view(&state, rec)))
+}
+
+/// Change what is left of a token's credits: `set` it (`null`: unlimited), or `increment` or
+/// `decrement` it (a decrement stops at 0).
+#[utoipa::path(post, path = "/api/v1/tokens/{id}/credits", tag = "tokens",
+    params(("id" = String, Path, description = "Token id")),
+    request_body = CreditsRequest,
+    responses((status = 200, body = TokenView), (status = 400, body = ErrorBody),
+              (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+              (status = 404, body = ErrorBody),
+              (status = 409, description = "Increment or decrement of unlimited credits", body = ErrorBody),
+              (status = 422, body = ErrorBody)),
+    security(("apiToken" = []), ("bearer" = [])))]
+pub async fn change_credits(
+    State(state): State<AppState>,
+    caller: Authorized<TokensWrite>,
+    Path(id): Path<String>,
+    Json(req): Json<CreditsRequest>,
+) -> ApiResult<axum::Json<TokenView>> {
+    let value = match req.value {
+        None if req.operation == CreditOperation::Set => None,
+        None => {
+            return Err(ApiError::Unprocessable(
+                "value is required for increment and decrement".into(),
+            ))
+        }
+        Some(v) => {
+            let v = u64::try_from(v)
+                .map_err(|_| ApiError::Unprocessable("value must be at least 0".into()))?;
+            keygate_core::usage::check_credits("value", v)?;
+            Some(v)
+        }
+    };
+    let change = match (req.operation, value) {
+        (CreditOperation::Set, v) => CreditChange::Set(v.map(|v| (v, None))),
+        (CreditOperation::Increment, Some(v)) => CreditChange::Increment(v),
+        (CreditOperation::Decrement, Some(v)) => CreditChange::Decrement(v),
+        (_, None) => unreachable!("a missing value was refused above"),
+    };
+    let change = keep_refill(&state, &caller, &id, change).await?;
+    let rec = tokens::change_credits(&state, &caller, &id, change).await?;
+    Ok(axum::Json(tokens::view(&state, rec)))
+}
+
+/// A `set` changes how many credits are left, not how they refill.
+async fn keep_refill(
+    state: &AppState,
+    caller: &Caller,
+    id: &str,
+    change: CreditChange,
+) -> ApiResult<CreditChange> {
+    Ok(match change {
+        CreditChange::Set(Some((v, None))) => {
+            let refill = tokens::visible(state, caller, id)
+                .await?
+                .credits
+                .and_then(|c| c.refill);
+            CreditChange::Set(Some((v, refill)))
+        }
+        other => other,
+    })
 }
 
 /// Revoke a token: rejected from this response on, then gone (404).
@@ -201,11 +295,8 @@ pub async fn disable_token(
     caller: Authorized<TokensWrite>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TokenView>> {
-    Ok(axum::Json(
-        tokens::set_enabled(&state, &caller, &id, false)
-            .await?
-            .into(),
-    ))
+    let rec = tokens::set_enabled(&state, &caller, &id, false).await?;
+    Ok(axum::Json(tokens::view(&state, rec)))
 }
 
 /// Activate a deactivated token.
@@ -219,11 +310,8 @@ pub async fn enable_token(
     caller: Authorized<TokensWrite>,
     Path(id): Path<String>,
 ) -> ApiResult<axum::Json<TokenView>> {
-    Ok(axum::Json(
-        tokens::set_enabled(&state, &caller, &id, true)
-            .await?
-            .into(),
-    ))
+    let rec = tokens::set_enabled(&state, &caller, &id, true).await?;
+    Ok(axum::Json(tokens::view(&state, rec)))
 }
 
 /// Rotate: a new token with the same name, scopes, owner and lifetime; the old one keeps
@@ -265,7 +353,7 @@ pub async fn lookup_token(
     Json(req): Json<TokenBody>,
 ) -> ApiResult<axum::Json<TokenView>> {
     match tokens::visible_by_secret(&state, &caller, req.token.expose_secret()).await? {
-        Some(t) => Ok(axum::Json(t.into())),
+        Some(t) => Ok(axum::Json(tokens::view(&state, t))),
         None => Err(ApiError::token_not_found()),
     }
 }
@@ -290,7 +378,7 @@ pub async fn get_self(
         .token_by_id(caller.tenant_id(), calling_token(&caller)?)
         .await?
     {
-        Some(t) => Ok(axum::Json(t.into())),
+        Some(t) => Ok(axum::Json(tokens::view(&state, t))),
         None => Err(ApiError::InvalidToken),
     }
 }

@@ -1,7 +1,6 @@
 //! The questions a protected API asks: `POST /api/v1/verify` (JSON) and `GET /api/v1/auth`
 //! (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
 
-use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -9,35 +8,50 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use keygate_core::credentials::{extract_from_query, redact_secrets, Credential};
+use keygate_core::permission::Query;
+use keygate_store::ratelimit::LimitReport;
+use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
+use time::OffsetDateTime;
 
 use crate::auth::token::presented_token;
-use crate::dto::{VerifyRequest, VerifyResponse};
+use crate::dto::{LimitView, RemainingCredits, VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{client_ip, parse_json, ClientIp, JsonBody};
 use crate::state::AppState;
 
 const MAX_WANTED_SCOPES: usize = 100;
+/// As many as a token can have.
+const MAX_NAMED_LIMITS: usize = keygate_core::usage::MAX_RATELIMITS;
 
-async fn check(
-    state: &AppState,
-    token: &str,
-    wanted: &[&str],
-    ip: Option<IpAddr>,
-) -> ApiResult<Outcome> {
+async fn check(state: &AppState, c: &Check<'_>) -> ApiResult<Verification> {
     let started = Instant::now();
-    let outcome = crate::auth::token::verify(state, token, wanted, ip).await;
-    let code = match &outcome {
-        Ok(o) => o.code(),
+    let verification = crate::auth::token::check(state, c).await;
+    let code = match &verification {
+        Ok(v) => v.outcome.code(),
         Err(ApiError::RateLimited(_)) => "RATE_LIMITED",
-        Err(_) => return outcome,
+        Err(_) => return verification,
     };
     state.metrics.verification(code, started.elapsed());
-    outcome
+    verification
 }
 
-/// Is this token good, and does it hold these scopes? Always 200 with a `code`, unless the
-/// request itself is malformed, or its client address has failed too often (429).
+/// A permission query as a request sends it; a malformed one is the request's fault.
+fn permission_query(text: Option<&str>) -> ApiResult<Option<Query>> {
+    text.map(|t| Query::parse(t).map_err(|e| ApiError::BadRequest(format!("permissions: {e}"))))
+        .transpose()
+}
+
+fn cost(field: &str, cost: i64) -> ApiResult<u64> {
+    let cost = u64::try_from(cost)
+        .map_err(|_| ApiError::Unprocessable(format!("{field} must be at least 0")))?;
+    keygate_core::usage::check_credits(field, cost)?;
+    Ok(cost)
+}
+
+/// Is this token good, does it hold these scopes and meet this permission query, and may it
+/// be used now (rate limits, credits)? Always 200 with a `code`, unless the request itself is
+/// malformed, or its client address has failed too often (429).
 #[utoipa::path(post, path = "/api/v1/verify", tag = "verify",
     request_body = VerifyRequest,
     responses((status = 200, body = VerifyResponse), (status = 400, body = ErrorBody),
@@ -53,22 +67,53 @@ pub async fn verify(
             "at most {MAX_WANTED_SCOPES} scopes may be asked for"
         )));
     }
+    if req.ratelimits.len() > MAX_NAMED_LIMITS {
+        return Err(ApiError::Unprocessable(format!(
+            "at most {MAX_NAMED_LIMITS} rate limits may be named"
+        )));
+    }
+    let permissions = permission_query(req.permissions.as_deref())?;
+    let named = req
+        .ratelimits
+        .iter()
+        .enumerate()
+        .map(|(i, l)| {
+            let c = l
+                .cost
+                .map_or(Ok(1), |c| cost(&format!("ratelimits[{i}].cost"), c))?;
+            Ok((l.name.as_ref(), c))
+        })
+        .collect::<ApiResult<Vec<_>>>()?;
     let wanted: Vec<&str> = req.scopes.iter().map(|s| s.as_ref()).collect();
-    let outcome = check(&state, &req.token, &wanted, ip).await?;
+    let c = Check {
+        token: &req.token,
+        scopes: &wanted,
+        permissions: permissions.as_ref(),
+        ratelimits: &named,
+        cost: req
+            .credits
+            .map_or(Ok(1), |c| cost("credits.cost", c.cost))?,
+        ip,
+    };
+    let v = check(&state, &c).await?;
+    if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
+        return Err(ApiError::BadRequest(format!(
+            "ratelimits: the token has no rate limit named {:?}",
+            redact_secrets(name, state.config.prefix.as_str())
+        )));
+    }
     // Written straight into a buffer of the right size: this is the hottest answer keygate
     // gives, and it borrows everything from the cached token.
     let mut answer = Vec::with_capacity(512);
-    serde_json::to_writer(
-        &mut answer,
-        &response(&outcome, state.config.prefix.as_str()),
-    )
-    .map_err(|e| ApiError::Internal(format!("writing a verify answer: {e}")))?;
+    serde_json::to_writer(&mut answer, &response(&v, state.config.prefix.as_str()))
+        .map_err(|e| ApiError::Internal(format!("writing a verify answer: {e}")))?;
     Ok(([(header::CONTENT_TYPE, JSON)], answer).into_response())
 }
 
 const JSON: HeaderValue = HeaderValue::from_static("application/json");
 
-fn response<'a>(o: &'a Outcome, prefix: &str) -> VerifyResponse<'a> {
+fn response<'a>(v: &'a Verification, prefix: &str) -> VerifyResponse<'a> {
+    let o = &v.outcome;
     let mut r = VerifyResponse {
         valid: matches!(o, Outcome::Valid(_)),
         code: o.code(),
@@ -80,6 +125,11 @@ fn response<'a>(o: &'a Outcome, prefix: &str) -> VerifyResponse<'a> {
         metadata: None,
         expires_at: None,
         missing_scopes: None,
+        external_id: None,
+        credits: v
+            .credits_remaining
+            .map(|remaining| RemainingCredits { remaining }),
+        ratelimits: v.ratelimits.iter().map(limit_view).collect(),
     };
     if let Some(t) = o.token() {
         r.token_id = Some(t.id.as_str());
@@ -87,6 +137,7 @@ fn response<'a>(o: &'a Outcome, prefix: &str) -> VerifyResponse<'a> {
         r.owner_id = Some(&t.owner_id);
         r.tenant_id = Some(&t.tenant_id);
         r.expires_at = t.expires_at;
+        r.external_id = t.external_id.as_deref();
     }
     match o {
         Outcome::Valid(t) => {
@@ -104,29 +155,103 @@ fn response<'a>(o: &'a Outcome, prefix: &str) -> VerifyResponse<'a> {
     r
 }
 
+pub fn limit_view(l: &LimitReport) -> LimitView {
+    LimitView {
+        name: l.name.to_string(),
+        limit: l.limit,
+        duration_ms: l.duration_ms,
+        remaining: l.remaining,
+        reset: l.reset_ms,
+        exceeded: l.exceeded,
+        auto_apply: l.auto_apply,
+    }
+}
+
+/// Rounded up: a client that waits this long must find the limit passed.
+fn whole_seconds(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+/// `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) of the limit nearest to refusing: the
+/// exceeded one, or the one with the least left.
+fn ratelimit_headers(headers: &mut HeaderMap, reports: &[LimitReport]) {
+    let nearest = reports.iter().min_by_key(|l| (!l.exceeded, l.remaining));
+    if let Some(l) = nearest {
+        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
+        let reset = whole_seconds(u64::try_from(l.reset_ms - now_ms).unwrap_or(0));
+        headers.insert(HeaderName::from_static("ratelimit-limit"), l.limit.into());
+        headers.insert(
+            HeaderName::from_static("ratelimit-remaining"),
+            l.remaining.into(),
+        );
+        headers.insert(HeaderName::from_static("ratelimit-reset"), reset.into());
+    }
+}
+
+/// The query of a forward-auth request: `scope` (repeated or comma-separated), `permissions`
+/// and `cost`.
+struct ForwardQuery {
+    scopes: Vec<String>,
+    permissions: Option<String>,
+    cost: Option<String>,
+}
+
+fn forward_query(query: &str) -> ForwardQuery {
+    let mut q = ForwardQuery {
+        scopes: Vec::new(),
+        permissions: None,
+        cost: None,
+    };
+    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
+        match k.as_ref() {
+            "scope" => q.scopes.extend(
+                v.split(',')
+                    .map(str::trim)
+                    .filter(|s| !s.is_empty())
+                    .map(str::to_owned),
+            ),
+            "permissions" => q.permissions = Some(v.into_owned()),
+            "cost" => q.cost = Some(v.into_owned()),
+            _ => {}
+        }
+    }
+    q.scopes.truncate(MAX_WANTED_SCOPES);
+    q
+}
+
 #[utoipa::path(get, path = "/api/v1/auth", tag = "verify",
-    params(("scope" = Option<Vec<String>>, Query, description = "Scopes the token must hold")),
+    params(("scope" = Option<Vec<String>>, Query, description = "Scopes the token must hold"),
+           ("permissions" = Option<String>, Query, description = "A permission query, e.g. `(a OR b) AND c`"),
+           ("cost" = Option<u64>, Query, description = "Credits this request costs (default 1)")),
     responses(
         (status = 200, description = "Token is valid",
          headers(("X-Keygate-Token-Id" = String), ("X-Keygate-Owner-Id" = String),
-                 ("X-Keygate-Tenant-Id" = String), ("X-Keygate-Scopes" = String, description = "Comma-separated"))),
+                 ("X-Keygate-Tenant-Id" = String), ("X-Keygate-Scopes" = String, description = "Comma-separated"),
+                 ("X-Keygate-External-Id" = String, description = "When the token has one"),
+                 ("RateLimit-Limit" = u64, description = "When the token has rate limits"),
+                 ("RateLimit-Remaining" = u64), ("RateLimit-Reset" = u64, description = "Seconds"))),
+        (status = 400, description = "Malformed permission query or cost", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
-        (status = 429, body = ErrorBody, description = "Too many failed attempts from this address")),
+        (status = 429, body = ErrorBody, description = "Rate limited (`rate_limited`), credits used up (`usage_exceeded`), or too many failed attempts from this address; with `Retry-After`")),
     security((), ("apiToken" = []), ("bearer" = [])))]
 pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     // The request by value, not `Parts`: no copy of its headers on the hot path.
     let (parts, _) = req.into_parts();
-    let wanted: Vec<String> = form_urlencoded::parse(parts.uri.query().unwrap_or("").as_bytes())
-        .filter(|(k, _)| k == "scope")
-        .flat_map(|(_, v)| {
-            v.split(',')
-                .map(str::trim)
-                .filter(|s| !s.is_empty())
-                .map(str::to_owned)
-                .collect::<Vec<_>>()
-        })
-        .take(MAX_WANTED_SCOPES)
-        .collect();
+    let query = forward_query(parts.uri.query().unwrap_or(""));
+    let permissions = permission_query(query.permissions.as_deref())?;
+    let cost = match &query.cost {
+        None => 1,
+        Some(c) => c
+            .parse::<u64>()
+            .ok()
+            .filter(|c| *c <= keygate_core::usage::MAX_CREDITS)
+            .ok_or_else(|| {
+                ApiError::BadRequest(format!(
+                    "cost must be a whole number from 0 to {}",
+                    keygate_core::usage::MAX_CREDITS
+                ))
+            })?,
+    };
     let ip = client_ip(&parts, state.config.trust_forwarded_for);
     let token = match presented_token(&parts, state.config.allow_query_token) {
         Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
@@ -150,10 +275,20 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         }
         Credential::Token(t) => t,
     };
-    let wanted_refs: Vec<&str> = wanted.iter().map(String::as_str).collect();
-    match check(&state, &token, &wanted_refs, ip).await? {
+    let wanted: Vec<&str> = query.scopes.iter().map(String::as_str).collect();
+    let c = Check {
+        token: &token,
+        scopes: &wanted,
+        permissions: permissions.as_ref(),
+        ratelimits: &[],
+        cost,
+        ip,
+    };
+    let v = check(&state, &c).await?;
+    let mut headers = HeaderMap::new();
+    ratelimit_headers(&mut headers, &v.ratelimits);
+    let refused = match &v.outcome {
         Outcome::Valid(t) => {
-            let mut headers = HeaderMap::new();
             let mut put = |name: &'static str, value: &str| {
                 if let Ok(v) = HeaderValue::from_str(value) {
                     headers.insert(HeaderName::from_static(name), v);
@@ -163,13 +298,39 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
             put("x-keygate-owner-id", &t.owner_id);
             put("x-keygate-tenant-id", &t.tenant_id);
             put("x-keygate-scopes", &t.scopes.names().join(","));
-            Ok((headers, "").into_response())
+            if let Some(e) = &t.external_id {
+                put("x-keygate-external-id", e);
+            }
+            if let Some(left) = v.credits_remaining {
+                headers.insert(
+                    HeaderName::from_static("x-keygate-credits-remaining"),
+                    left.into(),
+                );
+            }
+            return Ok((headers, "").into_response());
         }
-        Outcome::Malformed | Outcome::NotFound => Err(ApiError::InvalidToken),
-        Outcome::Disabled(_) => Err(ApiError::TokenDisabled),
-        Outcome::Expired(_) => Err(ApiError::TokenExpired),
-        Outcome::InsufficientScope { missing, .. } => Err(ApiError::InsufficientScope(missing)),
-    }
+        Outcome::Malformed | Outcome::NotFound => ApiError::InvalidToken,
+        Outcome::Disabled(_) => ApiError::TokenDisabled,
+        Outcome::Expired(_) => ApiError::TokenExpired,
+        Outcome::InsufficientScope { missing, .. } => ApiError::InsufficientScope(missing.clone()),
+        Outcome::RateLimited(_) => ApiError::TokenRateLimited(whole_seconds(v.retry_after_ms)),
+        Outcome::UsageExceeded(t) => ApiError::UsageExceeded(
+            t.credits
+                .and_then(|c| c.refill)
+                .map(|r| seconds_until(r.next_after(OffsetDateTime::now_utc()))),
+        ),
+        Outcome::UnknownRateLimit { .. } => {
+            ApiError::Internal("forward-auth names no rate limit".into())
+        }
+    };
+    let mut resp = refused.into_response();
+    resp.headers_mut().extend(headers);
+    Ok(resp)
+}
+
+fn seconds_until(t: OffsetDateTime) -> u64 {
+    let ms = (t - OffsetDateTime::now_utc()).whole_milliseconds();
+    whole_seconds(u64::try_from(ms).unwrap_or(0))
 }
 
 fn original_uri_token(headers: &HeaderMap, allow_query: bool) -> Credential<'static> {

@@ -2,13 +2,17 @@
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
 use keygate_core::fields::{Description, ExternalId, FieldError, Metadata, Problem, TokenName};
+use keygate_core::usage::{self, Credits, RateLimit};
 use keygate_core::AuditAction;
 use keygate_core::{PlainToken, ScopeCatalog, ScopeSet, TokenHash, TokenId};
-use keygate_store::{NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write};
+use keygate_store::{
+    CreditChange, CreditState, NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write,
+};
 use serde_json::json;
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Caller, MayChangeTokens};
+use crate::dto::TokenView;
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
 
@@ -187,6 +191,35 @@ pub struct NewToken {
     pub secret: Option<PlainToken>,
     /// An id the client chose (Instana's `internalId`).
     pub chosen_id: Option<ExternalId>,
+    pub usage: Usage,
+}
+
+/// A token's usage control as a request gives it, checked by [`Usage::checked`].
+#[derive(Debug, Clone, Default)]
+pub struct Usage {
+    pub external_id: Option<String>,
+    pub ratelimits: Vec<RateLimit>,
+    /// `None`: unlimited.
+    pub credits: Option<Credits>,
+}
+
+impl Usage {
+    pub fn checked(self) -> ApiResult<Self> {
+        if let Some(id) = &self.external_id {
+            usage::check_external_id("externalId", id)?;
+        }
+        usage::check_ratelimits(&self.ratelimits)?;
+        if let Some(c) = &self.credits {
+            c.check()?;
+        }
+        Ok(self)
+    }
+
+    /// What the audit log records of it.
+    pub fn details(&self) -> serde_json::Value {
+        json!({ "externalId": self.external_id, "ratelimits": self.ratelimits,
+                "credits": self.credits })
+    }
 }
 
 impl NewToken {
@@ -201,6 +234,7 @@ impl NewToken {
             metadata: None,
             secret: None,
             chosen_id: None,
+            usage: Usage::default(),
         }
     }
 }
@@ -256,6 +290,12 @@ pub async fn create(
         expires_at: spec.expires_at,
         created_by: Some(caller.actor()),
         chosen_id: spec.chosen_id.map(ExternalId::into_string),
+        external_id: spec.usage.external_id.clone(),
+        ratelimits: spec.usage.ratelimits.clone(),
+        credits: spec
+            .usage
+            .credits
+            .map(|c| CreditState::new(c.remaining, c.refill, now)),
         ..TokenRecord::minted(
             id,
             caller.tenant_id().to_owned(),
@@ -271,7 +311,8 @@ pub async fn create(
         AuditAction::TokenCreate,
         rec.id.as_str(),
         json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
-                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format) }),
+                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
+                "usage": spec.usage.details() }),
     );
     let writes = vec![
         Write::InsertToken(rec.clone()),
@@ -309,7 +350,7 @@ pub async fn import_hashed(
         credits: spec
             .usage
             .credits
-            .map(|c| keygate_store::CreditState::new(c.remaining, c.refill, now)),
+            .map(|c| CreditState::new(c.remaining, c.refill, now)),
         ..TokenRecord::minted(
             TokenId::generate(&state.config.prefix),
             caller.tenant_id().to_owned(),
@@ -342,6 +383,21 @@ pub async fn import_hashed(
         Err(ApiError::Conflict(_)) if state.store.token_by_hash(&hash).await?.is_some() => Ok(None),
         Err(e) => Err(e),
     }
+}
+
+/// The token as the API shows it. What is left of its credits counts what this node holds
+/// of them unspent, so one node shows exactly what is left.
+pub fn view(state: &AppState, rec: TokenRecord) -> TokenView {
+    let now = OffsetDateTime::now_utc();
+    let held = rec
+        .credits
+        .as_ref()
+        .map_or(0, |c| state.verifier.credits().unspent_of(&rec.id, c, now));
+    let mut view = TokenView::from(rec);
+    if let Some(c) = &mut view.credits {
+        c.remaining = c.remaining.saturating_add(held);
+    }
+    view
 }
 
 /// The token with this id, if the caller may see it: its own owner's, or any of the tenant
@@ -423,16 +479,89 @@ pub async fn list(
 pub async fn save(
     state: &AppState,
     caller: &impl MayChangeTokens,
+    rec: TokenRecord,
+    action: AuditAction,
+    details: serde_json::Value,
+) -> ApiResult<TokenRecord> {
+    save_with_credits(state, caller, rec, None, action, details).await
+}
+
+/// [`save`], and in the same transaction sets the token's credits outright (`Some(None)`:
+/// unlimited). The returned record is read back, so it shows the credits as they now are.
+pub async fn save_with_credits(
+    state: &AppState,
+    caller: &impl MayChangeTokens,
     mut rec: TokenRecord,
+    credits: Option<Option<Credits>>,
     action: AuditAction,
     details: serde_json::Value,
 ) -> ApiResult<TokenRecord> {
     rec.updated_at = keygate_store::now();
     let entry = audit(caller, action, rec.id.as_str(), details);
-    commit(state, vec![Write::UpdateToken(rec.clone())], vec![entry])
+    let mut writes = vec![Write::UpdateToken(rec.clone())];
+    if let Some(credits) = credits {
+        if let Some(c) = &credits {
+            c.check()?;
+        }
+        writes.push(Write::ChangeCredits {
+            tenant_id: rec.tenant_id.clone(),
+            id: rec.id.clone(),
+            change: CreditChange::Set(credits.map(|c| (c.remaining, c.refill))),
+            at: rec.updated_at,
+        });
+    }
+    let reread = writes.len() > 1;
+    commit(state, writes, vec![entry])
         .await
         .map_err(not_found_as_token)?;
+    if reread {
+        return reread_token(state, &rec).await;
+    }
     Ok(rec)
+}
+
+async fn reread_token(state: &AppState, rec: &TokenRecord) -> ApiResult<TokenRecord> {
+    state
+        .store
+        .token_by_id(&rec.tenant_id, rec.id.as_str())
+        .await?
+        .ok_or_else(ApiError::token_not_found)
+}
+
+/// Sets, adds to or takes from what is left of a token's credits. Adding to or taking from
+/// unlimited credits is refused: there is no number to change.
+pub async fn change_credits(
+    state: &AppState,
+    caller: &impl MayChangeTokens,
+    id: &str,
+    change: CreditChange,
+) -> ApiResult<TokenRecord> {
+    let rec = changeable(state, caller, id).await?;
+    if rec.credits.is_none() && !matches!(change, CreditChange::Set(_)) {
+        return Err(ApiError::Conflict(
+            "the token's credits are unlimited: there is nothing to increment or decrement; \
+             use operation `set` to give it credits"
+                .into(),
+        ));
+    }
+    let details = match change {
+        CreditChange::Set(c) => json!({ "operation": "set", "value": c.map(|(v, _)| v) }),
+        CreditChange::Increment(v) => json!({ "operation": "increment", "value": v }),
+        CreditChange::Decrement(v) => json!({ "operation": "decrement", "value": v }),
+    };
+    let entry = audit(caller, AuditAction::TokenCredits, rec.id.as_str(), details);
+    let write = Write::ChangeCredits {
+        tenant_id: rec.tenant_id.clone(),
+        id: rec.id.clone(),
+        change,
+        at: keygate_store::now(),
+    };
+    // The cached entry carries the credits' version: dropping it lets this node's next
+    // verification see a `set`, and void what it holds of the old credits.
+    apply_then_forget(state, vec![write], vec![entry], vec![rec.hash])
+        .await
+        .map_err(not_found_as_token)?;
+    reread_token(state, &rec).await
 }
 
 pub async fn set_enabled(

@@ -69,7 +69,8 @@ impl Rate {
 
     /// The TAT a request starts from: the stored one, or now if that has passed.
     fn base(self, tat: Tat, now_us: u64) -> u128 {
-        self.ticks(tat).max(u128::from(now_us) * u128::from(self.limit))
+        self.ticks(tat)
+            .max(u128::from(now_us) * u128::from(self.limit))
     }
 
     /// How far ahead of now the TAT may run: the whole duration, in ticks.
@@ -208,7 +209,10 @@ mod tests {
     }
 
     fn rates() -> impl Strategy<Value = Rate> {
-        (1u64..=200, prop_oneof![1_000u64..=5_000, Just(2_592_000_000u64)])
+        (
+            1u64..=200,
+            prop_oneof![1_000u64..=5_000, Just(2_592_000_000u64)],
+        )
             .prop_map(|(limit, ms)| Rate::new(limit, ms))
     }
 

@@ -172,10 +172,17 @@ mod tests {
         let refused = limiter.check_at("tok_a", &[wide, narrow], NOW);
         assert!(!refused.allowed);
         assert_eq!(
-            refused.reports.iter().map(|r| r.exceeded).collect::<Vec<_>>(),
+            refused
+                .reports
+                .iter()
+                .map(|r| r.exceeded)
+                .collect::<Vec<_>>(),
             [false, true]
         );
-        assert_eq!(refused.reports[0].remaining, 8, "the wide limit was not charged");
+        assert_eq!(
+            refused.reports[0].remaining, 8,
+            "the wide limit was not charged"
+        );
         assert_eq!(refused.retry_after_ms, 30_000);
         assert_eq!(refused.reports[1].reset_ms, (NOW / 1_000 + 60_000) as i64);
         let alone = limiter.check_at("tok_a", &[wide], NOW);
@@ -200,7 +207,11 @@ mod tests {
         assert!(limiter.check_at("tok_c", &[one], NOW).allowed);
         assert!(!limiter.check_at("tok_c", &[one], NOW).allowed);
         assert!(limiter.check_at("tok_d", &[one], NOW).allowed);
-        assert!(limiter.check_at("tok_c", &[limit("y", 1, 1_000, 1)], NOW).allowed);
+        assert!(
+            limiter
+                .check_at("tok_c", &[limit("y", 1, 1_000, 1)], NOW)
+                .allowed
+        );
     }
 
     #[test]
@@ -223,7 +234,11 @@ mod tests {
         );
         assert_eq!(limiter.tracked_tokens(), 2);
         limiter.sweep(NOW + 1_000_000);
-        assert_eq!(limiter.tracked_tokens(), 2, "a TAT of exactly now may still be charged");
+        assert_eq!(
+            limiter.tracked_tokens(),
+            2,
+            "a TAT of exactly now may still be charged"
+        );
         limiter.sweep(NOW + 1_000_001);
         assert_eq!(limiter.tracked_tokens(), 1);
         let d = limiter.check_at("tok_g", &[limit("long", 1, 60_000, 1)], NOW + 1_000_001);
@@ -237,7 +252,10 @@ mod tests {
         let limiter = LocalLimiter::new();
         let admitted = std::sync::atomic::AtomicU64::new(0);
         // One fixed instant: nothing refills while the threads run, however slow they are.
-        let limits = [limit("day", 10_000, 86_400_000, 1), limit("burst", 25_000, 86_400_000, 2)];
+        let limits = [
+            limit("day", 10_000, 86_400_000, 1),
+            limit("burst", 25_000, 86_400_000, 2),
+        ];
         std::thread::scope(|s| {
             for _ in 0..8 {
                 s.spawn(|| {

@@ -95,8 +95,7 @@ impl RedisLimiter {
             .set_response_timeout(Some(RESPONSE_TIMEOUT))
             // One attempt per reconnection: the pause above spaces them out.
             .set_number_of_retries(0);
-        let inner = match ConnectionManager::new_with_config(client.clone(), config.clone()).await
-        {
+        let inner = match ConnectionManager::new_with_config(client.clone(), config.clone()).await {
             Ok(connection) => Inner::new(connection),
             Err(error) => {
                 let connection = ConnectionManager::new_lazy_with_config(client, config)

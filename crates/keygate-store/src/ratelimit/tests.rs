@@ -91,17 +91,27 @@ async fn redis_counts_a_burst_then_refuses_all_or_nothing() {
     let refused = limiter.check(&token, &[wide, narrow]).await;
     assert!(!refused.allowed);
     assert!(refused.reports[1].exceeded && !refused.reports[0].exceeded);
-    assert_eq!(refused.reports[0].remaining, 7, "the wide limit was not charged");
+    assert_eq!(
+        refused.reports[0].remaining, 7,
+        "the wide limit was not charged"
+    );
     assert!(refused.retry_after_ms > 19_000 && refused.retry_after_ms <= 20_000);
     let now_ms = crate::ratelimit::local::now_us() / 1_000;
     let reset = u64::try_from(refused.reports[1].reset_ms).unwrap();
     // Redis's clock and ours are the same machine's here.
-    assert!(reset > now_ms + 59_000 && reset <= now_ms + 61_000, "{reset} vs {now_ms}");
+    assert!(
+        reset > now_ms + 59_000 && reset <= now_ms + 61_000,
+        "{reset} vs {now_ms}"
+    );
 
-    let cost_zero = limiter.check(&token, &[limit("narrow", 3, 60_000, 0)]).await;
+    let cost_zero = limiter
+        .check(&token, &[limit("narrow", 3, 60_000, 0)])
+        .await;
     assert!(cost_zero.allowed);
     assert_eq!(cost_zero.reports[0].remaining, 0);
-    let too_dear = limiter.check(&token, &[limit("wide", 10, 60_000, 11)]).await;
+    let too_dear = limiter
+        .check(&token, &[limit("wide", 10, 60_000, 11)])
+        .await;
     assert!(!too_dear.allowed);
     assert_eq!(too_dear.retry_after_ms, 60_000);
     let alone = limiter.check(&token, &[wide]).await;
@@ -146,11 +156,13 @@ async fn two_nodes_on_one_redis_admit_exactly_the_limit() {
     let mut tasks = Vec::new();
     for node in 0..2 {
         for _ in 0..8 {
-            let (limiter, token, admitted) =
-                (nodes[node].clone(), token.clone(), admitted.clone());
+            let (limiter, token, admitted) = (nodes[node].clone(), token.clone(), admitted.clone());
             tasks.push(tokio::spawn(async move {
                 for _ in 0..100 {
-                    let limits = [limit("day", 500, 86_400_000, 1), limit("other", 100_000, 1_000, 1)];
+                    let limits = [
+                        limit("day", 500, 86_400_000, 1),
+                        limit("other", 100_000, 1_000, 1),
+                    ];
                     if limiter.check(&token, &limits).await.allowed {
                         admitted.fetch_add(1, Ordering::Relaxed);
                     }
@@ -162,7 +174,9 @@ async fn two_nodes_on_one_redis_admit_exactly_the_limit() {
         task.await.unwrap();
     }
     assert_eq!(admitted.load(Ordering::Relaxed), 500);
-    let d = nodes[1].check(&token, &[limit("day", 500, 86_400_000, 0)]).await;
+    let d = nodes[1]
+        .check(&token, &[limit("day", 500, 86_400_000, 0)])
+        .await;
     assert_eq!(d.reports[0].remaining, 0);
 }
 
