@@ -67,6 +67,7 @@ expect("remaining", credits.remaining, 10)
 credits = unkey.keys.update_credits(key_id=key_id, operation="increment", value=5).data
 expect("remaining after increment", credits.remaining, 15)
 expect("code", verify(key).code, "VALID")
+expect("getKey counts the credit just spent", unkey.keys.get_key(key_id=key_id).data.credits.remaining, 14)
 
 step("verifyKey: RATE_LIMITED when the named limit is spent")
 for _ in range(2):

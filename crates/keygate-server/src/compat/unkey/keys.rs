@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::response::Response;
 use keygate_core::AuditAction;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::envelope::*;
 use super::error::UnkeyError;
@@ -39,7 +38,7 @@ pub async fn get_key(
     let req: GetKey = parse(body)?;
     refuse_decrypt(req.decrypt)?;
     let rec = tokens::visible(&state, &caller, &req.key_id).await?;
-    Ok(answer(KeyData::of(rec, OffsetDateTime::now_utc())))
+    Ok(answer(KeyData::of(tokens::view(&state, rec))))
 }
 
 #[derive(Deserialize)]
@@ -58,7 +57,7 @@ pub async fn whoami(
     let caller = caller?;
     let req: Whoami = parse(body)?;
     match tokens::visible_by_secret(&state, &caller, req.key.expose_secret()).await? {
-        Some(rec) => Ok(answer(KeyData::of(rec, OffsetDateTime::now_utc()))),
+        Some(rec) => Ok(answer(KeyData::of(tokens::view(&state, rec)))),
         None => Err(ApiError::NotFound("no key matches".into()).into()),
     }
 }

@@ -4,7 +4,6 @@ use axum::extract::State;
 use axum::response::Response;
 use keygate_store::TokenFilter;
 use serde::Deserialize;
-use time::OffsetDateTime;
 
 use super::envelope::*;
 use super::error::UnkeyError;
@@ -61,11 +60,10 @@ pub async fn list_keys(
         ..TokenFilter::default()
     };
     let page = tokens::list(&state, &caller, filter).await?;
-    let now = OffsetDateTime::now_utc();
     let keys: Vec<KeyData> = page
         .items
         .into_iter()
-        .map(|r| KeyData::of(r, now))
+        .map(|r| KeyData::of(tokens::view(&state, r)))
         .collect();
     Ok(super::envelope::page(
         keys,

@@ -4,10 +4,12 @@
 
 use keygate_core::usage::{RateLimit, Refill, RefillInterval};
 use keygate_core::ScopeCatalog;
-use keygate_store::{CreditState, TokenRecord};
+use keygate_store::TokenRecord;
 use serde::Serialize;
 use serde_json::value::RawValue;
 use time::OffsetDateTime;
+
+use crate::dto::{CreditsView, TokenView};
 
 pub(super) fn ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
@@ -40,21 +42,23 @@ pub(super) struct KeyData {
 }
 
 impl KeyData {
-    pub(super) fn of(rec: TokenRecord, now: OffsetDateTime) -> Self {
+    /// From the native view of the token (`service::tokens::view`), whose credits count what
+    /// this node holds of them unspent.
+    pub(super) fn of(v: TokenView) -> Self {
         Self {
-            start: rec.id.to_string(),
-            key_id: rec.id.into_string(),
-            enabled: rec.enabled,
-            created_at: ms(rec.created_at),
-            name: rec.name,
-            meta: rec.metadata,
-            updated_at: ms(rec.updated_at),
-            last_used_at: rec.last_used_at.map(ms),
-            expires: rec.expires_at.map(ms),
-            permissions: rec.scopes.names(),
-            credits: rec.credits.map(|c| CreditsData::of(&c, now)),
-            identity: rec.external_id.map(Identity::of),
-            ratelimits: rec.ratelimits.iter().map(RatelimitData::of).collect(),
+            start: v.id.clone(),
+            key_id: v.id,
+            enabled: v.enabled,
+            created_at: ms(v.created_at),
+            name: v.name,
+            meta: v.metadata,
+            updated_at: ms(v.updated_at),
+            last_used_at: v.last_used_at.map(ms),
+            expires: v.expires_at.map(ms),
+            permissions: v.scopes,
+            credits: v.credits.as_ref().map(CreditsData::of),
+            identity: v.external_id.map(Identity::of),
+            ratelimits: v.ratelimits.iter().map(RatelimitData::of).collect(),
         }
     }
 }
@@ -68,9 +72,9 @@ pub(super) struct CreditsData {
 }
 
 impl CreditsData {
-    pub(super) fn of(c: &CreditState, now: OffsetDateTime) -> Self {
+    pub(super) fn of(c: &CreditsView) -> Self {
         Self {
-            remaining: Some(c.remaining_at(now)),
+            remaining: Some(c.remaining),
             refill: c.refill.as_ref().map(RefillData::of),
         }
     }

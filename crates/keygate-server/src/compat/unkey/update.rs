@@ -8,12 +8,12 @@ use keygate_core::AuditAction;
 use keygate_store::CreditChange;
 use serde::Deserialize;
 use serde_json::{json, Value};
-use time::OffsetDateTime;
 
 use super::envelope::*;
 use super::error::UnkeyError;
 use super::input::{self, At, RatelimitIn, RefillIn};
 use super::model::CreditsData;
+use crate::dto::CreditsView;
 use crate::service::tokens;
 use crate::state::AppState;
 
@@ -120,7 +120,8 @@ pub async fn update_key(
         None => None,
         Some(c) => {
             changed.push("credits");
-            Some(credits_after(&at, &rec, c, now)?)
+            let left = tokens::view(&state, rec.clone()).credits;
+            Some(credits_after(&at, left, c)?)
         }
     };
     let details = json!({ "surface": "unkey", "changed": changed });
@@ -136,23 +137,22 @@ pub async fn update_key(
     Ok(answer(json!({})))
 }
 
-/// The key's credits once `update` is applied: `None` unlimited.
+/// The key's credits once `update` is applied to what is `left` of them: `None` unlimited.
 fn credits_after(
     at: &At,
-    rec: &keygate_store::TokenRecord,
+    left: Option<CreditsView>,
     update: Option<CreditsUpdate>,
-    now: OffsetDateTime,
 ) -> Result<Option<Credits>, UnkeyError> {
     let Some(update) = update else {
         return Ok(None);
     };
     let remaining = match update.remaining {
         Some(r) => r,
-        None => rec.credits.map(|c| c.remaining_at(now)),
+        None => left.as_ref().map(|c| c.remaining),
     };
     let refill: Option<Refill> = match update.refill {
         Some(r) => r.map(RefillIn::into_refill),
-        None => rec.credits.and_then(|c| c.refill),
+        None => left.and_then(|c| c.refill),
     };
     let Some(remaining) = remaining else {
         if refill.is_some() {
@@ -213,9 +213,8 @@ pub async fn update_credits(
         }
     };
     let rec = tokens::change_credits(&state, &caller, &req.key_id, change).await?;
-    let now = OffsetDateTime::now_utc();
-    Ok(answer(match rec.credits {
-        Some(c) => CreditsData::of(&c, now),
+    Ok(answer(match tokens::view(&state, rec).credits {
+        Some(c) => CreditsData::of(&c),
         None => CreditsData::unlimited(),
     }))
 }
