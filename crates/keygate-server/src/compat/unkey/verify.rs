@@ -5,6 +5,7 @@ use axum::extract::State;
 use axum::response::Response;
 use std::net::IpAddr;
 use std::sync::Arc;
+use std::time::Instant;
 
 use keygate_core::permission::Query;
 use keygate_core::TokenHash;
@@ -152,12 +153,21 @@ pub async fn verify_key(
     };
     // Another tenant's key is, to this root key, a key that does not exist, and its credits
     // and rate limits must not be spent by asking: its tenant is looked at before the check.
+    // Counted in keygate's metrics as every verification is, by keygate's own code.
+    let started = Instant::now();
+    let not_found_answer = || {
+        state.metrics.verification("NOT_FOUND", started.elapsed());
+        Ok(answer(not_found()))
+    };
     match tenant_of(&state, check.token, ip).await? {
-        Tenant::Of(t) if *t != *caller.tenant_id() => return Ok(answer(not_found())),
-        Tenant::NoKey => return Ok(answer(not_found())),
+        Tenant::Of(t) if *t != *caller.tenant_id() => return not_found_answer(),
+        Tenant::NoKey => return not_found_answer(),
         Tenant::Of(_) | Tenant::Unknown => {}
     }
     let v = crate::auth::token::check(&state, &check).await?;
+    state
+        .metrics
+        .verification(v.outcome.code(), started.elapsed());
     if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
         // Unkey answers this 412: the request names a limit the key does not have.
         return Err(UnkeyError::precondition(format!(
