@@ -168,7 +168,13 @@ fn unkey_py_runs_the_whole_life_of_a_key() {
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
     // Its verifications are counted in keygate's metrics, by keygate's codes.
     let metrics = metrics_text(&s);
-    for code in ["VALID", "USAGE_EXCEEDED", "RATE_LIMITED", "INSUFFICIENT_SCOPE", "NOT_FOUND"] {
+    for code in [
+        "VALID",
+        "USAGE_EXCEEDED",
+        "RATE_LIMITED",
+        "INSUFFICIENT_SCOPE",
+        "NOT_FOUND",
+    ] {
         let series = format!("keygate_verifications_total{{code=\"{code}\"}}");
         assert!(
             metric(&metrics, &series).is_some_and(|n| n > 0.0),
@@ -575,4 +581,70 @@ fn sha256_hex(text: &str) -> String {
         .iter()
         .map(|b| format!("{b:02x}"))
         .collect()
+}
+
+/// The error bodies Unkey's clients parse, held to snapshots: each status the surface answers.
+#[test]
+fn error_bodies_keep_unkeys_shape() {
+    let s = Server::on(Backend::Sqlite).args(&SCOPES).start();
+    let root = s.admin_token.clone();
+    let (_, reader) = s.create_token("reader", &["tokens:read"]);
+    let (_, key) = create_key(
+        &s,
+        &root,
+        json!({ "apiId": "default",
+                "ratelimits": [{ "name": "burst", "limit": 5, "duration": 1000 }] }),
+    );
+    let cases = [
+        (
+            "unkey_400_roles",
+            Some(&root),
+            "keys.createKey",
+            json!({ "apiId": "default", "roles": ["a"] }),
+        ),
+        (
+            "unkey_401_without_a_root_key",
+            None,
+            "keys.createKey",
+            json!({ "apiId": "default" }),
+        ),
+        (
+            "unkey_403_without_tokens_write",
+            Some(&reader),
+            "keys.createKey",
+            json!({ "apiId": "default" }),
+        ),
+        (
+            "unkey_404_unknown_key",
+            Some(&root),
+            "keys.getKey",
+            json!({ "keyId": "kg_0000000000000000" }),
+        ),
+        (
+            "unkey_404_other_api",
+            Some(&root),
+            "apis.listKeys",
+            json!({ "apiId": "acme" }),
+        ),
+        (
+            "unkey_412_unknown_ratelimit",
+            Some(&root),
+            "keys.verifyKey",
+            json!({ "key": key, "ratelimits": [{ "name": "nonexistent" }] }),
+        ),
+    ];
+    for (name, token, route, body) in cases {
+        let (status, v) = s.call(
+            "POST",
+            &format!("/v2/{route}"),
+            token.map(String::as_str),
+            Some(body),
+        );
+        assert_eq!(
+            Some(status),
+            v["error"]["status"].as_u64().map(|s| s as u16),
+            "{v}"
+        );
+        assert_error_snapshot!(name, v);
+    }
 }

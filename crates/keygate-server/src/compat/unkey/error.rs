@@ -16,8 +16,9 @@ use crate::error::ApiError;
 pub struct UnkeyError {
     inner: ApiError,
     location: Option<String>,
-    /// Unkey's 412, which keygate's own errors do not have.
-    precondition: bool,
+    /// Status, title and type when they are Unkey's own rather than a keygate error's: the
+    /// 412 keygate does not have, an API rather than a key not found.
+    kind: Option<(StatusCode, &'static str, &'static str)>,
 }
 
 impl From<ApiError> for UnkeyError {
@@ -25,7 +26,7 @@ impl From<ApiError> for UnkeyError {
         Self {
             inner,
             location: None,
-            precondition: false,
+            kind: None,
         }
     }
 }
@@ -43,7 +44,7 @@ impl UnkeyError {
         Self {
             inner: ApiError::BadRequest(message.into()),
             location: Some(format!("body.{path}")),
-            precondition: false,
+            kind: None,
         }
     }
 
@@ -63,16 +64,27 @@ impl UnkeyError {
         Self {
             inner: ApiError::Conflict(detail),
             location: None,
-            precondition: true,
+            kind: Some((
+                StatusCode::PRECONDITION_FAILED,
+                "Precondition Failed",
+                "unkey/application/precondition_failed",
+            )),
         }
     }
 
     pub fn api_not_found(api_id: &str) -> Self {
-        ApiError::NotFound(format!(
-            "no API {api_id:?}: an apiId is a keygate tenant id, and only the caller's own \
-             tenant is visible"
-        ))
-        .into()
+        Self {
+            inner: ApiError::NotFound(format!(
+                "no API {api_id:?}: an apiId is a keygate tenant id, and only the caller's own \
+                 tenant is visible"
+            )),
+            location: None,
+            kind: Some((
+                StatusCode::NOT_FOUND,
+                "Not Found",
+                "unkey/data/api_not_found",
+            )),
+        }
     }
 }
 
@@ -110,12 +122,7 @@ fn docs(kind: &str) -> String {
 
 impl IntoResponse for UnkeyError {
     fn into_response(self) -> Response {
-        let (status, title, kind) = match &self.inner {
-            _ if self.precondition => (
-                StatusCode::PRECONDITION_FAILED,
-                "Precondition Failed",
-                "unkey/application/precondition_failed",
-            ),
+        let (status, title, kind) = self.kind.unwrap_or_else(|| match &self.inner {
             ApiError::MissingToken => (
                 StatusCode::UNAUTHORIZED,
                 "Unauthorized",
@@ -158,11 +165,15 @@ impl IntoResponse for UnkeyError {
                 "Internal Server Error",
                 "unkey/application/unexpected_error",
             ),
-        };
+        });
         let detail = match &self.inner {
             ApiError::Internal(detail) => {
                 tracing::error!(error = %detail, "internal error");
                 self.inner.to_string()
+            }
+            ApiError::MissingToken => {
+                "this request needs a root key: a keygate token in `Authorization: Bearer`"
+                    .to_owned()
             }
             ApiError::InsufficientScope(missing) => format!(
                 "the root key lacks a permission this request needs: {} (tokens:write manages \
