@@ -282,7 +282,7 @@ pub struct VerifyResponse<'a> {
     pub credits: Option<RemainingCredits>,
     /// The rate limits that were checked.
     #[serde(skip_serializing_if = "<[LimitView]>::is_empty")]
-    pub ratelimits: Vec<LimitView>,
+    pub ratelimits: Vec<LimitView<'a>>,
 }
 
 #[derive(Debug, Serialize, ToSchema)]
@@ -293,8 +293,8 @@ pub struct RemainingCredits {
 /// One rate limit as a verification found it.
 #[derive(Debug, Serialize, ToSchema)]
 #[serde(rename_all = "camelCase")]
-pub struct LimitView {
-    pub name: String,
+pub struct LimitView<'a> {
+    pub name: &'a str,
     pub limit: u64,
     pub duration_ms: u64,
     /// Requests of cost 1 that would pass now.
@@ -603,6 +603,9 @@ mod tests {
             last_used_ip: None,
             created_by: None,
             rotated_to: None,
+            external_id: None,
+            ratelimits: Vec::new(),
+            credits: None,
         }
     }
 
@@ -630,6 +633,9 @@ mod tests {
                 dbg(&VerifyRequest {
                     token: TOKEN.into(),
                     scopes: vec!["tokens:read".into()],
+                    permissions: None,
+                    credits: None,
+                    ratelimits: Vec::new(),
                 }),
                 "tokens:read",
             ),

@@ -72,6 +72,8 @@ struct Inner {
     shards: [Mutex<HashMap<TokenId, Held>>; SHARDS],
     /// Returns that failed (the database was away), tried again on the next sweep.
     retry: Mutex<Vec<(TokenId, Current)>>,
+    /// Credits taken out of leases to give back, and not yet written back.
+    returning: AtomicU64,
     leases: AtomicU64,
     returns: AtomicU64,
 }
@@ -167,6 +169,7 @@ impl CreditLedger {
             shard_of: RandomState::new(),
             shards: std::array::from_fn(|_| Mutex::new(HashMap::new())),
             retry: Mutex::new(Vec::new()),
+            returning: AtomicU64::new(0),
             leases: AtomicU64::new(0),
             returns: AtomicU64::new(0),
         });
@@ -237,12 +240,15 @@ impl CreditLedger {
         let mut back = Vec::new();
         for shard in &self.inner.shards {
             let mut shard = shard.lock().expect("credit ledger lock");
-            back.extend(shard.drain().filter_map(|(id, h)| h.lease.map(|l| (id, l))));
+            for (id, h) in shard.drain() {
+                self.inner.take_back(&mut back, id, h.lease);
+            }
         }
         self.inner.give_back(back).await;
     }
 
-    /// Leases asked of the database so far: each is one transaction.
+    /// Leases that took credits so far: each is one write transaction. (A lease that finds the
+    /// pool empty is a read, and not counted.)
     pub fn leases(&self) -> u64 {
         self.inner.leases.load(Ordering::Relaxed)
     }
@@ -250,6 +256,12 @@ impl CreditLedger {
     /// Returns written to the database so far.
     pub fn returns(&self) -> u64 {
         self.inner.returns.load(Ordering::Relaxed)
+    }
+
+    /// Credits of all tokens on their way back to the database: no longer held, not yet in
+    /// the pool (a return waiting to be retried included).
+    pub fn returning(&self) -> u64 {
+        self.inner.returning.load(Ordering::SeqCst)
     }
 
     async fn spend_leasing(
@@ -274,9 +286,11 @@ impl CreditLedger {
         let id = id.clone();
         tokio::spawn(async move {
             let _turn = turn;
-            let lease = inner.store.lease_credits(&id, want, now).await;
-            inner.leases.fetch_add(1, Ordering::Relaxed);
-            Ok(inner.settle(&id, &charge, want, lease?))
+            let lease = inner.store.lease_credits(&id, want, now).await?;
+            if lease.is_some_and(|l| l.granted > 0) {
+                inner.leases.fetch_add(1, Ordering::Relaxed);
+            }
+            Ok(inner.settle(&id, &charge, want, lease))
         })
         .await
         .map_err(|e| StoreError::Unavailable(format!("a credit lease did not finish: {e}")))?
@@ -388,22 +402,26 @@ impl Inner {
                 if now.duration_since(h.last_use) < idle || h.flight.try_lock().is_err() {
                     return true;
                 }
-                if let Some(l) = h.lease {
-                    back.push((id.clone(), l));
-                }
+                self.take_back(&mut back, id.clone(), h.lease);
                 false
             });
         }
         self.give_back(back).await;
     }
 
+    /// Counted as returning from the moment it leaves the ledger, under its shard's lock, so
+    /// that a credit is always either held or returning until it is back.
+    fn take_back(&self, back: &mut Vec<(TokenId, Current)>, id: TokenId, lease: Option<Current>) {
+        if let Some(l) = lease.filter(|l| l.left > 0) {
+            self.returning.fetch_add(l.left, Ordering::SeqCst);
+            back.push((id, l));
+        }
+    }
+
     async fn give_back(&self, mut back: Vec<(TokenId, Current)>) {
         back.append(&mut self.retry.lock().expect("credit retry lock"));
         let mut failed = Vec::new();
         for (id, l) in back {
-            if l.left == 0 {
-                continue;
-            }
             match self
                 .store
                 .return_credits(&id, l.left, l.version, l.period_ms)
@@ -411,6 +429,7 @@ impl Inner {
             {
                 Ok(()) => {
                     self.returns.fetch_add(1, Ordering::Relaxed);
+                    self.returning.fetch_sub(l.left, Ordering::SeqCst);
                 }
                 Err(e) => {
                     tracing::warn!(error = %e, token = %id, "returning unspent credits failed; will retry");

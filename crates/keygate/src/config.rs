@@ -11,6 +11,7 @@ use anyhow::{bail, Context};
 use clap::Args;
 use keygate_core::{ScopeCatalog, TokenPrefix};
 use keygate_server::config::{AuthLimits, Compat, ConnectionLimits, LoginLimits, ServerConfig};
+use keygate_store::credits::CreditConfig;
 use keygate_store::VerifierConfig;
 use serde::Deserialize;
 
@@ -127,6 +128,15 @@ pub struct ServeArgs {
     /// Most tokens one owner (a user, or the tenant) may hold [default: 10000].
     #[arg(long, env = "KEYGATE_MAX_TOKENS_PER_OWNER")]
     pub max_tokens_per_owner: Option<u32>,
+    /// The most credits a node takes from the database at once for one token: larger means
+    /// fewer writes, and more credits held where other nodes cannot spend them [default: 100].
+    #[arg(long, env = "KEYGATE_CREDIT_LEASE")]
+    pub credit_lease: Option<u64>,
+    /// Credits a node holds for a token it has not used for this long go back to the database,
+    /// e.g. 1s [default: 1s].
+    #[arg(long, env = "KEYGATE_CREDIT_IDLE_RETURN", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub credit_idle_return: Option<Duration>,
     /// A Redis that counts rate limits for every node that names it, e.g. redis://127.0.0.1:6379
     /// [default: none: each node counts its own].
     #[arg(long, env = "KEYGATE_REDIS_URL")]
@@ -302,6 +312,10 @@ impl ServeArgs {
             negative_cache_capacity: given!(negative_cache_capacity)
                 .unwrap_or(d.negative_cache_capacity),
             last_use_resolution: given!(last_use_resolution).unwrap_or(d.last_use_resolution),
+            credits: CreditConfig {
+                lease_max: given!(credit_lease).unwrap_or(d.credits.lease_max),
+                idle_return: given!(credit_idle_return).unwrap_or(d.credits.idle_return),
+            },
             ..d
         };
         let config = Config {
@@ -389,6 +403,12 @@ fn check(config: &Config) -> anyhow::Result<()> {
     }
     if verifier.last_use_resolution < Duration::from_secs(1) {
         bail!("--last-use-resolution must be at least one second");
+    }
+    if verifier.credits.lease_max == 0 {
+        bail!("--credit-lease must be at least 1");
+    }
+    if verifier.credits.idle_return < Duration::from_millis(10) {
+        bail!("--credit-idle-return must be at least 10ms");
     }
     if server.session_ttl < Duration::from_secs(60) {
         bail!("--session-ttl must be at least one minute");

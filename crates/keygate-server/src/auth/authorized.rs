@@ -203,6 +203,12 @@ impl FromRequestParts<AppState> for CallingToken {
     }
 }
 
+/// `Verifier::verify_or`, which checks tokens presented to keygate's own API, applies no rate
+/// limit and charges no credit, so it never answers these.
+fn no_usage_control(o: &Outcome) -> ApiError {
+    ApiError::Internal(format!("{} from a check without usage control", o.code()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -234,10 +240,4 @@ mod tests {
             Some(vec![USERS_READ.to_owned()])
         );
     }
-}
-
-/// `Verifier::verify_or`, which checks tokens presented to keygate's own API, applies no rate
-/// limit and charges no credit, so it never answers these.
-fn no_usage_control(o: &Outcome) -> ApiError {
-    ApiError::Internal(format!("{} from a check without usage control", o.code()))
 }

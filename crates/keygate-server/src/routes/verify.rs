@@ -155,9 +155,9 @@ fn response<'a>(v: &'a Verification, prefix: &str) -> VerifyResponse<'a> {
     r
 }
 
-pub fn limit_view(l: &LimitReport) -> LimitView {
+pub fn limit_view(l: &LimitReport) -> LimitView<'_> {
     LimitView {
-        name: l.name.to_string(),
+        name: &l.name,
         limit: l.limit,
         duration_ms: l.duration_ms,
         remaining: l.remaining,

@@ -41,45 +41,59 @@ impl Rate {
         self.duration_us
     }
 
-    /// What a request of `cost` adds to the TAT, split as a [`Tat`] is (whole µs, then
-    /// 1/`limit` µs). A cost above the limit can never pass, so it is capped at a value that
-    /// still refuses: this keeps the numbers small enough for Redis's Lua, which counts in
-    /// doubles.
+    /// What a request of `cost` adds to the TAT: `cost · T`, split as a [`Tat`] is. A cost
+    /// above the limit can never pass, so it is capped at a value that still refuses; this
+    /// keeps the numbers small enough for Redis's Lua, which counts in doubles.
     pub fn increment(self, cost: u64) -> Tat {
-        let cost = if cost > self.limit {
-            self.limit + 1
-        } else {
-            cost
-        };
+        let cost = cost.min(self.limit.saturating_add(1));
         let ticks = u128::from(cost) * u128::from(self.duration_us);
-        self.tat(ticks)
-    }
-
-    fn ticks(self, t: Tat) -> u128 {
-        u128::from(t.us) * u128::from(self.limit) + u128::from(t.frac)
-    }
-
-    fn tat(self, ticks: u128) -> Tat {
-        let limit = u128::from(self.limit);
+        let (us, frac) = div_rem(ticks, self.limit);
         Tat {
-            us: u64::try_from(ticks / limit).unwrap_or(u64::MAX),
-            frac: (ticks % limit) as u64,
+            us: u64::try_from(us).unwrap_or(u64::MAX),
+            frac,
         }
     }
 
     /// The TAT a request starts from: the stored one, or now if that has passed.
-    fn base(self, tat: Tat, now_us: u64) -> u128 {
-        self.ticks(tat)
-            .max(u128::from(now_us) * u128::from(self.limit))
+    fn base(self, tat: Tat, now_us: u64) -> Tat {
+        if tat.us < now_us {
+            Tat {
+                us: now_us,
+                frac: 0,
+            }
+        } else {
+            tat
+        }
     }
 
-    /// How far ahead of now the TAT may run: the whole duration, in ticks.
-    fn burst(self) -> u128 {
-        u128::from(self.duration_us) * u128::from(self.limit)
+    fn plus(self, tat: Tat, increment: Tat) -> Tat {
+        // frac + increment.frac may pass `limit` (a carry) but is computed without overflow.
+        let room = self.limit - increment.frac;
+        if tat.frac >= room {
+            Tat {
+                us: tat.us.saturating_add(increment.us).saturating_add(1),
+                frac: tat.frac - room,
+            }
+        } else {
+            Tat {
+                us: tat.us.saturating_add(increment.us),
+                frac: tat.frac + increment.frac,
+            }
+        }
     }
 
-    fn cost(self, cost: u64) -> u128 {
-        u128::from(cost) * u128::from(self.duration_us)
+    /// Whether a TAT at most one duration ahead of now: the GCRA condition.
+    fn within_burst(self, tat: Tat, now_us: u64) -> bool {
+        let ahead = tat.us - now_us;
+        ahead < self.duration_us || (ahead == self.duration_us && tat.frac == 0)
+    }
+}
+
+/// Division of 128-bit ticks, on the cheap 64-bit instruction whenever they fit.
+fn div_rem(ticks: u128, by: u64) -> (u128, u64) {
+    match u64::try_from(ticks) {
+        Ok(small) => (u128::from(small / by), small % by),
+        Err(_) => (ticks / u128::from(by), (ticks % u128::from(by)) as u64),
     }
 }
 
@@ -89,10 +103,12 @@ pub fn attempt(rate: Rate, tat: Tat, now_us: u64, cost: u64) -> (bool, Tat) {
     if cost == 0 {
         return (true, tat);
     }
-    let now = u128::from(now_us) * u128::from(rate.limit);
-    let new = rate.base(tat, now_us) + rate.cost(cost);
-    if new - now <= rate.burst() {
-        (true, rate.tat(new))
+    if cost > rate.limit {
+        return (false, tat);
+    }
+    let new = rate.plus(rate.base(tat, now_us), rate.increment(cost));
+    if rate.within_burst(new, now_us) {
+        (true, new)
     } else {
         (false, tat)
     }
@@ -100,18 +116,22 @@ pub fn attempt(rate: Rate, tat: Tat, now_us: u64, cost: u64) -> (bool, Tat) {
 
 /// How many more requests of cost 1 would pass at `now_us`.
 pub fn remaining(rate: Rate, tat: Tat, now_us: u64) -> u64 {
-    let now = u128::from(now_us) * u128::from(rate.limit);
-    let ahead = rate.base(tat, now_us) - now;
-    // ahead never exceeds the burst: only passing requests move the TAT.
-    let slack = rate.burst().saturating_sub(ahead);
-    (slack / u128::from(rate.duration_us)) as u64
+    let base = rate.base(tat, now_us);
+    let ahead_us = base.us - now_us;
+    if ahead_us >= rate.duration_us {
+        return 0;
+    }
+    // (duration − ahead) in ticks, over T = duration_us ticks.
+    let slack =
+        u128::from(rate.duration_us - ahead_us) * u128::from(rate.limit) - u128::from(base.frac);
+    let (n, _) = div_rem(slack, rate.duration_us);
+    n as u64
 }
 
 /// When the limit is full again, in µs since the epoch (rounded up: at that instant it is full).
 pub fn reset_us(rate: Rate, tat: Tat, now_us: u64) -> u64 {
     let base = rate.base(tat, now_us);
-    let us = base.div_ceil(u128::from(rate.limit));
-    u64::try_from(us).unwrap_or(u64::MAX)
+    base.us.saturating_add(u64::from(base.frac > 0))
 }
 
 /// How long a refused request of `cost` must wait until it would pass, in µs (rounded up).
@@ -121,10 +141,11 @@ pub fn retry_after_us(rate: Rate, tat: Tat, now_us: u64, cost: u64) -> u64 {
     if cost > rate.limit {
         return rate.duration_us;
     }
-    let now = u128::from(now_us) * u128::from(rate.limit);
-    let due = rate.base(tat, now_us) + rate.cost(cost);
-    let wait = due.saturating_sub(now + rate.burst());
-    u64::try_from(wait.div_ceil(u128::from(rate.limit))).unwrap_or(u64::MAX)
+    let due = rate.plus(rate.base(tat, now_us), rate.increment(cost));
+    if rate.within_burst(due, now_us) {
+        return 0;
+    }
+    (due.us - now_us - rate.duration_us) + u64::from(due.frac > 0)
 }
 
 /// Microseconds to whole milliseconds, rounded up (a client that waits that long succeeds).

@@ -12,13 +12,14 @@ use dashmap::mapref::entry::Entry;
 use dashmap::DashMap;
 
 use crate::ratelimit::decision::{Applied, Decision};
-use crate::ratelimit::evaluate::evaluate;
+use crate::ratelimit::evaluate::{evaluate, Counts};
 use crate::ratelimit::gcra::Tat;
 
 /// How often the sweep runs.
 const SWEEP_EVERY: Duration = Duration::from_secs(5);
 
-type Buckets = DashMap<CompactString, Vec<Slot>>;
+/// Keys are ids of tokens that verified, not text a client picks, so a fast seeded hash will do.
+type Buckets = DashMap<CompactString, Vec<Slot>, foldhash::fast::RandomState>;
 
 /// One named limit of one token.
 #[derive(Debug, Clone)]
@@ -36,9 +37,9 @@ pub struct LocalLimiter {
 
 impl LocalLimiter {
     /// Within a Tokio runtime, a task sweeps every few seconds for as long as the limiter
-    /// lives; outside one nothing sweeps (call [`LocalLimiter::sweep`]).
+    /// lives; outside one nothing sweeps.
     pub fn new() -> Self {
-        let buckets = Arc::new(Buckets::new());
+        let buckets = Arc::new(Buckets::default());
         if let Ok(runtime) = tokio::runtime::Handle::try_current() {
             runtime.spawn(sweep_while_alive(Arc::downgrade(&buckets)));
         }
@@ -50,15 +51,13 @@ impl LocalLimiter {
     }
 
     pub fn check_at(&self, token_id: &str, limits: &[Applied<'_>], now_us: u64) -> Decision {
+        // A token already counted is found by its &str, without building a key. The guard
+        // holds the entry's lock for the whole check.
+        if let Some(mut slots) = self.buckets.get_mut(token_id) {
+            return check_slots(&mut slots, limits, now_us);
+        }
         match self.buckets.entry(CompactString::from(token_id)) {
-            Entry::Occupied(mut entry) => {
-                let slots = entry.get_mut();
-                let decision = check_slots(slots, limits, now_us);
-                if slots.is_empty() {
-                    entry.remove();
-                }
-                decision
-            }
+            Entry::Occupied(mut entry) => check_slots(entry.get_mut(), limits, now_us),
             Entry::Vacant(entry) => {
                 let mut slots = Vec::new();
                 let decision = check_slots(&mut slots, limits, now_us);
@@ -84,37 +83,91 @@ impl LocalLimiter {
 }
 
 fn check_slots(slots: &mut Vec<Slot>, limits: &[Applied<'_>], now_us: u64) -> Decision {
-    let stored = |i: usize| {
-        let limit: &Applied<'_> = &limits[i];
-        match slots.iter().find(|s| s.name == limit.name) {
+    let mut slots = Slots {
+        slots,
+        limits,
+        now_us,
+        found: [UNKNOWN; REMEMBERED],
+    };
+    evaluate(limits, &mut slots, now_us)
+}
+
+/// One token's slots during a check of `limits`.
+struct Slots<'a, 'l> {
+    slots: &'a mut Vec<Slot>,
+    limits: &'a [Applied<'l>],
+    now_us: u64,
+    /// Where the first limits' slots are (index + 1, [`ABSENT`] or [`UNKNOWN`]), so that a
+    /// commit does not search again for what the check found.
+    found: [u8; REMEMBERED],
+}
+
+const REMEMBERED: usize = 8;
+const UNKNOWN: u8 = 0;
+const ABSENT: u8 = u8::MAX;
+
+impl Slots<'_, '_> {
+    fn find(&mut self, i: usize) -> Option<usize> {
+        match self.found.get(i).copied() {
+            Some(ABSENT) => return None,
+            Some(UNKNOWN) | None => {}
+            Some(at) => return Some(usize::from(at - 1)),
+        }
+        let name = self.limits[i].name;
+        // Callers usually name a token's limits in the same order every time, so the slot at
+        // the limit's own index is tried first.
+        let at = match self.slots.get(i) {
+            Some(slot) if slot.name == name => Some(i),
+            _ => self.slots.iter().position(|slot| slot.name == name),
+        };
+        if let Some(remembered) = self.found.get_mut(i) {
+            *remembered = match at.map(|at| u8::try_from(at + 1)) {
+                None => ABSENT,
+                Some(Ok(at)) if at != ABSENT => at,
+                Some(_) => UNKNOWN,
+            };
+        }
+        at
+    }
+}
+
+impl Counts for Slots<'_, '_> {
+    fn stored(&mut self, i: usize) -> Tat {
+        match self.find(i).map(|at| &self.slots[at]) {
             // A changed limit counts the fraction in other units: drop it (under 1 µs).
-            Some(slot) if slot.limit != limit.limit => Tat {
+            Some(slot) if slot.limit != self.limits[i].limit => Tat {
                 us: slot.tat.us,
                 frac: 0,
             },
             Some(slot) => slot.tat,
             None => Tat::default(),
         }
-    };
-    let evaluation = evaluate(limits, stored, now_us);
-    if evaluation.decision.allowed {
-        for (limit, &tat) in limits.iter().zip(&evaluation.after) {
-            match slots.iter_mut().find(|s| s.name == limit.name) {
-                Some(slot) => {
+    }
+
+    fn commit(&mut self, after: &[Tat]) {
+        for (i, (limit, &tat)) in self.limits.iter().zip(after).enumerate() {
+            match self.find(i) {
+                Some(at) => {
+                    let slot = &mut self.slots[at];
                     slot.tat = tat;
                     slot.limit = limit.limit;
                 }
                 // Only a limit that is not full needs remembering.
-                None if tat.us >= now_us => slots.push(Slot {
-                    name: limit.name.into(),
-                    limit: limit.limit,
-                    tat,
-                }),
+                None if tat.us >= self.now_us => {
+                    self.slots.push(Slot {
+                        name: limit.name.into(),
+                        limit: limit.limit,
+                        tat,
+                    });
+                    // A name given twice must find this slot the second time.
+                    if let Some(remembered) = self.found.get_mut(i + 1..) {
+                        remembered.fill(UNKNOWN);
+                    }
+                }
                 None => {}
             }
         }
     }
-    evaluation.decision
 }
 
 fn sweep(buckets: &Buckets, now_us: u64) {

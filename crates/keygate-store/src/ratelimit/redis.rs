@@ -13,7 +13,7 @@ use ::redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use ::redis::{Client, RedisError, Script};
 
 use crate::ratelimit::decision::{Applied, Decision, RateLimitError};
-use crate::ratelimit::evaluate::evaluate;
+use crate::ratelimit::evaluate::{evaluate, Counts};
 use crate::ratelimit::gcra::{Rate, Tat, US_PER_MS};
 use crate::ratelimit::local::{now_us, LocalLimiter};
 
@@ -163,14 +163,10 @@ impl Inner {
                 "the rate-limit script answered with the wrong number of values",
             )));
         }
-        let stored = |i: usize| Tat {
-            us: reply[2 + 2 * i],
-            frac: reply[3 + 2 * i],
-        };
-        let evaluation = evaluate(limits, stored, reply[1]);
-        // The script decided and committed; the evaluation only describes it, by the same rule.
-        debug_assert_eq!(evaluation.decision.allowed, reply[0] == 1);
-        Ok(evaluation.decision)
+        let decision = evaluate(limits, &mut Reply(&reply), reply[1]);
+        // The script decided and committed; evaluating its reply describes that decision.
+        debug_assert_eq!(decision.allowed, reply[0] == 1);
+        Ok(decision)
     }
 
     fn unavailable(&self, error: &RedisError) {
@@ -190,6 +186,21 @@ impl Inner {
             );
         }
     }
+}
+
+/// The script's reply: after the decision and the time, each limit's stored TAT.
+struct Reply<'a>(&'a [u64]);
+
+impl Counts for Reply<'_> {
+    fn stored(&mut self, i: usize) -> Tat {
+        Tat {
+            us: self.0[2 + 2 * i],
+            frac: self.0[3 + 2 * i],
+        }
+    }
+
+    /// The script has stored them already.
+    fn commit(&mut self, _: &[Tat]) {}
 }
 
 /// One token's keys share the hash tag `{token id}`, so they live in one cluster slot and one
