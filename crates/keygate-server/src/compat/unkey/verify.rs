@@ -170,6 +170,8 @@ pub async fn verify_key(
         .verification(v.outcome.code(), started.elapsed());
     if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
         // Unkey answers this 412: the request names a limit the key does not have.
+        // The name is the client's text, echoed: a token sent as one must not come back.
+        let name = keygate_core::credentials::redact_secrets(name, state.config.prefix.as_str());
         return Err(UnkeyError::precondition(format!(
             "ratelimit {name:?} was requested but does not exist for this key"
         )));
