@@ -89,6 +89,15 @@ fn row(name: &str) -> String {
     format!("//tbody/tr[th[normalize-space()={}]]", lit(name))
 }
 
+/// The control labelled `label` in the form's rate limit `n` (1-based, as its legend says).
+fn in_limit(n: usize, label: &str) -> String {
+    format!(
+        "//fieldset[legend[normalize-space()={}]]{}",
+        lit(&format!("Rate limit {n}")),
+        field(label)
+    )
+}
+
 /// The token list once its latest load has finished.
 const TOKENS_LOADED: &str = "//table[caption and @aria-busy='false']";
 
@@ -312,10 +321,21 @@ impl Browser {
         self.displayed(xpath).unwrap().is_some()
     }
 
+    /// Clicks what matches `xpath`, scrolled to the middle first as a person would: chromedriver
+    /// scrolls only what is outside the window, so a control in view but under the dialog's
+    /// sticky button bar would not get the click.
     fn click(&self, xpath: &str) {
         self.wait(&format!("clicking {xpath}"), |b| {
             match b.displayed(xpath)? {
-                Some(e) => b.run(e.click()).map(Some),
+                Some(e) => b
+                    .run(async {
+                        let arg = serde_json::to_value(&e).expect("an element reference");
+                        b.client
+                            .execute("arguments[0].scrollIntoView({block: 'center'})", vec![arg])
+                            .await?;
+                        e.click().await
+                    })
+                    .map(Some),
                 None => Ok(None),
             }
         })
@@ -488,6 +508,29 @@ impl Browser {
             "focus moves to the new token"
         );
         token
+    }
+
+    /// Chooses the option with this text in the select matching `xpath`.
+    fn choose(&self, xpath: &str, option: &str) {
+        let select = self.visible(xpath);
+        self.run(select.select_by_label(option)).unwrap();
+    }
+
+    /// Whether the checkbox matching `xpath` is ticked.
+    fn checked(&self, xpath: &str) -> bool {
+        let e = self.visible(xpath);
+        self.run(e.prop("checked")).unwrap().as_deref() == Some("true")
+    }
+
+    /// The alert of the open dialog once it says something.
+    fn dialog_alert(&self) -> String {
+        self.wait("the dialog's alert", |b| {
+            let Some(e) = b.displayed("//dialog[@open]//*[@role='alert']")? else {
+                return Ok(None);
+            };
+            let text = b.run(e.text())?;
+            Ok((!text.is_empty()).then_some(text))
+        })
     }
 
     fn dismiss_new_token(&self) {
@@ -727,6 +770,154 @@ fn the_page_manages_tokens_end_to_end() {
         "no horizontal page scroll at {inner}px: {scroll}px wide"
     );
     b.screenshot("access-tokens-narrow");
+
+    let problems = b.console_problems();
+    assert!(problems.is_empty(), "console errors: {problems:#?}");
+}
+
+/// Rate limits, credits and an external id set in "Generate new token" reach the token, and
+/// the list shows them with what is left of the credits.
+#[test]
+fn the_page_sets_rate_limits_and_credits() {
+    if !browser_installed() {
+        return;
+    }
+    let server = Server::on(Backend::Sqlite).args(SCOPE_ARGS).start();
+    let b = Browser::open(&server);
+    b.goto("/");
+    b.log_in("admin", ADMIN_PASSWORD, false);
+
+    b.open_generate_form("metered-api", &["metrics:read"], "Never");
+    b.click(&button("Add rate limit"));
+    assert_eq!(
+        b.focused_name(),
+        "Limit name",
+        "focus moves to the new limit"
+    );
+    for label in ["Limit name", "Uses", "Per", "Unit", "Auto-apply"] {
+        b.assert_name(&in_limit(1, label), label);
+    }
+    b.assert_name(&button("Remove rate limit 1"), "Remove rate limit 1");
+    assert!(
+        b.checked(&in_limit(1, "Auto-apply")),
+        "auto-applied unless unticked"
+    );
+
+    // The page asks for what is missing; the server refuses what is out of range, in its words.
+    b.click(&dialog_button("Generate"));
+    assert_eq!(b.dialog_alert(), "Rate limit 1 needs a name.");
+    assert_eq!(b.focused_name(), "Limit name");
+    b.fill(&in_limit(1, "Limit name"), "requests");
+    b.fill(&in_limit(1, "Uses"), "100");
+    b.fill(&in_limit(1, "Per"), "31");
+    b.choose(&in_limit(1, "Unit"), "days");
+    b.click(&dialog_button("Generate"));
+    let refused = b.wait("the server's refusal", |b| {
+        let text = b.dialog_alert();
+        Ok(text.contains("ratelimits[0].durationMs").then_some(text))
+    });
+    assert!(refused.contains("30 days"), "{refused}");
+    b.fill(&in_limit(1, "Per"), "1");
+    b.choose(&in_limit(1, "Unit"), "minutes");
+
+    // A second limit, only for verifications that name it; a third, removed again.
+    b.click(&button("Add rate limit"));
+    b.fill(&in_limit(2, "Limit name"), "search");
+    b.fill(&in_limit(2, "Uses"), "10");
+    b.choose(&in_limit(2, "Unit"), "seconds");
+    b.click(&in_limit(2, "Auto-apply"));
+    b.click(&button("Add rate limit"));
+    b.click(&button("Remove rate limit 3"));
+    b.gone(&in_limit(3, "Limit name"));
+
+    assert!(
+        !b.is_shown(&field("Refill amount")),
+        "no refill amount without a refill"
+    );
+    b.fill(&field("Remaining"), "1000");
+    b.choose(&field("Refill"), "Monthly");
+    b.fill(&field("Refill amount"), "1000");
+    b.fill(&field("Refill day"), "15");
+    b.fill(&field("External ID"), "cust_42");
+    b.screenshot("generate-token-usage");
+    b.click(&dialog_button("Generate"));
+    let token = b.read_new_token();
+    b.dismiss_new_token();
+
+    // The token holds exactly what the form said. (A verification of cost 0 names its id
+    // without spending a credit.)
+    let verify = |cost: u64| {
+        let (status, v) = status_json(
+            server
+                .anon("POST", "/api/v1/verify")
+                .json(&json!({"token": token, "credits": {"cost": cost}}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!((status, &v["valid"]), (200, &json!(true)), "{v}");
+        v
+    };
+    let v = verify(0);
+    assert_eq!(v["externalId"], "cust_42", "{v}");
+    let id = v["tokenId"].as_str().unwrap().to_owned();
+    let (status, stored) = status_json(
+        server
+            .admin("GET", &format!("/api/v1/tokens/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(
+        stored["ratelimits"],
+        json!([
+            {"name": "requests", "limit": 100, "durationMs": 60_000, "autoApply": true},
+            {"name": "search", "limit": 10, "durationMs": 1_000, "autoApply": false},
+        ]),
+        "{stored}"
+    );
+    assert_eq!(
+        stored["credits"],
+        json!({"remaining": 1000, "refill": {"interval": "monthly", "amount": 1000, "refillDay": 15}}),
+        "{stored}"
+    );
+    assert_eq!(stored["externalId"], "cust_42");
+
+    let usage = |name: &str| b.text(&format!("{}/td[@data-label='Usage']", row(name)));
+    let shown = usage("metered-api");
+    for line in [
+        "requests: 100 per minute",
+        "search: 10 per second, when named",
+        "Credits: 1000 / refills monthly to 1000 (day 15)",
+        "External ID: cust_42",
+    ] {
+        assert!(shown.lines().any(|l| l == line), "{line:?} in:\n{shown}");
+    }
+
+    // What is left, after a verification spent some.
+    assert_eq!(verify(258)["credits"]["remaining"], 742);
+    b.click(&button("Access tokens"));
+    b.visible(TOKENS_LOADED);
+    b.wait("the list to show 742 credits", |b| {
+        let text = b.run(async {
+            b.client
+                .find(Locator::XPath(&format!(
+                    "{}/td[@data-label='Usage']",
+                    row("metered-api")
+                )))
+                .await?
+                .text()
+                .await
+        })?;
+        Ok(text
+            .contains("Credits: 742 / refills monthly to 1000 (day 15)")
+            .then_some(()))
+    });
+
+    // A token without any: unlimited, and no limits.
+    b.generate("plain", &["metrics:read"], "Never");
+    b.dismiss_new_token();
+    assert_eq!(usage("plain"), "Credits: unlimited");
+    b.screenshot("access-tokens-usage");
 
     let problems = b.console_problems();
     assert!(problems.is_empty(), "console errors: {problems:#?}");

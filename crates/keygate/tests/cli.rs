@@ -486,6 +486,423 @@ fn expires_in_zero_is_refused_not_rounded_up(backend: Backend) {
     assert_eq!(arr.as_array().unwrap().len(), 1, "nothing created: {arr}");
 }
 
+// ---- usage control: rate limits, credits, external id ----
+
+both_backends!(create_with_ratelimits_and_credits_sets_them_on_the_token);
+/// `--ratelimit requests=100/60s --credits 1000 --refill monthly:1000`: an auto-applied limit
+/// and credits that refill monthly, as the server keeps them.
+fn create_with_ratelimits_and_credits_sets_them_on_the_token(backend: Backend) {
+    let s = Server::on(backend).start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "metered",
+            "--scope",
+            "tokens:read",
+            "--ratelimit",
+            "requests=100/60s",
+            "--credits",
+            "1000",
+            "--refill",
+            "monthly:1000",
+            "--json",
+        ],
+    ));
+    assert_eq!(
+        v["ratelimits"],
+        json!([{"name": "requests", "limit": 100, "durationMs": 60_000, "autoApply": true}]),
+        "a --ratelimit is auto-applied: {v}"
+    );
+    assert_eq!(
+        v["credits"],
+        json!({"remaining": 1000, "refill": {"interval": "monthly", "amount": 1000}}),
+        "{v}"
+    );
+    assert_eq!(v["externalId"], Value::Null, "{v}");
+
+    // What the server keeps, read back over HTTP.
+    let id = v["id"].as_str().unwrap();
+    let (status, stored) = status_json(
+        s.admin("GET", &format!("/api/v1/tokens/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200, "{stored}");
+    assert_eq!(stored["ratelimits"], v["ratelimits"]);
+    assert_eq!(stored["credits"], v["credits"]);
+}
+
+both_backends!(named_limits_refill_days_and_external_ids_reach_the_server_and_show);
+fn named_limits_refill_days_and_external_ids_reach_the_server_and_show(backend: Backend) {
+    let s = Server::on(backend).start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "customer-42",
+            "--scope",
+            "tokens:read",
+            "--external-id",
+            "cust_42",
+            "--ratelimit",
+            "requests=100/1m",
+            "--ratelimit",
+            "search=10/1s:named",
+            "--ratelimit",
+            "daily=5000/1d",
+            "--credits",
+            "250",
+            "--refill",
+            "monthly:1000@15",
+            "--json",
+        ],
+    ));
+    let id = v["id"].as_str().unwrap().to_owned();
+    assert_eq!(v["externalId"], "cust_42", "{v}");
+    assert_eq!(
+        v["ratelimits"],
+        json!([
+            {"name": "requests", "limit": 100, "durationMs": 60_000, "autoApply": true},
+            {"name": "search", "limit": 10, "durationMs": 1_000, "autoApply": false},
+            {"name": "daily", "limit": 5000, "durationMs": 86_400_000, "autoApply": true},
+        ]),
+        "{v}"
+    );
+    assert_eq!(
+        v["credits"],
+        json!({"remaining": 250, "refill": {"interval": "monthly", "amount": 1000, "refillDay": 15}}),
+        "{v}"
+    );
+
+    // `show` prints each limit as --ratelimit takes it, and the credits with their refill.
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "show", &id]));
+    for needle in [
+        "cust_42",
+        "requests=100/1m",
+        "search=10/1s:named",
+        "daily=5000/1day",
+        "250 (refills monthly to 1000 on day 15)",
+    ] {
+        assert!(table.contains(needle), "{needle} in:\n{table}");
+    }
+    // ... and what it prints goes back in.
+    let again = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "copy",
+            "--scope",
+            "tokens:read",
+            "--ratelimit",
+            "daily=5000/1day",
+            "--json",
+        ],
+    ));
+    assert_eq!(again["ratelimits"][0]["durationMs"], 86_400_000, "{again}");
+
+    // A token without any shows none, and unlimited credits.
+    let (plain, _) = s.create_token("plain", &["tokens:read"]);
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "show", &plain]));
+    let credits_line = table.lines().find(|l| l.contains("CREDITS")).unwrap();
+    assert!(credits_line.contains("unlimited"), "{table}");
+}
+
+both_backends!(list_shows_external_ids_and_credits_and_filters_by_external_id);
+fn list_shows_external_ids_and_credits_and_filters_by_external_id(backend: Backend) {
+    let s = Server::on(backend).start();
+    for (name, external_id, credits) in [
+        (
+            "acme-ci",
+            "acme",
+            json!({"remaining": 742, "refill": {"interval": "daily", "amount": 1000}}),
+        ),
+        ("acme-laptop", "acme", Value::Null),
+        ("globex-ci", "globex", json!({"remaining": 5})),
+    ] {
+        let (status, v) = status_json(
+            s.admin("POST", "/api/v1/tokens")
+                .json(&json!({"name": name, "scopes": ["tokens:read"],
+                              "externalId": external_id, "credits": credits}))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "{v}");
+    }
+    let arr = ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "list", "--external-id", "acme", "--json"],
+    ));
+    let mut names: Vec<&str> = arr
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["name"].as_str().unwrap())
+        .collect();
+    names.sort_unstable();
+    assert_eq!(names, ["acme-ci", "acme-laptop"], "{arr}");
+
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "list"]));
+    let line_of = |name: &str| {
+        table
+            .lines()
+            .find(|l| l.contains(name))
+            .unwrap_or_else(|| panic!("{name} in:\n{table}"))
+            .to_owned()
+    };
+    assert!(
+        table.contains("EXTERNAL ID") && table.contains("CREDITS"),
+        "{table}"
+    );
+    let acme_ci = line_of("acme-ci");
+    assert!(
+        acme_ci.contains("acme") && acme_ci.contains("742"),
+        "{acme_ci}\n{table}"
+    );
+    assert!(line_of("acme-laptop").contains("unlimited"), "{table}");
+    let globex = line_of("globex-ci");
+    assert!(globex.contains("globex") && globex.contains('5'), "{table}");
+}
+
+both_backends!(credits_command_sets_increments_decrements_and_unlimits);
+fn credits_command_sets_increments_decrements_and_unlimits(backend: Backend) {
+    let s = Server::on(backend).start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "paid",
+            "--scope",
+            "tokens:read",
+            "--credits",
+            "10",
+            "--refill",
+            "daily:10",
+            "--json",
+        ],
+    ));
+    let id = v["id"].as_str().unwrap().to_owned();
+    let credits = |args: &[&str]| {
+        let mut all = vec!["token", "credits", id.as_str()];
+        all.extend_from_slice(args);
+        all.push("--json");
+        ok_json(&s.cli(&s.admin_token, &all))["credits"].clone()
+    };
+    assert_eq!(credits(&["increment", "5"])["remaining"], 15);
+    assert_eq!(credits(&["decrement", "3"])["remaining"], 12);
+    let set = credits(&["set", "500"]);
+    assert_eq!(
+        set,
+        json!({"remaining": 500, "refill": {"interval": "daily", "amount": 10}}),
+        "set keeps the refill"
+    );
+    let table = cli_stdout(&s.cli(&s.admin_token, &["token", "credits", &id, "decrement", "8"]));
+    assert!(table.contains("492 (refills daily to 10)"), "{table}");
+    assert_eq!(credits(&["set", "unlimited"]), Value::Null);
+
+    // The server's refusal, in one line.
+    let line = failed(&s.cli(&s.admin_token, &["token", "credits", &id, "increment", "1"]));
+    assert!(line.contains("409"), "{line}");
+    let (_, stored) = status_json(
+        s.admin("GET", &format!("/api/v1/tokens/{id}"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(stored["credits"], Value::Null, "still unlimited: {stored}");
+}
+
+both_backends!(what_the_cli_sets_is_what_verification_enforces);
+/// An auto-applied limit refuses the third use of two a minute, a `:named` one counts only
+/// verifications that name it, and credits changed with `token credits` take effect at once.
+fn what_the_cli_sets_is_what_verification_enforces(backend: Backend) {
+    let s = Server::on(backend).start();
+    let v = ok_json(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "enforced",
+            "--scope",
+            "tokens:read",
+            "--ratelimit",
+            "requests=2/1m",
+            "--ratelimit",
+            "search=1/1m:named",
+            "--json",
+        ],
+    ));
+    let token = v["token"].as_str().unwrap();
+    let code = |body: Value| {
+        let (status, v) = status_json(s.anon("POST", "/api/v1/verify").json(&body).send().unwrap());
+        assert_eq!(status, 200, "{v}");
+        v["code"].as_str().unwrap().to_owned()
+    };
+    let search = json!({"token": token, "ratelimits": [{"name": "search"}]});
+    assert_eq!(code(search.clone()), "VALID");
+    assert_eq!(
+        code(json!({"token": token})),
+        "VALID",
+        "search is not auto-applied"
+    );
+    assert_eq!(code(json!({"token": token})), "RATE_LIMITED", "2 a minute");
+    assert_eq!(code(search), "RATE_LIMITED");
+
+    let (id2, paid) = s.create_token("paid", &["tokens:read"]);
+    ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "credits", &id2, "set", "0", "--json"],
+    ));
+    assert_eq!(code(json!({"token": paid})), "USAGE_EXCEEDED");
+    ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "credits", &id2, "increment", "1", "--json"],
+    ));
+    assert_eq!(code(json!({"token": paid})), "VALID");
+    assert_eq!(code(json!({"token": paid})), "USAGE_EXCEEDED");
+    ok_json(&s.cli(
+        &s.admin_token,
+        &["token", "credits", &id2, "set", "unlimited", "--json"],
+    ));
+    assert_eq!(code(json!({"token": paid})), "VALID");
+}
+
+/// Usage flags that cannot be right are refused by the CLI itself: the URL points where
+/// nothing listens, so any request would fail with "cannot reach keygate" instead.
+#[test]
+fn bad_usage_flags_are_refused_before_any_request() {
+    let nowhere = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        format!("http://{}", l.local_addr().unwrap())
+    };
+    let create = ["token", "create", "--name", "x", "--scope", "tokens:read"];
+    let cases: &[(&[&str], &str, &str)] = &[
+        (
+            &["--ratelimit", "requests=100"],
+            "--ratelimit",
+            "NAME=LIMIT/DURATION",
+        ),
+        (
+            &["--ratelimit", "requests100/60s"],
+            "--ratelimit",
+            "NAME=LIMIT/DURATION",
+        ),
+        (
+            &["--ratelimit", "requests=0/60s"],
+            "--ratelimit",
+            "between 1 and",
+        ),
+        (&["--ratelimit", "requests=100/banana"], "--ratelimit", "1m"),
+        (
+            &["--ratelimit", "requests=100/31d"],
+            "--ratelimit",
+            "between 1s and 30d",
+        ),
+        (
+            &["--ratelimit", "requests=100/60s:sometimes"],
+            "--ratelimit",
+            "60s:sometimes",
+        ),
+        (
+            &["--ratelimit", "a=1/1s", "--ratelimit", "a=2/1m"],
+            "--ratelimit a",
+            "given twice",
+        ),
+        (&["--credits", "-5"], "--credits", "whole number"),
+        (&["--credits", "lots"], "--credits", "whole number"),
+        (&["--refill", "monthly:1000"], "--credits", "required"),
+        (
+            &["--credits", "5", "--refill", "weekly:5"],
+            "--refill",
+            "daily:AMOUNT",
+        ),
+        (
+            &["--credits", "5", "--refill", "monthly:5@32"],
+            "--refill",
+            "1 to 31",
+        ),
+        (
+            &["--credits", "5", "--refill", "daily:5@3"],
+            "--refill",
+            "monthly",
+        ),
+    ];
+    let mut runs: Vec<(Vec<&str>, &str, &str)> = cases
+        .iter()
+        .map(|(extra, flag, says)| ([&create[..], extra].concat(), *flag, *says))
+        .collect();
+    runs.push((
+        vec!["token", "credits", "kg_x", "increment", "unlimited"],
+        "increment",
+        "only set takes unlimited",
+    ));
+    runs.push((vec!["token", "credits", "kg_x", "add", "5"], "add", "set"));
+    runs.push((
+        vec!["token", "credits", "kg_x", "set", "-1"],
+        "<VALUE>",
+        "unlimited",
+    ));
+    for (args, flag, says) in runs {
+        let out = cli_at(&nowhere, &args).output().unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        let what = args.join(" ");
+        assert_eq!(out.status.code(), Some(2), "{what}: {stderr}");
+        assert!(out.stdout.is_empty(), "{what}");
+        assert!(stderr.starts_with("error:"), "{what}: {stderr}");
+        assert!(
+            stderr.contains(flag) && stderr.contains(says),
+            "{what}: names {flag} and says {says}: {stderr}"
+        );
+        assert!(
+            !stderr.contains("cannot reach"),
+            "{what}: a request was sent: {stderr}"
+        );
+    }
+}
+
+both_backends!(the_servers_refusal_of_a_usage_field_is_one_line_naming_it);
+fn the_servers_refusal_of_a_usage_field_is_one_line_naming_it(backend: Backend) {
+    let s = Server::on(backend).start();
+    let long = "x".repeat(257);
+    let line = failed(&s.cli(
+        &s.admin_token,
+        &[
+            "token",
+            "create",
+            "--name",
+            "x",
+            "--scope",
+            "tokens:read",
+            "--external-id",
+            &long,
+        ],
+    ));
+    assert!(
+        line.contains("422") && line.contains("externalId"),
+        "{line}"
+    );
+    let many: Vec<String> = (0..51).map(|i| format!("l{i}=1/1s")).collect();
+    let mut args = vec!["token", "create", "--name", "x", "--scope", "tokens:read"];
+    for l in &many {
+        args.extend(["--ratelimit", l.as_str()]);
+    }
+    let line = failed(&s.cli(&s.admin_token, &args));
+    assert!(
+        line.contains("422") && line.contains("ratelimits"),
+        "{line}"
+    );
+    let arr = ok_json(&s.cli(&s.admin_token, &["token", "list", "--json"]));
+    assert_eq!(arr.as_array().unwrap().len(), 1, "nothing created: {arr}");
+}
+
 // ---- gen-token ----
 
 #[test]
@@ -666,6 +1083,7 @@ fn no_command_panics_on_a_malformed_or_too_deep_answer() {
         &["token", "rotate", "kg_x"],
         &["token", "disable", "kg_x"],
         &["token", "revoke", "kg_x"],
+        &["token", "credits", "kg_x", "set", "5"],
         &["user", "list"],
         &["user", "create", "mia"],
         &["user", "set-role", "mia", "admin"],

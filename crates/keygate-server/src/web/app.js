@@ -359,12 +359,60 @@ function tokenRow(token) {
     cell("ID", el("code", { className: "id", textContent: token.id })),
     cell("Owner", ownerName(token.ownerId)),
     cell("Scopes", el("ul", { className: "chips" }, ...chips)),
+    cell("Usage", usageList(token)),
     cell("Created", timeEl(token.createdAt, "")),
     cell("Expires", timeEl(token.expiresAt, "Never")),
     cell("Last used", timeEl(token.lastUsedAt, "Never")),
     cell("Status", el("span", { className: `badge ${token.status}`, textContent: token.status })),
     cell("Actions", rowActions(token)),
   );
+}
+
+// ---------------------------------------------------------------------------------------------
+// A token's usage: rate limits, credits, external id
+
+const DURATION_UNITS = [
+  [86400000, "day"],
+  [3600000, "hour"],
+  [60000, "minute"],
+  [1000, "second"],
+];
+
+/** "minute", "5 minutes", "90 seconds": the largest unit that divides the duration. */
+function durationText(ms) {
+  for (const [size, unit] of DURATION_UNITS) {
+    if (ms % size === 0) {
+      const n = ms / size;
+      return n === 1 ? unit : `${n} ${unit}s`;
+    }
+  }
+  return `${ms} ms`;
+}
+
+/** "requests: 100 per minute", "search: 10 per second, when named". */
+function ratelimitText(limit) {
+  const when = limit.autoApply ? "" : ", when named";
+  return `${limit.name}: ${limit.limit} per ${durationText(limit.durationMs)}${when}`;
+}
+
+/** "unlimited", "742 left", "742 / refills monthly to 1000 (day 15)". */
+function creditsText(credits) {
+  if (!credits) return "unlimited";
+  const refill = credits.refill;
+  if (!refill) return `${credits.remaining} left`;
+  const day = refill.refillDay ? ` (day ${refill.refillDay})` : "";
+  return `${credits.remaining} / refills ${refill.interval} to ${refill.amount}${day}`;
+}
+
+function usageList(token) {
+  const item = (label, ...value) =>
+    el("li", {}, el("span", { className: "muted", textContent: `${label}: ` }), ...value);
+  const items = (token.ratelimits || []).map((limit) =>
+    el("li", { className: "limit", textContent: ratelimitText(limit) }),
+  );
+  items.push(item("Credits", creditsText(token.credits)));
+  if (token.externalId) items.push(item("External ID", el("code", { textContent: token.externalId })));
+  return el("ul", { className: "usage" }, ...items);
 }
 
 // Row buttons keep the short visible text ("Deactivate", "Rotate", …) and carry the token's
@@ -535,9 +583,130 @@ function scopeOption(scope, id) {
   );
 }
 
+// One fieldset per rate limit, numbered in its legend; its controls' ids are unique for good,
+// so a label never points at a removed row's control.
+let ratelimitRows = 0;
+
+const UNITS = [
+  ["1000", "seconds"],
+  ["60000", "minutes"],
+  ["3600000", "hours"],
+  ["86400000", "days"],
+];
+
+function addRatelimitRow() {
+  const n = (ratelimitRows += 1);
+  const id = (what) => `ratelimit-${n}-${what}`;
+  const input = (what, props) =>
+    el("input", { id: id(what), autocomplete: "off", ...props });
+  const field = (what, label, control, className = "field") =>
+    el("div", { className }, el("label", { htmlFor: id(what), textContent: label }), control);
+  const unit = el(
+    "select",
+    { id: id("unit"), "data-part": "unit" },
+    ...UNITS.map(([ms, text]) => el("option", { value: ms, textContent: text, selected: text === "minutes" })),
+  );
+  const row = el(
+    "fieldset",
+    { className: "ratelimit" },
+    el("legend", { className: "visually-hidden" }),
+    field("name", "Limit name", input("name", { type: "text", maxLength: 64, spellcheck: false, placeholder: "requests", "data-part": "name" })),
+    field("limit", "Uses", input("limit", { type: "number", min: "1", step: "1", inputMode: "numeric", "data-part": "limit" })),
+    field("per", "Per", input("per", { type: "number", min: "1", step: "1", inputMode: "numeric", value: "1", "data-part": "per" })),
+    field("unit", "Unit", unit, "field unit"),
+    el(
+      "div",
+      { className: "check" },
+      input("auto", { type: "checkbox", checked: true, "data-part": "auto" }),
+      el("label", { htmlFor: id("auto"), textContent: "Auto-apply" }),
+    ),
+    el("button", { type: "button", className: "secondary remove", textContent: "Remove", "data-remove": "" }),
+  );
+  $("ratelimit-rows").append(row);
+  numberRatelimitRows();
+  row.querySelector("[data-part=name]").focus();
+}
+
+/** Legends and Remove buttons say which limit they belong to: "Rate limit 2". */
+function numberRatelimitRows() {
+  $("ratelimit-rows").querySelectorAll("fieldset").forEach((row, i) => {
+    row.querySelector("legend").textContent = `Rate limit ${i + 1}`;
+    row.querySelector("[data-remove]").setAttribute("aria-label", `Remove rate limit ${i + 1}`);
+  });
+}
+
+function onRatelimitRowsClick(event) {
+  const button = event.target.closest("[data-remove]");
+  if (!button) return;
+  button.closest("fieldset").remove();
+  numberRatelimitRows();
+  $("add-ratelimit").focus();
+}
+
+/** Shows the refill's amount and day only when there is a refill, and the day only monthly. */
+function syncRefillFields() {
+  const interval = $("credits-refill").value;
+  $("refill-amount-field").hidden = !interval;
+  $("refill-hint").hidden = !interval;
+  $("refill-day-field").hidden = interval !== "monthly";
+}
+
+/** A whole number typed into a number field, or null when it is empty or not one. */
+function wholeNumber(input) {
+  const text = input.value.trim();
+  if (!/^[0-9]+$/.test(text)) return null;
+  const n = Number(text);
+  return Number.isSafeInteger(n) ? n : null;
+}
+
+/** Reads the usage part of the form into `body`; returns a problem to show, with the control
+ *  to focus, or null. Ranges are the server's to check: its message names the field. */
+function readUsage(body) {
+  const limits = [];
+  const rows = $("ratelimit-rows").querySelectorAll("fieldset");
+  for (const [i, row] of [...rows].entries()) {
+    const part = (name) => row.querySelector(`[data-part=${name}]`);
+    const name = part("name").value.trim();
+    const limit = wholeNumber(part("limit"));
+    const per = wholeNumber(part("per"));
+    const which = `Rate limit ${i + 1}`;
+    if (!name) return { message: `${which} needs a name.`, control: part("name") };
+    if (limit === null) return { message: `${which} needs its number of uses, a whole number.`, control: part("limit") };
+    if (per === null) return { message: `${which} needs its period, a whole number of ${part("unit").selectedOptions[0].textContent}.`, control: part("per") };
+    limits.push({ name, limit, durationMs: per * Number(part("unit").value), autoApply: part("auto").checked });
+  }
+  if (limits.length > 0) body.ratelimits = limits;
+
+  const remainingField = $("credits-remaining");
+  const interval = $("credits-refill").value;
+  if (remainingField.value.trim() === "" && !interval) return null;
+  const remaining = wholeNumber(remainingField);
+  if (remaining === null) {
+    const message = interval
+      ? "A refill needs credits: enter how many remain now."
+      : "Remaining credits must be a whole number, or empty for unlimited.";
+    return { message, control: remainingField };
+  }
+  body.credits = { remaining };
+  if (interval) {
+    const amount = wholeNumber($("refill-amount"));
+    if (amount === null) return { message: "Enter the refill amount, a whole number.", control: $("refill-amount") };
+    const refill = { interval, amount };
+    if (interval === "monthly" && $("refill-day").value.trim() !== "") {
+      const day = wholeNumber($("refill-day"));
+      if (day === null) return { message: "The refill day is a day of the month, 1 to 31.", control: $("refill-day") };
+      refill.refillDay = day;
+    }
+    body.credits.refill = refill;
+  }
+  return null;
+}
+
 function openGenerate() {
   const form = $("generate-form");
   form.reset();
+  $("ratelimit-rows").replaceChildren();
+  syncRefillFields();
   clearError("generate-error");
   $("token-name").removeAttribute("aria-invalid");
   for (const details of form.querySelectorAll("details")) details.open = false;
@@ -570,6 +739,14 @@ async function onGenerate(event) {
   const body = { name, scopes };
   const expiresIn = $("token-expires").value;
   if (expiresIn) body.expiresIn = Number(expiresIn);
+  const externalId = $("token-external-id").value.trim();
+  if (externalId) body.externalId = externalId;
+  const problem = readUsage(body);
+  if (problem) {
+    showError("generate-error", problem.message);
+    problem.control.focus();
+    return;
+  }
   const submit = form.querySelector("button[type=submit]");
   submit.disabled = true;
   try {
@@ -675,6 +852,9 @@ function init() {
   $("open-generate").addEventListener("click", openGenerate);
   $("generate-form").addEventListener("submit", onGenerate);
   $("generate-cancel").addEventListener("click", () => $("generate-dialog").close());
+  $("add-ratelimit").addEventListener("click", addRatelimitRow);
+  $("ratelimit-rows").addEventListener("click", onRatelimitRowsClick);
+  $("credits-refill").addEventListener("change", syncRefillFields);
   $("copy-token").addEventListener("click", onCopy);
   $("new-token-done").addEventListener("click", onNewTokenDone);
   restoreSession();

@@ -14,16 +14,19 @@ macro_rules! say {
 mod accounts;
 mod client;
 mod output;
+mod usage;
 
 pub use accounts::{TenantCommand, UserCommand};
 
 use std::process::ExitCode;
 use std::time::Duration;
 
-use clap::{Args, Subcommand};
+use clap::{Args, Subcommand, ValueEnum};
+use keygate_core::usage::{Credits, RateLimit, Refill};
 use serde_json::{json, Value};
 
 use client::{CliError, Client};
+use usage::CreditValue;
 
 #[derive(Args, Clone, Copy)]
 pub struct Format {
@@ -51,6 +54,25 @@ pub enum TokenCommand {
         /// Owner (a user id, or the tenant id for a service token); needs tokens:admin.
         #[arg(long)]
         owner: Option<String>,
+        /// Your own id for whoever holds the token, e.g. a customer id (1-256 characters).
+        #[arg(long)]
+        external_id: Option<String>,
+        /// A rate limit, NAME=LIMIT/DURATION: at most LIMIT uses per DURATION (1s to 30d,
+        /// e.g. requests=100/60s). Checked on every verification; with the suffix :named
+        /// (search=10/1s:named) only on verifications that name it. Repeat for several.
+        #[arg(long = "ratelimit", value_name = "NAME=LIMIT/DURATION[:named]",
+              value_parser = usage::parse_ratelimit)]
+        ratelimits: Vec<RateLimit>,
+        /// Credits: each verification uses one (or its cost) and is refused at 0
+        /// [default: unlimited].
+        #[arg(long, value_name = "N", value_parser = usage::parse_credits,
+              allow_negative_numbers = true)]
+        credits: Option<u64>,
+        /// Sets the credits back to AMOUNT every day at 00:00 UTC (daily:AMOUNT) or every month
+        /// (monthly:AMOUNT, on the 1st; monthly:AMOUNT@DAY on that day).
+        #[arg(long, value_name = "INTERVAL:AMOUNT[@DAY]", requires = "credits",
+              value_parser = usage::parse_refill)]
+        refill: Option<Refill>,
         #[command(flatten)]
         format: Format,
     },
@@ -66,10 +88,13 @@ pub enum TokenCommand {
         /// Only tokens that hold exactly this scope, e.g. tokens:read.
         #[arg(long)]
         scope: Option<String>,
+        /// Only tokens with exactly this external id.
+        #[arg(long)]
+        external_id: Option<String>,
         #[command(flatten)]
         format: Format,
     },
-    /// Show one token.
+    /// Show one token, with its rate limits and credits.
     Show {
         /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
@@ -107,6 +132,42 @@ pub enum TokenCommand {
         #[command(flatten)]
         format: Format,
     },
+    /// Change what is left of a token's credits.
+    ///
+    /// `credits ID set 500`, `credits ID increment 100`, `credits ID decrement 10` (stops at 0),
+    /// `credits ID set unlimited`.
+    Credits {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
+        id: String,
+        /// What to do with VALUE.
+        #[arg(value_enum)]
+        operation: CreditOperation,
+        /// A number of credits, or unlimited (with set only).
+        #[arg(value_parser = usage::parse_credit_value, allow_negative_numbers = true)]
+        value: CreditValue,
+        #[command(flatten)]
+        format: Format,
+    },
+}
+
+#[derive(Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CreditOperation {
+    /// Set the credits left to VALUE (a refill keeps its schedule).
+    Set,
+    /// Add VALUE to the credits left.
+    Increment,
+    /// Take VALUE from the credits left, down to 0 at most.
+    Decrement,
+}
+
+impl CreditOperation {
+    fn as_str(self) -> &'static str {
+        match self {
+            CreditOperation::Set => "set",
+            CreditOperation::Increment => "increment",
+            CreditOperation::Decrement => "decrement",
+        }
+    }
 }
 
 fn parse_duration(s: &str) -> Result<Duration, String> {
@@ -160,8 +221,13 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             expires_in,
             description,
             owner,
+            external_id,
+            ratelimits,
+            credits,
+            refill,
             format,
         } => {
+            ensure_unique_names(&ratelimits)?;
             let mut body = json!({ "name": name, "scopes": scopes });
             if let Some(d) = expires_in {
                 // Sub-second lifetimes round down to 0, which the server refuses: say so there.
@@ -173,6 +239,15 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             if let Some(o) = owner {
                 body["ownerId"] = json!(o);
             }
+            if let Some(e) = external_id {
+                body["externalId"] = json!(e);
+            }
+            if !ratelimits.is_empty() {
+                body["ratelimits"] = json!(ratelimits);
+            }
+            if let Some(remaining) = credits {
+                body["credits"] = json!(Credits { remaining, refill });
+            }
             let created = client.send("POST", "/api/v1/tokens", Some(body))?;
             print_created(&created, format)
         }
@@ -180,6 +255,7 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             owner,
             name,
             scope,
+            external_id,
             format,
         } => {
             let mut query: Vec<(&str, String)> = Vec::new();
@@ -191,6 +267,9 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             }
             if let Some(s) = &scope {
                 query.push(("scope", s.clone()));
+            }
+            if let Some(e) = &external_id {
+                query.push(("externalId", e.clone()));
             }
             let items = client.get_all("/api/v1/tokens", &query)?;
             if format.json {
@@ -240,14 +319,51 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
                 say!("Revoked {id}")
             }
         }
+        TokenCommand::Credits {
+            id,
+            operation,
+            value,
+            format,
+        } => {
+            let value = match (operation, value) {
+                (_, CreditValue::Count(n)) => json!(n),
+                (CreditOperation::Set, CreditValue::Unlimited) => Value::Null,
+                (op, CreditValue::Unlimited) => {
+                    return Err(CliError::Usage(format!(
+                        "{} needs a number of credits, e.g. 100; only set takes unlimited",
+                        op.as_str()
+                    )))
+                }
+            };
+            let t = client.send(
+                "POST",
+                &format!("/api/v1/tokens/{}/credits", client::segment(&id)),
+                Some(json!({ "operation": operation.as_str(), "value": value })),
+            )?;
+            print_one(&t, format)
+        }
     }
+}
+
+/// The server refuses a name given twice too, but by its place in the list; here the flag's
+/// own words can say which.
+fn ensure_unique_names(limits: &[RateLimit]) -> Result<(), CliError> {
+    for (i, l) in limits.iter().enumerate() {
+        if limits[..i].iter().any(|earlier| earlier.name == l.name) {
+            return Err(CliError::Usage(format!(
+                "--ratelimit {} is given twice; each rate limit of a token needs its own name",
+                l.name
+            )));
+        }
+    }
+    Ok(())
 }
 
 fn print_one(t: &Value, format: Format) -> Result<(), CliError> {
     if format.json {
         output::print_json(t)
     } else {
-        output::print_tokens(std::slice::from_ref(t))
+        output::print_token(t)
     }
 }
 
@@ -255,7 +371,7 @@ fn print_created(created: &Value, format: Format) -> Result<(), CliError> {
     if format.json {
         return output::print_json(created);
     }
-    output::print_tokens(std::slice::from_ref(created))?;
+    output::print_token(created)?;
     say!(
         "\nToken (shown once, store it now): {}",
         created["token"].as_str().unwrap_or("")

@@ -8,6 +8,7 @@ use comfy_table::{ContentArrangement, Table};
 use serde_json::Value;
 
 use super::client::CliError;
+use super::usage::ratelimit_text;
 
 /// One line on stdout. Unlike `println!`, which panics, a stdout that cannot be written (its
 /// reader is gone: `keygate token list --json | head -1`) is an error the command stops at.
@@ -56,6 +57,8 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
             "CREATED",
             "EXPIRES",
             "LAST USED",
+            "EXTERNAL ID",
+            "CREDITS",
         ]);
     for t in tokens {
         let scopes = t["scopes"]
@@ -71,9 +74,88 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
             when(&t["createdAt"]),
             when(&t["expiresAt"]),
             when(&t["lastUsedAt"]),
+            text(&t["externalId"]),
+            credits(&t["credits"]),
         ]);
     }
     say!("{table}")
+}
+
+/// One token, a field a line, with everything the list leaves out.
+pub fn print_token(t: &Value) -> Result<(), CliError> {
+    let lines = |v: &Value| {
+        v.as_array()
+            .map(|a| a.iter().map(text).collect::<Vec<_>>().join("\n"))
+            .unwrap_or_default()
+    };
+    let mut table = Table::new();
+    table
+        .load_preset(UTF8_FULL_CONDENSED)
+        .set_content_arrangement(ContentArrangement::Dynamic);
+    for (field, value) in [
+        ("ID", text(&t["id"])),
+        ("NAME", text(&t["name"])),
+        ("DESCRIPTION", text(&t["description"])),
+        ("OWNER", text(&t["ownerId"])),
+        ("EXTERNAL ID", text(&t["externalId"])),
+        ("SCOPES", lines(&t["scopes"])),
+        ("STATUS", text(&t["status"])),
+        ("CREATED", when(&t["createdAt"])),
+        ("EXPIRES", when(&t["expiresAt"])),
+        ("LAST USED", when(&t["lastUsedAt"])),
+        ("RATE LIMITS", ratelimits(&t["ratelimits"])),
+        ("CREDITS", credits(&t["credits"])),
+    ] {
+        table.add_row([field.to_owned(), value]);
+    }
+    say!("{table}")
+}
+
+/// Each limit as `--ratelimit` takes it, one a line; `-` for none.
+fn ratelimits(v: &Value) -> String {
+    let shown: Vec<String> = v
+        .as_array()
+        .into_iter()
+        .flatten()
+        .map(|l| {
+            match (
+                l["name"].as_str(),
+                l["limit"].as_u64(),
+                l["durationMs"].as_u64(),
+            ) {
+                (Some(name), Some(limit), Some(ms)) => {
+                    ratelimit_text(name, limit, ms, l["autoApply"].as_bool().unwrap_or(false))
+                }
+                _ => text(l),
+            }
+        })
+        .collect();
+    if shown.is_empty() {
+        "-".into()
+    } else {
+        shown.join("\n")
+    }
+}
+
+/// What is left, and how it refills: `742 (refills monthly to 1000)`; `unlimited` for null.
+fn credits(v: &Value) -> String {
+    if v.is_null() {
+        return "unlimited".into();
+    }
+    let left = text(&v["remaining"]);
+    let refill = &v["refill"];
+    if refill.is_null() {
+        return left;
+    }
+    let day = match refill["refillDay"].as_u64() {
+        Some(d) => format!(" on day {d}"),
+        None => String::new(),
+    };
+    format!(
+        "{left} (refills {} to {}{day})",
+        text(&refill["interval"]),
+        text(&refill["amount"])
+    )
 }
 
 pub fn print_users(users: &[Value]) -> Result<(), CliError> {
