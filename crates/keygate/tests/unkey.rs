@@ -342,6 +342,12 @@ fn what_keygate_does_not_do_is_refused_by_name(backend: Backend) {
             "keys[0].hash.variant",
         ),
         (
+            "keys.migrateKeys",
+            json!({ "migrationId": "", "apiId": "default",
+                    "keys": [{ "hash": "n4bQgYhMfWWaL+qgxVrQFaO/TxsrC4Is0V1sFbDwCgg=" }] }),
+            "migrationId",
+        ),
+        (
             "keys.updateCredits",
             json!({ "keyId": key_id, "operation": "increment" }),
             "value",

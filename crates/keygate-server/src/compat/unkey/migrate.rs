@@ -153,6 +153,14 @@ pub async fn migrate_keys(
     let caller = caller?;
     let req: MigrateKeys = parse(body)?;
     ensure_own_api(&caller, &req.api_id)?;
+    // Recorded in each imported key's audit entry: bounded like any text kept there.
+    let id_chars = req.migration_id.chars().count();
+    if !(1..=255).contains(&id_chars) || req.migration_id.chars().any(char::is_control) {
+        return Err(UnkeyError::invalid(
+            "migrationId",
+            "migrationId must be 1-255 characters without control characters",
+        ));
+    }
     if req.keys.is_empty() || req.keys.len() > MAX_KEYS {
         return Err(UnkeyError::invalid(
             "keys",
