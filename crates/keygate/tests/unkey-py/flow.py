@@ -108,12 +108,16 @@ k = unkey.keys.get_key(key_id=key_id).data
 expect("renamed", k.name, "py-client-renamed")
 expect("meta", k.meta, {"plan": "team"})
 
-step("addPermissions, then the stricter query passes")
+step("addPermissions, removePermissions, setPermissions")
 perms = unkey.keys.add_permissions(key_id=key_id, permissions=["documents:write"]).data
 expect("permissions", sorted(p.slug for p in perms), ["documents:read", "documents:write"])
 expect("code", verify(key, permissions="documents:read AND documents:write").code, "VALID")
 perms = unkey.keys.remove_permissions(key_id=key_id, permissions=["documents:write"]).data
 expect("permissions", [p.slug for p in perms], ["documents:read"])
+perms = unkey.keys.set_permissions(key_id=key_id, permissions=["documents:write"]).data
+expect("permissions", [p.slug for p in perms], ["documents:write"])
+expect("code", verify(key, permissions="documents:read").code, "INSUFFICIENT_PERMISSIONS")
+unkey.keys.set_permissions(key_id=key_id, permissions=["documents:read"])
 
 step("rerollKey with an overlap: old and new both VALID")
 rerolled = unkey.keys.reroll_key(key_id=key_id, expiration=60000).data
