@@ -358,10 +358,7 @@ impl Verifier {
         let mut v = Verification::of(Outcome::Valid(t.clone()));
         if !applied.is_empty() {
             let now_us = u64::try_from(now.unix_timestamp_nanos() / 1_000).unwrap_or(0);
-            let decision = self
-                .limiter
-                .check_at(t.id.as_str(), &applied, now_us)
-                .await;
+            let decision = self.limiter.check_at(t.id.as_str(), &applied, now_us).await;
             v.ratelimits = decision.reports;
             if !decision.allowed {
                 v.retry_after_ms = decision.retry_after_ms;

@@ -572,3 +572,85 @@ fn credits_are_spent_exactly_on_two_nodes_sharing_postgres() {
     let b = node("node-b");
     credits_are_spent_exactly(&[&a, &b]);
 }
+
+/// The Redis every node names with `--redis-url` (`KEYGATE_TEST_REDIS_URL`, default the
+/// machine's). Without one the test is skipped loudly outside CI, and fails in CI.
+fn redis_url(test: &str) -> Option<String> {
+    let url = std::env::var("KEYGATE_TEST_REDIS_URL")
+        .unwrap_or_else(|_| "redis://127.0.0.1:6379".to_owned());
+    let addr = url.trim_start_matches("redis://").trim_end_matches('/');
+    match std::net::TcpStream::connect(addr) {
+        Ok(_) => Some(url),
+        Err(e) => {
+            skip_outside_ci(test, &format!("no Redis at {url}: {e}"));
+            None
+        }
+    }
+}
+
+/// With `--redis-url`, two nodes count one token's rate limit together: concurrent clients on
+/// both get exactly `limit` requests through, not `limit` on each.
+#[test]
+fn a_rate_limit_is_exact_across_two_nodes_sharing_redis() {
+    let Some(redis) = redis_url("a_rate_limit_is_exact_across_two_nodes_sharing_redis") else {
+        return;
+    };
+    let db = PgDatabase::create();
+    let admin = fresh_token();
+    let node = |name: &str| {
+        Server::on(Backend::Postgres)
+            .args(&SCOPES)
+            .args(&["--redis-url", &redis])
+            .name(name)
+            .database_url(&db.url)
+            .bootstrap_token(&admin)
+            .log_filter("info")
+            .start()
+    };
+    let a = node("node-a");
+    let b = node("node-b");
+    // 40 a day: nothing refills during the test.
+    let (_, token) = create(
+        &a,
+        json!({"ratelimits": [{"name": "daily", "limit": 40, "durationMs": 86_400_000, "autoApply": true}]}),
+    );
+    let valid = AtomicU64::new(0);
+    std::thread::scope(|scope| {
+        for i in 0..8 {
+            let node = if i % 2 == 0 { &a } else { &b };
+            let (valid, token) = (&valid, &token);
+            scope.spawn(move || {
+                for _ in 0..25 {
+                    let v = verify_ok(node, json!({"token": token}));
+                    match v["code"].as_str().unwrap() {
+                        "VALID" => {
+                            valid.fetch_add(1, Ordering::Relaxed);
+                        }
+                        "RATE_LIMITED" => {}
+                        other => panic!("unexpected {other}: {v}"),
+                    }
+                }
+            });
+        }
+    });
+    assert_eq!(
+        valid.load(Ordering::Relaxed),
+        40,
+        "200 tries, 40 allowed on both nodes together"
+    );
+}
+
+#[test]
+fn a_redis_url_that_is_not_one_stops_the_start() {
+    let failed = Server::on(Backend::Sqlite)
+        .args(&["--redis-url", "http://127.0.0.1:6379"])
+        .fail();
+    assert!(!failed.status.success());
+    assert!(
+        failed
+            .stderr
+            .contains("--redis-url must start with redis://"),
+        "{}",
+        failed.output
+    );
+}

@@ -7,6 +7,13 @@ use std::process::Command;
 /// The Python of a venv `/tmp/NAME` that holds exactly these `name==version` packages: reused
 /// when it has them, else made (or completed) with pip. The error says why pip could not.
 pub fn venv_with(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
+    // One maker at a time, across threads and processes: a second test that found the venv's
+    // python while the first was still making it ran a pip that was not there yet.
+    let lock_path = std::env::temp_dir().join(format!("{name}.lock"));
+    let lock = std::fs::File::create(&lock_path)
+        .map_err(|e| format!("cannot create {}: {e}", lock_path.display()))?;
+    lock.lock()
+        .map_err(|e| format!("cannot lock {}: {e}", lock_path.display()))?;
     let venv = std::env::temp_dir().join(name);
     let python = venv.join("bin/python");
     let ready = || {
@@ -29,7 +36,9 @@ pub fn venv_with(name: &str, packages: &[&str]) -> Result<PathBuf, String> {
     if ready() {
         return Ok(python);
     }
-    if !python.exists() {
+    // Also over a venv that exists: a run killed while making it left one without pip, and
+    // making it again puts pip back.
+    {
         let out = Command::new("python3")
             .args(["-m", "venv"])
             .arg(&venv)
