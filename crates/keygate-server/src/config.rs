@@ -51,12 +51,13 @@ impl Default for ServerConfig {
     }
 }
 
-/// Which surfaces are served (`--compat instana,dynatrace,interana`; all by default).
+/// Which surfaces are served (`--compat instana,dynatrace,interana,unkey`; all by default).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Compat {
     pub instana: bool,
     pub dynatrace: bool,
     pub interana: bool,
+    pub unkey: bool,
 }
 
 impl Default for Compat {
@@ -66,13 +67,14 @@ impl Default for Compat {
 }
 
 impl Compat {
-    pub const NAMES: [&'static str; 3] = ["instana", "dynatrace", "interana"];
+    pub const NAMES: [&'static str; 4] = ["instana", "dynatrace", "interana", "unkey"];
 
     pub fn all() -> Self {
         Self {
             instana: true,
             dynatrace: true,
             interana: true,
+            unkey: true,
         }
     }
 
@@ -81,6 +83,7 @@ impl Compat {
             instana: false,
             dynatrace: false,
             interana: false,
+            unkey: false,
         }
     }
 
@@ -92,6 +95,7 @@ impl Compat {
                 "instana" => c.instana = true,
                 "dynatrace" => c.dynatrace = true,
                 "interana" => c.interana = true,
+                "unkey" => c.unkey = true,
                 other => {
                     return Err(format!(
                         "unknown compatible surface {other:?} (known: {})",

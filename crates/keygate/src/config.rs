@@ -52,7 +52,7 @@ pub struct ServeArgs {
     /// Refuse tokens in query parameters (api-token, apiToken, api_token).
     #[arg(long, env = "KEYGATE_NO_QUERY_TOKEN")]
     pub no_query_token: bool,
-    /// Compatible surfaces to serve, comma-separated: instana, dynatrace, interana [default: all].
+    /// Compatible surfaces to serve, comma-separated: instana, dynatrace, interana, unkey [default: all].
     #[arg(
         long,
         env = "KEYGATE_COMPAT",

@@ -6,6 +6,7 @@
 pub mod dynatrace;
 pub mod instana;
 pub mod interana;
+pub mod unkey;
 
 use keygate_core::ScopeCatalog;
 use utoipa_axum::router::OpenApiRouter;
@@ -35,6 +36,9 @@ pub fn router(served: Compat) -> OpenApiRouter<AppState> {
     }
     if served.interana {
         r = r.merge(interana::router());
+    }
+    if served.unkey {
+        r = r.merge(unkey::router());
     }
     r
 }

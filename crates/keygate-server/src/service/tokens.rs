@@ -326,6 +326,65 @@ pub async fn create(
     Ok((rec, plain))
 }
 
+/// A token known only by its SHA-256, imported from another system (Unkey's `migrateKeys`):
+/// the rules of [`create`] for a token of the caller's own owner, with no secret minted or
+/// shown. `Ok(None)` when a token with this hash exists already, here or in another tenant.
+pub async fn import_hashed(
+    state: &AppState,
+    caller: &impl MayChangeTokens,
+    hash: TokenHash,
+    spec: NewToken,
+    source: &str,
+) -> ApiResult<Option<TokenRecord>> {
+    ensure_covers(caller, &spec.scopes)?;
+    if state.store.token_by_hash(&hash).await?.is_some() {
+        return Ok(None);
+    }
+    let now = keygate_store::now();
+    let rec = TokenRecord {
+        metadata: spec.metadata.map(Metadata::into_raw),
+        expires_at: spec.expires_at,
+        created_by: Some(caller.actor()),
+        external_id: spec.usage.external_id.clone(),
+        ratelimits: spec.usage.ratelimits.clone(),
+        credits: spec
+            .usage
+            .credits
+            .map(|c| CreditState::new(c.remaining, c.refill, now)),
+        ..TokenRecord::minted(
+            TokenId::generate(&state.config.prefix),
+            caller.tenant_id().to_owned(),
+            hash,
+            spec.name.into_string(),
+            caller.owner_id().to_owned(),
+            spec.scopes,
+            now,
+        )
+    };
+    let entry = audit(
+        caller,
+        AuditAction::TokenCreate,
+        rec.id.as_str(),
+        json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
+                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
+                "usage": spec.usage.details(), "importedFrom": source }),
+    );
+    let writes = vec![
+        Write::InsertToken(rec.clone()),
+        Write::EnforceOwnerLimit {
+            tenant_id: rec.tenant_id.clone(),
+            owner_id: rec.owner_id.clone(),
+            max: state.config.max_tokens_per_owner,
+        },
+    ];
+    match commit(state, writes, vec![entry]).await {
+        Ok(()) => Ok(Some(rec)),
+        // The same hash inserted meanwhile.
+        Err(ApiError::Conflict(_)) if state.store.token_by_hash(&hash).await?.is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
 /// The token as the API shows it. What is left of its credits counts what this node holds
 /// of them unspent, so one node shows exactly what is left.
 pub fn view(state: &AppState, rec: TokenRecord) -> TokenView {
