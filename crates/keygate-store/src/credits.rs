@@ -32,12 +32,14 @@ pub struct CreditConfig {
 }
 
 impl Default for CreditConfig {
-    /// 100 credits a lease: about ten lease writes per 1 000 verifications of a busy token,
-    /// while a node strands at most 100 credits, and only until it has been quiet for a
-    /// second, which is long enough that a token in steady use keeps its lease.
+    /// 1 000 credits a lease: about one lease write per 1 000 verifications of a busy token. At
+    /// 100 a lease, the lease writes (a durable commit each) cost a busy token 40 % of its
+    /// throughput on one SQLite node (BENCHMARKS.md). A node strands at most one lease per
+    /// token, and only until the token has been quiet for a second, which is long enough that
+    /// a token in steady use keeps its lease.
     fn default() -> Self {
         Self {
-            lease_max: 100,
+            lease_max: 1_000,
             idle_return: Duration::from_secs(1),
         }
     }
@@ -269,6 +271,20 @@ impl CreditLedger {
 
     /// Gives every unspent lease back to the pool; for shutdown, after the last verification.
     pub async fn return_all(&self) {
+        // Leases in flight land first: one that landed after the drain (a prefetch) would
+        // hold credits nobody gives back.
+        let flights: Vec<_> = self
+            .inner
+            .shards
+            .iter()
+            .flat_map(|shard| {
+                let shard = shard.lock().expect("credit ledger lock");
+                shard.values().map(|h| h.flight.clone()).collect::<Vec<_>>()
+            })
+            .collect();
+        for flight in flights {
+            drop(flight.lock().await);
+        }
         let mut back = Vec::new();
         for shard in &self.inner.shards {
             let mut shard = shard.lock().expect("credit ledger lock");

@@ -530,10 +530,12 @@ async fn a_busy_token_costs_one_lease_per_lease_max_credits(d: Db) {
             Spend::Charged { .. }
         ));
     }
-    // A first lease of lease_max / 8, then full ones.
-    assert_eq!(
-        ledger.leases(),
-        1 + 1000 / CreditConfig::default().lease_max
+    // A first lease of lease_max / 8, then full ones; the next may have been taken ahead.
+    let full = 1000 / CreditConfig::default().lease_max;
+    let leases = ledger.leases();
+    assert!(
+        (1 + full..=2 + full).contains(&leases),
+        "{leases} leases for 1000 verifications"
     );
     ledger.return_all().await;
     assert_eq!(pool(&d.store, &rec.id).await, Some(1_000_000 - 1000));

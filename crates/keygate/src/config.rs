@@ -129,7 +129,7 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_MAX_TOKENS_PER_OWNER")]
     pub max_tokens_per_owner: Option<u32>,
     /// The most credits a node takes from the database at once for one token: larger means
-    /// fewer writes, and more credits held where other nodes cannot spend them [default: 100].
+    /// fewer writes, and more credits held where other nodes cannot spend them [default: 1000].
     #[arg(long, env = "KEYGATE_CREDIT_LEASE")]
     pub credit_lease: Option<u64>,
     /// Credits a node holds for a token it has not used for this long go back to the database,
