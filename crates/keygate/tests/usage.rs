@@ -654,3 +654,23 @@ fn a_redis_url_that_is_not_one_stops_the_start() {
         failed.output
     );
 }
+
+both_backends!(a_rotated_token_passes_on_what_is_left_of_its_credits);
+fn a_rotated_token_passes_on_what_is_left_of_its_credits(backend: Backend) {
+    let s = server(backend);
+    let (id, token) = create(&s, json!({"credits": {"remaining": 10}}));
+    // This node now holds a lease of the token's credits, perhaps all of them.
+    let v = verify_ok(&s, json!({"token": token}));
+    assert_eq!(v["credits"]["remaining"], 9, "{v}");
+    let (st, v) = status_json(
+        s.admin("POST", &format!("/api/v1/tokens/{id}/rotate"))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(st, 201, "{v}");
+    assert_eq!(v["credits"]["remaining"], 9, "the successor's credits: {v}");
+    let new = v["token"].as_str().unwrap();
+    let v = verify_ok(&s, json!({"token": new}));
+    assert_eq!(v["code"], "VALID", "{v}");
+    assert_eq!(v["credits"]["remaining"], 8, "{v}");
+}

@@ -641,6 +641,20 @@ pub async fn rotate(
     }
     let (new_id, plain) = PlainToken::mint(&state.config.prefix);
     let lifetime = old.expires_at.map(|e| e - old.created_at);
+    // What is left, as the token's view shows it: the pool, and what this node holds of it
+    // unspent (a lease may hold all of a small pool).
+    let credits = old.credits.map(|c| {
+        let held = state
+            .verifier
+            .credits()
+            .unspent_of(&old.id, &c, OffsetDateTime::now_utc());
+        CreditState::new(
+            c.remaining_at(OffsetDateTime::now_utc())
+                .saturating_add(held),
+            c.refill,
+            now,
+        )
+    });
     let new = TokenRecord {
         id: new_id,
         hash: plain.hash(),
@@ -652,6 +666,7 @@ pub async fn rotate(
         created_by: Some(caller.actor()),
         chosen_id: None,
         rotated_to: None,
+        credits,
         ..old.clone()
     };
     let grace_end = now + Duration::seconds(grace_seconds as i64);

@@ -6,6 +6,7 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer, Serialize};
 
 use super::error::UnkeyError;
+use super::meta::{request_id, Meta};
 use crate::auth::{AnyScope, Authorized, TokensRead, TokensWrite};
 use crate::error::ApiError;
 use crate::extract::JsonBody;
@@ -14,21 +15,6 @@ pub(super) type Reader = Result<Authorized<TokensRead>, ApiError>;
 pub(super) type Writer = Result<Authorized<TokensWrite>, ApiError>;
 pub(super) type Verifying = Result<Authorized<AnyScope>, ApiError>;
 pub(super) type Body = Result<JsonBody, ApiError>;
-
-#[derive(Serialize)]
-#[serde(rename_all = "camelCase")]
-pub(super) struct Meta {
-    pub request_id: String,
-}
-
-/// A request id in Unkey's shape, `req_` and 22 base62 characters: answers are not traced
-/// across requests, so it only has to be unique enough to quote in a support question.
-pub(super) fn request_id() -> String {
-    let mut id = String::with_capacity(26);
-    id.push_str("req_");
-    keygate_core::base62::random(22, &mut id);
-    id
-}
 
 /// A 200 of this surface: `{meta, data}`, and for a listing `pagination`.
 #[derive(Serialize)]

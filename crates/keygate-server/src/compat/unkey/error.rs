@@ -8,7 +8,7 @@ use keygate_core::usage::UsageError;
 use keygate_core::FieldError;
 use serde::Serialize;
 
-use super::envelope::{request_id, Meta};
+use super::meta::{request_id, Meta};
 use crate::error::ApiError;
 
 /// A failure in Unkey's shape. `location` names the refused field (`body.ratelimits[0].limit`)

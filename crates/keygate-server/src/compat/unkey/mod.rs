@@ -12,6 +12,7 @@ mod error;
 mod input;
 mod keys;
 mod list;
+mod meta;
 mod migrate;
 mod model;
 mod permissions;
