@@ -262,10 +262,10 @@ fn id_and_secret(state: &AppState, chosen: Option<PlainToken>) -> ApiResult<(Tok
 pub async fn create(
     state: &AppState,
     caller: &impl MayChangeTokens,
-    spec: NewToken,
+    mut spec: NewToken,
 ) -> ApiResult<(TokenRecord, PlainToken)> {
     ensure_covers(caller, &spec.scopes)?;
-    let owner_id = match spec.owner_id {
+    let owner_id = match spec.owner_id.take() {
         None => caller.owner_id().to_owned(),
         Some(o) if o == caller.owner_id() => o,
         Some(o) => {
@@ -282,47 +282,9 @@ pub async fn create(
             o
         }
     };
-    let (id, plain) = id_and_secret(state, spec.secret)?;
-    let now = keygate_store::now();
-    let rec = TokenRecord {
-        description: spec.description.map(Description::into_string),
-        metadata: spec.metadata.map(Metadata::into_raw),
-        expires_at: spec.expires_at,
-        created_by: Some(caller.actor()),
-        chosen_id: spec.chosen_id.map(ExternalId::into_string),
-        external_id: spec.usage.external_id.clone(),
-        ratelimits: spec.usage.ratelimits.clone(),
-        credits: spec
-            .usage
-            .credits
-            .map(|c| CreditState::new(c.remaining, c.refill, now)),
-        ..TokenRecord::minted(
-            id,
-            caller.tenant_id().to_owned(),
-            plain.hash(),
-            spec.name.into_string(),
-            owner_id,
-            spec.scopes,
-            now,
-        )
-    };
-    let entry = audit(
-        caller,
-        AuditAction::TokenCreate,
-        rec.id.as_str(),
-        json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
-                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
-                "usage": spec.usage.details() }),
-    );
-    let writes = vec![
-        Write::InsertToken(rec.clone()),
-        Write::EnforceOwnerLimit {
-            tenant_id: rec.tenant_id.clone(),
-            owner_id: rec.owner_id.clone(),
-            max: state.config.max_tokens_per_owner,
-        },
-    ];
-    commit(state, writes, vec![entry]).await?;
+    let (id, plain) = id_and_secret(state, spec.secret.take())?;
+    let rec = new_record(caller, spec, id, plain.hash(), owner_id);
+    insert_new(state, caller, &rec, json!({})).await?;
     Ok((rec, plain))
 }
 
@@ -340,35 +302,66 @@ pub async fn import_hashed(
     if state.store.token_by_hash(&hash).await?.is_some() {
         return Ok(None);
     }
+    let id = TokenId::generate(&state.config.prefix);
+    let rec = new_record(caller, spec, id, hash, caller.owner_id().to_owned());
+    match insert_new(state, caller, &rec, json!({ "importedFrom": source })).await {
+        Ok(()) => Ok(Some(rec)),
+        // The same hash inserted meanwhile.
+        Err(ApiError::Conflict(_)) if state.store.token_by_hash(&hash).await?.is_some() => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// The record of a new token: what `spec` gives, under this id, hash and owner.
+fn new_record(
+    caller: &impl MayChangeTokens,
+    spec: NewToken,
+    id: TokenId,
+    hash: TokenHash,
+    owner_id: String,
+) -> TokenRecord {
     let now = keygate_store::now();
-    let rec = TokenRecord {
+    let usage = spec.usage;
+    TokenRecord {
+        description: spec.description.map(Description::into_string),
         metadata: spec.metadata.map(Metadata::into_raw),
         expires_at: spec.expires_at,
         created_by: Some(caller.actor()),
-        external_id: spec.usage.external_id.clone(),
-        ratelimits: spec.usage.ratelimits.clone(),
-        credits: spec
-            .usage
+        chosen_id: spec.chosen_id.map(ExternalId::into_string),
+        external_id: usage.external_id,
+        ratelimits: usage.ratelimits,
+        credits: usage
             .credits
             .map(|c| CreditState::new(c.remaining, c.refill, now)),
         ..TokenRecord::minted(
-            TokenId::generate(&state.config.prefix),
+            id,
             caller.tenant_id().to_owned(),
             hash,
             spec.name.into_string(),
-            caller.owner_id().to_owned(),
+            owner_id,
             spec.scopes,
             now,
         )
-    };
-    let entry = audit(
-        caller,
-        AuditAction::TokenCreate,
-        rec.id.as_str(),
-        json!({ "name": rec.name, "scopes": rec.scopes.names(), "ownerId": rec.owner_id,
-                "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
-                "usage": spec.usage.details(), "importedFrom": source }),
-    );
+    }
+}
+
+/// Inserts a new token with its audit entry (what a create records, and `more`), within its
+/// owner's limit.
+async fn insert_new(
+    state: &AppState,
+    caller: &impl MayChangeTokens,
+    rec: &TokenRecord,
+    more: serde_json::Value,
+) -> ApiResult<()> {
+    let mut details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
+        "ownerId": rec.owner_id, "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
+        "usage": { "externalId": rec.external_id, "ratelimits": rec.ratelimits,
+                   "credits": rec.credits.map(|c| json!({ "remaining": c.remaining,
+                                                          "refill": c.refill })) } });
+    if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
+        details.extend(more);
+    }
+    let entry = audit(caller, AuditAction::TokenCreate, rec.id.as_str(), details);
     let writes = vec![
         Write::InsertToken(rec.clone()),
         Write::EnforceOwnerLimit {
@@ -377,12 +370,7 @@ pub async fn import_hashed(
             max: state.config.max_tokens_per_owner,
         },
     ];
-    match commit(state, writes, vec![entry]).await {
-        Ok(()) => Ok(Some(rec)),
-        // The same hash inserted meanwhile.
-        Err(ApiError::Conflict(_)) if state.store.token_by_hash(&hash).await?.is_some() => Ok(None),
-        Err(e) => Err(e),
-    }
+    commit(state, writes, vec![entry]).await
 }
 
 /// The token as the API shows it. What is left of its credits counts what this node holds
