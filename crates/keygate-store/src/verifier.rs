@@ -239,10 +239,6 @@ impl Verifier {
         &self.cache
     }
 
-    pub fn rate_limiter(&self) -> &RateLimiter {
-        &self.limiter
-    }
-
     /// This node's unspent credit leases.
     pub fn credits(&self) -> &CreditLedger {
         &self.credits

@@ -376,16 +376,20 @@ async fn insert_new(
 /// The token as the API shows it. What is left of its credits counts what this node holds
 /// of them unspent, so one node shows exactly what is left.
 pub fn view(state: &AppState, rec: TokenRecord) -> TokenView {
-    let now = OffsetDateTime::now_utc();
-    let held = rec
-        .credits
-        .as_ref()
-        .map_or(0, |c| state.verifier.credits().unspent_of(&rec.id, c, now));
+    let left = rec.credits.map(|c| credits_left(state, &rec.id, &c));
     let mut view = TokenView::from(rec);
-    if let Some(c) = &mut view.credits {
-        c.remaining = c.remaining.saturating_add(held);
+    if let (Some(c), Some(left)) = (&mut view.credits, left) {
+        c.remaining = left;
     }
     view
+}
+
+/// What is left of a token's credits now: the pool (refilled, if a refill is due) and what this
+/// node holds of it unspent.
+fn credits_left(state: &AppState, id: &TokenId, stored: &CreditState) -> u64 {
+    let now = OffsetDateTime::now_utc();
+    let held = state.verifier.credits().unspent_of(id, stored, now);
+    stored.remaining_at(now).saturating_add(held)
 }
 
 /// The token with this id, if the caller may see it: its own owner's, or any of the tenant
@@ -629,20 +633,10 @@ pub async fn rotate(
     }
     let (new_id, plain) = PlainToken::mint(&state.config.prefix);
     let lifetime = old.expires_at.map(|e| e - old.created_at);
-    // What is left, as the token's view shows it: the pool, and what this node holds of it
-    // unspent (a lease may hold all of a small pool).
-    let credits = old.credits.map(|c| {
-        let held = state
-            .verifier
-            .credits()
-            .unspent_of(&old.id, &c, OffsetDateTime::now_utc());
-        CreditState::new(
-            c.remaining_at(OffsetDateTime::now_utc())
-                .saturating_add(held),
-            c.refill,
-            now,
-        )
-    });
+    // What is left, as the token's view shows it (a lease may hold all of a small pool).
+    let credits = old
+        .credits
+        .map(|c| CreditState::new(credits_left(state, &old.id, &c), c.refill, now));
     let new = TokenRecord {
         id: new_id,
         hash: plain.hash(),
