@@ -9,6 +9,7 @@
                                            without Redis
     python3 bench/run.py credits           credits on two nodes sharing a PostgreSQL: verifies/s, database
                                            writes per 1 000 verifies, and exactly the granted credits spent
+    python3 bench/run.py analytics         verifications counted per token (the usage API) vs not counted
     python3 bench/run.py all               verify, scale, writes and flood
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
@@ -854,6 +855,77 @@ def bench_usage(args, work):
 
 
 # ------------------------------------------------------------------------------------------------
+# analytics: verifications counted per token against not counted
+
+
+def bench_analytics(args, work):
+    """`POST /api/v1/verify` and `GET /api/v1/auth` of one token on two keygates side by side,
+    one counting every verification for the usage API (the default) and one started with
+    --no-usage-counts, rounds alternating between them. The counting one flushes every second
+    here, ten times as often as by default, so its writes are in the figure too."""
+    servers = {}
+    for name, extra in (("counted", ["--usage-flush-interval", "1s"]),
+                        ("not counted", ["--no-usage-counts"])):
+        admin = new_token()
+        kg = Keygate(work / f"kg-analytics-{name.replace(' ', '-')}", admin,
+                     extra_args=extra).start()
+        token = kg.api("POST", "/api/v1/tokens",
+                       {"name": "bench", "scopes": ["metrics:read"]})["token"]
+        servers[name] = (kg, token)
+    routes = {"verify": ("/api/v1/verify", "verify", lambda t: {"KG_TOKEN": t}),
+              "auth": ("/api/v1/auth", "auth", lambda t: {"KG_AUTH": f"Bearer {t}"})}
+    runs = {(route, name): [] for route in routes for name in servers}
+    try:
+        for route, (path, scenario, env_of) in routes.items():
+            for kg, token in servers.values():  # warm the caches
+                wrk(kg.url + path, scenario, env_of(token), args.connections, 1, args.threads)
+        for rnd in range(args.rounds):
+            for route, (path, scenario, env_of) in routes.items():
+                order = list(servers) if rnd % 2 == 0 else list(reversed(servers))
+                for name in order:
+                    kg, token = servers[name]
+                    before, cpu = verifications(kg), cpu_seconds(kg.proc.pid)
+                    r = wrk(kg.url + path, scenario, env_of(token), args.connections,
+                            args.duration, args.threads)
+                    r["cpu_us"] = (cpu_seconds(kg.proc.pid) - cpu) / r["requests"] * 1e6
+                    r["failed"] += refused_since(kg, before)
+                    runs[(route, name)].append(r)
+                    log(f"analytics, round {rnd + 1} {route:6} {name:11} {fmt(r)}   "
+                        f"keygate {r['cpu_us']:.2f} us CPU each")
+        # What the counting server wrote: its token's valid verifications, as the API says.
+        kg, token = servers["counted"]
+        time.sleep(2)
+        listed = kg.api("GET", "/api/v1/tokens?limit=10")["items"]
+        bench_id = next(t["id"] for t in listed if t["name"] == "bench")
+        counted = kg.api("GET", f"/api/v1/tokens/{bench_id}/usage?granularity=day")["totals"]
+    finally:
+        for kg, _ in servers.values():
+            kg.stop()
+    print(f"\n## analytics: one token's verifications counted per token vs not counted, "
+          f"{args.connections} connections, {args.duration} s x {args.rounds} rounds alternating "
+          f"between the servers, {placement()} (medians)\n")
+    print("| route | usage counts | requests/s | p50 | p99 | keygate CPU per request "
+          "| counted / not counted | rounds (k req/s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for route in routes:
+        off = median_of(runs[(route, "not counted")])["rps"]
+        for name in servers:
+            m = median_of(runs[(route, name)])
+            m["cpu_us"] = statistics.median(r["cpu_us"] for r in runs[(route, name)])
+            m["rounds"] = [r["rps"] for r in runs[(route, name)]]
+            ratio = f"{m['rps'] / off:.3f}" if name == "counted" else ""
+            warn = f" ({m['failed']} failed or refused!)" if m["failed"] else ""
+            print(f"| `{routes[route][0]}` | {name} | {m['rps']:,.0f}{warn} | {m['p50_ms']:.2f} ms "
+                  f"| {m['p99_ms']:.2f} ms | {m['cpu_us']:.2f} µs | {ratio} "
+                  f"| {', '.join(f'{x / 1000:.1f}' for x in m['rounds'])} |")
+            rows.append({"route": route, "name": name, "r": m})
+    print(f"\nThe counting server's usage API counted {counted['valid']:,} valid verifications of "
+          f"the token (wrk's warm-up runs and every round included).")
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
 # credits: two nodes charging one token's credits in one PostgreSQL database
 
 
@@ -975,7 +1047,8 @@ def bench_credits(args, work):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits", "all"])
+    p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits",
+                                    "analytics", "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -1051,6 +1124,8 @@ def main():
             bench_usage(args, work)
         if args.what == "credits":
             bench_credits(args, work)
+        if args.what == "analytics":
+            bench_analytics(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

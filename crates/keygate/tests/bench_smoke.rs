@@ -102,3 +102,54 @@ fn the_benchmark_script_runs_end_to_end() {
         assert!(!line.contains("failed!"), "failed requests: {line}");
     }
 }
+
+/// `bench/run.py analytics`: the two servers side by side, and the counting one's usage API
+/// agreeing that it counted.
+#[test]
+fn the_analytics_benchmark_runs_end_to_end() {
+    if !installed("wrk") || !installed("python3") {
+        skip_outside_ci(
+            "the_analytics_benchmark_runs_end_to_end",
+            "wrk or python3 missing",
+        );
+        return;
+    }
+    let out = Command::new("python3")
+        .current_dir(workspace_root())
+        .args([
+            "bench/run.py",
+            "analytics",
+            "--no-build",
+            "--keygate",
+            BIN,
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--connections",
+            "4",
+        ])
+        .output()
+        .expect("running python3 bench/run.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.py failed:\n{stdout}\n{stderr}"
+    );
+    for row in [
+        "| `/api/v1/verify` | counted |",
+        "| `/api/v1/auth` | not counted |",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("failed or refused!"), "{stdout}");
+    let counted: u64 = stdout
+        .split("usage API counted ")
+        .nth(1)
+        .and_then(|s| s.split(' ').next())
+        .map(|n| n.replace(',', ""))
+        .and_then(|n| n.parse().ok())
+        .unwrap_or_else(|| panic!("no count of the usage API in:\n{stdout}"));
+    assert!(counted > 0, "{stdout}");
+}
