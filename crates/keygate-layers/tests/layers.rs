@@ -41,9 +41,9 @@ fn the_server_imports_only_point_down() {
 #[test]
 fn the_store_imports_only_point_down() {
     let layers: &[&[&str]] = &[
-        &["backend", "model", "ratelimit"],
+        &["backend", "model", "ratelimit", "usage"],
         &["store", "cache"],
-        &["last_used", "credits"],
+        &["last_used", "credits", "usage_writer"],
         &["verifier"],
         &["sql"],
         &["changes"],

@@ -19,7 +19,7 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use keygate_core::{TokenId, TokenPrefix};
 use keygate_store::usage::{Counted, UsageCounter, UsageDelta, MINUTE_MS};
-use keygate_store::{unix_ms, now, SqlStore, Store};
+use keygate_store::{now, unix_ms, SqlStore, Store};
 
 /// Resident memory of this process, in bytes.
 fn rss() -> usize {

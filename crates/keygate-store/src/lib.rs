@@ -13,6 +13,7 @@ pub mod ratelimit;
 pub mod sql;
 pub mod store;
 pub mod usage;
+pub mod usage_writer;
 pub mod verifier;
 
 pub use backend::{sqlite_url_in_dir, Backend};

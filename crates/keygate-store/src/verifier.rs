@@ -18,7 +18,8 @@ use crate::last_used::LastUseQueue;
 use crate::model::{unix_ms, LastUse, TokenStatus};
 use crate::ratelimit::{Applied, LimitReport, RateLimiter};
 use crate::store::{Store, StoreError};
-use crate::usage::{Counted, UsageWriter};
+use crate::usage::Counted;
+use crate::usage_writer::UsageWriter;
 
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {

@@ -1,17 +1,22 @@
 //! Usage analytics: every verification of a known token counted per token, per minute, by
 //! outcome. The hot path only adds one to a counter in memory ([`UsageCounter`]); a background
-//! task ([`UsageWriter`]) writes the counts behind in batches, adding them to the rows other
-//! nodes write too, and prunes what is past retention.
+//! task (`crate::usage_writer`) writes the counts behind in batches, adding them to the rows
+//! other nodes write too, and prunes what is past retention. This module holds the counts'
+//! types, which the [`crate::store::Store`] trait speaks, so it sits below it.
 
 mod counter;
-mod writer;
 
 use std::sync::Arc;
 
 use keygate_core::TokenId;
 
 pub use counter::UsageCounter;
-pub use writer::{UsageWriter, DAY_RETENTION_DAYS, MINUTE_RETENTION_DAYS};
+
+/// Per-minute rows are kept this long; hour buckets are added up from them, so a series by
+/// hour reaches back as far.
+pub const MINUTE_RETENTION_DAYS: i64 = 31;
+/// Per-day rows are kept this long.
+pub const DAY_RETENTION_DAYS: i64 = 400;
 
 pub const MINUTE_MS: i64 = 60_000;
 pub const HOUR_MS: i64 = 60 * MINUTE_MS;

@@ -9,14 +9,8 @@ use std::time::Duration;
 use keygate_core::TokenId;
 use tokio::sync::Mutex;
 
-use super::{Counted, UsageCounter, DAY_MS};
 use crate::store::Store;
-
-/// Per-minute rows are kept this long; hour buckets are added up from them, so a series by
-/// hour reaches back as far.
-pub const MINUTE_RETENTION_DAYS: i64 = 31;
-/// Per-day rows are kept this long.
-pub const DAY_RETENTION_DAYS: i64 = 400;
+use crate::usage::{Counted, UsageCounter, DAY_MS, DAY_RETENTION_DAYS, MINUTE_RETENTION_DAYS};
 const PRUNE_EVERY: Duration = Duration::from_secs(3600);
 
 pub struct UsageWriter {
