@@ -249,6 +249,13 @@ fn the_token_chart_shows_what_the_api_counts() {
         Some("true"),
         "the last 24 hours first"
     );
+    for range in ["Hour", "Day", "30 days"] {
+        b.assert_name(&button(range), range);
+    }
+    b.assert_name(
+        "//*[@role='group' and .//button[normalize-space()='Hour']]",
+        "Time range",
+    );
     let summary = format!(
         "{} verifications in the last 24 hours: {valid} valid, {refused} refused.",
         valid + refused

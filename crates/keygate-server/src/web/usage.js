@@ -218,7 +218,9 @@ function onOverviewRange(event) {
 function overviewQuery(orderBy) {
   const params = new URLSearchParams({ groupBy: "token", orderBy, limit: "10" });
   const range = OVERVIEW_RANGES[usage.overviewRange];
-  if (range.ms) params.set("from", new Date(Date.now() - range.ms).toISOString());
+  // Whole seconds: precise enough for a range of days, and read by every RFC 3339 parser.
+  const from = new Date(Date.now() - range.ms).toISOString().replace(/\.\d+Z$/, "Z");
+  if (range.ms) params.set("from", from);
   return `/api/v1/usage?${params}`;
 }
 
