@@ -730,16 +730,16 @@ USAGE_KINDS = {
 
 
 def verifications(kg):
-    """keygate's own count of verifications by result code (verify and forward-auth)."""
+    """keygate's own count of verifications by outcome (verify and forward-auth)."""
     text = urllib.request.urlopen(kg.url + "/metrics", timeout=10).read().decode()
     return {code: int(float(n)) for code, n in
-            re.findall(r'^keygate_verifications_total\{code="(\w+)"\} (\S+)$', text, re.M)}
+            re.findall(r'^keygate_verifications_total\{outcome="(\w+)"\} (\S+)$', text, re.M)}
 
 
 def refused_since(kg, before):
-    """Verifications answered with anything but VALID since `before` (a `verifications`)."""
+    """Verifications answered with anything but valid since `before` (a `verifications`)."""
     now = verifications(kg)
-    return sum(n - before.get(code, 0) for code, n in now.items() if code != "VALID")
+    return sum(n - before.get(code, 0) for code, n in now.items() if code != "valid")
 
 
 def redis_pid():
@@ -930,7 +930,7 @@ def bench_credits(args, work):
                 stored = nodes[0].api("GET", f"/api/v1/tokens/{created['id']}")["credits"]
                 left = stored["remaining"] if stored else None
                 r["left"] = left
-                valid = r["codes"].get("VALID", 0)
+                valid = r["codes"].get("valid", 0)
                 r["writes_per_1000"] = r["tokens_writes"] / max(valid, 1) * 1000
                 rows.append(r)
                 if kind == "unlimited":

@@ -21,6 +21,7 @@ use crate::error::ErrorBody;
         (name = "tenants", description = "Tenants (held by the bootstrap token)"),
         (name = "session", description = "Web login with a cookie and a CSRF token"),
         (name = "verify", description = "Checking tokens for a protected API"),
+        (name = "usage", description = "Verifications counted per token over time"),
         (name = "scopes", description = "The scope catalogue"),
         (name = "audit", description = "The audit log"),
         (name = "ops", description = "Health, readiness and metrics"),

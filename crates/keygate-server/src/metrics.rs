@@ -70,8 +70,8 @@ pub fn method_name(m: &Method) -> &'static str {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct CodeLabels {
-    code: &'static str,
+struct OutcomeLabels {
+    outcome: &'static str,
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -79,17 +79,19 @@ struct RouteLabels {
     route: RouteName,
 }
 
-/// The verify answers' codes, and `RATE_LIMITED`: a verification refused because its client
-/// address had failed too often.
-pub const VERIFY_CODES: [&str; 8] = [
-    "VALID",
-    "MALFORMED",
-    "NOT_FOUND",
-    "DISABLED",
-    "EXPIRED",
-    "INSUFFICIENT_SCOPE",
-    "RATE_LIMITED",
-    "USAGE_EXCEEDED",
+/// The verify answers' codes (`RATE_LIMITED` also for a client address refused for failing too
+/// often), each with the `outcome` label it is counted under: the names of the usage API's
+/// counts, and of the two outcomes that belong to no token.
+pub const VERIFY_CODES: [(&str, &str); 9] = [
+    ("VALID", "valid"),
+    ("MALFORMED", "malformed"),
+    ("NOT_FOUND", "notFound"),
+    ("DISABLED", "disabled"),
+    ("EXPIRED", "expired"),
+    ("INSUFFICIENT_SCOPE", "insufficientScope"),
+    ("RATE_LIMITED", "rateLimited"),
+    ("USAGE_EXCEEDED", "usageExceeded"),
+    ("IP_NOT_ALLOWED", "ipNotAllowed"),
 ];
 
 pub struct Metrics {
@@ -127,14 +129,15 @@ impl Default for Metrics {
             "Time to answer an HTTP request, by route",
             request_seconds.clone(),
         );
-        let family = Family::<CodeLabels, Counter>::default();
+        let family = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "verifications",
-            "Token verifications (verify and forward-auth) by result code",
+            "Token verifications (verify, forward-auth and the compatible verify calls) by \
+             outcome; per token they are in the usage API, never in labels",
             family.clone(),
         );
-        let verifications =
-            VERIFY_CODES.map(|code| family.get_or_create(&CodeLabels { code }).clone());
+        let verifications = VERIFY_CODES
+            .map(|(_, outcome)| family.get_or_create(&OutcomeLabels { outcome }).clone());
         let verify_seconds = latency_histogram();
         registry.register(
             "verify_duration_seconds",
@@ -169,7 +172,7 @@ impl Default for Metrics {
 
 impl Metrics {
     pub fn verification(&self, code: &str, took: Duration) {
-        if let Some(i) = VERIFY_CODES.iter().position(|c| *c == code) {
+        if let Some(i) = VERIFY_CODES.iter().position(|(c, _)| *c == code) {
             self.verifications[i].inc();
         }
         self.verify_seconds.observe(took.as_secs_f64());

@@ -12,6 +12,7 @@ pub mod model;
 pub mod ratelimit;
 pub mod sql;
 pub mod store;
+pub mod usage;
 pub mod verifier;
 
 pub use backend::{sqlite_url_in_dir, Backend};

@@ -133,6 +133,15 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
     (t.unix_timestamp_nanos() / 1_000_000) as i64
 }
 
+/// Unix milliseconds back as a time; outside the years `time` represents, the nearest end.
+pub fn from_unix_ms(ms: i64) -> OffsetDateTime {
+    OffsetDateTime::from_unix_timestamp_nanos(i128::from(ms) * 1_000_000).unwrap_or(if ms < 0 {
+        time::PrimitiveDateTime::MIN.assume_utc()
+    } else {
+        time::PrimitiveDateTime::MAX.assume_utc()
+    })
+}
+
 /// How a credits change applies to what is left.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum CreditChange {

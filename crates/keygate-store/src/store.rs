@@ -6,6 +6,7 @@ use keygate_core::{TokenHash, TokenId};
 use time::OffsetDateTime;
 
 use crate::model::*;
+use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -111,6 +112,28 @@ pub trait Store: Send + Sync + 'static {
         version: i64,
         period_ms: i64,
     ) -> Result<()>;
+
+    /// Adds a batch of per-minute verification counts to the minute and day rows, in one
+    /// transaction: on `Err` none of it was written.
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<()>;
+
+    /// The token's non-empty buckets in `[from_ms, to_ms)`, oldest first: minute and day
+    /// buckets as stored, hour buckets added up from the minute rows.
+    async fn usage_series(
+        &self,
+        tenant_id: &str,
+        token_id: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsagePoint>>;
+
+    /// The tenant's totals and top groups in a range.
+    async fn usage_top(&self, tenant_id: &str, q: &TopQuery) -> Result<TopUsage>;
+
+    /// Deletes minute rows that start before `minute_before_ms` and day rows before
+    /// `day_before_ms`.
+    async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()>;
 
     /// For readiness: can the database answer right now?
     async fn ping(&self) -> Result<()>;

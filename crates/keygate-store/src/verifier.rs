@@ -15,9 +15,10 @@ use time::OffsetDateTime;
 use crate::cache::{CachedToken, Interner, Lookup, TokenCache};
 use crate::credits::{CreditConfig, CreditLedger, Spend};
 use crate::last_used::LastUseQueue;
-use crate::model::{LastUse, TokenStatus};
+use crate::model::{unix_ms, LastUse, TokenStatus};
 use crate::ratelimit::{Applied, LimitReport, RateLimiter};
 use crate::store::{Store, StoreError};
+use crate::usage::{Counted, UsageWriter};
 
 #[derive(Debug, Clone)]
 pub struct VerifierConfig {
@@ -32,6 +33,11 @@ pub struct VerifierConfig {
     /// use is at least this old. The first use of a token is queued at once.
     pub last_use_resolution: Duration,
     pub credits: CreditConfig,
+    /// How often verification counts are written (`--usage-flush-interval`): a crash loses at
+    /// most this much of them.
+    pub usage_flush_interval: Duration,
+    /// Whether verifications are counted per token at all.
+    pub count_usage: bool,
 }
 
 impl Default for VerifierConfig {
@@ -43,6 +49,8 @@ impl Default for VerifierConfig {
             last_use_interval: Duration::from_secs(1),
             last_use_resolution: Duration::from_secs(60),
             credits: CreditConfig::default(),
+            usage_flush_interval: Duration::from_secs(10),
+            count_usage: true,
         }
     }
 }
@@ -202,6 +210,7 @@ pub struct Verifier {
     lookups: AtomicU64,
     limiter: RateLimiter,
     credits: CreditLedger,
+    usage: Arc<UsageWriter>,
 }
 
 impl Verifier {
@@ -221,6 +230,11 @@ impl Verifier {
         Self {
             limiter,
             credits: CreditLedger::start(store.clone(), config.credits),
+            usage: UsageWriter::start(
+                store.clone(),
+                config.usage_flush_interval,
+                config.count_usage,
+            ),
             last_use: LastUseQueue::start(store.clone(), config.last_use_interval),
             cache: TokenCache::new(config.cache_capacity, config.negative_cache_capacity),
             interner: Interner::default(),
@@ -272,13 +286,15 @@ impl Verifier {
             Err(refused) => return Ok(refused),
         };
         let now = OffsetDateTime::now_utc();
-        Ok(match admit(cached, wanted, None, now) {
+        let outcome = match admit(cached, wanted, None, now) {
             Ok(cached) => {
                 self.note_use(&cached, now, ip);
                 Outcome::Valid(cached)
             }
             Err(refused) => refused,
-        })
+        };
+        self.count(&outcome, now);
+        Ok(outcome)
     }
 
     /// The whole check of a request to a protected API, in order: format, status, scopes and
@@ -296,12 +312,16 @@ impl Verifier {
         let now = OffsetDateTime::now_utc();
         let cached = match admit(cached, check.scopes, check.permissions, now) {
             Ok(cached) => cached,
-            Err(refused) => return Ok(Verification::of(refused)),
+            Err(refused) => {
+                self.count(&refused, now);
+                return Ok(Verification::of(refused));
+            }
         };
         let verification = self.charge(cached, check, now).await?;
         if let Outcome::Valid(t) = &verification.outcome {
             self.note_use(t, now, check.ip);
         }
+        self.count(&verification.outcome, now);
         Ok(verification)
     }
 
@@ -410,6 +430,26 @@ impl Verifier {
         }
     }
 
+    /// Adds the verification to its token's usage counts. A request that named a rate limit the
+    /// token lacks is the request's mistake, not a use of the token: not counted.
+    fn count(&self, outcome: &Outcome, now: OffsetDateTime) {
+        let (t, counted) = match outcome {
+            Outcome::Valid(t) => (t, Counted::Valid),
+            Outcome::RateLimited(t) => (t, Counted::RateLimited),
+            Outcome::UsageExceeded(t) => (t, Counted::UsageExceeded),
+            Outcome::InsufficientScope { token, .. } => (token, Counted::InsufficientScope),
+            Outcome::Disabled(t) => (t, Counted::Disabled),
+            Outcome::Expired(t) => (t, Counted::Expired),
+            Outcome::Malformed | Outcome::NotFound | Outcome::UnknownRateLimit { .. } => return,
+        };
+        self.usage.add(&t.id, &t.tenant_id, unix_ms(now), counted);
+    }
+
+    /// The usage counts this node has not written yet, and their writer.
+    pub fn usage(&self) -> &UsageWriter {
+        &self.usage
+    }
+
     /// Call after a committed write that changed or removed these tokens (or created a token
     /// whose hash may have been remembered as unknown).
     pub fn invalidate(&self, hashes: &[TokenHash]) {
@@ -427,9 +467,12 @@ impl Verifier {
     }
 
     /// For a node that stops, after its last verification: writes queued last-use times and
-    /// gives unspent credits back, so other nodes can spend them.
+    /// gives unspent credits back, so other nodes can spend them, and writes the usage counts.
     pub async fn shutdown(&self) {
         self.last_use.flush().await;
+        if let Err(e) = self.usage.flush().await {
+            tracing::error!(error = %e, pending = self.usage.pending(), "writing the last usage counts failed: they are lost");
+        }
         self.credits.return_all().await;
     }
 }

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use keygate_core::{PlainToken, ScopeSet, TokenHash, TokenPrefix};
+use keygate_store::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
 use keygate_store::*;
 
 struct Counting {
@@ -88,6 +89,25 @@ impl Store for Counting {
         self.inner
             .return_credits(id, amount, version, period_ms)
             .await
+    }
+    async fn record_usage(&self, batch: &[UsageDelta]) -> store::Result<()> {
+        self.inner.record_usage(batch).await
+    }
+    async fn usage_series(
+        &self,
+        t: &str,
+        id: &str,
+        g: Granularity,
+        from: i64,
+        to: i64,
+    ) -> store::Result<Vec<UsagePoint>> {
+        self.inner.usage_series(t, id, g, from, to).await
+    }
+    async fn usage_top(&self, t: &str, q: &TopQuery) -> store::Result<TopUsage> {
+        self.inner.usage_top(t, q).await
+    }
+    async fn prune_usage(&self, m: i64, d: i64) -> store::Result<()> {
+        self.inner.prune_usage(m, d).await
     }
     async fn ping(&self) -> store::Result<()> {
         self.inner.ping().await

@@ -84,6 +84,14 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_LAST_USE_RESOLUTION", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_opt")]
     pub last_use_resolution: Option<Duration>,
+    /// How often each node writes its verification counts (the usage API's data), e.g. 10s: a
+    /// node killed without a chance to stop loses at most this much of them [default: 10s].
+    #[arg(long, env = "KEYGATE_USAGE_FLUSH_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub usage_flush_interval: Option<Duration>,
+    /// Do not count verifications per token: the usage API and charts then show nothing new.
+    #[arg(long, env = "KEYGATE_NO_USAGE_COUNTS")]
+    pub no_usage_counts: bool,
     /// How long a web login lasts, e.g. 12h or 30m [default: 12h].
     #[arg(long, env = "KEYGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_opt")]
@@ -312,6 +320,8 @@ impl ServeArgs {
             negative_cache_capacity: given!(negative_cache_capacity)
                 .unwrap_or(d.negative_cache_capacity),
             last_use_resolution: given!(last_use_resolution).unwrap_or(d.last_use_resolution),
+            usage_flush_interval: given!(usage_flush_interval).unwrap_or(d.usage_flush_interval),
+            count_usage: !switched_on!(no_usage_counts),
             credits: CreditConfig {
                 lease_max: given!(credit_lease).unwrap_or(d.credits.lease_max),
                 idle_return: given!(credit_idle_return).unwrap_or(d.credits.idle_return),
@@ -403,6 +413,9 @@ fn check(config: &Config) -> anyhow::Result<()> {
     }
     if verifier.last_use_resolution < Duration::from_secs(1) {
         bail!("--last-use-resolution must be at least one second");
+    }
+    if verifier.usage_flush_interval < Duration::from_millis(10) {
+        bail!("--usage-flush-interval must be at least 10ms");
     }
     if verifier.credits.lease_max == 0 {
         bail!("--credit-lease must be at least 1");

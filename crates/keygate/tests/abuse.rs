@@ -22,10 +22,18 @@ fn lookups(s: &Server) -> u64 {
     counter(s, "keygate_token_lookups_total")
 }
 
+/// `keygate_verifications_total` of the outcome a verify answer's `code` is counted under.
 fn verifications(s: &Server, code: &str) -> u64 {
+    let outcome = match code {
+        "VALID" => "valid",
+        "MALFORMED" => "malformed",
+        "NOT_FOUND" => "notFound",
+        "RATE_LIMITED" => "rateLimited",
+        other => panic!("no outcome for {other} here"),
+    };
     counter(
         s,
-        &format!("keygate_verifications_total{{code=\"{code}\"}}"),
+        &format!("keygate_verifications_total{{outcome=\"{outcome}\"}}"),
     )
 }
 

@@ -1134,19 +1134,19 @@ fn metrics_count_verifications_and_requests(backend: Backend) {
     let s = Server::on(backend).start();
     let (_, t) = s.create_token("metered", &["tokens:read"]);
     let before = metrics_text(&s);
-    let valid_before = metric_value(&before, "keygate_verifications_total{code=\"VALID\"}");
+    let valid_before = metric_value(&before, "keygate_verifications_total{outcome=\"valid\"}");
     for _ in 0..3 {
         assert_eq!(s.verify(&t, &[])["code"], "VALID");
     }
     s.verify(&fresh_token(), &[]);
     let after = metrics_text(&s);
-    let valid_after = metric_value(&after, "keygate_verifications_total{code=\"VALID\"}");
+    let valid_after = metric_value(&after, "keygate_verifications_total{outcome=\"valid\"}");
     assert!(
         valid_after >= valid_before + 3.0,
         "VALID went from {valid_before} to {valid_after}"
     );
     assert!(
-        metric_value(&after, "keygate_verifications_total{code=\"NOT_FOUND\"}") >= 1.0,
+        metric_value(&after, "keygate_verifications_total{outcome=\"notFound\"}") >= 1.0,
         "{after}"
     );
     assert!(

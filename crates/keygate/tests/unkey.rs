@@ -168,14 +168,14 @@ fn unkey_py_runs_the_whole_life_of_a_key() {
     assert_eq!(v["items"].as_array().map(Vec::len), Some(1), "{v}");
     // Its verifications are counted in keygate's metrics, by keygate's codes.
     let metrics = metrics_text(&s);
-    for code in [
-        "VALID",
-        "USAGE_EXCEEDED",
-        "RATE_LIMITED",
-        "INSUFFICIENT_SCOPE",
-        "NOT_FOUND",
+    for outcome in [
+        "valid",
+        "usageExceeded",
+        "rateLimited",
+        "insufficientScope",
+        "notFound",
     ] {
-        let series = format!("keygate_verifications_total{{code=\"{code}\"}}");
+        let series = format!("keygate_verifications_total{{outcome=\"{outcome}\"}}");
         assert!(
             metric(&metrics, &series).is_some_and(|n| n > 0.0),
             "{series} counted"

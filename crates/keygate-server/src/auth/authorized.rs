@@ -63,6 +63,7 @@ required_scope! {
     TokensRead => Some(keygate_core::scope::TOKENS_READ), false;
     TokensWrite => Some(keygate_core::scope::TOKENS_WRITE), true;
     AuditRead => Some(keygate_core::scope::AUDIT_READ), false;
+    TokensAdmin => Some(keygate_core::scope::TOKENS_ADMIN), false;
 }
 
 /// A [`Caller`] that holds the scope `S` names. Only the extractor below builds one (the

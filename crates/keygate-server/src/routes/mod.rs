@@ -6,6 +6,7 @@ pub mod ops;
 pub mod session;
 pub mod tenants;
 pub mod tokens;
+pub mod usage;
 pub mod users;
 pub mod verify;
 
@@ -29,6 +30,8 @@ pub fn native() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::enable_token))
         .routes(routes!(tokens::rotate_token))
         .routes(routes!(tokens::change_credits))
+        .routes(routes!(usage::token_usage))
+        .routes(routes!(usage::tenant_usage))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::forward_auth))
         .routes(routes!(users::create_user, users::list_users))

@@ -10,4 +10,5 @@ pub mod passwords;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;
+pub mod usage;
 pub mod users;

@@ -25,6 +25,7 @@ mod listing;
 mod open;
 mod tokens;
 mod tx;
+mod usage;
 mod users;
 
 use async_trait::async_trait;
@@ -38,6 +39,7 @@ use crate::sql::batch::execute_batch;
 use crate::sql::errors::map_err;
 use crate::sql::group_commit::GroupCommitter;
 use crate::store::{Lease, Result, Store, StoreError};
+use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
 
 pub use errors::LAST_ADMIN;
 
@@ -165,6 +167,37 @@ impl Store for SqlStore {
         period_ms: i64,
     ) -> Result<()> {
         credits::return_credits(&self.writer, id, amount, version, period_ms).await
+    }
+
+    async fn record_usage(&self, batch: &[UsageDelta]) -> Result<()> {
+        usage::record_usage(&self.writer, batch).await
+    }
+
+    async fn usage_series(
+        &self,
+        tenant_id: &str,
+        token_id: &str,
+        granularity: Granularity,
+        from_ms: i64,
+        to_ms: i64,
+    ) -> Result<Vec<UsagePoint>> {
+        usage::usage_series(
+            &self.reader,
+            tenant_id,
+            token_id,
+            granularity,
+            from_ms,
+            to_ms,
+        )
+        .await
+    }
+
+    async fn usage_top(&self, tenant_id: &str, q: &TopQuery) -> Result<TopUsage> {
+        usage::usage_top(&self.reader, tenant_id, q).await
+    }
+
+    async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()> {
+        usage::prune_usage(&self.writer, minute_before_ms, day_before_ms).await
     }
 
     async fn ping(&self) -> Result<()> {

@@ -15,6 +15,7 @@ mod accounts;
 mod client;
 mod output;
 mod usage;
+mod usage_report;
 
 pub use accounts::{TenantCommand, UserCommand};
 
@@ -129,6 +130,23 @@ pub enum TokenCommand {
     Revoke {
         /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
         id: String,
+        #[command(flatten)]
+        format: Format,
+    },
+    /// A token's verifications over time: a sparkline, totals by outcome and a table.
+    ///
+    /// `usage ID` covers the last 24 hours by hour; `--since 1h` by minute, `--since 30d` by
+    /// day.
+    Usage {
+        /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
+        id: String,
+        /// How far back, e.g. 1h, 24h, 30d (minute buckets reach back 31 days, day buckets
+        /// 400).
+        #[arg(long, value_parser = parse_duration, default_value = "24h")]
+        since: Duration,
+        /// Bucket width [default: minute up to 1h, hour up to 2 days, else day].
+        #[arg(long, value_parser = ["minute", "hour", "day"])]
+        granularity: Option<String>,
         #[command(flatten)]
         format: Format,
     },
@@ -317,6 +335,32 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
                 output::print_json(&json!({ "revoked": id }))
             } else {
                 say!("Revoked {id}")
+            }
+        }
+        TokenCommand::Usage {
+            id,
+            since,
+            granularity,
+            format,
+        } => {
+            let granularity =
+                granularity.unwrap_or_else(|| usage_report::granularity_for(since).to_owned());
+            let now = time::OffsetDateTime::now_utc();
+            let from = time::Duration::try_from(since)
+                .ok()
+                .and_then(|d| now.checked_sub(d))
+                .ok_or_else(|| CliError::Usage(format!("--since {since:?} is too far back")))?;
+            let from = from
+                .format(&time::format_description::well_known::Rfc3339)
+                .map_err(|e| CliError::Usage(format!("--since: {e}")))?;
+            let usage = client.get(
+                &format!("/api/v1/tokens/{}/usage", client::segment(&id)),
+                &[("granularity", granularity), ("from", from)],
+            )?;
+            if format.json {
+                output::print_json(&usage)
+            } else {
+                usage_report::print_usage(&usage)
             }
         }
         TokenCommand::Credits {

@@ -711,3 +711,6 @@ mod tests {
         assert!(v.get("password").is_none(), "{v}");
     }
 }
+
+mod usage;
+pub use usage::*;

@@ -1,0 +1,34 @@
+-- Verifications counted per token and outcome: one row per token per minute (kept 31 days)
+-- and per UTC day (kept 400 days). Nodes add their counts to the rows (an upsert that adds),
+-- so several nodes' counts sum up; `at` is the bucket's start in Unix milliseconds.
+-- `tenant_id` is copied from the token so a tenant's totals need no join, and so the counts
+-- of a deleted token still belong to its tenant.
+CREATE TABLE usage_minute (
+    token_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    valid BIGINT NOT NULL DEFAULT 0,
+    rate_limited BIGINT NOT NULL DEFAULT 0,
+    usage_exceeded BIGINT NOT NULL DEFAULT 0,
+    insufficient_scope BIGINT NOT NULL DEFAULT 0,
+    disabled BIGINT NOT NULL DEFAULT 0,
+    expired BIGINT NOT NULL DEFAULT 0,
+    ip_not_allowed BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (token_id, at)
+);
+CREATE INDEX usage_minute_by_tenant ON usage_minute (tenant_id, at);
+
+CREATE TABLE usage_day (
+    token_id TEXT NOT NULL,
+    tenant_id TEXT NOT NULL,
+    at BIGINT NOT NULL,
+    valid BIGINT NOT NULL DEFAULT 0,
+    rate_limited BIGINT NOT NULL DEFAULT 0,
+    usage_exceeded BIGINT NOT NULL DEFAULT 0,
+    insufficient_scope BIGINT NOT NULL DEFAULT 0,
+    disabled BIGINT NOT NULL DEFAULT 0,
+    expired BIGINT NOT NULL DEFAULT 0,
+    ip_not_allowed BIGINT NOT NULL DEFAULT 0,
+    PRIMARY KEY (token_id, at)
+);
+CREATE INDEX usage_day_by_tenant ON usage_day (tenant_id, at);
