@@ -49,12 +49,40 @@ fn verify_known(server: &Server, token: &str, valid: usize, refused: usize) {
     }
 }
 
-/// GET `path` with the admin token until `done` holds for the answer (the counts are written
+/// The admin's web session. The tests call the API with it, as the page does: a call
+/// authenticated with a token counts as a verification of that token, and would change the
+/// tenant's figures the page is compared with.
+fn admin_session(server: &Server) -> Session {
+    server.login("admin", ADMIN_PASSWORD)
+}
+
+/// A token made with the session; returns (id, token).
+fn create_token(server: &Server, session: &Session, name: &str) -> (String, String) {
+    let (status, v) = status_json(
+        server
+            .as_session(session, "POST", "/api/v1/tokens")
+            .json(&json!({ "name": name, "scopes": ["metrics:read"] }))
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 201, "creating {name}: {v}");
+    (
+        v["id"].as_str().unwrap().to_owned(),
+        v["token"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// GET `path` with the session until `done` holds for the answer (the counts are written
 /// behind); returns that answer.
-fn api_until(server: &Server, path: &str, done: impl Fn(&Value) -> bool) -> Value {
+fn api_until(
+    server: &Server,
+    session: &Session,
+    path: &str,
+    done: impl Fn(&Value) -> bool,
+) -> Value {
     let deadline = std::time::Instant::now() + WAIT;
     loop {
-        let (status, v) = status_json(server.admin("GET", path).send().unwrap());
+        let (status, v) = status_json(server.as_session(session, "GET", path).send().unwrap());
         assert_eq!(status, 200, "GET {path}: {v}");
         if done(&v) {
             return v;
@@ -214,6 +242,7 @@ fn the_token_chart_shows_what_the_api_counts() {
         return;
     }
     let server = usage_server();
+    let session = admin_session(&server);
     let b = Browser::open(&server);
     b.goto("/");
     b.log_in("admin", ADMIN_PASSWORD, false);
@@ -227,11 +256,36 @@ fn the_token_chart_shows_what_the_api_counts() {
     verify_known(&server, &token, 4, 3);
     let (valid, refused) = (5, 3);
     let path = |granularity: &str| format!("/api/v1/tokens/{id}/usage?granularity={granularity}");
-    let day = api_until(&server, &path("hour"), |v| {
+    let counted = api_until(&server, &session, &path("hour"), |v| {
         v["totals"]["total"] == valid + refused
     });
-    assert_eq!(day["totals"]["valid"], valid, "{day}");
-    assert_eq!(day["totals"]["insufficientScope"], refused, "{day}");
+    assert_eq!(counted["totals"]["valid"], valid, "{counted}");
+    assert_eq!(counted["totals"]["insufficientScope"], refused, "{counted}");
+    // The API's answer for the very range the page shows (its From and To): "the last hour"
+    // moves on every minute, and the test must not compare two different hours.
+    let shown_range = |granularity: &str, buckets: usize| {
+        let at = |n: usize| {
+            b.attr(
+                &format!("//p[starts-with(normalize-space(), 'From')]/time[{n}]"),
+                "datetime",
+            )
+            .expect("a datetime")
+        };
+        let (from, to) = (at(1), at(2));
+        let api = api_until(
+            &server,
+            &session,
+            &format!("{}&from={from}&to={to}", path(granularity)),
+            |_| true,
+        );
+        assert_eq!((&api["from"], &api["to"]), (&json!(from), &json!(to)));
+        assert_eq!(api["items"].as_array().unwrap().len(), buckets, "{api}");
+        assert_eq!(
+            api["totals"], counted["totals"],
+            "the same verifications by {granularity}"
+        );
+        api
+    };
 
     b.assert_name(
         &button("Verifications ci-deploy"),
@@ -261,6 +315,7 @@ fn the_token_chart_shows_what_the_api_counts() {
         valid + refused
     );
     b.visible(&format!("//p[normalize-space()={}]", lit(&summary)));
+    let day = shown_range("hour", 24);
     assert_eq!(totals_table(&b, "Totals"), expected_totals(&day["totals"]));
     assert_chart_matches(&b, "token-usage-chart", &day);
     let canvas = "//canvas[@id='token-usage-chart']";
@@ -271,9 +326,9 @@ fn the_token_chart_shows_what_the_api_counts() {
     b.screenshot("token-usage");
 
     // The other ranges ask the API for minutes and days, and show what it answers.
-    for (range, granularity, during) in [
-        ("Hour", "minute", "in the last hour"),
-        ("30 days", "day", "in the last 30 days"),
+    for (range, granularity, during, buckets) in [
+        ("Hour", "minute", "in the last hour", 60),
+        ("30 days", "day", "in the last 30 days", 30),
     ] {
         b.click(&button(range));
         let summary = format!(
@@ -285,11 +340,7 @@ fn the_token_chart_shows_what_the_api_counts() {
             b.attr(&button(range), "aria-pressed").as_deref(),
             Some("true")
         );
-        let api = api_until(&server, &path(granularity), |_| true);
-        assert_eq!(
-            api["totals"], day["totals"],
-            "the same verifications by {granularity}"
-        );
+        let api = shown_range(granularity, buckets);
         assert_chart_matches(&b, "token-usage-chart", &api);
         assert_eq!(totals_table(&b, "Totals"), expected_totals(&api["totals"]));
     }
@@ -298,8 +349,9 @@ fn the_token_chart_shows_what_the_api_counts() {
     b.click(&button("Day"));
     b.resize(390, 844);
     b.visible(&format!("//p[normalize-space()={}]", lit(&summary)));
-    assert_chart_matches(&b, "token-usage-chart", &day);
+    assert_chart_matches(&b, "token-usage-chart", &shown_range("hour", 24));
     assert_no_horizontal_scroll(&b);
+    b.script("document.getElementById('token-usage-chart-heading').scrollIntoView()");
     b.screenshot("token-usage-narrow");
 
     b.click(&button("Back to access tokens"));
@@ -318,15 +370,16 @@ fn the_overview_ranks_the_tenants_tokens() {
         return;
     }
     let server = usage_server();
-    let (deploy_id, deploy) = server.create_token("ci-deploy", &["metrics:read"]);
-    let (agent_id, agent) = server.create_token("grafana-agent", &["metrics:read"]);
-    let (idle_id, _) = server.create_token("idle", &["metrics:read"]);
+    let session = admin_session(&server);
+    let (deploy_id, deploy) = create_token(&server, &session, "ci-deploy");
+    let (agent_id, agent) = create_token(&server, &session, "grafana-agent");
+    let (idle_id, _) = create_token(&server, &session, "idle");
     verify_known(&server, &deploy, 5, 3);
     verify_known(&server, &agent, 2, 0);
-    let top = api_until(&server, "/api/v1/usage?orderBy=total", |v| {
+    let top = api_until(&server, &session, "/api/v1/usage?orderBy=total", |v| {
         v["totals"]["total"] == 10
     });
-    let most_refused = api_until(&server, "/api/v1/usage?orderBy=refused", |_| true);
+    let most_refused = api_until(&server, &session, "/api/v1/usage?orderBy=refused", |_| true);
     let ranked: Vec<&Value> = top["items"]
         .as_array()
         .unwrap()
@@ -354,11 +407,13 @@ fn the_overview_ranks_the_tenants_tokens() {
 
     // Top tokens: the API's order and counters, the idle token not at all.
     let ranking = |heading: &str| table_cells(&b, &format!("{}//tbody/tr", card(heading)));
+    // The first cell holds the token's name with its id under it.
     let row_of = |item: &Value, keys: &[&str]| -> Vec<String> {
-        let mut cells = vec![
-            item["name"].as_str().unwrap().to_owned(),
-            item["tokenId"].as_str().unwrap().to_owned(),
-        ];
+        let mut cells = vec![format!(
+            "{} {}",
+            item["name"].as_str().unwrap(),
+            item["tokenId"].as_str().unwrap()
+        )];
         cells.extend(keys.iter().map(|k| item[k].to_string()));
         cells
     };
@@ -372,11 +427,10 @@ fn the_overview_ranks_the_tenants_tokens() {
     assert_eq!(
         expected_top[0],
         [
-            "ci-deploy".to_owned(),
-            deploy_id.clone(),
-            "8".to_owned(),
-            "5".to_owned(),
-            "3".to_owned()
+            format!("ci-deploy {deploy_id}"),
+            "8".into(),
+            "5".into(),
+            "3".into()
         ]
     );
     assert!(
@@ -396,6 +450,8 @@ fn the_overview_ranks_the_tenants_tokens() {
     let mut expected = row_of(refused_items[0], &["refused", "total"]);
     expected.push("Insufficient scope: 3".to_owned());
     assert_eq!(ranking("Most refused"), [expected]);
+    // Tall enough for the whole overview in the picture.
+    b.resize(1280, 1250);
     b.screenshot("usage-overview");
 
     // Another range asks the API again and says which range it shows.

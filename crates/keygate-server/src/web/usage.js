@@ -195,6 +195,9 @@ function drawTokenUsage(data, range) {
     },
   });
   $("token-usage-summary").textContent = summaryText(data.totals, range.during);
+  // The exact range the server counted, in local time: "the last hour" ends at the current
+  // minute, the last 30 days at the end of today (UTC).
+  $("token-usage-span").replaceChildren("From ", timeEl(data.from, ""), " to ", timeEl(data.to, ""));
   $("token-usage-totals-body").replaceChildren(...totalsRows(data.totals));
 }
 
@@ -247,18 +250,18 @@ function usageTokenName(item) {
   return item.name === null || item.name === undefined ? "Deleted token" : item.name;
 }
 
+/** A ranked token: its name with its id under it (names need not be unique), then `cells`. */
 function rankingRow(item, ...cells) {
-  const name = usageTokenName(item);
   return el(
     "tr",
     { "data-id": item.tokenId },
-    el("th", {
-      scope: "row",
-      "data-label": "Token",
-      className: item.name ? "name" : "name muted",
-      textContent: name,
-    }),
-    cell("ID", el("code", { className: "id", textContent: item.tokenId })),
+    el(
+      "th",
+      { scope: "row", "data-label": "Token", className: "name" },
+      el("span", { className: item.name ? "" : "muted", textContent: usageTokenName(item) }),
+      " ",
+      el("code", { className: "id", textContent: item.tokenId }),
+    ),
     ...cells,
   );
 }
@@ -317,7 +320,7 @@ function resetUsage() {
   for (const id of ["token-usage-totals-body", "overview-totals-body", "overview-top-body", "overview-refused-body"]) {
     $(id).replaceChildren();
   }
-  for (const id of ["token-usage-summary", "overview-summary"]) $(id).textContent = "";
+  for (const id of ["token-usage-summary", "token-usage-span", "overview-summary"]) $(id).textContent = "";
   for (const id of ["token-usage-error", "overview-error"]) clearError(id);
 }
 
