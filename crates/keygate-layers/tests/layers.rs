@@ -22,7 +22,14 @@ fn the_server_imports_only_point_down() {
         &["extract"],
         &["auth"],
         &["service"],
-        &["routes", "compat", "web", "middleware", "workers"],
+        &[
+            "routes",
+            "compat",
+            "web",
+            "explorer",
+            "middleware",
+            "workers",
+        ],
         &["api_doc"],
         &["lib"],
     ];

@@ -4,9 +4,9 @@
 //!
 //! The modules are layers, and imports only point down (`crates/keygate-layers` checks it):
 //! `config`, `error`, `metrics`, `reveal`, `rfc3339_ms`, `dto` (plain data) → `limits` →
-//! `state` → `extract` → `auth` → `service` → `routes`, `compat`, `web`, `middleware`,
-//! `workers` → `api_doc` → this file, which puts the router together. `docs/architecture.md`
-//! is the map.
+//! `state` → `extract` → `auth` → `service` → `routes`, `compat`, `web`, `explorer`,
+//! `middleware`, `workers` → `api_doc` → this file, which puts the router together.
+//! `docs/architecture.md` is the map.
 
 pub mod api_doc;
 pub mod auth;
@@ -14,6 +14,7 @@ pub mod compat;
 pub mod config;
 pub mod dto;
 pub mod error;
+pub mod explorer;
 pub mod extract;
 pub mod limits;
 pub mod metrics;
@@ -89,7 +90,7 @@ pub fn openapi(compat: Compat) -> utoipa::openapi::OpenApi {
 }
 
 /// The whole service: the native API, the compatible surfaces the configuration serves, the
-/// web page and the OpenAPI document, inside the layers every answer passes.
+/// web page, the OpenAPI document and its explorer, inside the layers every answer passes.
 pub fn router(state: AppState) -> Router {
     let (router, _) = api(state.config.compat).split_for_parts();
     let spec = Arc::new(
@@ -100,6 +101,7 @@ pub fn router(state: AppState) -> Router {
     let max_body = state.config.max_body_bytes;
     router
         .merge(crate::web::router())
+        .merge(crate::explorer::router())
         .route(
             "/openapi.json",
             get(move || {

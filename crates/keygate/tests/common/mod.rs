@@ -6,6 +6,7 @@
 
 mod assertions;
 mod backend;
+pub mod browser;
 mod clock;
 mod postgres;
 mod prerequisites;
