@@ -1,8 +1,9 @@
 //! The web page at `/`, driven by a real Chromium through chromedriver, the way a person uses
 //! it: controls are found by their labels and button texts (and their accessible names are
 //! checked with chromedriver's computed label), and every change the page makes is checked over
-//! plain HTTP against the token API. The harness (chromedriver, waits, locators) is in
-//! `browser_support`, shared with the usage charts' suite.
+//! plain HTTP against the token API. The page's locators and a person's actions on it are in
+//! `browser_support`, shared with the usage charts' suite; Chromium itself (prerequisites,
+//! waits, screenshots) in `common/browser.rs`.
 
 mod browser_support;
 mod common;
@@ -16,7 +17,7 @@ use serde_json::json;
 /// The admin's and a member's whole path through the page, checked over HTTP at every step.
 #[test]
 fn the_page_manages_tokens_end_to_end() {
-    if !browser_installed() {
+    if !browser_installed("the web page's browser tests") {
         return;
     }
     let server = Server::on(Backend::Sqlite).args(SCOPE_ARGS).start();
@@ -253,7 +254,7 @@ fn the_page_manages_tokens_end_to_end() {
 /// the list shows them with what is left of the credits.
 #[test]
 fn the_page_sets_rate_limits_and_credits() {
-    if !browser_installed() {
+    if !browser_installed("the web page's browser tests") {
         return;
     }
     let server = Server::on(Backend::Sqlite).args(SCOPE_ARGS).start();
@@ -401,7 +402,7 @@ fn the_page_sets_rate_limits_and_credits() {
 /// session that ends sends the page back to the login form with a message.
 #[test]
 fn the_page_reports_failed_logins_and_ended_sessions() {
-    if !browser_installed() {
+    if !browser_installed("the web page's browser tests") {
         return;
     }
     let server = Server::on(Backend::Sqlite).args(SCOPE_ARGS).start();

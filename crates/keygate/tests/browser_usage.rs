@@ -3,7 +3,7 @@
 //! exactly what the usage API counts, in its text and tables and in the chart it draws (the
 //! chart's data, and the bars' colours read back from the canvas).
 //!
-//! Browser prerequisites and screenshots as in `browser.rs` (see `browser_support`).
+//! Chromium's prerequisites and screenshots: `common/browser.rs`.
 
 mod browser_support;
 mod common;
@@ -238,7 +238,7 @@ fn assert_no_horizontal_scroll(b: &Browser) {
 /// A token's chart: its numbers are the API's, for each range, and it fits a phone.
 #[test]
 fn the_token_chart_shows_what_the_api_counts() {
-    if !browser_installed() {
+    if !browser_installed("the usage charts' browser tests") {
         return;
     }
     let server = usage_server();
@@ -366,7 +366,7 @@ fn the_token_chart_shows_what_the_api_counts() {
 /// those who may see the whole tenant's usage.
 #[test]
 fn the_overview_ranks_the_tenants_tokens() {
-    if !browser_installed() {
+    if !browser_installed("the usage charts' browser tests") {
         return;
     }
     let server = usage_server();
