@@ -1,4 +1,5 @@
-// keygate's web page: log in, manage your access tokens, read the audit log.
+// keygate's web page: log in, manage your access tokens, read the audit log. The usage charts
+// are in usage.js.
 //
 // Plain ES2020, no framework, no build step. The page is served with a strict
 // Content-Security-Policy, so everything here is attached with addEventListener (no inline
@@ -157,7 +158,7 @@ function showLogin() {
   $("loading").hidden = true;
   $("nav").hidden = true;
   $("account").hidden = true;
-  for (const id of ["tokens-view", "audit-view"]) $(id).hidden = true;
+  for (const name of VIEWS) $(`${name}-view`).hidden = true;
   $("login-view").hidden = false;
   document.title = "Log in – keygate";
   $($("login-username").value ? "login-password" : "login-username").focus();
@@ -196,7 +197,7 @@ async function onLogout() {
   } catch (error) {
     if (error instanceof SessionEnded) return;
     // The cookie may outlive a failed logout; say so rather than pretend.
-    showError(state.view === "audit" ? "audit-error" : "tokens-error", error.message);
+    showError(`${state.view}-error`, error.message);
     return;
   }
   resetApp();
@@ -224,6 +225,7 @@ function resetApp() {
   state.auditRequest += 1;
   for (const id of ["generate-dialog", "confirm-dialog"]) if ($(id).open) $(id).close();
   hideNewToken();
+  resetUsage();
   $("tokens-body").replaceChildren();
   $("audit-body").replaceChildren();
   $("scope-groups").replaceChildren();
@@ -241,6 +243,8 @@ function enterApp(session, moveFocus) {
   $("account").hidden = false;
   $("nav").hidden = false;
   navButton("audit").hidden = !holds("audit:read");
+  // The overview is the whole tenant's usage, which the API shows only to tokens:admin.
+  navButton("overview").hidden = !holds("tokens:admin");
   whoseButton("all").hidden = !holds("tokens:admin");
   setWhose("mine", false);
   loadScopes();
@@ -281,21 +285,33 @@ function ownerName(ownerId) {
 // ---------------------------------------------------------------------------------------------
 // Views
 
+// Each view is the section `${name}-view`, with its heading `${name}-heading` and its alert
+// `${name}-error`. A token's chart has no navigation entry: it is opened from the token's row.
+const VIEWS = ["tokens", "token-usage", "overview", "audit"];
+const VIEW_TITLES = { tokens: "Access tokens", overview: "Usage overview", audit: "Audit log" };
+const VIEW_LOADERS = {
+  tokens: () => loadTokens(true),
+  "token-usage": () => loadTokenUsage(),
+  overview: () => loadOverview(),
+  audit: () => loadAudit(true),
+};
+
 function navButton(view) {
   return document.querySelector(`#nav [data-view="${view}"]`);
 }
 
 function showView(view, moveFocus) {
   state.view = view;
-  for (const name of ["tokens", "audit"]) {
+  for (const name of VIEWS) {
     $(`${name}-view`).hidden = name !== view;
     const button = navButton(name);
+    if (!button) continue;
     if (name === view) button.setAttribute("aria-current", "page");
     else button.removeAttribute("aria-current");
   }
-  document.title = `${view === "audit" ? "Audit log" : "Access tokens"} – keygate`;
-  if (view === "audit") loadAudit(true);
-  else loadTokens(true);
+  // The token chart names its token in the title once it knows it.
+  if (VIEW_TITLES[view]) document.title = `${VIEW_TITLES[view]} – keygate`;
+  VIEW_LOADERS[view]();
   // Moving focus to the heading tells screen-reader users where they are now.
   if (moveFocus) $(`${view}-heading`).focus();
 }
@@ -430,6 +446,7 @@ function rowActions(token) {
   return el(
     "div",
     { className: "row-actions" },
+    button("usage", "Verifications", "secondary"),
     button(token.enabled ? "disable" : "enable", token.enabled ? "Deactivate" : "Activate", "secondary"),
     button("rotate", "Rotate", "secondary"),
     button("delete", "Delete", "danger"),
@@ -442,6 +459,10 @@ async function onRowAction(event) {
   const row = button.closest("tr");
   const id = row.dataset.id;
   const name = row.querySelector(".name").textContent;
+  if (button.dataset.action === "usage") {
+    openTokenUsage(id, name);
+    return;
+  }
   clearError("tokens-error");
   button.disabled = true;
   try {
@@ -857,6 +878,7 @@ function init() {
   $("credits-refill").addEventListener("change", syncRefillFields);
   $("copy-token").addEventListener("click", onCopy);
   $("new-token-done").addEventListener("click", onNewTokenDone);
+  initUsage();
   restoreSession();
 }
 

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use fantoccini::elements::Element;
 use fantoccini::error::CmdError;
+use fantoccini::key::Key;
 use fantoccini::wd::WebDriverCompatibleCommand;
 use fantoccini::{Client, ClientBuilder, Locator};
 use serde_json::{json, Value};
@@ -91,7 +92,7 @@ impl Drop for Chromedriver {
 }
 
 /// A command on the current WebDriver session that fantoccini has no method for, such as
-/// chromedriver's `POST /session/{id}/se/log`.
+/// chromedriver's `POST /session/{id}/se/log` and `GET /session/{id}/element/{id}/computedlabel`.
 #[derive(Debug)]
 struct SessionCommand {
     method: http::Method,
@@ -122,7 +123,7 @@ impl WebDriverCompatibleCommand for SessionCommand {
 
 /// A headless Chromium session on one keygate server.
 pub struct Browser {
-    client: Client,
+    pub client: Client,
     _driver: Chromedriver,
     rt: tokio::runtime::Runtime,
     /// The keygate server's base URL.
@@ -257,7 +258,14 @@ impl Browser {
         })
     }
 
-    /// Clicks what matches `xpath`, scrolled to the middle first as a person would.
+    /// Whether something matching `xpath` is displayed now (no waiting).
+    pub fn is_shown(&self, xpath: &str) -> bool {
+        self.displayed(xpath).unwrap().is_some()
+    }
+
+    /// Clicks what matches `xpath`, scrolled to the middle first as a person would: chromedriver
+    /// scrolls only what is outside the window, so a control in view but under a dialog's
+    /// sticky button bar would not get the click.
     pub fn click(&self, xpath: &str) {
         self.wait(&format!("clicking {xpath}"), |b| {
             match b.displayed(xpath)? {
@@ -290,14 +298,73 @@ impl Browser {
         })
     }
 
+    pub fn press(&self, xpath: &str, key: Key) {
+        let e = self.visible(xpath);
+        self.run(e.send_keys(&key)).unwrap();
+    }
+
+    /// Presses a key in whatever has keyboard focus, e.g. Escape in a dialog.
+    pub fn press_in_focus(&self, key: Key) {
+        let e = self.run(self.client.active_element()).unwrap();
+        self.run(e.send_keys(&key)).unwrap();
+    }
+
     /// The text of the element matching `xpath` once it is displayed.
     pub fn text(&self, xpath: &str) -> String {
         let e = self.visible(xpath);
         self.run(e.text()).unwrap()
     }
 
+    pub fn attr(&self, xpath: &str, name: &str) -> Option<String> {
+        let e = self.visible(xpath);
+        self.run(e.attr(name)).unwrap()
+    }
+
+    /// Chooses the option with this text in the select matching `xpath`.
+    pub fn choose(&self, xpath: &str, option: &str) {
+        let select = self.visible(xpath);
+        self.run(select.select_by_label(option)).unwrap();
+    }
+
+    /// Whether the checkbox matching `xpath` is ticked.
+    pub fn checked(&self, xpath: &str) -> bool {
+        let e = self.visible(xpath);
+        self.run(e.prop("checked")).unwrap().as_deref() == Some("true")
+    }
+
     pub fn script(&self, js: &str) -> Value {
         self.run(self.client.execute(js, vec![])).unwrap()
+    }
+
+    pub fn resize(&self, width: u32, height: u32) {
+        self.run(self.client.set_window_size(width, height))
+            .unwrap();
+    }
+
+    /// The accessible name Chromium computes for `e`, as a screen reader would announce it.
+    pub fn accessible_name(&self, e: &Element) -> String {
+        let v = self.session_command(
+            http::Method::GET,
+            format!("element/{}/computedlabel", e.element_id()),
+            None,
+        );
+        v.as_str().unwrap_or_default().to_owned()
+    }
+
+    /// Asserts that the displayed element matching `xpath` is announced as `expected`.
+    pub fn assert_name(&self, xpath: &str, expected: &str) {
+        let e = self.visible(xpath);
+        assert_eq!(
+            self.accessible_name(&e),
+            expected,
+            "accessible name of {xpath}"
+        );
+    }
+
+    /// The accessible name of the element that has keyboard focus.
+    pub fn focused_name(&self) -> String {
+        let e = self.run(self.client.active_element()).unwrap();
+        self.accessible_name(&e)
     }
 
     fn session_command(&self, method: http::Method, path: String, body: Option<Value>) -> Value {
