@@ -16,7 +16,14 @@ fn crate_src(name: &str) -> std::path::PathBuf {
 #[test]
 fn the_server_imports_only_point_down() {
     let layers: &[&[&str]] = &[
-        &["config", "error", "metrics", "reveal", "rfc3339_ms"],
+        &[
+            "config",
+            "error",
+            "metrics",
+            "page_asset",
+            "reveal",
+            "rfc3339_ms",
+        ],
         &["dto", "limits"],
         &["state"],
         &["extract"],

@@ -19,6 +19,7 @@ pub mod extract;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
+pub mod page_asset;
 pub mod reveal;
 pub mod rfc3339_ms;
 pub mod routes;

@@ -461,6 +461,7 @@ fn the_page_is_served_with_a_strict_content_security_policy(backend: Backend) {
         ("/", "text/html"),
         ("/ui/app.js", "text/javascript"),
         ("/ui/app.css", "text/css"),
+        ("/ui/usage.js", "text/javascript"),
     ] {
         let r = s.anon("GET", path).send().unwrap();
         assert_eq!(r.status(), 200, "{path}");

@@ -5,8 +5,6 @@
 //! Content-Security-Policy: our own page and initializer, no inline script or style, and the
 //! stylesheet's data: icons replaced by files served from here (`explorer.css`).
 
-use axum::http::{header, HeaderName, HeaderValue};
-use axum::response::IntoResponse;
 use axum::routing::get;
 use axum::Router;
 
@@ -28,30 +26,7 @@ const ICONS: [(&str, &str); 8] = [
     ("select-dark.svg", include_str!("icons/select-dark.svg")),
 ];
 
-/// The web page's policy, word for word (the explorer's tests compare the two answers): only our
-/// own scripts, styles, images and API; never framed; no form posting elsewhere.
-const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    let headers: [(HeaderName, HeaderValue); 5] = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        // The page's address could carry an operation's parameters; no other site learns it.
-        (
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ),
-    ];
-    (headers, body)
-}
+use crate::page_asset::asset;
 
 const HTML: &str = "text/html; charset=utf-8";
 const JS: &str = "text/javascript; charset=utf-8";

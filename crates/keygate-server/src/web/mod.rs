@@ -2,10 +2,11 @@
 //! there is nothing to build or deploy beside keygate. The page talks to the same REST API as
 //! everyone else, logged in with the session cookie.
 
-use axum::http::{header, HeaderName, HeaderValue, StatusCode};
-use axum::response::IntoResponse;
+use axum::http::StatusCode;
 use axum::routing::get;
 use axum::Router;
+
+use crate::page_asset::asset;
 
 const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
@@ -13,30 +14,6 @@ const APP_CSS: &str = include_str!("app.css");
 const USAGE_JS: &str = include_str!("usage.js");
 /// Chart.js, byte for byte as published on npm (see vendor/README.md): the usage charts.
 const CHART_JS: &str = include_str!("vendor/chart.umd.min.js");
-
-/// Only our own scripts, styles and API; never framed (clickjacking), never a form posting
-/// elsewhere.
-const CSP: &str = "default-src 'self'; frame-ancestors 'none'; form-action 'self'; base-uri 'none'";
-
-fn asset(content_type: &'static str, body: &'static str) -> impl IntoResponse {
-    let headers: [(HeaderName, HeaderValue); 5] = [
-        (header::CONTENT_TYPE, HeaderValue::from_static(content_type)),
-        (
-            header::CONTENT_SECURITY_POLICY,
-            HeaderValue::from_static(CSP),
-        ),
-        (header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY")),
-        (
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ),
-        (
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("no-referrer"),
-        ),
-    ];
-    (headers, body)
-}
 
 pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
     Router::new()
