@@ -170,7 +170,7 @@ impl Store for SqlStore {
     }
 
     async fn record_usage(&self, batch: &[UsageDelta]) -> Result<()> {
-        usage::record_usage(&self.writer, batch).await
+        usage::record_usage(&self.writer, self.backend, batch).await
     }
 
     async fn usage_series(
