@@ -64,7 +64,7 @@ fn bench(c: &mut Criterion) {
         },
     );
 
-    let (verifier, whole_leases) = rt.block_on(async {
+    let (verifier, whole_leases, uncounted) = rt.block_on(async {
         let store = SqlStore::open(&keygate_store::sqlite_url_in_dir(dir.path()))
             .await
             .unwrap();
@@ -96,13 +96,22 @@ fn bench(c: &mut Criterion) {
         // database write every default lease (100 credits) takes.
         let mut whole = VerifierConfig::default();
         whole.credits.lease_max = u64::MAX / 2;
-        let whole = Verifier::new(store, whole);
+        let whole = Verifier::new(store.clone(), whole);
+        // Counting off (`--no-usage-counts`): what the usage counters add to a check.
+        let uncounted = Verifier::new(
+            store,
+            VerifierConfig {
+                count_usage: false,
+                ..VerifierConfig::default()
+            },
+        );
+        uncounted.verify(valid.expose(), &[], None).await.unwrap();
         // Warm the positive and the negative cache.
         v.verify(valid.expose(), &[], None).await.unwrap();
         v.verify(unknown.expose(), &[], None).await.unwrap();
         v.verify(limited.expose(), &[], None).await.unwrap();
         whole.verify(limited.expose(), &[], None).await.unwrap();
-        (v, whole)
+        (v, whole, uncounted)
     });
 
     let mut g = c.benchmark_group("steps");
@@ -148,6 +157,7 @@ fn bench(c: &mut Criterion) {
     };
     for (name, v, tok) in [
         ("plain token", &verifier, valid.expose()),
+        ("plain token, usage not counted", &uncounted, valid.expose()),
         ("two auto limits + credits", &verifier, limited.expose()),
         (
             "two auto limits + credits, one lease for the run",

@@ -271,12 +271,17 @@ mod tests {
 
     #[test]
     fn upsert_numbers_every_row_parameter() {
-        let sql = upsert_sql("usage_minute", 2);
+        let sql = upsert_sql("usage_minute", 2, Backend::Postgres);
         assert!(
             sql.contains("($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)"),
             "{sql}"
         );
         assert!(sql.contains("($11, $12,"), "{sql}");
+        let sql = upsert_sql("usage_minute", 2, Backend::Sqlite);
+        assert!(
+            sql.contains("VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?), (?, ?, ?,"),
+            "{sql}"
+        );
         assert!(
             sql.ends_with("ip_not_allowed = usage_minute.ip_not_allowed + excluded.ip_not_allowed")
         );
