@@ -17,16 +17,9 @@ use keygate_core::{PlainToken, ScopeSet, TokenHash, TokenPrefix};
 use keygate_store::cache::{Interner, TokenCache};
 use keygate_store::{now, TokenRecord};
 
-/// Resident memory of this process, in bytes.
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
+#[path = "support/rss.rs"]
+mod support_rss;
+use support_rss::rss;
 
 fn main() {
     let n: usize = std::env::args()

@@ -21,16 +21,9 @@ use keygate_core::{TokenId, TokenPrefix};
 use keygate_store::usage::{Counted, UsageCounter, UsageDelta, MINUTE_MS};
 use keygate_store::{now, unix_ms, SqlStore, Store};
 
-/// Resident memory of this process, in bytes.
-fn rss() -> usize {
-    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
-    let kib: usize = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
-        .expect("VmRSS");
-    kib * 1024
-}
+#[path = "support/rss.rs"]
+mod support_rss;
+use support_rss::rss;
 
 /// `n` tokens each verified a few times in one minute: the counters' memory, and the batch.
 fn counted(n: usize) -> (usize, Vec<UsageDelta>) {

@@ -7,7 +7,7 @@
 //! granted, however many more spends are attempted.
 
 mod common;
-use common::TestDb;
+use common::{db, on_both_backends, Db};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,32 +17,6 @@ use keygate_core::{PlainToken, ScopeSet, TokenId, TokenPrefix};
 use keygate_store::cache::{CachedToken, Interner};
 use keygate_store::*;
 use time::OffsetDateTime;
-
-struct Db {
-    _db: TestDb,
-    url: String,
-    store: Arc<SqlStore>,
-}
-
-async fn db(backend: Backend) -> Db {
-    let (test_db, url) = TestDb::create(backend).await;
-    let store = Arc::new(SqlStore::open(&url).await.unwrap());
-    store
-        .apply(
-            &[Write::InsertTenant {
-                id: DEFAULT_TENANT.into(),
-                created_at: now(),
-            }],
-            &[],
-        )
-        .await
-        .unwrap();
-    Db {
-        _db: test_db,
-        url,
-        store,
-    }
-}
 
 /// A service token with these credits, stored.
 async fn token(store: &SqlStore, credits: Option<CreditState>) -> TokenRecord {
@@ -533,21 +507,6 @@ async fn a_decrement_waits_for_a_lease_in_flight() {
     lease.commit().await.unwrap();
     decrement.await.unwrap();
     assert_eq!(pool(&d.store, &rec.id).await, Some(40));
-}
-
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(db(Backend::Sqlite).await).await })*
-        }
-        mod postgres {
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(db(Backend::Postgres).await).await })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -4,7 +4,7 @@
 //! and pruning keeps what retention promises.
 
 mod common;
-use common::TestDb;
+use common::{on_both_backends, Db};
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -14,32 +14,6 @@ use keygate_store::usage::*;
 use keygate_store::*;
 
 const T0: i64 = 1_764_547_200_000; // 2025-12-01T00:00:00Z, a day's start.
-
-struct Db {
-    _db: TestDb,
-    url: String,
-    store: Arc<SqlStore>,
-}
-
-async fn db(backend: Backend) -> Db {
-    let (test_db, url) = TestDb::create(backend).await;
-    let store = Arc::new(SqlStore::open(&url).await.unwrap());
-    store
-        .apply(
-            &[Write::InsertTenant {
-                id: DEFAULT_TENANT.into(),
-                created_at: now(),
-            }],
-            &[],
-        )
-        .await
-        .unwrap();
-    Db {
-        _db: test_db,
-        url,
-        store,
-    }
-}
 
 /// A stored token, with its plaintext.
 async fn token(store: &SqlStore, name: &str, external: Option<&str>) -> (TokenRecord, PlainToken) {
@@ -361,21 +335,6 @@ async fn a_failed_write_keeps_the_counts(db: Db) {
             .sum();
         assert_eq!(total, 7, "{g:?}");
     }
-}
-
-macro_rules! on_both_backends {
-    ($($case:ident),* $(,)?) => {
-        mod sqlite {
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(db(Backend::Sqlite).await).await })*
-        }
-        mod postgres {
-            use super::*;
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-            async fn $case() { super::$case(db(Backend::Postgres).await).await })*
-        }
-    };
 }
 
 on_both_backends!(

@@ -1,6 +1,10 @@
-//! What the store's test suites share: a database of its own for each test.
+//! What the store's test suites share: a database of its own for each test, opened with the
+//! default tenant, and the macro that runs a suite's cases on both backends. Not every suite uses
+//! every item, hence the `dead_code` allowances.
 
-use keygate_store::Backend;
+use std::sync::Arc;
+
+use keygate_store::{now, Backend, SqlStore, Store, Write, DEFAULT_TENANT};
 
 /// A database of its own for one test.
 pub enum TestDb {
@@ -57,3 +61,52 @@ impl Drop for TestDb {
         }
     }
 }
+
+/// A fresh database with the default tenant, open.
+#[allow(dead_code)]
+pub struct Db {
+    _db: TestDb,
+    pub url: String,
+    pub store: Arc<SqlStore>,
+}
+
+#[allow(dead_code)]
+pub async fn db(backend: Backend) -> Db {
+    let (test_db, url) = TestDb::create(backend).await;
+    let store = Arc::new(SqlStore::open(&url).await.unwrap());
+    store
+        .apply(
+            &[Write::InsertTenant {
+                id: DEFAULT_TENANT.into(),
+                created_at: now(),
+            }],
+            &[],
+        )
+        .await
+        .unwrap();
+    Db {
+        _db: test_db,
+        url,
+        store,
+    }
+}
+
+/// `on_both_backends!(a, b)` makes each `async fn a(db: Db)` two tests, `sqlite::a` and
+/// `postgres::a`, each on a fresh [`Db`].
+#[allow(unused_macros)]
+macro_rules! on_both_backends {
+    ($($case:ident),* $(,)?) => {
+        mod sqlite {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(common::db(Backend::Sqlite).await).await })*
+        }
+        mod postgres {
+            use super::*;
+            $(#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn $case() { super::$case(common::db(Backend::Postgres).await).await })*
+        }
+    };
+}
+#[allow(unused_imports)]
+pub(crate) use on_both_backends;

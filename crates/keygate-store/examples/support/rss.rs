@@ -1,0 +1,13 @@
+//! Resident memory of this process, for the examples that measure memory (included with
+//! `#[path]`: an example cannot depend on another).
+
+/// Resident memory of this process, in bytes.
+pub fn rss() -> usize {
+    let status = std::fs::read_to_string("/proc/self/status").expect("/proc/self/status");
+    let kib: usize = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
+        .expect("VmRSS");
+    kib * 1024
+}
