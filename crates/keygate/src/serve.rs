@@ -136,7 +136,9 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e)
         }
     };
-    tracing::info!("shutting down: writing pending last-use times, returning unspent credits");
+    tracing::info!(
+        "shutting down: writing pending last-use times and usage counts, returning unspent credits"
+    );
     state.verifier.shutdown().await;
     sql.close().await;
     workers.join().await;
