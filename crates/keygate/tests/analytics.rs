@@ -430,3 +430,47 @@ fn two_nodes_counts_add_up() {
     assert_eq!(v["totals"]["valid"], 75);
     assert_eq!(await_total(&b, &id, 75)["totals"]["valid"], 75);
 }
+
+/// The server prunes by itself: minute rows older than 31 days and day rows older than 400
+/// go, younger ones stay. (Rows put in with psql while it is stopped, as if written long ago:
+/// it prunes one flush interval after start, then hourly.)
+#[test]
+fn the_server_prunes_what_is_past_retention() {
+    let db = PgDatabase::create();
+    let mut s = Server::on(Backend::Postgres)
+        .args(&QUICK_FLUSH)
+        .database_url(&db.url)
+        .start();
+    let day_ms: i64 = 24 * 3600 * 1000;
+    let now_ms = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as i64;
+    let today = now_ms - now_ms % day_ms;
+    assert!(s.stop().success());
+    let rows = [
+        ("usage_minute", "old-minute", today - 32 * day_ms),
+        ("usage_minute", "kept-minute", today - 30 * day_ms),
+        ("usage_day", "old-day", today - 401 * day_ms),
+        ("usage_day", "kept-day", today - 399 * day_ms),
+    ];
+    for (table, token, at) in rows {
+        psql(
+            &db.url,
+            &format!(
+                "INSERT INTO {table} (token_id, tenant_id, at, valid) VALUES ('{token}', 'default', {at}, 1)"
+            ),
+        )
+        .unwrap();
+    }
+    s.restart();
+    let left = || {
+        psql(&db.url, "SELECT string_agg(token_id, ',' ORDER BY token_id) FROM (SELECT token_id FROM usage_minute UNION ALL SELECT token_id FROM usage_day) r").unwrap()
+    };
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while left() != "kept-day,kept-minute" {
+        assert!(Instant::now() < deadline, "rows left: {}", left());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    drop(s);
+}
