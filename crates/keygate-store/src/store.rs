@@ -113,12 +113,11 @@ pub trait Store: Send + Sync + 'static {
         period_ms: i64,
     ) -> Result<()>;
 
-    /// Adds a batch of per-minute verification counts to the minute and day rows, in one
+    /// Adds a batch of per-minute verification counts to the minute, hour and day rows, in one
     /// transaction: on `Err` none of it was written.
     async fn record_usage(&self, batch: &[UsageDelta]) -> Result<()>;
 
-    /// The token's non-empty buckets in `[from_ms, to_ms)`, oldest first: minute and day
-    /// buckets as stored, hour buckets added up from the minute rows.
+    /// The token's non-empty buckets in `[from_ms, to_ms)`, oldest first.
     async fn usage_series(
         &self,
         tenant_id: &str,
@@ -131,7 +130,7 @@ pub trait Store: Send + Sync + 'static {
     /// The tenant's totals and top groups in a range.
     async fn usage_top(&self, tenant_id: &str, q: &TopQuery) -> Result<TopUsage>;
 
-    /// Deletes minute rows that start before `minute_before_ms` and day rows before
+    /// Deletes minute and hour rows that start before `minute_before_ms` and day rows before
     /// `day_before_ms`.
     async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()>;
 

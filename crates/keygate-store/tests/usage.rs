@@ -63,7 +63,8 @@ async fn series_of(
     )
 }
 
-/// Batches add to what is stored, per minute, per hour (added up from minutes) and per day.
+/// Batches add to what is stored, per minute, per hour and per day; minutes of one hour or day
+/// in one batch add up too.
 async fn batches_add_up_in_every_granularity(db: Db) {
     let s = &*db.store;
     let (a, _) = token(s, "a", None).await;
@@ -71,6 +72,7 @@ async fn batches_add_up_in_every_granularity(db: Db) {
     s.record_usage(&[
         delta(&a, T0, [3, 1, 0, 0, 0, 0, 0]),
         delta(&a, T0 + 61 * m, [1, 0, 0, 2, 0, 0, 0]),
+        delta(&a, T0 + 62 * m, [0, 0, 0, 0, 1, 0, 0]),
     ])
     .await
     .unwrap();
@@ -86,21 +88,22 @@ async fn batches_add_up_in_every_granularity(db: Db) {
         series_of(s, &a, Granularity::Minute, T0, T0 + 2 * HOUR_MS).await,
         vec![
             (T0, [5, 1, 1, 0, 0, 0, 0]),
-            (T0 + 61 * m, [1, 0, 0, 2, 0, 0, 0])
+            (T0 + 61 * m, [1, 0, 0, 2, 0, 0, 0]),
+            (T0 + 62 * m, [0, 0, 0, 0, 1, 0, 0])
         ]
     );
     assert_eq!(
         series_of(s, &a, Granularity::Hour, T0, T0 + 2 * DAY_MS).await,
         vec![
             (T0, [5, 1, 1, 0, 0, 0, 0]),
-            (T0 + HOUR_MS, [1, 0, 0, 2, 0, 0, 0]),
+            (T0 + HOUR_MS, [1, 0, 0, 2, 1, 0, 0]),
             (T0 + DAY_MS, [7, 0, 0, 0, 0, 0, 1]),
         ]
     );
     assert_eq!(
         series_of(s, &a, Granularity::Day, T0, T0 + 2 * DAY_MS).await,
         vec![
-            (T0, [6, 1, 1, 2, 0, 0, 0]),
+            (T0, [6, 1, 1, 2, 1, 0, 0]),
             (T0 + DAY_MS, [7, 0, 0, 0, 0, 0, 1])
         ]
     );
@@ -124,15 +127,15 @@ async fn top_lists_rank_and_group(db: Db) {
     ])
     .await
     .unwrap();
-    let q = |group_by, order_by, daily| TopQuery {
+    let q = |group_by, order_by, granularity| TopQuery {
         from_ms: T0,
         to_ms: T0 + DAY_MS,
         group_by,
         order_by,
         limit: 10,
-        daily,
+        granularity,
     };
-    for daily in [false, true] {
+    for daily in [Granularity::Minute, Granularity::Hour, Granularity::Day] {
         let top = s
             .usage_top(
                 DEFAULT_TENANT,
@@ -140,7 +143,7 @@ async fn top_lists_rank_and_group(db: Db) {
             )
             .await
             .unwrap();
-        assert_eq!(top.totals.0, [16, 5, 0, 0, 1, 0, 0], "daily {daily}");
+        assert_eq!(top.totals.0, [16, 5, 0, 0, 1, 0, 0], "{daily:?}");
         let names: Vec<(Option<&str>, u64)> = top
             .items
             .iter()
@@ -184,7 +187,7 @@ async fn top_lists_rank_and_group(db: Db) {
     let other = s
         .usage_top(
             "other-tenant",
-            &q(UsageGroup::Token, UsageOrder::Total, false),
+            &q(UsageGroup::Token, UsageOrder::Total, Granularity::Minute),
         )
         .await
         .unwrap();
@@ -196,7 +199,7 @@ async fn top_lists_rank_and_group(db: Db) {
             DEFAULT_TENANT,
             &TopQuery {
                 limit: 1,
-                ..q(UsageGroup::Token, UsageOrder::Total, false)
+                ..q(UsageGroup::Token, UsageOrder::Total, Granularity::Minute)
             },
         )
         .await
@@ -204,7 +207,7 @@ async fn top_lists_rank_and_group(db: Db) {
     assert_eq!(one.items.len(), 1);
 }
 
-/// Pruning deletes minute rows before its first bound and day rows before its second.
+/// Pruning deletes minute and hour rows before its first bound and day rows before its second.
 async fn pruning_keeps_what_retention_promises(db: Db) {
     let s = &*db.store;
     let (a, _) = token(s, "a", None).await;
@@ -215,10 +218,13 @@ async fn pruning_keeps_what_retention_promises(db: Db) {
     .await
     .unwrap();
     s.prune_usage(T0 + DAY_MS, T0 + 1).await.unwrap();
-    assert_eq!(
-        series_of(s, &a, Granularity::Minute, T0, T0 + 4 * DAY_MS).await,
-        vec![(T0 + 3 * DAY_MS, [2, 0, 0, 0, 0, 0, 0])]
-    );
+    for g in [Granularity::Minute, Granularity::Hour] {
+        assert_eq!(
+            series_of(s, &a, g, T0, T0 + 4 * DAY_MS).await,
+            vec![(T0 + 3 * DAY_MS, [2, 0, 0, 0, 0, 0, 0])],
+            "{g:?}"
+        );
+    }
     assert_eq!(
         series_of(s, &a, Granularity::Day, T0, T0 + 4 * DAY_MS).await,
         vec![(T0 + 3 * DAY_MS, [2, 0, 0, 0, 0, 0, 0])]

@@ -148,7 +148,15 @@ fn the_tenant_overview_ranks_tokens_and_customers(backend: Backend) {
     let v = get(&s, "/api/v1/usage");
     assert_eq!(v["groupBy"], "token");
     assert_eq!(v["orderBy"], "total");
-    assert_eq!(v["granularity"], "minute");
+    // A day is counted from the hour rows, in whole hours; up to two hours to the minute.
+    assert_eq!(v["granularity"], "hour");
+    assert!(v["from"].as_str().unwrap().ends_with(":00:00.000Z"), "{v}");
+    let an_hour_ago = (time::OffsetDateTime::now_utc() - time::Duration::hours(1))
+        .format(&time::format_description::well_known::Rfc3339)
+        .unwrap();
+    let recent = get(&s, &format!("/api/v1/usage?from={an_hour_ago}"));
+    assert_eq!(recent["granularity"], "minute");
+    assert_eq!(recent["totals"]["insufficientScope"], 4, "{recent}");
     // The admin's own calls to the API are verifications of its token too: left out here.
     let ours = [busy.as_str(), refused.as_str(), quiet.as_str()];
     let listed: Vec<(&str, u64)> = v["items"]

@@ -14,6 +14,16 @@ pub enum UsageGranularity {
     Day,
 }
 
+impl From<Granularity> for UsageGranularity {
+    fn from(g: Granularity) -> Self {
+        match g {
+            Granularity::Minute => UsageGranularity::Minute,
+            Granularity::Hour => UsageGranularity::Hour,
+            Granularity::Day => UsageGranularity::Day,
+        }
+    }
+}
+
 impl From<UsageGranularity> for Granularity {
     fn from(g: UsageGranularity) -> Self {
         match g {
@@ -76,8 +86,9 @@ pub struct TokenUsageQuery {
 #[serde(rename_all = "camelCase")]
 #[into_params(parameter_in = Query)]
 pub struct TenantUsageQuery {
-    /// RFC 3339 [default: `to` less 24 hours]. Ranges longer than two days, or reaching back
-    /// more than 31 days, are counted in whole UTC days.
+    /// RFC 3339 [default: `to` less 24 hours]. Ranges up to two hours are counted to the
+    /// minute, up to two days in whole hours, longer ones (or reaching back more than 31 days)
+    /// in whole UTC days.
     pub from: Option<String>,
     /// RFC 3339, exclusive [default: now].
     pub to: Option<String>,
@@ -173,8 +184,9 @@ pub struct TenantUsage {
     pub from: OffsetDateTime,
     #[serde(with = "crate::rfc3339_ms")]
     pub to: OffsetDateTime,
-    /// The rows counted: `minute`, or `day` for long ranges (then `from` and `to` are whole
-    /// UTC days).
+    /// The rows counted: `minute` for ranges up to two hours, `hour` up to two days (`from`
+    /// and `to` then whole hours), `day` beyond, or when the range starts more than 31 days ago
+    /// (whole UTC days).
     pub granularity: UsageGranularity,
     pub group_by: UsageGroupBy,
     pub order_by: UsageOrderBy,

@@ -100,11 +100,7 @@ pub async fn tenant_usage(
     Ok(axum::Json(TenantUsage {
         from: usage::at(top.from_ms),
         to: usage::at(top.to_ms),
-        granularity: if top.daily {
-            UsageGranularity::Day
-        } else {
-            UsageGranularity::Minute
-        },
+        granularity: top.granularity.into(),
         group_by,
         order_by,
         totals: top.usage.totals.into(),

@@ -17,9 +17,10 @@ use crate::state::AppState;
 pub const MAX_BUCKETS: i64 = 1500;
 pub const DEFAULT_TOP: u32 = 10;
 pub const MAX_TOP: u32 = 100;
-/// Tenant ranges up to this long are added up from minute rows, exactly; longer ones from day
-/// rows, in whole days.
-const MINUTE_RANGE_MAX_MS: i64 = 2 * DAY_MS;
+/// Tenant ranges up to this long are added up from minute rows, exactly to the minute...
+const MINUTE_RANGE_MAX_MS: i64 = 2 * HOUR_MS;
+/// ...up to this long from hour rows, in whole hours; longer ones from day rows, in whole days.
+const HOUR_RANGE_MAX_MS: i64 = 2 * DAY_MS;
 
 /// A range as asked for: both ends optional.
 #[derive(Debug, Clone, Copy, Default)]
@@ -127,7 +128,7 @@ pub fn granularity_name(g: Granularity) -> &'static str {
 pub struct Top {
     pub from_ms: i64,
     pub to_ms: i64,
-    pub daily: bool,
+    pub granularity: Granularity,
     pub usage: TopUsage,
 }
 
@@ -149,16 +150,18 @@ pub async fn tenant_top(
         }
     };
     let now_ms = unix_ms(OffsetDateTime::now_utc());
-    let (mut from, mut to) = resolve(range, now_ms, DAY_MS, Granularity::Minute)?;
-    let minute_rows_from = Granularity::Minute.floor(now_ms - MINUTE_RETENTION_DAYS * DAY_MS);
-    let daily = to - from > MINUTE_RANGE_MAX_MS || from < minute_rows_from;
-    if daily {
-        (from, to) = (Granularity::Day.floor(from), Granularity::Day.ceil(to));
-        if from < Granularity::Day.floor(now_ms - DAY_RETENTION_DAYS * DAY_MS) {
-            return Err(ApiError::BadRequest(format!(
-                "usage is kept for {DAY_RETENTION_DAYS} days: from is older"
-            )));
-        }
+    let (from, to) = resolve(range, now_ms, DAY_MS, Granularity::Minute)?;
+    let kept_short = from >= Granularity::Minute.floor(now_ms - MINUTE_RETENTION_DAYS * DAY_MS);
+    let granularity = match to - from {
+        span if span <= MINUTE_RANGE_MAX_MS && kept_short => Granularity::Minute,
+        span if span <= HOUR_RANGE_MAX_MS && kept_short => Granularity::Hour,
+        _ => Granularity::Day,
+    };
+    let (from, to) = (granularity.floor(from), granularity.ceil(to));
+    if from < Granularity::Day.floor(now_ms - DAY_RETENTION_DAYS * DAY_MS) {
+        return Err(ApiError::BadRequest(format!(
+            "usage is kept for {DAY_RETENTION_DAYS} days: from is older"
+        )));
     }
     let q = TopQuery {
         from_ms: from,
@@ -166,13 +169,13 @@ pub async fn tenant_top(
         group_by,
         order_by,
         limit,
-        daily,
+        granularity,
     };
     let usage = state.store.usage_top(caller.tenant_id(), &q).await?;
     Ok(Top {
         from_ms: from,
         to_ms: to,
-        daily,
+        granularity,
         usage,
     })
 }

@@ -1,7 +1,6 @@
-//! The SQL of usage counts: adding a batch of per-minute counts to the minute and day rows,
-//! reading a token's series and a tenant's top groups, and pruning past retention. Statements
-//! are the same on both databases: integer division buckets hours, and sums are cast back to
-//! BIGINT (PostgreSQL's SUM of a BIGINT is a NUMERIC, which the `Any` driver does not read).
+//! The SQL of usage counts: adding a batch of per-minute counts to the minute, hour and day rows,
+//! reading a token's series and a tenant's top groups, and pruning past retention. Sums are cast
+//! back to BIGINT (PostgreSQL's SUM of a BIGINT is a NUMERIC, which the `Any` driver does not read).
 
 use std::collections::HashMap;
 
@@ -14,7 +13,7 @@ use crate::sql::errors::map_err;
 use crate::store::Result;
 use crate::usage::{
     Counted, Counts, Granularity, TopItem, TopQuery, TopUsage, UsageDelta, UsageGroup, UsageOrder,
-    UsagePoint, DAY_MS,
+    UsagePoint, DAY_MS, HOUR_MS, MINUTE_MS,
 };
 
 /// Rows per INSERT: ten parameters each, far below either database's limit.
@@ -56,9 +55,24 @@ fn counts_from_row(row: &AnyRow) -> Result<Counts> {
     Ok(counts)
 }
 
-/// Adds the batch to the minute rows and to the day rows in one transaction: all of it is
-/// written, or none (then the caller keeps it for the next attempt, and nothing is counted
-/// twice).
+/// The tables a flush adds to, each with the width of its buckets.
+const TABLES: [(&str, i64); 3] = [
+    ("usage_minute", MINUTE_MS),
+    ("usage_hour", HOUR_MS),
+    ("usage_day", DAY_MS),
+];
+
+/// The table a series or a top list of this granularity reads.
+fn table_of(g: Granularity) -> &'static str {
+    match g {
+        Granularity::Minute => "usage_minute",
+        Granularity::Hour => "usage_hour",
+        Granularity::Day => "usage_day",
+    }
+}
+
+/// Adds the batch to the minute, hour and day rows in one transaction: all of it is written,
+/// or none (then the caller keeps it for the next attempt, and nothing is counted twice).
 pub(crate) async fn record_usage(
     pool: &AnyPool,
     backend: Backend,
@@ -67,29 +81,24 @@ pub(crate) async fn record_usage(
     if batch.is_empty() {
         return Ok(());
     }
-    // One row per token and day: PostgreSQL refuses an upsert that touches a row twice.
-    let mut days: HashMap<(&str, i64), (&str, Counts)> = HashMap::new();
-    for d in batch {
-        let day = d.minute_ms.div_euclid(DAY_MS) * DAY_MS;
-        let entry = days
-            .entry((d.token_id.as_str(), day))
-            .or_insert((&d.tenant_id, Counts::default()));
-        entry.1.add(&d.counts);
-    }
-    let mut minutes: Vec<(&str, &str, i64, &Counts)> = batch
-        .iter()
-        .map(|d| (d.token_id.as_str(), &*d.tenant_id, d.minute_ms, &d.counts))
-        .collect();
-    let mut days: Vec<(&str, &str, i64, &Counts)> = days
-        .iter()
-        .map(|((token, day), (tenant, counts))| (*token, *tenant, *day, counts))
-        .collect();
-    // In key order, so the upserts walk each table's index from one end to the other instead of
-    // jumping about it.
-    minutes.sort_unstable_by_key(|r| (r.0, r.2));
-    days.sort_unstable_by_key(|r| (r.0, r.2));
     let mut tx = pool.begin().await.map_err(map_err)?;
-    for (table, rows) in [("usage_minute", &minutes), ("usage_day", &days)] {
+    for (table, width) in TABLES {
+        // One row per token and bucket: PostgreSQL refuses an upsert that touches a row twice.
+        let mut buckets: HashMap<(&str, i64), (&str, Counts)> = HashMap::new();
+        for d in batch {
+            let at = d.minute_ms.div_euclid(width) * width;
+            let entry = buckets
+                .entry((d.token_id.as_str(), at))
+                .or_insert((&d.tenant_id, Counts::default()));
+            entry.1.add(&d.counts);
+        }
+        let mut rows: Vec<(&str, &str, i64, Counts)> = buckets
+            .into_iter()
+            .map(|((token, at), (tenant, counts))| (token, tenant, at, counts))
+            .collect();
+        // In key order, so the upserts walk the table's index from one end to the other instead
+        // of jumping about it.
+        rows.sort_unstable_by_key(|r| (r.0, r.2));
         for chunk in rows.chunks(ROWS_PER_STATEMENT) {
             let sql = upsert_sql(table, chunk.len(), backend);
             let mut q = sqlx::query(&sql);
@@ -145,16 +154,9 @@ pub(crate) async fn usage_series(
     from_ms: i64,
     to_ms: i64,
 ) -> Result<Vec<UsagePoint>> {
-    let (table, bucket) = match granularity {
-        Granularity::Minute => ("usage_minute", "at".to_owned()),
-        Granularity::Hour => (
-            "usage_minute",
-            format!("(at / {0}) * {0}", Granularity::Hour.step_ms()),
-        ),
-        Granularity::Day => ("usage_day", "at".to_owned()),
-    };
+    let table = table_of(granularity);
     let sql = format!(
-        "SELECT {bucket} AS bucket, {} FROM {table} \
+        "SELECT at AS bucket, {} FROM {table} \
          WHERE tenant_id = $1 AND token_id = $2 AND at >= $3 AND at < $4 \
          GROUP BY bucket ORDER BY bucket",
         sums("")
@@ -179,7 +181,7 @@ pub(crate) async fn usage_series(
 
 /// The tenant's totals and its top groups.
 pub(crate) async fn usage_top(pool: &AnyPool, tenant_id: &str, q: &TopQuery) -> Result<TopUsage> {
-    let table = if q.daily { "usage_day" } else { "usage_minute" };
+    let table = table_of(q.granularity);
     let totals_sql = format!(
         "SELECT {} FROM {table} WHERE tenant_id = $1 AND at >= $2 AND at < $3",
         sums("")
@@ -246,7 +248,8 @@ pub(crate) async fn usage_top(pool: &AnyPool, tenant_id: &str, q: &TopQuery) -> 
     Ok(TopUsage { totals, items })
 }
 
-/// Deletes minute rows older than `minute_before_ms` and day rows older than `day_before_ms`.
+/// Deletes minute and hour rows older than `minute_before_ms`, day rows older than
+/// `day_before_ms`.
 pub(crate) async fn prune_usage(
     pool: &AnyPool,
     minute_before_ms: i64,
@@ -254,6 +257,7 @@ pub(crate) async fn prune_usage(
 ) -> Result<()> {
     for (table, before) in [
         ("usage_minute", minute_before_ms),
+        ("usage_hour", minute_before_ms),
         ("usage_day", day_before_ms),
     ] {
         sqlx::query(&format!("DELETE FROM {table} WHERE at < $1"))

@@ -12,8 +12,7 @@ use keygate_core::TokenId;
 
 pub use counter::UsageCounter;
 
-/// Per-minute rows are kept this long; hour buckets are added up from them, so a series by
-/// hour reaches back as far.
+/// Per-minute and per-hour rows are kept this long.
 pub const MINUTE_RETENTION_DAYS: i64 = 31;
 /// Per-day rows are kept this long.
 pub const DAY_RETENTION_DAYS: i64 = 400;
@@ -166,9 +165,8 @@ pub struct TopQuery {
     pub group_by: UsageGroup,
     pub order_by: UsageOrder,
     pub limit: u32,
-    /// Read the daily rows (whole UTC days; for ranges the minute rows no longer hold, or that
-    /// would be slow to add up from them) rather than the per-minute ones.
-    pub daily: bool,
+    /// Which rows are added up: `from_ms` and `to_ms` must be on its bucket boundaries.
+    pub granularity: Granularity,
 }
 
 /// A group of a [`TopQuery`]: a token (its id, with its name and external id if it still
