@@ -444,9 +444,20 @@ fn two_nodes_counts_add_up() {
 /// it prunes one flush interval after start, then hourly.)
 #[test]
 fn the_server_prunes_what_is_past_retention() {
+    prunes_with(&[]);
+}
+
+/// A node that counts nothing itself still prunes what others (or it, earlier) wrote.
+#[test]
+fn a_node_that_does_not_count_still_prunes() {
+    prunes_with(&["--no-usage-counts"]);
+}
+
+fn prunes_with(args: &[&str]) {
     let db = PgDatabase::create();
     let mut s = Server::on(Backend::Postgres)
         .args(&QUICK_FLUSH)
+        .args(args)
         .database_url(&db.url)
         .start();
     let day_ms: i64 = 24 * 3600 * 1000;
