@@ -37,10 +37,6 @@ impl UsageWriter {
         writer
     }
 
-    pub fn enabled(&self) -> bool {
-        self.enabled
-    }
-
     pub fn add(&self, token_id: &TokenId, tenant_id: &Arc<str>, now_ms: i64, outcome: Counted) {
         if self.enabled {
             self.counter.add(token_id, tenant_id, now_ms, outcome);

@@ -399,12 +399,9 @@ fn two_nodes_counts_add_up() {
     let db = PgDatabase::create();
     let admin = fresh_token();
     let node = |name: &str| {
-        Server::on(Backend::Postgres)
+        db.node(name, &admin)
             .args(&SCOPES)
             .args(&QUICK_FLUSH)
-            .name(name)
-            .database_url(&db.url)
-            .bootstrap_token(&admin)
             .start()
     };
     let a = node("node-a");

@@ -559,15 +559,7 @@ fn credits_are_spent_exactly_on_one_sqlite_node() {
 fn credits_are_spent_exactly_on_two_nodes_sharing_postgres() {
     let db = PgDatabase::create();
     let admin = fresh_token();
-    let node = |name: &str| {
-        Server::on(Backend::Postgres)
-            .args(&SCOPES)
-            .name(name)
-            .database_url(&db.url)
-            .bootstrap_token(&admin)
-            .log_filter("info")
-            .start()
-    };
+    let node = |name: &str| db.node(name, &admin).args(&SCOPES).start();
     let a = node("node-a");
     let b = node("node-b");
     credits_are_spent_exactly(&[&a, &b]);
@@ -598,13 +590,9 @@ fn a_rate_limit_is_exact_across_two_nodes_sharing_redis() {
     let db = PgDatabase::create();
     let admin = fresh_token();
     let node = |name: &str| {
-        Server::on(Backend::Postgres)
+        db.node(name, &admin)
             .args(&SCOPES)
             .args(&["--redis-url", &redis])
-            .name(name)
-            .database_url(&db.url)
-            .bootstrap_token(&admin)
-            .log_filter("info")
             .start()
     };
     let a = node("node-a");

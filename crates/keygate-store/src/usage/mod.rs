@@ -86,10 +86,6 @@ impl Counts {
     pub fn refused(&self) -> u64 {
         self.total() - self.get(Counted::Valid)
     }
-
-    pub fn is_zero(&self) -> bool {
-        self.0.iter().all(|n| *n == 0)
-    }
 }
 
 /// One token's counts in one minute, as a node adds them to the database.

@@ -4,6 +4,8 @@
 
 use std::process::{Command, Stdio};
 
+use super::{Backend, Server, ServerBuilder};
+
 /// The server the PostgreSQL tests use; each test gets a database of its own on it.
 pub fn postgres_base_url() -> String {
     std::env::var("KEYGATE_TEST_DATABASE_URL")
@@ -103,6 +105,16 @@ impl PgDatabase {
             url: with_database(admin_url, &name),
             name,
         }
+    }
+
+    /// A node of a cluster on this database, given `admin` as its bootstrap token, so every
+    /// node of a test shares one admin.
+    pub fn node(&self, name: &str, admin: &str) -> ServerBuilder {
+        Server::on(Backend::Postgres)
+            .name(name)
+            .database_url(&self.url)
+            .bootstrap_token(admin)
+            .log_filter("info")
     }
 
     /// Everything the database holds, as `pg_dump` prints it.
