@@ -19,6 +19,8 @@ pub enum ApiError {
     TokenExpired,
     #[error("The token lacks the scopes this request needs: {}", .0.join(", "))]
     InsufficientScope(Vec<String>),
+    #[error("The token may not be used from this address")]
+    IpNotAllowed,
     #[error("Your session has ended; log in again")]
     InvalidSession,
     #[error("Wrong username or password")]
@@ -64,7 +66,7 @@ pub struct ErrorBody {
     #[schema(example = "Invalid API token")]
     pub message: String,
     /// One of `missing_token`, `invalid_token`, `token_disabled`, `token_expired`,
-    /// `invalid_session`, `invalid_credentials`, `csrf_failed`, `insufficient_scope`,
+    /// `invalid_session`, `invalid_credentials`, `csrf_failed`, `insufficient_scope`, `ip_not_allowed`,
     /// `not_found`, `invalid_request`, `conflict`, `payload_too_large`, `rate_limited`,
     /// `unavailable`, `internal`.
     #[schema(example = "invalid_token")]
@@ -79,7 +81,9 @@ impl ApiError {
         match self {
             MissingToken | InvalidToken | TokenDisabled | TokenExpired | InvalidSession
             | InvalidCredentials => StatusCode::UNAUTHORIZED,
-            InsufficientScope(_) | CsrfFailed | CookieChangeBySafeMethod => StatusCode::FORBIDDEN,
+            InsufficientScope(_) | IpNotAllowed | CsrfFailed | CookieChangeBySafeMethod => {
+                StatusCode::FORBIDDEN
+            }
             RateLimited(_) | TokenRateLimited(_) | UsageExceeded(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
@@ -102,6 +106,7 @@ impl ApiError {
             TokenDisabled => "token_disabled",
             TokenExpired => "token_expired",
             InsufficientScope(_) => "insufficient_scope",
+            IpNotAllowed => "ip_not_allowed",
             InvalidSession => "invalid_session",
             InvalidCredentials => "invalid_credentials",
             CsrfFailed | CookieChangeBySafeMethod => "csrf_failed",

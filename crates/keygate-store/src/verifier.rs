@@ -75,6 +75,9 @@ pub enum Outcome {
     RateLimited(Arc<CachedToken>),
     /// Its credits do not cover the cost.
     UsageExceeded(Arc<CachedToken>),
+    /// The token has an allow-list of networks, and the client's address is in none of them
+    /// (or is not known).
+    IpNotAllowed(Arc<CachedToken>),
     /// The request named a rate limit the token does not have. Nothing was charged: it is the
     /// request that is wrong, not the token.
     UnknownRateLimit {
@@ -94,6 +97,7 @@ impl Outcome {
             Outcome::InsufficientScope { .. } => "INSUFFICIENT_SCOPE",
             Outcome::RateLimited(_) => "RATE_LIMITED",
             Outcome::UsageExceeded(_) => "USAGE_EXCEEDED",
+            Outcome::IpNotAllowed(_) => "IP_NOT_ALLOWED",
             Outcome::UnknownRateLimit { .. } => "UNKNOWN_RATELIMIT",
         }
     }
@@ -104,7 +108,8 @@ impl Outcome {
             | Outcome::Disabled(t)
             | Outcome::Expired(t)
             | Outcome::RateLimited(t)
-            | Outcome::UsageExceeded(t) => Some(t),
+            | Outcome::UsageExceeded(t)
+            | Outcome::IpNotAllowed(t) => Some(t),
             Outcome::InsufficientScope { token, .. } | Outcome::UnknownRateLimit { token, .. } => {
                 Some(token)
             }
@@ -124,7 +129,8 @@ pub struct Check<'a> {
     pub ratelimits: &'a [(&'a str, u64)],
     /// Credits this request costs; 0 checks without charging.
     pub cost: u64,
-    /// Recorded as the token's last-use address when the answer is `Valid`.
+    /// The address of the client that presented the token: checked against the token's
+    /// allow-list, and recorded as its last-use address when the answer is `Valid`.
     pub ip: Option<IpAddr>,
 }
 
@@ -441,6 +447,7 @@ impl Verifier {
             Outcome::InsufficientScope { token, .. } => (token, Counted::InsufficientScope),
             Outcome::Disabled(t) => (t, Counted::Disabled),
             Outcome::Expired(t) => (t, Counted::Expired),
+            Outcome::IpNotAllowed(t) => (t, Counted::IpNotAllowed),
             Outcome::Malformed | Outcome::NotFound | Outcome::UnknownRateLimit { .. } => return,
         };
         self.usage.add(&t.id, &t.tenant_id, unix_ms(now), counted);

@@ -224,7 +224,9 @@ fn assert_chart_matches(b: &Browser, canvas_id: &str, api: &Value) {
     }
 }
 
-/// No sideways scrolling of the page at the current window size.
+/// No sideways scrolling of the page at the current window size, and every shown chart redrawn
+/// to fit it. Chart.js follows its box a frame or two after a resize, so the charts are waited
+/// for; the page must not scroll even before they have followed.
 fn assert_no_horizontal_scroll(b: &Browser) {
     let widths = b.script("return [document.documentElement.scrollWidth, window.innerWidth]");
     let (scroll, inner) = (widths[0].as_u64().unwrap(), widths[1].as_u64().unwrap());
@@ -233,6 +235,14 @@ fn assert_no_horizontal_scroll(b: &Browser) {
         scroll <= inner,
         "no horizontal page scroll at {inner}px: {scroll}px wide"
     );
+    b.wait("the charts to fit the narrow window", |b| {
+        let wider = b.script(
+            "return Array.from(document.querySelectorAll('canvas'))
+               .filter((c) => c.offsetParent !== null)
+               .filter((c) => c.getBoundingClientRect().right > window.innerWidth).length",
+        );
+        Ok((wider == 0).then_some(()))
+    });
 }
 
 /// A token's chart: its numbers are the API's, for each range, and it fits a phone.

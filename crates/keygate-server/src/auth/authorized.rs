@@ -154,6 +154,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
             Outcome::Malformed | Outcome::NotFound => Err(ApiError::InvalidToken),
             Outcome::Disabled(_) => Err(ApiError::TokenDisabled),
             Outcome::Expired(_) => Err(ApiError::TokenExpired),
+            Outcome::IpNotAllowed(_) => Err(ApiError::IpNotAllowed),
             Outcome::InsufficientScope { missing, .. } => Err(ApiError::InsufficientScope(missing)),
             o @ (Outcome::RateLimited(_)
             | Outcome::UsageExceeded(_)
@@ -163,8 +164,9 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
 }
 
 /// The token a request presents, for ending it (`DELETE /api/v1/tokens/self`): a disabled or
-/// expired token is accepted too, since revoking only takes power away and a holder who finds
-/// their token leaked must be able to end it whatever its state. Without a token, the request
+/// expired token is accepted too, and one presented from outside its allow-list, since revoking
+/// only takes power away and a holder who finds their token leaked must be able to end it
+/// whatever its state and wherever they are. Without a token, the request
 /// is authenticated as any other (a web session then has no calling token). Its caller is
 /// private: holding one proves the extractor ran.
 pub struct CallingToken(Caller);
@@ -188,12 +190,13 @@ impl FromRequestParts<AppState> for CallingToken {
                 .map(|a| CallingToken(a.caller));
         };
         match token::verify(state, &token, &[], addr).await? {
-            Outcome::Valid(t) | Outcome::Disabled(t) | Outcome::Expired(t) => {
-                Ok(CallingToken(Caller {
-                    principal: Principal::Token(t),
-                    ip: addr.map(|a| a.to_string()),
-                }))
-            }
+            Outcome::Valid(t)
+            | Outcome::Disabled(t)
+            | Outcome::Expired(t)
+            | Outcome::IpNotAllowed(t) => Ok(CallingToken(Caller {
+                principal: Principal::Token(t),
+                ip: addr.map(|a| a.to_string()),
+            })),
             Outcome::Malformed | Outcome::NotFound | Outcome::InsufficientScope { .. } => {
                 Err(ApiError::InvalidToken)
             }

@@ -20,6 +20,7 @@ use axum::http::request::Parts;
 use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
 use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
+use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
 use crate::state::AppState;
@@ -96,4 +97,37 @@ fn refuse_if_blocked(state: &AppState, ip: Option<IpAddr>, token: &str) -> ApiRe
 fn rate_limited(wait: Duration) -> ApiError {
     // Rounded up: a client that waits `Retry-After` seconds must find the window over.
     ApiError::RateLimited(wait.as_secs() + u64::from(wait.subsec_nanos() > 0))
+}
+
+/// What a gateway answers for a refused verification (forward-auth's status and body, and
+/// ext_authz's denied response): 401 for a token that is not (or no longer) usable, 403 for one
+/// that may not do this or not from here, 429 for one that may not do it now.
+pub fn refusal(v: &Verification) -> ApiError {
+    match &v.outcome {
+        Outcome::Valid(_) => ApiError::Internal("a valid token was refused".into()),
+        Outcome::Malformed | Outcome::NotFound => ApiError::InvalidToken,
+        Outcome::Disabled(_) => ApiError::TokenDisabled,
+        Outcome::Expired(_) => ApiError::TokenExpired,
+        Outcome::IpNotAllowed(_) => ApiError::IpNotAllowed,
+        Outcome::InsufficientScope { missing, .. } => ApiError::InsufficientScope(missing.clone()),
+        Outcome::RateLimited(_) => ApiError::TokenRateLimited(whole_seconds(v.retry_after_ms)),
+        Outcome::UsageExceeded(t) => ApiError::UsageExceeded(
+            t.credits
+                .and_then(|c| c.refill)
+                .map(|r| seconds_until(r.next_after(OffsetDateTime::now_utc()))),
+        ),
+        Outcome::UnknownRateLimit { .. } => {
+            ApiError::Internal("a gateway check names no rate limit".into())
+        }
+    }
+}
+
+/// Rounded up: a client that waits this long must find the limit passed.
+pub fn whole_seconds(ms: u64) -> u64 {
+    ms.div_ceil(1000)
+}
+
+fn seconds_until(t: OffsetDateTime) -> u64 {
+    let ms = (t - OffsetDateTime::now_utc()).whole_milliseconds();
+    whole_seconds(u64::try_from(ms).unwrap_or(0))
 }

@@ -14,7 +14,7 @@ use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
 use time::OffsetDateTime;
 
-use crate::auth::token::presented_token;
+use crate::auth::token::{presented_token, whole_seconds};
 use crate::dto::{LimitView, RemainingCredits, VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{client_ip, parse_json, ClientIp, JsonBody};
@@ -167,11 +167,6 @@ pub fn limit_view(l: &LimitReport) -> LimitView<'_> {
     }
 }
 
-/// Rounded up: a client that waits this long must find the limit passed.
-fn whole_seconds(ms: u64) -> u64 {
-    ms.div_ceil(1000)
-}
-
 /// `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) of the limit nearest to refusing: the
 /// exceeded one, or the one with the least left.
 fn ratelimit_headers(headers: &mut HeaderMap, reports: &[LimitReport]) {
@@ -287,50 +282,30 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
     let v = check(&state, &c).await?;
     let mut headers = HeaderMap::new();
     ratelimit_headers(&mut headers, &v.ratelimits);
-    let refused = match &v.outcome {
-        Outcome::Valid(t) => {
-            let mut put = |name: &'static str, value: &str| {
-                if let Ok(v) = HeaderValue::from_str(value) {
-                    headers.insert(HeaderName::from_static(name), v);
-                }
-            };
-            put("x-keygate-token-id", t.id.as_str());
-            put("x-keygate-owner-id", &t.owner_id);
-            put("x-keygate-tenant-id", &t.tenant_id);
-            put("x-keygate-scopes", &t.scopes.names().join(","));
-            if let Some(e) = &t.external_id {
-                put("x-keygate-external-id", e);
-            }
-            if let Some(left) = v.credits_remaining {
-                headers.insert(
-                    HeaderName::from_static("x-keygate-credits-remaining"),
-                    left.into(),
-                );
-            }
-            return Ok((headers, "").into_response());
-        }
-        Outcome::Malformed | Outcome::NotFound => ApiError::InvalidToken,
-        Outcome::Disabled(_) => ApiError::TokenDisabled,
-        Outcome::Expired(_) => ApiError::TokenExpired,
-        Outcome::InsufficientScope { missing, .. } => ApiError::InsufficientScope(missing.clone()),
-        Outcome::RateLimited(_) => ApiError::TokenRateLimited(whole_seconds(v.retry_after_ms)),
-        Outcome::UsageExceeded(t) => ApiError::UsageExceeded(
-            t.credits
-                .and_then(|c| c.refill)
-                .map(|r| seconds_until(r.next_after(OffsetDateTime::now_utc()))),
-        ),
-        Outcome::UnknownRateLimit { .. } => {
-            ApiError::Internal("forward-auth names no rate limit".into())
+    let Outcome::Valid(t) = &v.outcome else {
+        let mut resp = crate::auth::token::refusal(&v).into_response();
+        resp.headers_mut().extend(headers);
+        return Ok(resp);
+    };
+    let mut put = |name: &'static str, value: &str| {
+        if let Ok(v) = HeaderValue::from_str(value) {
+            headers.insert(HeaderName::from_static(name), v);
         }
     };
-    let mut resp = refused.into_response();
-    resp.headers_mut().extend(headers);
-    Ok(resp)
-}
-
-fn seconds_until(t: OffsetDateTime) -> u64 {
-    let ms = (t - OffsetDateTime::now_utc()).whole_milliseconds();
-    whole_seconds(u64::try_from(ms).unwrap_or(0))
+    put("x-keygate-token-id", t.id.as_str());
+    put("x-keygate-owner-id", &t.owner_id);
+    put("x-keygate-tenant-id", &t.tenant_id);
+    put("x-keygate-scopes", &t.scopes.names().join(","));
+    if let Some(e) = &t.external_id {
+        put("x-keygate-external-id", e);
+    }
+    if let Some(left) = v.credits_remaining {
+        headers.insert(
+            HeaderName::from_static("x-keygate-credits-remaining"),
+            left.into(),
+        );
+    }
+    Ok((headers, "").into_response())
 }
 
 fn original_uri_token(headers: &HeaderMap, allow_query: bool) -> Credential<'static> {

@@ -231,6 +231,8 @@ fn code(o: &Outcome) -> &'static str {
         Outcome::InsufficientScope { .. } => "INSUFFICIENT_PERMISSIONS",
         Outcome::RateLimited(_) => "RATE_LIMITED",
         Outcome::UsageExceeded(_) => "USAGE_EXCEEDED",
+        // Unkey's code for a key that may not be used from here.
+        Outcome::IpNotAllowed(_) => "FORBIDDEN",
         Outcome::UnknownRateLimit { .. } => "NOT_FOUND",
     }
 }
