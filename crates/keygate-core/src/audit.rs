@@ -34,6 +34,7 @@ audit_actions! {
     TokenRotate => "token.rotate",
     TokenRevokeSelf => "token.revoke_self",
     TokenCredits => "token.credits",
+    TokenIpRefused => "token.ip_refused",
     UserCreate => "user.create",
     UserUpdate => "user.update",
     UserDelete => "user.delete",

@@ -6,6 +6,7 @@ pub mod audit;
 pub mod base62;
 pub mod credentials;
 pub mod fields;
+pub mod network;
 pub mod permission;
 pub mod role;
 pub mod scope;

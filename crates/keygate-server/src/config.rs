@@ -3,6 +3,7 @@
 
 use std::time::Duration;
 
+use keygate_core::network::{AllowList, Cidr};
 use keygate_core::{ScopeCatalog, TokenPrefix};
 
 #[derive(Debug, Clone)]
@@ -12,9 +13,12 @@ pub struct ServerConfig {
     /// Accept tokens in the `api-token` / `apiToken` / `api_token` query parameters.
     pub allow_query_token: bool,
     pub max_body_bytes: usize,
-    /// Take the client address from `X-Forwarded-For` / `X-Real-IP` (only behind a proxy that
-    /// sets them).
+    /// Take the client address from `X-Forwarded-For` / `X-Real-IP` when the connection comes
+    /// from one of `trusted_proxies` (only behind proxies that set them).
     pub trust_forwarded_for: bool,
+    /// The proxies whose `X-Forwarded-For` entries are believed: the client is the right-most
+    /// address of the chain that is not one of them.
+    pub trusted_proxies: AllowList,
     /// The compatible surfaces served.
     pub compat: Compat,
     /// How long a web login lasts.
@@ -40,6 +44,7 @@ impl Default for ServerConfig {
             allow_query_token: true,
             max_body_bytes: 1 << 20,
             trust_forwarded_for: false,
+            trusted_proxies: AllowList::new(&default_trusted_proxies()),
             compat: Compat::default(),
             session_ttl: Duration::from_secs(12 * 3600),
             secure_cookies: false,
@@ -49,6 +54,17 @@ impl Default for ServerConfig {
             max_tokens_per_owner: 10_000,
         }
     }
+}
+
+/// Loopback and the private ranges: where a proxy in front of keygate usually is.
+pub const DEFAULT_TRUSTED_PROXIES: &str =
+    "127.0.0.0/8,::1/128,10.0.0.0/8,172.16.0.0/12,192.168.0.0/16,fc00::/7";
+
+pub fn default_trusted_proxies() -> Vec<Cidr> {
+    DEFAULT_TRUSTED_PROXIES
+        .split(',')
+        .map(|c| c.parse().expect("the default trusted proxies are networks"))
+        .collect()
 }
 
 /// Which surfaces are served (`--compat instana,dynatrace,interana,unkey`; all by default).

@@ -10,8 +10,10 @@ use axum::extract::{ConnectInfo, FromRequest, FromRequestParts, Request};
 use axum::http::request::Parts;
 use axum::http::StatusCode;
 use keygate_core::credentials::redact_echoed_input;
+use keygate_core::network::{canonical_ip, forwarded_client, AllowList};
 use serde::de::DeserializeOwned;
 
+use crate::config::ServerConfig;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -137,20 +139,26 @@ impl<T: DeserializeOwned + Send, S: Send + Sync> FromRequestParts<S> for Path<T>
     }
 }
 
-/// The client's address, for audit entries and last use: the connection's peer, or, when the
-/// operator says a trusted proxy is in front (`--trust-forwarded-for`), the first entry of
-/// `X-Forwarded-For` (or `X-Real-IP`). Untrusted, those headers would let any caller write
-/// whatever address it likes into the audit log.
-pub fn client_ip(parts: &Parts, trust_forwarded_for: bool) -> Option<IpAddr> {
-    if trust_forwarded_for {
-        if let Some(ip) = forwarded_ip(&parts.headers) {
-            return Some(ip);
-        }
-    }
-    parts
+/// The client's address, for allow-lists, audit entries and last use: the connection's peer,
+/// or, when the operator says proxies are in front (`--trust-forwarded-for`) and the peer is
+/// one of them (`--trusted-proxies`), the right-most address of `X-Forwarded-For` that is not
+/// a trusted proxy (or `X-Real-IP`). Untrusted, those headers would let any caller claim
+/// whatever address it likes: the left part of the chain is always the client's own writing.
+pub fn client_ip(parts: &Parts, config: &ServerConfig) -> Option<IpAddr> {
+    // An IPv4 client of a dual-stack socket arrives as `::ffff:a.b.c.d`: recorded and
+    // compared as `a.b.c.d`, the address it is.
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map(|ConnectInfo(a)| a.ip())
+        .map(|ConnectInfo(a)| canonical_ip(a.ip()))?;
+    if !config.trust_forwarded_for {
+        return Some(peer);
+    }
+    Some(canonical_ip(forwarded_ip(
+        &parts.headers,
+        peer,
+        &config.trusted_proxies,
+    )))
 }
 
 /// The client's address as an extractor, read from the request in place: taking the whole
@@ -164,15 +172,28 @@ impl FromRequestParts<AppState> for ClientIp {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        Ok(ClientIp(client_ip(parts, state.config.trust_forwarded_for)))
+        Ok(ClientIp(client_ip(parts, &state.config)))
     }
 }
 
-fn forwarded_ip(headers: &axum::http::HeaderMap) -> Option<IpAddr> {
-    let first = headers
-        .get("x-forwarded-for")
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.split(',').next())
-        .or_else(|| headers.get("x-real-ip").and_then(|v| v.to_str().ok()))?;
-    first.trim().parse().ok()
+/// At most this many `X-Forwarded-For` entries are looked at, however long the chain a client
+/// sends: more proxies than this in a row are not a deployment, they are an attack.
+const MAX_FORWARDED_HOPS: usize = 32;
+
+fn forwarded_ip(headers: &axum::http::HeaderMap, peer: IpAddr, trusted: &AllowList) -> IpAddr {
+    let is_trusted = |ip| trusted.allows(Some(ip));
+    let forwarded = headers.get_all("x-forwarded-for");
+    if forwarded.iter().next().is_some() {
+        // Several headers are one list, in order (RFC 9110 §5.3): the last is the nearest. A
+        // value that is not text is a hop that is no address, which ends the walk.
+        let hops = forwarded
+            .iter()
+            .rev()
+            .flat_map(|v| v.to_str().unwrap_or("?").rsplit(','));
+        return forwarded_client(peer, hops, is_trusted, MAX_FORWARDED_HOPS);
+    }
+    match headers.get("x-real-ip").and_then(|v| v.to_str().ok()) {
+        Some(real) if is_trusted(peer) => real.trim().parse().unwrap_or(peer),
+        _ => peer,
+    }
 }

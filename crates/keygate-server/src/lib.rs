@@ -70,6 +70,7 @@ pub fn state(
         roles: Arc::new(RoleScopes::new(&config.catalog)),
         login_limiter: Arc::new(LoginLimiter::new(config.login_limits)),
         auth_limiter: AuthLimiter::new(config.auth_limits),
+        ip_refusals: Default::default(),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
     })

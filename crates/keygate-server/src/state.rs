@@ -7,6 +7,7 @@ use keygate_core::{Role, ScopeCatalog, ScopeSet};
 use keygate_store::{Store, Verifier};
 
 use crate::config::ServerConfig;
+use crate::limits::ip_refusals::IpRefusals;
 use crate::limits::login::LoginLimiter;
 use crate::limits::token_failures::AuthLimiter;
 use crate::metrics::Metrics;
@@ -39,6 +40,8 @@ pub struct Shared {
     pub login_limiter: Arc<LoginLimiter>,
     /// Failed token authentications by client address (`auth::token`).
     pub auth_limiter: AuthLimiter,
+    /// Refusals for the client's address already audited this minute (`auth::token`).
+    pub ip_refusals: IpRefusals,
 }
 
 /// The scopes of each role in this deployment, computed once from the catalogue.

@@ -15,6 +15,7 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use compact_str::CompactString;
+use keygate_core::network::AllowList;
 use keygate_core::usage::{RateLimit, Refill};
 use keygate_core::{ScopeSet, TokenHash, TokenId};
 use quick_cache::sync::Cache;
@@ -43,6 +44,9 @@ pub struct CachedToken {
     /// `None`: unlimited. What is left is not here: it lives in the database and in the
     /// credit ledger's leases.
     pub credits: Option<CachedCredits>,
+    /// The networks it may be used from; `None`: anywhere. Boxed, so that the tokens without
+    /// one (most) pay a pointer for it.
+    pub allowed: Option<Box<AllowList>>,
     /// Unix second of the last use this node has queued for writing; at most one write-behind
     /// message per token per `--last-use-resolution` (`VerifierConfig::last_use_resolution`).
     pub(crate) last_use_queued: AtomicI64,
@@ -60,6 +64,11 @@ pub struct CachedCredits {
 impl CachedToken {
     pub fn status_at(&self, now: OffsetDateTime) -> TokenStatus {
         status(self.enabled, self.expires_at, now)
+    }
+
+    /// Whether a request from `ip` (`None`: not known) may use the token.
+    pub fn allows_ip(&self, ip: Option<std::net::IpAddr>) -> bool {
+        self.allowed.as_ref().is_none_or(|l| l.allows(ip))
     }
 }
 
@@ -115,6 +124,8 @@ impl Interner {
                 refill: c.refill,
                 version: c.version,
             }),
+            allowed: (!t.allowed_cidrs.is_empty())
+                .then(|| Box::new(AllowList::new(&t.allowed_cidrs))),
             last_use_queued: AtomicI64::new(t.last_used_at.map_or(0, |t| t.unix_timestamp())),
         }
     }

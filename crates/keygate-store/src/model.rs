@@ -1,5 +1,6 @@
 //! Records as the store keeps them. Times are UTC; `None` for `expires_at` means never.
 
+use keygate_core::network::Cidr;
 use keygate_core::usage::{RateLimit, Refill};
 use keygate_core::{ScopeSet, TokenHash, TokenId};
 use secrecy::SecretString;
@@ -53,6 +54,9 @@ pub struct TokenRecord {
     pub credits: Option<CreditState>,
     /// The token that replaced this one by rotation: its expiry is then fixed for good.
     pub rotated_to: Option<TokenId>,
+    /// The networks the token may be used from; empty: anywhere. Checked by
+    /// `keygate_core::network::check_allowed_cidrs` before it is stored.
+    pub allowed_cidrs: Vec<Cidr>,
 }
 
 impl TokenRecord {
@@ -88,6 +92,7 @@ impl TokenRecord {
             ratelimits: Vec::new(),
             credits: None,
             rotated_to: None,
+            allowed_cidrs: Vec::new(),
         }
     }
 

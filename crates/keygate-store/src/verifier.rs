@@ -171,9 +171,12 @@ fn applied_limit(l: &RateLimit, cost: u64) -> Applied<'_> {
     }
 }
 
-/// Status, then scopes, then the permission query: `Err` with the refusal, or the token.
+/// Status, then the client's address, then scopes, then the permission query: `Err` with the
+/// refusal, or the token. The address comes before the scopes, so that a holder on the wrong
+/// network learns nothing of what the token may do.
 fn admit(
     cached: Arc<CachedToken>,
+    ip: Option<IpAddr>,
     wanted: &[&str],
     permissions: Option<&Query>,
     now: OffsetDateTime,
@@ -182,6 +185,9 @@ fn admit(
         TokenStatus::Disabled => return Err(Outcome::Disabled(cached)),
         TokenStatus::Expired => return Err(Outcome::Expired(cached)),
         TokenStatus::Active => {}
+    }
+    if !cached.allows_ip(ip) {
+        return Err(Outcome::IpNotAllowed(cached));
     }
     let missing = cached.scopes.missing(wanted.iter().copied());
     if !missing.is_empty() {
@@ -265,8 +271,9 @@ impl Verifier {
         &self.credits
     }
 
-    /// Checks `token` and that it holds every scope in `wanted`. `ip` is recorded as the
-    /// token's last-use address when the answer is `Valid`.
+    /// Checks `token` and that it holds every scope in `wanted`. `ip`, the client's address, is
+    /// checked against the token's allow-list, and recorded as its last-use address when the
+    /// answer is `Valid`.
     pub async fn verify(
         &self,
         token: &str,
@@ -293,7 +300,7 @@ impl Verifier {
             Err(refused) => return Ok(refused),
         };
         let now = OffsetDateTime::now_utc();
-        let outcome = match admit(cached, wanted, None, now) {
+        let outcome = match admit(cached, ip, wanted, None, now) {
             Ok(cached) => {
                 self.note_use(&cached, now, ip);
                 Outcome::Valid(cached)
@@ -317,7 +324,7 @@ impl Verifier {
             Err(refused) => return Ok(Verification::of(refused)),
         };
         let now = OffsetDateTime::now_utc();
-        let cached = match admit(cached, check.scopes, check.permissions, now) {
+        let cached = match admit(cached, check.ip, check.scopes, check.permissions, now) {
             Ok(cached) => cached,
             Err(refused) => {
                 self.count(&refused, now);

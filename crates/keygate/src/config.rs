@@ -9,6 +9,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context};
 use clap::Args;
+use keygate_core::network::{AllowList, Cidr};
 use keygate_core::{ScopeCatalog, TokenPrefix};
 use keygate_server::config::{AuthLimits, Compat, ConnectionLimits, LoginLimits, ServerConfig};
 use keygate_store::credits::CreditConfig;
@@ -63,10 +64,16 @@ pub struct ServeArgs {
     /// Serve no compatible surface, only the native API.
     #[arg(long, env = "KEYGATE_NO_COMPAT")]
     pub no_compat: bool,
-    /// Take client addresses (audit, last use) from X-Forwarded-For / X-Real-IP; set this only
-    /// behind a proxy that overwrites those headers.
+    /// Take client addresses (allow-lists, audit, last use) from X-Forwarded-For / X-Real-IP
+    /// when the connection comes from a trusted proxy; set this only behind proxies that append
+    /// to those headers.
     #[arg(long, env = "KEYGATE_TRUST_FORWARDED_FOR")]
     pub trust_forwarded_for: bool,
+    /// The proxies trusted with --trust-forwarded-for, comma-separated networks: the client is
+    /// the right-most X-Forwarded-For address that is not one of them [default: 127.0.0.0/8,
+    /// ::1/128, 10.0.0.0/8, 172.16.0.0/12, 192.168.0.0/16, fc00::/7].
+    #[arg(long, env = "KEYGATE_TRUSTED_PROXIES", value_name = "CIDRS")]
+    pub trusted_proxies: Option<String>,
     /// Tokens held in memory for verification [default: 1000000].
     #[arg(long, env = "KEYGATE_CACHE_CAPACITY")]
     pub cache_capacity: Option<usize>,
@@ -236,6 +243,15 @@ pub struct Config {
     pub verifier: VerifierConfig,
 }
 
+/// A comma-separated list of networks, each named when it is not one.
+fn parse_cidrs(list: &str) -> anyhow::Result<Vec<Cidr>> {
+    list.split(',')
+        .map(str::trim)
+        .filter(|c| !c.is_empty())
+        .map(|c| c.parse::<Cidr>().map_err(anyhow::Error::from))
+        .collect()
+}
+
 impl ServeArgs {
     /// Lays the command line and environment over the config file, and both over the defaults.
     pub fn resolve(self) -> anyhow::Result<Config> {
@@ -292,6 +308,12 @@ impl ServeArgs {
             allow_query_token: !switched_on!(no_query_token),
             max_body_bytes: given!(max_body_bytes).unwrap_or(d.max_body_bytes),
             trust_forwarded_for: switched_on!(trust_forwarded_for),
+            trusted_proxies: match given!(trusted_proxies) {
+                Some(list) => AllowList::new(
+                    &parse_cidrs(&list).with_context(|| format!("--trusted-proxies {list:?}"))?,
+                ),
+                None => d.trusted_proxies.clone(),
+            },
             compat,
             session_ttl: given!(session_ttl).unwrap_or(d.session_ttl),
             secure_cookies: switched_on!(secure_cookies),

@@ -101,7 +101,7 @@ impl<S: RequiredScope> FromRequestParts<AppState> for Authorized<S> {
     /// A token in the request wins; without one, the web session's cookie is used, and a
     /// request that changes something must then carry the session's CSRF token.
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let addr = client_ip(parts, state.config.trust_forwarded_for);
+        let addr = client_ip(parts, &state.config);
         let ip = addr.map(|a| a.to_string());
         let token = match presented_token(parts, state.config.allow_query_token) {
             Credential::Missing => {
@@ -182,7 +182,7 @@ impl FromRequestParts<AppState> for CallingToken {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let addr = client_ip(parts, state.config.trust_forwarded_for);
+        let addr = client_ip(parts, &state.config);
         let Credential::Token(token) = presented_token(parts, state.config.allow_query_token)
         else {
             return Authorized::<AnyScope>::from_request_parts(parts, state)

@@ -61,7 +61,7 @@ impl FromRequestParts<AppState> for SessionForLogout {
         match session::authenticate(parts, state, Intent::Change).await {
             Ok(Some(user)) => Ok(SessionForLogout::Live(LiveSession {
                 user,
-                ip: client_ip(parts, state.config.trust_forwarded_for).map(|a| a.to_string()),
+                ip: client_ip(parts, &state.config).map(|a| a.to_string()),
             })),
             Err(ApiError::InvalidSession) => Ok(SessionForLogout::AlreadyGone),
             Ok(None) => Err(ApiError::InvalidSession),

@@ -18,8 +18,11 @@ use std::time::Duration;
 use axum::http::header;
 use axum::http::request::Parts;
 use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_core::AuditAction;
+use keygate_store::cache::CachedToken;
 use keygate_store::verifier::{Check, Verification};
-use keygate_store::Outcome;
+use keygate_store::{NewAudit, Outcome};
+use serde_json::json;
 use time::OffsetDateTime;
 
 use crate::error::{ApiError, ApiResult};
@@ -48,8 +51,10 @@ pub async fn verify(
         .verifier
         .verify_or(token, wanted, ip, || refuse_if_blocked(state, ip, token))
         .await?;
-    if matches!(outcome, Outcome::Malformed | Outcome::NotFound) {
-        count_failure(state, ip)?;
+    match &outcome {
+        Outcome::Malformed | Outcome::NotFound => count_failure(state, ip)?,
+        Outcome::IpNotAllowed(t) => audit_ip_refusal(state, t, ip),
+        _ => {}
     }
     Ok(outcome)
 }
@@ -57,15 +62,54 @@ pub async fn verify(
 /// The verifier's answer for a request to a protected API, or 429 if the client's address has
 /// failed too often.
 pub async fn check(state: &AppState, check: &Check<'_>) -> ApiResult<Verification> {
-    let ip = check.ip;
+    check_for(state, check, check.ip).await
+}
+
+/// [`check`] for a request that reached keygate from `caller`, which may be another address
+/// than the client's (`check.ip`): a protected API that asks `POST /api/v1/verify` on behalf of
+/// its client. Failed attempts are counted against `caller`, who sent them, and cannot be
+/// spread over made-up client addresses.
+pub async fn check_for(
+    state: &AppState,
+    check: &Check<'_>,
+    caller: Option<IpAddr>,
+) -> ApiResult<Verification> {
     let verification = state
         .verifier
-        .check_or(check, || refuse_if_blocked(state, ip, check.token))
+        .check_or(check, || refuse_if_blocked(state, caller, check.token))
         .await?;
-    if matches!(verification.outcome, Outcome::Malformed | Outcome::NotFound) {
-        count_failure(state, ip)?;
+    match &verification.outcome {
+        Outcome::Malformed | Outcome::NotFound => count_failure(state, caller)?,
+        Outcome::IpNotAllowed(t) => audit_ip_refusal(state, t, check.ip),
+        _ => {}
     }
     Ok(verification)
+}
+
+/// A token presented from outside its allow-list is audited with the address (at most once a
+/// minute per token and address: see `limits::ip_refusals`), after the answer: the write never
+/// slows the refusal.
+fn audit_ip_refusal(state: &AppState, t: &CachedToken, ip: Option<IpAddr>) {
+    let now = keygate_store::now();
+    let minute = now.unix_timestamp().div_euclid(60);
+    if !state.ip_refusals.first_in_minute(&t.id, ip, minute) {
+        return;
+    }
+    let entry = NewAudit {
+        tenant_id: t.tenant_id.to_string(),
+        at: now,
+        actor: t.id.to_string(),
+        action: AuditAction::TokenIpRefused.into(),
+        target_id: Some(t.id.to_string()),
+        ip: ip.map(|a| a.to_string()),
+        details: Some(json!({ "ip": ip.map(|a| a.to_string()), "name": &*t.name })),
+    };
+    let store = state.store.clone();
+    tokio::spawn(async move {
+        if let Err(e) = store.apply(&[], &[entry]).await {
+            tracing::warn!(error = %e, "could not audit a refusal for the client's address");
+        }
+    });
 }
 
 /// A request whose credentials could not even be read (an `Authorization` header with no

@@ -2,6 +2,7 @@
 
 use std::borrow::Cow;
 
+use keygate_core::network::Cidr;
 use keygate_core::usage::{CreditOperation, Credits, RateLimit, Refill};
 use keygate_core::AuditAction;
 use keygate_store::{AuditEntry, TokenRecord, UserRecord};
@@ -46,6 +47,9 @@ pub struct TokenView {
     pub ratelimits: Vec<RateLimit>,
     /// `null`: unlimited.
     pub credits: Option<CreditsView>,
+    /// The networks the token may be used from; empty: anywhere.
+    #[schema(value_type = Vec<String>, example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
+    pub allowed_cidrs: Vec<Cidr>,
 }
 
 /// What is left of a token's credits, and how they refill.
@@ -78,6 +82,7 @@ impl From<TokenRecord> for TokenView {
             rotated_to: t.rotated_to.map(|id| id.into_string()),
             external_id: t.external_id,
             ratelimits: t.ratelimits,
+            allowed_cidrs: t.allowed_cidrs,
             credits: t.credits.map(|c| CreditsView {
                 remaining: c.remaining_at(OffsetDateTime::now_utc()),
                 refill: c.refill,
@@ -127,6 +132,11 @@ pub struct CreateTokenRequest {
     pub ratelimits: Vec<RateLimit>,
     /// Left out or `null`: unlimited.
     pub credits: Option<Credits>,
+    /// Up to 100 networks in CIDR notation (or single addresses), IPv4 or IPv6, that the token
+    /// may be used from; left out or empty: anywhere.
+    #[serde(default)]
+    #[schema(value_type = Vec<String>, example = json!(["10.0.0.0/8", "192.0.2.7"]))]
+    pub allowed_cidrs: Vec<Cidr>,
 }
 
 /// Replaces a token's name and scopes; fields left out keep their value, except `scopes`,
@@ -160,6 +170,9 @@ pub struct UpdateTokenRequest {
     #[serde(default, deserialize_with = "present")]
     #[schema(value_type = Option<Credits>)]
     pub credits: Option<Option<Credits>>,
+    /// Given, it replaces the allow-list (`[]`: anywhere); left out, it is kept.
+    #[schema(value_type = Option<Vec<String>>)]
+    pub allowed_cidrs: Option<Vec<Cidr>>,
 }
 
 /// Changes what is left of a token's credits.
@@ -225,6 +238,11 @@ pub struct VerifyRequest<'a> {
     /// Rate limits to apply besides the token's auto-applied ones, by name.
     #[serde(default, borrow)]
     pub ratelimits: Vec<NamedLimit<'a>>,
+    /// The address of the client your API is serving, checked against the token's
+    /// `allowedCidrs`. Left out, the address of whoever calls verify is checked.
+    #[serde(default, borrow)]
+    #[schema(value_type = Option<String>, example = "203.0.113.7")]
+    pub ip: Option<Cow<'a, str>>,
 }
 
 #[derive(Debug, Deserialize, ToSchema)]
@@ -550,6 +568,7 @@ impl std::fmt::Debug for VerifyRequest<'_> {
             .field("token", &"[REDACTED]")
             .field("scopes", &self.scopes)
             .field("permissions", &self.permissions)
+            .field("ip", &self.ip)
             .field("credits", &self.credits)
             .field("ratelimits", &self.ratelimits)
             .finish()
@@ -606,6 +625,7 @@ mod tests {
             external_id: None,
             ratelimits: Vec::new(),
             credits: None,
+            allowed_cidrs: Vec::new(),
         }
     }
 
@@ -636,6 +656,7 @@ mod tests {
                     permissions: None,
                     credits: None,
                     ratelimits: Vec::new(),
+                    ip: Some("203.0.113.7".into()),
                 }),
                 "tokens:read",
             ),

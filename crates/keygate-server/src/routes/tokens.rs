@@ -82,6 +82,7 @@ pub async fn create_token(
             external_id: req.external_id,
             ratelimits: req.ratelimits,
             credits: req.credits,
+            allowed_cidrs: req.allowed_cidrs,
         }
         .checked()?,
         ..NewToken::new(name, scopes)
@@ -184,12 +185,17 @@ pub async fn update_token(
     if let Some(limits) = req.ratelimits {
         rec.ratelimits = limits;
     }
+    if let Some(cidrs) = req.allowed_cidrs {
+        rec.allowed_cidrs = cidrs;
+    }
     let usage = Usage {
         external_id: rec.external_id.clone(),
         ratelimits: rec.ratelimits.clone(),
         credits: req.credits.flatten(),
+        allowed_cidrs: std::mem::take(&mut rec.allowed_cidrs),
     }
     .checked()?;
+    rec.allowed_cidrs = usage.allowed_cidrs.clone();
     let details = json!({ "name": name, "scopes": scopes.names(), "enabled": rec.enabled,
                           "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
                           "usage": usage.details() });

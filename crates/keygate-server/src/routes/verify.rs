@@ -1,6 +1,7 @@
 //! The questions a protected API asks: `POST /api/v1/verify` (JSON) and `GET /api/v1/auth`
 //! (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
 
+use std::net::IpAddr;
 use std::time::Instant;
 
 use axum::extract::Request;
@@ -24,9 +25,9 @@ const MAX_WANTED_SCOPES: usize = 100;
 /// As many as a token can have.
 const MAX_NAMED_LIMITS: usize = keygate_core::usage::MAX_RATELIMITS;
 
-async fn check(state: &AppState, c: &Check<'_>) -> ApiResult<Verification> {
+async fn check(state: &AppState, c: &Check<'_>, caller: Option<IpAddr>) -> ApiResult<Verification> {
     let started = Instant::now();
-    let verification = crate::auth::token::check(state, c).await;
+    let verification = crate::auth::token::check_for(state, c, caller).await;
     let code = match &verification {
         Ok(v) => v.outcome.code(),
         Err(ApiError::RateLimited(_)) => "RATE_LIMITED",
@@ -58,10 +59,19 @@ fn cost(field: &str, cost: i64) -> ApiResult<u64> {
               (status = 422, body = ErrorBody), (status = 429, body = ErrorBody)))]
 pub async fn verify(
     State(state): State<AppState>,
-    ClientIp(ip): ClientIp,
+    ClientIp(caller): ClientIp,
     JsonBody(body): JsonBody,
 ) -> ApiResult<Response> {
     let req: VerifyRequest = parse_json(&body)?;
+    let ip = match req.ip.as_deref() {
+        None => caller,
+        Some(ip) => Some(ip.trim().parse::<IpAddr>().map_err(|_| {
+            ApiError::Unprocessable(format!(
+                "ip: {:?} is not an IPv4 or IPv6 address",
+                ip.chars().take(64).collect::<String>()
+            ))
+        })?),
+    };
     if req.scopes.len() > MAX_WANTED_SCOPES {
         return Err(ApiError::Unprocessable(format!(
             "at most {MAX_WANTED_SCOPES} scopes may be asked for"
@@ -95,7 +105,7 @@ pub async fn verify(
             .map_or(Ok(1), |c| cost("credits.cost", c.cost))?,
         ip,
     };
-    let v = check(&state, &c).await?;
+    let v = check(&state, &c, caller).await?;
     if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
         return Err(ApiError::BadRequest(format!(
             "ratelimits: the token has no rate limit named {:?}",
@@ -247,7 +257,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
                 ))
             })?,
     };
-    let ip = client_ip(&parts, state.config.trust_forwarded_for);
+    let ip = client_ip(&parts, &state.config);
     let token = match presented_token(&parts, state.config.allow_query_token) {
         Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
         other => other,
@@ -279,7 +289,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         cost,
         ip,
     };
-    let v = check(&state, &c).await?;
+    let v = check(&state, &c, ip).await?;
     let mut headers = HeaderMap::new();
     ratelimit_headers(&mut headers, &v.ratelimits);
     let Outcome::Valid(t) = &v.outcome else {

@@ -2,6 +2,7 @@
 //! cache invalidation live here once, for the native routes and for every compatible surface.
 
 use keygate_core::fields::{Description, ExternalId, FieldError, Metadata, Problem, TokenName};
+use keygate_core::network::{self, Cidr};
 use keygate_core::usage::{self, Credits, RateLimit};
 use keygate_core::AuditAction;
 use keygate_core::{PlainToken, ScopeCatalog, ScopeSet, TokenHash, TokenId};
@@ -201,10 +202,12 @@ pub struct Usage {
     pub ratelimits: Vec<RateLimit>,
     /// `None`: unlimited.
     pub credits: Option<Credits>,
+    /// Empty: usable from anywhere.
+    pub allowed_cidrs: Vec<Cidr>,
 }
 
 impl Usage {
-    pub fn checked(self) -> ApiResult<Self> {
+    pub fn checked(mut self) -> ApiResult<Self> {
         if let Some(id) = &self.external_id {
             usage::check_external_id("externalId", id)?;
         }
@@ -212,13 +215,15 @@ impl Usage {
         if let Some(c) = &self.credits {
             c.check()?;
         }
+        network::check_allowed_cidrs(&mut self.allowed_cidrs)
+            .map_err(|e| ApiError::Unprocessable(e.to_string()))?;
         Ok(self)
     }
 
     /// What the audit log records of it.
     pub fn details(&self) -> serde_json::Value {
         json!({ "externalId": self.external_id, "ratelimits": self.ratelimits,
-                "credits": self.credits })
+                "credits": self.credits, "allowedCidrs": self.allowed_cidrs })
     }
 }
 
@@ -330,6 +335,7 @@ fn new_record(
         chosen_id: spec.chosen_id.map(ExternalId::into_string),
         external_id: usage.external_id,
         ratelimits: usage.ratelimits,
+        allowed_cidrs: usage.allowed_cidrs,
         credits: usage
             .credits
             .map(|c| CreditState::new(c.remaining, c.refill, now)),
@@ -356,6 +362,7 @@ async fn insert_new(
     let mut details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
         "ownerId": rec.owner_id, "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
         "usage": { "externalId": rec.external_id, "ratelimits": rec.ratelimits,
+                   "allowedCidrs": rec.allowed_cidrs,
                    "credits": rec.credits.map(|c| json!({ "remaining": c.remaining,
                                                           "refill": c.refill })) } });
     if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {

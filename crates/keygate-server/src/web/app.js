@@ -428,6 +428,10 @@ function usageList(token) {
   );
   items.push(item("Credits", creditsText(token.credits)));
   if (token.externalId) items.push(item("External ID", el("code", { textContent: token.externalId })));
+  const networks = token.allowedCidrs || [];
+  if (networks.length > 0) {
+    items.push(item("Allowed from", el("code", { className: "networks", textContent: networks.join(", ") })));
+  }
   return el("ul", { className: "usage" }, ...items);
 }
 
@@ -762,6 +766,9 @@ async function onGenerate(event) {
   if (expiresIn) body.expiresIn = Number(expiresIn);
   const externalId = $("token-external-id").value.trim();
   if (externalId) body.externalId = externalId;
+  // The server names a network it cannot read; this only splits the list.
+  const networks = $("token-allowed-cidrs").value.split(/[\s,]+/).filter((n) => n);
+  if (networks.length > 0) body.allowedCidrs = networks;
   const problem = readUsage(body);
   if (problem) {
     showError("generate-error", problem.message);

@@ -6,6 +6,7 @@ use sqlx::any::{AnyArguments, AnyRow};
 use sqlx::query::Query;
 use sqlx::{Any, AnyPool};
 
+use keygate_core::network::Cidr;
 use keygate_core::usage::{RateLimit, Refill, MAX_CREDITS};
 use time::OffsetDateTime;
 
@@ -20,7 +21,7 @@ use crate::store::{Result, StoreError};
 const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
      external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
-     credits_period, credits_version";
+     credits_period, credits_version, allowed_cidrs";
 
 fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
     let hash: Vec<u8> = get(row, "hash")?;
@@ -58,6 +59,11 @@ fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
         },
         credits: credits_from_row(row)?,
         rotated_to: get::<Option<String>>(row, "rotated_to")?.map(TokenId::from_stored),
+        allowed_cidrs: match get::<Option<String>>(row, "allowed_cidrs")? {
+            Some(json) => serde_json::from_str(&json)
+                .map_err(|e| StoreError::Corrupt(format!("allowed_cidrs: {e}")))?,
+            None => Vec::new(),
+        },
     };
     Ok((get(row, "seq")?, rec))
 }
@@ -81,6 +87,10 @@ fn credits_from_row(row: &AnyRow) -> Result<Option<CreditState>> {
 
 fn ratelimits_json(limits: &[RateLimit]) -> Option<String> {
     (!limits.is_empty()).then(|| serde_json::to_string(limits).expect("rate limits serialise"))
+}
+
+fn cidrs_json(cidrs: &[Cidr]) -> Option<String> {
+    (!cidrs.is_empty()).then(|| serde_json::to_string(cidrs).expect("networks serialise"))
 }
 
 fn refill_json(refill: Option<&Refill>) -> Option<String> {
@@ -158,9 +168,9 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
         "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
          enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
          external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
-         credits_period, credits_version) \
+         credits_period, credits_version, allowed_cidrs) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23)",
+         $18, $19, $20, $21, $22, $23, $24)",
     )
     .bind(t.id.as_str())
     .bind(&t.tenant_id)
@@ -187,6 +197,7 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     ))
     .bind(t.credits.map_or(0, |c| c.period_ms))
     .bind(t.credits.map_or(0, |c| c.version))
+    .bind(cidrs_json(&t.allowed_cidrs))
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
@@ -201,7 +212,7 @@ pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
         "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
          owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
          expires_at = $8, rotated_to = COALESCE(rotated_to, $11), \
-         external_ref = $12, ratelimits = $13 \
+         external_ref = $12, ratelimits = $13, allowed_cidrs = $14 \
          WHERE tenant_id = $9 AND id = $10 \
          AND (expires_at IS NOT DISTINCT FROM $8 \
               OR (rotated_to IS NULL AND (expires_at IS NULL OR expires_at > $7)))",
@@ -218,7 +229,8 @@ pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(t.id.as_str())
     .bind(t.rotated_to.as_ref().map(TokenId::as_str))
     .bind(&t.external_id)
-    .bind(ratelimits_json(&t.ratelimits));
+    .bind(ratelimits_json(&t.ratelimits))
+    .bind(cidrs_json(&t.allowed_cidrs));
     if q.execute(&mut **tx).await.map_err(map_err)?.rows_affected() == 0 {
         return Err(missing_or_expiry_fixed(tx, &t.tenant_id, &t.id).await);
     }

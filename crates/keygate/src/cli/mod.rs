@@ -23,6 +23,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Args, Subcommand, ValueEnum};
+use keygate_core::network::Cidr;
 use keygate_core::usage::{Credits, RateLimit, Refill};
 use serde_json::{json, Value};
 
@@ -74,6 +75,10 @@ pub enum TokenCommand {
         #[arg(long, value_name = "INTERVAL:AMOUNT[@DAY]", requires = "credits",
               value_parser = usage::parse_refill)]
         refill: Option<Refill>,
+        /// A network the token may be used from, e.g. 10.0.0.0/8, 2001:db8::/32 or one address;
+        /// repeat for several (up to 100) [default: anywhere].
+        #[arg(long = "allow-cidr", value_name = "CIDR")]
+        allowed_cidrs: Vec<Cidr>,
         #[command(flatten)]
         format: Format,
     },
@@ -243,6 +248,7 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             ratelimits,
             credits,
             refill,
+            allowed_cidrs,
             format,
         } => {
             ensure_unique_names(&ratelimits)?;
@@ -265,6 +271,9 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             }
             if let Some(remaining) = credits {
                 body["credits"] = json!(Credits { remaining, refill });
+            }
+            if !allowed_cidrs.is_empty() {
+                body["allowedCidrs"] = json!(allowed_cidrs);
             }
             let created = client.send("POST", "/api/v1/tokens", Some(body))?;
             print_created(&created, format)

@@ -83,11 +83,6 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
 
 /// One token, a field a line, with everything the list leaves out.
 pub fn print_token(t: &Value) -> Result<(), CliError> {
-    let lines = |v: &Value| {
-        v.as_array()
-            .map(|a| a.iter().map(text).collect::<Vec<_>>().join("\n"))
-            .unwrap_or_default()
-    };
     let mut table = Table::new();
     table
         .load_preset(UTF8_FULL_CONDENSED)
@@ -105,10 +100,26 @@ pub fn print_token(t: &Value) -> Result<(), CliError> {
         ("LAST USED", when(&t["lastUsedAt"])),
         ("RATE LIMITS", ratelimits(&t["ratelimits"])),
         ("CREDITS", credits(&t["credits"])),
+        ("ALLOWED FROM", allowed_from(&t["allowedCidrs"])),
     ] {
         table.add_row([field.to_owned(), value]);
     }
     say!("{table}")
+}
+
+/// The items of an array one a line.
+fn lines(v: &Value) -> String {
+    v.as_array()
+        .map(|a| a.iter().map(text).collect::<Vec<_>>().join("\n"))
+        .unwrap_or_default()
+}
+
+/// The networks one a line, or `anywhere`.
+fn allowed_from(v: &Value) -> String {
+    match v.as_array() {
+        Some(nets) if !nets.is_empty() => lines(v),
+        _ => "anywhere".to_owned(),
+    }
 }
 
 /// Each limit as `--ratelimit` takes it, one a line; `-` for none.

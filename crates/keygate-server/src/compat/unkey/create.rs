@@ -81,6 +81,7 @@ pub async fn create_key(
         external_id: input::external_id(&at, req.external_id)?,
         ratelimits: input::ratelimits(&at, req.ratelimits)?,
         credits: input::credits(&at, req.credits)?,
+        allowed_cidrs: Vec::new(),
     };
     let spec = NewToken {
         expires_at: input::expires(&at, req.expires, now)?,

@@ -127,6 +127,7 @@ fn parse_key(state: &AppState, i: usize, k: MigrateKey) -> Result<Parsed, UnkeyE
         external_id: input::external_id(&at, k.external_id)?,
         ratelimits: input::ratelimits(&at, k.ratelimits)?,
         credits: input::credits(&at, k.credits)?,
+        allowed_cidrs: Vec::new(),
     };
     let spec = NewToken {
         expires_at: input::expires(&at, k.expires, now)?,
