@@ -10,6 +10,7 @@
     python3 bench/run.py credits           credits on two nodes sharing a PostgreSQL: verifies/s, database
                                            writes per 1 000 verifies, and exactly the granted credits spent
     python3 bench/run.py analytics         verifications counted per token (the usage API) vs not counted
+    python3 bench/run.py allowlist         a token bound to 100 networks vs a plain one
     python3 bench/run.py all               verify, scale, writes and flood
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
@@ -926,6 +927,63 @@ def bench_analytics(args, work):
 
 
 # ------------------------------------------------------------------------------------------------
+# allowlist: a token bound to 100 networks against a plain one
+
+
+def bench_allowlist(args, work):
+    """`POST /api/v1/verify` (with the client's `ip` in the body) and `GET /api/v1/auth` (the
+    connection's address, 127.0.0.1) of a plain token and of one bound to 100 networks, the
+    client's the last of them, so every check reads the whole list. One keygate; rounds
+    alternate between the tokens."""
+    admin = new_token()
+    kg = Keygate(work / "kg-allowlist", admin).start()
+    networks = [f"10.{i}.0.0/16" for i in range(99)] + ["127.0.0.0/8"]
+    tokens = {}
+    for name, cidrs in (("plain", []), ("100 networks", networks)):
+        tokens[name] = kg.api("POST", "/api/v1/tokens",
+                              {"name": name, "scopes": ["metrics:read"],
+                               "allowedCidrs": cidrs})["token"]
+    routes = {"verify": ("/api/v1/verify", "verify_ip",
+                         lambda t: {"KG_TOKEN": t, "KG_IP": "127.0.0.1"}),
+              "auth": ("/api/v1/auth", "auth", lambda t: {"KG_AUTH": f"Bearer {t}"})}
+    runs = {(route, name): [] for route in routes for name in tokens}
+    try:
+        for route, (path, scenario, env_of) in routes.items():
+            for token in tokens.values():  # warm the cache
+                wrk(kg.url + path, scenario, env_of(token), args.connections, 1, args.threads)
+        for rnd in range(args.rounds):
+            for route, (path, scenario, env_of) in routes.items():
+                order = list(tokens) if rnd % 2 == 0 else list(reversed(tokens))
+                for name in order:
+                    before = verifications(kg)
+                    r = wrk(kg.url + path, scenario, env_of(tokens[name]), args.connections,
+                            args.duration, args.threads)
+                    r["failed"] += refused_since(kg, before)
+                    runs[(route, name)].append(r)
+                    log(f"allowlist, round {rnd + 1} {route:6} {name:12} {fmt(r)}")
+    finally:
+        kg.stop()
+    print(f"\n## allowlist: a token bound to 100 networks (the client's the last) vs a plain one, "
+          f"{args.connections} connections, {args.duration} s x {args.rounds} rounds alternating "
+          f"between the tokens, {placement()} (medians)\n")
+    print("| route | token | requests/s | p50 | p99 | bound / plain | rounds (k req/s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    rows = []
+    for route in routes:
+        plain = median_of(runs[(route, "plain")])["rps"]
+        for name in tokens:
+            m = median_of(runs[(route, name)])
+            m["rounds"] = [r["rps"] for r in runs[(route, name)]]
+            ratio = f"{m['rps'] / plain:.3f}" if name != "plain" else ""
+            warn = f" ({m['failed']} failed or refused!)" if m["failed"] else ""
+            print(f"| `{routes[route][0]}` | {name} | {m['rps']:,.0f}{warn} | {m['p50_ms']:.2f} ms "
+                  f"| {m['p99_ms']:.2f} ms | {ratio} "
+                  f"| {', '.join(f'{x / 1000:.1f}' for x in m['rounds'])} |")
+            rows.append({"route": route, "name": name, "r": m})
+    return rows
+
+
+# ------------------------------------------------------------------------------------------------
 # credits: two nodes charging one token's credits in one PostgreSQL database
 
 
@@ -1048,7 +1106,7 @@ def bench_credits(args, work):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits",
-                                    "analytics", "all"])
+                                    "analytics", "allowlist", "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -1126,6 +1184,8 @@ def main():
             bench_credits(args, work)
         if args.what == "analytics":
             bench_analytics(args, work)
+        if args.what == "allowlist":
+            bench_allowlist(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

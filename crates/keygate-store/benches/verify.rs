@@ -1,6 +1,7 @@
 //! The verify hot path in-process, step by step and whole, against a real SQLite
 //! store whose cache is warm; then the whole check of a request to a protected API
-//! (`Verifier::check_or`) of a plain token against one with rate limits and credits.
+//! (`Verifier::check_or`) of a plain token against one with rate limits and credits, and one
+//! bound to 100 networks (the client's the last of them).
 //! Run: `cargo bench -p keygate-store --bench verify -- --warm-up-time 1 --measurement-time 3`.
 
 use std::hint::black_box;
@@ -54,6 +55,8 @@ fn bench(c: &mut Criterion) {
     let (_, valid) = PlainToken::mint(&prefix);
     let (_, unknown) = PlainToken::mint(&prefix);
     let (_, limited) = PlainToken::mint(&prefix);
+    let (_, bound) = PlainToken::mint(&prefix);
+    let client: std::net::IpAddr = "192.0.2.7".parse().unwrap();
     let mut bad_checksum = valid.expose().to_owned();
     bad_checksum.replace_range(
         30..31,
@@ -90,6 +93,17 @@ fn bench(c: &mut Criterion) {
             .apply(&[Write::InsertToken(limited_record)], &[])
             .await
             .unwrap();
+        // 99 networks the client is not in, then its own: the whole list is read.
+        let mut bound_record = record(&bound, &["metrics:read", "tokens:read"]);
+        bound_record.allowed_cidrs = (0..99)
+            .map(|i| format!("10.{i}.0.0/16"))
+            .chain(["192.0.2.0/24".to_owned()])
+            .map(|c| c.parse().unwrap())
+            .collect();
+        store
+            .apply(&[Write::InsertToken(bound_record)], &[])
+            .await
+            .unwrap();
         let store: Arc<dyn Store> = Arc::new(store);
         let v = Verifier::new(store.clone(), VerifierConfig::default());
         // A lease as large as the run: what the usage checks cost in memory, without the
@@ -110,6 +124,7 @@ fn bench(c: &mut Criterion) {
         v.verify(valid.expose(), &[], None).await.unwrap();
         v.verify(unknown.expose(), &[], None).await.unwrap();
         v.verify(limited.expose(), &[], None).await.unwrap();
+        v.verify(bound.expose(), &[], Some(client)).await.unwrap();
         whole.verify(limited.expose(), &[], None).await.unwrap();
         (v, whole, uncounted)
     });
@@ -153,11 +168,12 @@ fn bench(c: &mut Criterion) {
         permissions: None,
         ratelimits: &[],
         cost: 1,
-        ip: None,
+        ip: Some(client),
     };
     for (name, v, tok) in [
         ("plain token", &verifier, valid.expose()),
         ("plain token, usage not counted", &uncounted, valid.expose()),
+        ("100-network allow-list", &verifier, bound.expose()),
         ("two auto limits + credits", &verifier, limited.expose()),
         (
             "two auto limits + credits, one lease for the run",

@@ -154,6 +154,12 @@ fn a_bound_token_works_only_from_its_networks_on_every_surface(backend: Backend)
     );
     let v = assert_error_body((status, v), 422, "invalid_request");
     assert!(v["message"].as_str().unwrap().contains("10.0.0.300"), "{v}");
+    let (status, v) = verify_from(&outside, base, json!({ "token": token, "ip": token }));
+    let v = assert_error_body((status, v), 422, "invalid_request");
+    assert!(
+        !v.to_string().contains(&token[10..]),
+        "a token in `ip` is not echoed: {v}"
+    );
 
     // keygate's own API: the token is refused there too from the wrong network.
     let (status, _) = status_json(
@@ -203,6 +209,22 @@ fn a_bound_token_works_only_from_its_networks_on_every_surface(backend: Backend)
             >= 3.0,
         "{metrics}"
     );
+
+    // Unkey's verifyKey: the caller's address, refused with Unkey's code for it.
+    let unkey_code = |client: &Client| {
+        let (status, v) = status_json(
+            client
+                .post(format!("{base}/v2/keys.verifyKey"))
+                .bearer_auth(&s.admin_token)
+                .json(&json!({ "key": token }))
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 200, "{v}");
+        v["data"]["code"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(unkey_code(&outside), "FORBIDDEN");
+    assert_eq!(unkey_code(&inside), "VALID");
 
     // Lifting the list takes effect at once.
     let (status, v) = s.call(

@@ -153,3 +153,46 @@ fn the_analytics_benchmark_runs_end_to_end() {
         .unwrap_or_else(|| panic!("no count of the usage API in:\n{stdout}"));
     assert!(counted > 0, "{stdout}");
 }
+
+/// `bench/run.py allowlist`: both tokens verified on both routes, none refused (the bound token's
+/// last network is the load generator's).
+#[test]
+fn the_allowlist_benchmark_runs_end_to_end() {
+    if !installed("wrk") || !installed("python3") {
+        skip_outside_ci(
+            "the_allowlist_benchmark_runs_end_to_end",
+            "wrk or python3 missing",
+        );
+        return;
+    }
+    let out = Command::new("python3")
+        .current_dir(workspace_root())
+        .args([
+            "bench/run.py",
+            "allowlist",
+            "--no-build",
+            "--keygate",
+            BIN,
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--connections",
+            "4",
+        ])
+        .output()
+        .expect("running python3 bench/run.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.py failed:\n{stdout}\n{stderr}"
+    );
+    for row in [
+        "| `/api/v1/verify` | 100 networks |",
+        "| `/api/v1/auth` | plain |",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("failed or refused!"), "{stdout}");
+}

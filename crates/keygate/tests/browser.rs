@@ -314,6 +314,16 @@ fn the_page_sets_rate_limits_and_credits() {
     b.fill(&field("Refill amount"), "1000");
     b.fill(&field("Refill day"), "15");
     b.fill(&field("External ID"), "cust_42");
+    // Networks: one the server cannot read is named in its refusal.
+    b.fill(&field("Allowed networks"), "10.0.0.300/8");
+    b.click(&dialog_button("Generate"));
+    let refused = b.wait("the server's refusal of the network", |b| {
+        let text = b.dialog_alert();
+        Ok(text.contains("allowedCidrs[0]").then_some(text))
+    });
+    assert!(refused.contains("10.0.0.300/8"), "{refused}");
+    // The test's requests come from 127.0.0.1.
+    b.fill(&field("Allowed networks"), "127.0.0.1,\n2001:db8::/32");
     b.screenshot("generate-token-usage");
     b.click(&dialog_button("Generate"));
     let token = b.read_new_token();
@@ -356,6 +366,10 @@ fn the_page_sets_rate_limits_and_credits() {
         "{stored}"
     );
     assert_eq!(stored["externalId"], "cust_42");
+    assert_eq!(
+        stored["allowedCidrs"],
+        json!(["127.0.0.1/32", "2001:db8::/32"])
+    );
 
     let usage = |name: &str| b.text(&format!("{}/td[@data-label='Usage']", row(name)));
     let shown = usage("metered-api");
@@ -364,6 +378,7 @@ fn the_page_sets_rate_limits_and_credits() {
         "search: 10 per second, when named",
         "Credits: 1000 / refills monthly to 1000 (day 15)",
         "External ID: cust_42",
+        "Allowed from: 127.0.0.1/32, 2001:db8::/32",
     ] {
         assert!(shown.lines().any(|l| l == line), "{line:?} in:\n{shown}");
     }

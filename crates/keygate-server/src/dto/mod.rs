@@ -270,7 +270,8 @@ pub struct NamedLimit<'a> {
 #[serde(rename_all = "camelCase")]
 pub struct VerifyResponse<'a> {
     pub valid: bool,
-    /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `EXPIRED` or `INSUFFICIENT_SCOPE`.
+    /// `VALID`, `MALFORMED`, `NOT_FOUND`, `DISABLED`, `EXPIRED`, `IP_NOT_ALLOWED`,
+    /// `INSUFFICIENT_SCOPE`, `RATE_LIMITED` or `USAGE_EXCEEDED`.
     pub code: &'static str,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub token_id: Option<&'a str>,

@@ -9,6 +9,7 @@ use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use keygate_core::credentials::{extract_from_query, redact_secrets, Credential};
+use keygate_core::network::canonical_ip;
 use keygate_core::permission::Query;
 use keygate_store::ratelimit::LimitReport;
 use keygate_store::verifier::{Check, Verification};
@@ -65,12 +66,14 @@ pub async fn verify(
     let req: VerifyRequest = parse_json(&body)?;
     let ip = match req.ip.as_deref() {
         None => caller,
-        Some(ip) => Some(ip.trim().parse::<IpAddr>().map_err(|_| {
+        Some(ip) => Some(canonical_ip(ip.trim().parse::<IpAddr>().map_err(|_| {
+            // The client's text, echoed: a token sent in the wrong field must not come back.
+            let shown = redact_secrets(ip, state.config.prefix.as_str());
             ApiError::Unprocessable(format!(
                 "ip: {:?} is not an IPv4 or IPv6 address",
-                ip.chars().take(64).collect::<String>()
+                shown.chars().take(64).collect::<String>()
             ))
-        })?),
+        })?)),
     };
     if req.scopes.len() > MAX_WANTED_SCOPES {
         return Err(ApiError::Unprocessable(format!(
