@@ -328,4 +328,10 @@ function initUsage() {
   $("token-usage-range").addEventListener("click", onTokenRange);
   $("overview-range").addEventListener("click", onOverviewRange);
   $("token-usage-back").addEventListener("click", () => showView("tokens", true));
+  // Chart.js follows its box through a ResizeObserver whose redraw waits for an animation
+  // frame, which a busy or background window may hold back; a window resize (a phone turned,
+  // a window narrowed) sizes the charts at once.
+  window.addEventListener("resize", () => {
+    for (const chart of [usage.tokenChart, usage.topChart]) if (chart) chart.resize();
+  });
 }
