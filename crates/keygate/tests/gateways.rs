@@ -443,10 +443,16 @@ fn gateway_asks_with_the_clients_address(gateway: Gateway) {
         "{gateway:?}"
     );
     assert_eq!(asked.header("authorization"), Some("Bearer kg_some_token"));
-    let forwarded = asked.header("x-forwarded-for").unwrap_or_default();
-    assert!(
-        forwarded.rsplit(',').next().map(str::trim) == Some("127.0.0.1"),
-        "{gateway:?}: keygate must learn the client's address last: {forwarded:?}"
+    // The client's address last, where keygate looks for the nearest hop; nginx keeps what the
+    // client claimed before it, Caddy and Traefik drop it from a peer they do not trust.
+    let forwarded = match gateway {
+        Gateway::Nginx => "203.0.113.9, 127.0.0.1",
+        Gateway::Caddy | Gateway::Traefik => "127.0.0.1",
+    };
+    assert_eq!(
+        asked.header("x-forwarded-for"),
+        Some(forwarded),
+        "{gateway:?}"
     );
     let original = match gateway {
         Gateway::Nginx => asked.header("x-original-uri"),
@@ -455,6 +461,11 @@ fn gateway_asks_with_the_clients_address(gateway: Gateway) {
     assert_eq!(original, Some("/api/orders/7?page=2"), "{gateway:?}");
 
     let seen = api.one();
+    assert_eq!(
+        seen.header("x-forwarded-for"),
+        Some(forwarded),
+        "{gateway:?}, the API"
+    );
     let forged: Vec<&str> = FORGED.iter().map(|(_, v)| *v).collect();
     let leaked: Vec<_> = seen
         .headers
@@ -710,6 +721,36 @@ fn envoy_ext_authz_contract(backend: Backend) {
         header(&r, "x-envoy-auth-headers-to-remove").as_deref(),
         Some("authorization")
     );
+
+    // Both costs named: the higher counts; both permission queries named: both must hold.
+    let (_, metered) = create_token(
+        &s,
+        json!({"name": "metered", "scopes": ["metrics:read"], "credits": {"remaining": 10}}),
+    );
+    let credits = |method: &str, path: &str, cost: &str| {
+        let r = s
+            .with_token(method, path, &metered)
+            .header("x-keygate-cost", cost)
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+        header(&r, "x-keygate-credits-remaining").unwrap()
+    };
+    assert_eq!(credits("POST", "/api/v1/auth/api/x?cost=0", "3"), "7");
+    assert_eq!(credits("GET", "/api/v1/auth?cost=1", "4"), "3");
+    assert_eq!(credits("GET", "/api/v1/auth?cost=2", "0"), "1");
+    let r = s
+        .with_token("GET", "/api/v1/auth?permissions=metrics:read", &token)
+        .header("x-keygate-permissions", "tokens:read OR metrics:read")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = s
+        .with_token("GET", "/api/v1/auth?permissions=metrics:read", &token)
+        .header("x-keygate-permissions", "tokens:read")
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 403);
 
     // The API's description has the auth URL for GET alone, and no path behind it.
     let (_, doc) = status_json(s.anon("GET", "/openapi.json").send().unwrap());
