@@ -615,7 +615,6 @@ fn envoy_ext_authz_contract(backend: Backend) {
         ("Authorization", bearer.as_str()),
         ("X-Forwarded-For", "198.51.100.4, 127.0.0.1"),
         ("X-Keygate-Scope", "nothing:held"),
-        ("Cookie", "keygate_session=not-a-session"),
     ];
 
     // Any method, any original path; the client's query (here with keygate's own names in it,
@@ -686,6 +685,18 @@ fn envoy_ext_authz_contract(backend: Backend) {
     let r = envoy_asks(&s, &config, "DELETE", "/api/x", &[]);
     assert_eq!(r.status(), 401, "no token");
 
+    // A cookie, even one named like the web page's session, plays no part: a change (POST) with
+    // it and without a CSRF token is still checked by its token alone.
+    for cookie in ["keygate_session=not-a-session", "other=1"] {
+        let r = s
+            .with_token("POST", "/api/v1/auth/api/x", &token)
+            .header("cookie", cookie)
+            .body("{}")
+            .send()
+            .unwrap();
+        assert_eq!(r.status(), 200, "{cookie}");
+    }
+
     // Without strip_token the token stays; a gateway header that is not a number is refused.
     let r = s
         .with_token("POST", "/api/v1/auth/api/x", &token)
@@ -721,6 +732,15 @@ fn envoy_ext_authz_contract(backend: Backend) {
         header(&r, "x-envoy-auth-headers-to-remove").as_deref(),
         Some("authorization")
     );
+
+    // More scopes than a check takes are refused, never cut short to fewer.
+    let many: Vec<String> = (0..101).map(|i| format!("s{i}")).collect();
+    let r = s
+        .with_token("GET", "/api/v1/auth?scope=metrics:read", &token)
+        .header("x-keygate-scope", many.join(","))
+        .send()
+        .unwrap();
+    assert_eq!(r.status(), 400);
 
     // Both costs named: the higher counts; both permission queries named: both must hold.
     let (_, metered) = create_token(

@@ -78,7 +78,12 @@ pub fn gateway_asks(parts: &Parts) -> ApiResult<GatewayAsks> {
             raw.add(name, v);
         }
     }
-    raw.scopes.truncate(MAX_WANTED_SCOPES);
+    // Refused rather than cut short: a scope dropped from the list would no longer be required.
+    if raw.scopes.len() > MAX_WANTED_SCOPES {
+        return Err(ApiError::BadRequest(format!(
+            "at most {MAX_WANTED_SCOPES} scopes may be asked for"
+        )));
+    }
     let mut queries = raw
         .permissions
         .iter()

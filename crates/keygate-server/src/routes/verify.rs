@@ -202,7 +202,7 @@ fn ratelimit_headers(headers: &mut HeaderMap, reports: &[LimitReport]) {
                  ("RateLimit-Remaining" = u64), ("RateLimit-Reset" = u64, description = "Seconds"),
                  ("X-Keygate-Credits-Remaining" = u64, description = "Empty when the token has no credits"),
                  ("X-Envoy-Auth-Headers-To-Remove" = String, description = "`authorization`, when `strip_token` asks"))),
-        (status = 400, description = "Malformed permission query or cost", body = ErrorBody),
+        (status = 400, description = "Malformed permission query, cost or strip_token, or more than 100 scopes", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "Rate limited (`rate_limited`), credits used up (`usage_exceeded`), or too many failed attempts from this address; with `Retry-After`")),
     security((), ("apiToken" = []), ("bearer" = [])))]
