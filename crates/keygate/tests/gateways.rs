@@ -433,6 +433,7 @@ fn gateway_asks_with_the_clients_address(gateway: Gateway) {
     let mut headers = FORGED.to_vec();
     headers.push(("Authorization", "Bearer kg_some_token"));
     headers.push(("X-Forwarded-For", "203.0.113.9"));
+    headers.push(("X-Keygate-Made-Up", "by the client"));
     let (status, _, body) = send(&proxy, "/api/orders/7?page=2", &headers);
     assert_eq!(status, 200, "{gateway:?}: {body}\n{}", proxy.log());
 
@@ -466,6 +467,13 @@ fn gateway_asks_with_the_clients_address(gateway: Gateway) {
         Some(forwarded),
         "{gateway:?}, the API"
     );
+    if gateway == Gateway::Caddy {
+        assert_eq!(
+            seen.header("x-keygate-made-up"),
+            None,
+            "the page's Caddy removes every X-Keygate-* header a client sends"
+        );
+    }
     let forged: Vec<&str> = FORGED.iter().map(|(_, v)| *v).collect();
     let leaked: Vec<_> = seen
         .headers
