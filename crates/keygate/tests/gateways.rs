@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
 
-/// Where the page puts keygate, the API and the gateway; the tests put their own ports there.
+/// Where the page puts keygate and the API; the tests put their own ports there.
 const DOC_KEYGATE: &str = "127.0.0.1:8080";
 const DOC_API: &str = "127.0.0.1:3000";
 
