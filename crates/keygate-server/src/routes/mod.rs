@@ -1,6 +1,7 @@
 //! The native HTTP API: one file per resource, each handler a thin translation between HTTP and
 //! an operation of `service`.
 
+pub mod gateway;
 pub mod meta;
 pub mod ops;
 pub mod session;
@@ -10,6 +11,7 @@ pub mod usage;
 pub mod users;
 pub mod verify;
 
+use axum::routing::{any, MethodRouter};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -34,6 +36,20 @@ pub fn native() -> OpenApiRouter<AppState> {
         .routes(routes!(usage::tenant_usage))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::forward_auth))
+        // Any method and any suffix, undocumented beside GET: Envoy's HTTP ext_authz sends the
+        // original method and appends the original path.
+        .route(
+            gateway::AUTH_PATH,
+            MethodRouter::new().fallback(verify::forward_auth),
+        )
+        .route(
+            &format!("{}/", gateway::AUTH_PATH),
+            any(verify::forward_auth),
+        )
+        .route(
+            &format!("{}/{{*original}}", gateway::AUTH_PATH),
+            any(verify::forward_auth),
+        )
         .routes(routes!(users::create_user, users::list_users))
         .routes(routes!(
             users::get_user,

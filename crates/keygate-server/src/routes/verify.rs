@@ -20,6 +20,7 @@ use crate::auth::token::{presented_token, whole_seconds};
 use crate::dto::{LimitView, RemainingCredits, VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{client_ip, parse_json, ClientIp, JsonBody};
+use crate::routes::gateway::{gateway_asks, strip_token};
 use crate::state::AppState;
 
 const MAX_WANTED_SCOPES: usize = 100;
@@ -196,70 +197,32 @@ fn ratelimit_headers(headers: &mut HeaderMap, reports: &[LimitReport]) {
     }
 }
 
-/// The query of a forward-auth request: `scope` (repeated or comma-separated), `permissions`
-/// and `cost`.
-struct ForwardQuery {
-    scopes: Vec<String>,
-    permissions: Option<String>,
-    cost: Option<String>,
-}
-
-fn forward_query(query: &str) -> ForwardQuery {
-    let mut q = ForwardQuery {
-        scopes: Vec::new(),
-        permissions: None,
-        cost: None,
-    };
-    for (k, v) in form_urlencoded::parse(query.as_bytes()) {
-        match k.as_ref() {
-            "scope" => q.scopes.extend(
-                v.split(',')
-                    .map(str::trim)
-                    .filter(|s| !s.is_empty())
-                    .map(str::to_owned),
-            ),
-            "permissions" => q.permissions = Some(v.into_owned()),
-            "cost" => q.cost = Some(v.into_owned()),
-            _ => {}
-        }
-    }
-    q.scopes.truncate(MAX_WANTED_SCOPES);
-    q
-}
-
 #[utoipa::path(get, path = "/api/v1/auth", tag = "verify",
     params(("scope" = Option<Vec<String>>, Query, description = "Scopes the token must hold"),
            ("permissions" = Option<String>, Query, description = "A permission query, e.g. `(a OR b) AND c`"),
-           ("cost" = Option<u64>, Query, description = "Credits this request costs (default 1)")),
+           ("cost" = Option<u64>, Query, description = "Credits this request costs (default 1)"),
+           ("strip_token" = Option<bool>, Query, description = "Name `authorization` in `X-Envoy-Auth-Headers-To-Remove` on a 200, so that an Envoy strips the token before the upstream"),
+           ("X-Keygate-Scope" = Option<String>, Header, description = "More scopes the token must hold (comma-separated); how an Envoy, which appends the original path and query (`/api/v1/auth/...`, any method), asks"),
+           ("X-Keygate-Permissions" = Option<String>, Header, description = "A permission query that must also hold"),
+           ("X-Keygate-Cost" = Option<u64>, Header, description = "Credits this request costs; the higher one counts when the query names one too"),
+           ("X-Keygate-Strip-Token" = Option<bool>, Header, description = "As `strip_token`")),
     responses(
         (status = 200, description = "Token is valid",
          headers(("X-Keygate-Token-Id" = String), ("X-Keygate-Owner-Id" = String),
                  ("X-Keygate-Tenant-Id" = String), ("X-Keygate-Scopes" = String, description = "Comma-separated"),
-                 ("X-Keygate-External-Id" = String, description = "When the token has one"),
+                 ("X-Keygate-External-Id" = String, description = "Empty when the token has none"),
                  ("RateLimit-Limit" = u64, description = "When the token has rate limits"),
-                 ("RateLimit-Remaining" = u64), ("RateLimit-Reset" = u64, description = "Seconds"))),
-        (status = 400, description = "Malformed permission query or cost", body = ErrorBody),
+                 ("RateLimit-Remaining" = u64), ("RateLimit-Reset" = u64, description = "Seconds"),
+                 ("X-Keygate-Credits-Remaining" = u64, description = "Empty when the token has no credits"),
+                 ("X-Envoy-Auth-Headers-To-Remove" = String, description = "`authorization`, when `strip_token` asks"))),
+        (status = 400, description = "Malformed permission query, cost or strip_token, or more than 100 scopes", body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
         (status = 429, body = ErrorBody, description = "Rate limited (`rate_limited`), credits used up (`usage_exceeded`), or too many failed attempts from this address; with `Retry-After`")),
     security((), ("apiToken" = []), ("bearer" = [])))]
 pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiResult<Response> {
     // The request by value, not `Parts`: no copy of its headers on the hot path.
     let (parts, _) = req.into_parts();
-    let query = forward_query(parts.uri.query().unwrap_or(""));
-    let permissions = permission_query(query.permissions.as_deref())?;
-    let cost = match &query.cost {
-        None => 1,
-        Some(c) => c
-            .parse::<u64>()
-            .ok()
-            .filter(|c| *c <= keygate_core::usage::MAX_CREDITS)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "cost must be a whole number from 0 to {}",
-                    keygate_core::usage::MAX_CREDITS
-                ))
-            })?,
-    };
+    let asks = gateway_asks(&parts)?;
     let ip = client_ip(&parts, &state.config);
     let token = match presented_token(&parts, state.config.allow_query_token) {
         Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
@@ -283,13 +246,13 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         }
         Credential::Token(t) => t,
     };
-    let wanted: Vec<&str> = query.scopes.iter().map(String::as_str).collect();
+    let wanted: Vec<&str> = asks.scopes.iter().map(String::as_str).collect();
     let c = Check {
         token: &token,
         scopes: &wanted,
-        permissions: permissions.as_ref(),
+        permissions: asks.permissions.as_ref(),
         ratelimits: &[],
-        cost,
+        cost: asks.cost,
         ip,
     };
     let v = check(&state, &c, ip).await?;
@@ -300,23 +263,29 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         resp.headers_mut().extend(headers);
         return Ok(resp);
     };
+    // Every identity header on every 200, empty when it has no value: a gateway that only
+    // overwrites the headers an answer carries (Envoy, Caddy 2.6) would otherwise let a
+    // client's own `X-Keygate-External-Id` through for a token without one.
     let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), v);
-        }
+        let value = HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""));
+        headers.insert(HeaderName::from_static(name), value);
     };
     put("x-keygate-token-id", t.id.as_str());
     put("x-keygate-owner-id", &t.owner_id);
     put("x-keygate-tenant-id", &t.tenant_id);
     put("x-keygate-scopes", &t.scopes.names().join(","));
-    if let Some(e) = &t.external_id {
-        put("x-keygate-external-id", e);
-    }
-    if let Some(left) = v.credits_remaining {
-        headers.insert(
-            HeaderName::from_static("x-keygate-credits-remaining"),
-            left.into(),
-        );
+    put(
+        "x-keygate-external-id",
+        t.external_id.as_deref().unwrap_or(""),
+    );
+    put(
+        "x-keygate-credits-remaining",
+        &v.credits_remaining
+            .map(|c| c.to_string())
+            .unwrap_or_default(),
+    );
+    if asks.strip_token {
+        strip_token(&mut headers);
     }
     Ok((headers, "").into_response())
 }
