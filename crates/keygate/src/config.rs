@@ -26,6 +26,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "KEYGATE_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Also serve Envoy's external authorization (ext_authz) over gRPC on this address, e.g.
+    /// 127.0.0.1:9191 [default: not served].
+    #[arg(long, env = "KEYGATE_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
     /// Where the embedded SQLite database lives [default: ./keygate-data].
     #[arg(long, env = "KEYGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -203,6 +207,8 @@ impl std::fmt::Debug for DatabaseUrl {
 #[derive(Debug)]
 pub struct ProcessConfig {
     pub listen: SocketAddr,
+    /// Where Envoy's ext_authz is served over gRPC; `None`: it is not.
+    pub grpc_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
     /// No database was named: SQLite in the data directory, which keygate creates.
@@ -218,6 +224,7 @@ impl Default for ProcessConfig {
         let data_dir = PathBuf::from("keygate-data");
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_listen: None,
             database: DatabaseUrl(keygate_store::sqlite_url_in_dir(&data_dir)),
             data_dir,
             default_database: true,
@@ -262,6 +269,7 @@ impl ServeArgs {
         }
         let process = process_config(
             given!(listen),
+            given!(grpc_listen),
             given!(data_dir),
             given!(database_url),
             given!(http_workers),
@@ -340,6 +348,7 @@ impl ServeArgs {
 
 fn process_config(
     listen: Option<SocketAddr>,
+    grpc_listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     http_workers: Option<usize>,
@@ -357,6 +366,7 @@ fn process_config(
     };
     Ok(ProcessConfig {
         listen: listen.unwrap_or(d.listen),
+        grpc_listen,
         data_dir,
         database,
         default_database,

@@ -1,20 +1,17 @@
 //! The questions a protected API asks: `POST /api/v1/verify` (JSON) and `GET /api/v1/auth`
 //! (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
 
-use std::time::Instant;
-
 use axum::extract::Request;
 use axum::extract::State;
 use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use keygate_core::credentials::{extract_from_query, redact_secrets, Credential};
-use keygate_core::permission::Query;
 use keygate_store::ratelimit::LimitReport;
 use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
-use time::OffsetDateTime;
 
-use crate::auth::token::{presented_token, whole_seconds};
+use crate::auth::gateway;
+use crate::auth::token::presented_token;
 use crate::dto::{LimitView, RemainingCredits, VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{client_ip, parse_json, ClientIp, JsonBody};
@@ -23,24 +20,6 @@ use crate::state::AppState;
 const MAX_WANTED_SCOPES: usize = 100;
 /// As many as a token can have.
 const MAX_NAMED_LIMITS: usize = keygate_core::usage::MAX_RATELIMITS;
-
-async fn check(state: &AppState, c: &Check<'_>) -> ApiResult<Verification> {
-    let started = Instant::now();
-    let verification = crate::auth::token::check(state, c).await;
-    let code = match &verification {
-        Ok(v) => v.outcome.code(),
-        Err(ApiError::RateLimited(_)) => "RATE_LIMITED",
-        Err(_) => return verification,
-    };
-    state.metrics.verification(code, started.elapsed());
-    verification
-}
-
-/// A permission query as a request sends it; a malformed one is the request's fault.
-fn permission_query(text: Option<&str>) -> ApiResult<Option<Query>> {
-    text.map(|t| Query::parse(t).map_err(|e| ApiError::BadRequest(format!("permissions: {e}"))))
-        .transpose()
-}
 
 fn cost(field: &str, cost: i64) -> ApiResult<u64> {
     let cost = u64::try_from(cost)
@@ -72,7 +51,7 @@ pub async fn verify(
             "at most {MAX_NAMED_LIMITS} rate limits may be named"
         )));
     }
-    let permissions = permission_query(req.permissions.as_deref())?;
+    let permissions = gateway::permissions(req.permissions.as_deref())?;
     let named = req
         .ratelimits
         .iter()
@@ -95,7 +74,7 @@ pub async fn verify(
             .map_or(Ok(1), |c| cost("credits.cost", c.cost))?,
         ip,
     };
-    let v = check(&state, &c).await?;
+    let v = gateway::check(&state, &c).await?;
     if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
         return Err(ApiError::BadRequest(format!(
             "ratelimits: the token has no rate limit named {:?}",
@@ -167,22 +146,6 @@ pub fn limit_view(l: &LimitReport) -> LimitView<'_> {
     }
 }
 
-/// `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) of the limit nearest to refusing: the
-/// exceeded one, or the one with the least left.
-fn ratelimit_headers(headers: &mut HeaderMap, reports: &[LimitReport]) {
-    let nearest = reports.iter().min_by_key(|l| (!l.exceeded, l.remaining));
-    if let Some(l) = nearest {
-        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let reset = whole_seconds(u64::try_from(l.reset_ms - now_ms).unwrap_or(0));
-        headers.insert(HeaderName::from_static("ratelimit-limit"), l.limit.into());
-        headers.insert(
-            HeaderName::from_static("ratelimit-remaining"),
-            l.remaining.into(),
-        );
-        headers.insert(HeaderName::from_static("ratelimit-reset"), reset.into());
-    }
-}
-
 /// The query of a forward-auth request: `scope` (repeated or comma-separated), `permissions`
 /// and `cost`.
 struct ForwardQuery {
@@ -233,43 +196,14 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
     // The request by value, not `Parts`: no copy of its headers on the hot path.
     let (parts, _) = req.into_parts();
     let query = forward_query(parts.uri.query().unwrap_or(""));
-    let permissions = permission_query(query.permissions.as_deref())?;
-    let cost = match &query.cost {
-        None => 1,
-        Some(c) => c
-            .parse::<u64>()
-            .ok()
-            .filter(|c| *c <= keygate_core::usage::MAX_CREDITS)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "cost must be a whole number from 0 to {}",
-                    keygate_core::usage::MAX_CREDITS
-                ))
-            })?,
-    };
+    let permissions = gateway::permissions(query.permissions.as_deref())?;
+    let cost = gateway::cost(query.cost.as_deref())?;
     let ip = client_ip(&parts, state.config.trust_forwarded_for);
     let token = match presented_token(&parts, state.config.allow_query_token) {
         Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
         other => other,
     };
-    let token = match token {
-        Credential::Missing => {
-            state
-                .metrics
-                .verification("MALFORMED", std::time::Duration::ZERO);
-            return Err(ApiError::MissingToken);
-        }
-        Credential::Unusable => {
-            let e = crate::auth::token::unusable(&state, ip);
-            let code = match e {
-                ApiError::RateLimited(_) => "RATE_LIMITED",
-                _ => "MALFORMED",
-            };
-            state.metrics.verification(code, std::time::Duration::ZERO);
-            return Err(e);
-        }
-        Credential::Token(t) => t,
-    };
+    let token = gateway::presented(&state, token, ip)?;
     let wanted: Vec<&str> = query.scopes.iter().map(String::as_str).collect();
     let c = Check {
         token: &token,
@@ -279,31 +213,23 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         cost,
         ip,
     };
-    let v = check(&state, &c).await?;
+    let v = gateway::check(&state, &c).await?;
     let mut headers = HeaderMap::new();
-    ratelimit_headers(&mut headers, &v.ratelimits);
+    for (name, value) in gateway::ratelimit_headers(&v.ratelimits)
+        .into_iter()
+        .flatten()
+    {
+        headers.insert(HeaderName::from_static(name), value.into());
+    }
     let Outcome::Valid(t) = &v.outcome else {
         let mut resp = crate::auth::token::refusal(&v).into_response();
         resp.headers_mut().extend(headers);
         return Ok(resp);
     };
-    let mut put = |name: &'static str, value: &str| {
-        if let Ok(v) = HeaderValue::from_str(value) {
-            headers.insert(HeaderName::from_static(name), v);
+    for (name, value) in gateway::upstream_headers(t, &v) {
+        if let Ok(value) = HeaderValue::from_str(&value) {
+            headers.insert(HeaderName::from_static(name), value);
         }
-    };
-    put("x-keygate-token-id", t.id.as_str());
-    put("x-keygate-owner-id", &t.owner_id);
-    put("x-keygate-tenant-id", &t.tenant_id);
-    put("x-keygate-scopes", &t.scopes.names().join(","));
-    if let Some(e) = &t.external_id {
-        put("x-keygate-external-id", e);
-    }
-    if let Some(left) = v.credits_remaining {
-        headers.insert(
-            HeaderName::from_static("x-keygate-credits-remaining"),
-            left.into(),
-        );
     }
     Ok((headers, "").into_response())
 }
