@@ -544,7 +544,7 @@ mod layering_tests {
         let config = ServeArgs::default()
             .laid_over(file(
                 "cache-capacity = 7\nclient-timeout = \"5s\"\nmax-header-bytes = 9000\n\
-                 http-workers = 3\nlisten = \"127.0.0.1:9\"\n[scopes]\n\"metrics:read\" = \"Read metrics\"\n",
+                 http-workers = 3\nlisten = \"127.0.0.1:9\"\ngrpc-listen = \"127.0.0.1:10\"\n[scopes]\n\"metrics:read\" = \"Read metrics\"\n",
             ))
             .unwrap();
         assert_eq!(config.verifier.cache_capacity, 7);
@@ -555,6 +555,7 @@ mod layering_tests {
         assert_eq!(config.server.connection_limits.max_header_bytes, 9000);
         assert_eq!(config.process.http_workers, 3);
         assert_eq!(config.process.listen.port(), 9);
+        assert_eq!(config.process.grpc_listen.map(|a| a.port()), Some(10));
         assert!(config.server.catalog.names().any(|n| n == "metrics:read"));
     }
 }
