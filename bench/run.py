@@ -443,12 +443,20 @@ def bench_gateways(args, work):
                                   {"KG_TOKEN": token, "KG_AUTH": f"Bearer {token}"},
                                   args.connections, args.duration, args.threads)))
     runs = {name: [] for name, _ in cases}
+    # keygate's own CPU per answered request: what the server spends, whatever the load
+    # generator (one CPU, the gRPC client costlier than wrk) could send.
+    cpu_us = {name: [] for name, _ in cases}
     try:
         for rnd in range(args.rounds):
             for name, run in cases:
+                before = cpu_seconds(kg.proc.pid)
                 r = run()
+                spent = cpu_seconds(kg.proc.pid) - before
                 runs[name].append(r)
-                log(f"gateways round {rnd + 1} {name:30} {fmt(r)}")
+                if not name.startswith("nginx") and r["requests"]:
+                    cpu_us[name].append(spent / r["requests"] * 1e6)
+                log(f"gateways round {rnd + 1} {name:30} {fmt(r)}"
+                    + (f"   keygate {cpu_us[name][-1]:.1f} µs CPU/request" if cpu_us[name] and not name.startswith("nginx") else ""))
     finally:
         kg.stop()
         if nginx:
@@ -458,13 +466,14 @@ def bench_gateways(args, work):
           f"connections for gRPC, {args.connections} HTTP/1.1 connections for wrk), "
           f"{args.duration} s x {args.rounds} rounds, {args.threads} load thread(s), "
           f"{placement()} (medians)\n")
-    print("| what | requests/s | p50 | p99 | / forward-auth |")
-    print("| --- | --- | --- | --- | --- |")
+    print("| what | requests/s | p50 | p99 | / forward-auth | keygate CPU per request |")
+    print("| --- | --- | --- | --- | --- | --- |")
     http_rps = results["forward-auth GET /api/v1/auth"]["rps"]
     for name, r in results.items():
         warn = f" ({r['failed']} failed!)" if r["failed"] else ""
+        cpu = f"{statistics.median(cpu_us[name]):.1f} µs" if cpu_us[name] else "–"
         print(f"| {name} | {r['rps']:,.0f}{warn} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms "
-              f"| {r['rps'] / http_rps:.2f} |")
+              f"| {r['rps'] / http_rps:.2f} | {cpu} |")
     return results
 
 

@@ -91,18 +91,20 @@ pub fn ratelimit_headers(reports: &[LimitReport]) -> Option<[(&'static str, u64)
 
 /// What the protected API learns of a valid token: its id, owner, tenant, scopes
 /// (comma-separated), external id when it has one, and the credits left when it has credits.
-pub fn upstream_headers(t: &CachedToken, v: &Verification) -> Vec<(&'static str, String)> {
-    let mut headers = vec![
-        ("x-keygate-token-id", t.id.as_str().to_owned()),
-        ("x-keygate-owner-id", t.owner_id.to_string()),
-        ("x-keygate-tenant-id", t.tenant_id.to_string()),
-        ("x-keygate-scopes", t.scopes.names().join(",")),
-    ];
+/// Handed to `put` one by one: forward-auth writes them straight into its answer's headers.
+pub fn upstream_headers(
+    t: &CachedToken,
+    v: &Verification,
+    mut put: impl FnMut(&'static str, &str),
+) {
+    put("x-keygate-token-id", t.id.as_str());
+    put("x-keygate-owner-id", &t.owner_id);
+    put("x-keygate-tenant-id", &t.tenant_id);
+    put("x-keygate-scopes", &t.scopes.names().join(","));
     if let Some(e) = &t.external_id {
-        headers.push(("x-keygate-external-id", e.to_string()));
+        put("x-keygate-external-id", e);
     }
     if let Some(left) = v.credits_remaining {
-        headers.push(("x-keygate-credits-remaining", left.to_string()));
+        put("x-keygate-credits-remaining", &left.to_string());
     }
-    headers
 }

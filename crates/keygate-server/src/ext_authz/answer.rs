@@ -31,10 +31,15 @@ const UPSTREAM: [&str; 6] = [
 ];
 
 pub fn ok(t: &CachedToken, v: &Verification, strip_token: bool) -> CheckResponse {
-    let set = gateway::upstream_headers(t, v);
+    let mut headers = Vec::with_capacity(UPSTREAM.len());
+    let mut set = Vec::with_capacity(UPSTREAM.len());
+    gateway::upstream_headers(t, v, |name, value| {
+        headers.push(header(name, value.to_owned()));
+        set.push(name);
+    });
     let mut headers_to_remove: Vec<String> = UPSTREAM
         .iter()
-        .filter(|name| !set.iter().any(|(n, _)| n == *name))
+        .filter(|name| !set.contains(*name))
         .map(|name| (*name).to_owned())
         .collect();
     let mut query_parameters_to_remove = Vec::new();
@@ -43,7 +48,7 @@ pub fn ok(t: &CachedToken, v: &Verification, strip_token: bool) -> CheckResponse
         query_parameters_to_remove = QUERY_PARAMS.iter().map(|p| (*p).to_owned()).collect();
     }
     let ok = OkHttpResponse {
-        headers: set.into_iter().map(|(n, v)| header(n, v)).collect(),
+        headers,
         headers_to_remove,
         query_parameters_to_remove,
         response_headers_to_add: ratelimit_headers(v),

@@ -226,11 +226,11 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         resp.headers_mut().extend(headers);
         return Ok(resp);
     };
-    for (name, value) in gateway::upstream_headers(t, &v) {
-        if let Ok(value) = HeaderValue::from_str(&value) {
+    gateway::upstream_headers(t, &v, |name, value| {
+        if let Ok(value) = HeaderValue::from_str(value) {
             headers.insert(HeaderName::from_static(name), value);
         }
-    }
+    });
     Ok((headers, "").into_response())
 }
 
