@@ -449,3 +449,31 @@ fn a_grpc_port_in_use_fails_the_start() {
         failed.output
     );
 }
+
+/// With the database gone, a token keygate must look up is denied 503 `unavailable`: a denied
+/// answer, not a gRPC error that Envoy could be configured to let through.
+#[test]
+fn a_database_that_is_gone_is_a_denial_not_an_error() {
+    let Some(python) = client("a_database_that_is_gone_is_a_denial_not_an_error") else {
+        return;
+    };
+    let db = PgDatabase::create();
+    let s = Server::on(Backend::Postgres)
+        .database_url(&db.url)
+        .args(&["--grpc-listen", "127.0.0.1:0"])
+        .start();
+    // Only this test's database is closed to new connections and cut off; nothing else.
+    let cut = |allow: bool| {
+        let sql = format!(
+            "ALTER DATABASE {name} ALLOW_CONNECTIONS {allow}; \
+             SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity \
+             WHERE datname = '{name}' AND pid <> pg_backend_pid()",
+            name = db.name
+        );
+        psql(&db.admin_url, &sql).unwrap_or_else(|e| panic!("{sql}: {e}"));
+    };
+    cut(false);
+    let a = check(&python, &s, &[json!({"headers": bearer(&fresh_token())})]);
+    cut(true);
+    assert_denied(&a[0], 503, 14, "unavailable");
+}
