@@ -11,6 +11,9 @@
                                            writes per 1 000 verifies, and exactly the granted credits spent
     python3 bench/run.py analytics         verifications counted per token (the usage API) vs not counted
     python3 bench/run.py allowlist         a token bound to 100 networks vs a plain one
+    python3 bench/run.py gateways          one check as a gateway asks it: Envoy ext_authz over gRPC
+                                           (the grpc_load example) vs forward-auth GET /api/v1/auth
+                                           (wrk) vs nginx `return 200` (wrk)
     python3 bench/run.py all               verify, scale, writes and flood
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
@@ -52,6 +55,7 @@ TARGET = Path(os.environ.get("CARGO_TARGET_DIR") or ROOT / "target")
 KEYGATE = TARGET / "release" / "keygate"
 FLOOR = TARGET / "release" / "examples" / "http_floor"
 SEEDER = TARGET / "release" / "examples" / "seed"
+GRPC_LOAD = TARGET / "release" / "examples" / "grpc_load"
 ADMIN_PASSWORD = "bench-admin-password"
 # (server CPUs, load-generator CPUs) as taskset lists, or None: set in main().
 PIN = None
@@ -396,6 +400,81 @@ def bench_verify(args, work):
             ratio = "" if name == "keygate" else f"{k / r['rps']:.2f}"
             print(f"| `{route}` | {name} | {r['rps']:,.0f} | {r['p50_ms']:.2f} ms | "
                   f"{r['p99_ms']:.2f} ms | {ratio} |")
+    return results
+
+
+# ------------------------------------------------------------------------------------------------
+# gateways: ext_authz over gRPC against forward-auth over HTTP and nginx
+
+
+def grpc_load(addr, token, args):
+    """The grpc_load example against `addr` on the load CPUs: `--connections` calls in flight
+    over `--grpc-channels` HTTP/2 connections; the same result as `wrk_result`."""
+    cmd = on_load_cpus([str(GRPC_LOAD), addr, token, "--concurrency", str(args.connections),
+                        "--channels", str(args.grpc_channels), "--duration", str(args.duration),
+                        "--threads", str(args.threads)])
+    out = subprocess.run(cmd, check=True, capture_output=True, text=True).stdout
+    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    r = json.loads(line[len("RESULT "):])
+    return {
+        "rps": (r["requests"] - r["failed"]) / (r["duration_us"] / 1e6),
+        "p50_ms": r["p50_us"] / 1000,
+        "p99_ms": r["p99_us"] / 1000,
+        "failed": r["failed"],
+        "requests": r["requests"],
+    }
+
+
+def bench_gateways(args, work):
+    admin = new_token()
+    grpc_port = free_port()
+    kg = Keygate(work / "kg-gateways", admin,
+                 extra_args=["--grpc-listen", f"127.0.0.1:{grpc_port}"]).start()
+    wait_for_port(grpc_port, kg.proc)
+    token = kg.api("POST", "/api/v1/tokens", {"name": "bench", "scopes": ["metrics:read"]})["token"]
+    nginx = None if args.no_nginx else Nginx(work, server_cpus()).start()
+    cases = [("ext_authz gRPC Check", lambda: grpc_load(f"127.0.0.1:{grpc_port}", token, args)),
+             ("forward-auth GET /api/v1/auth",
+              lambda: wrk(kg.url + "/api/v1/auth?scope=metrics:read", "auth",
+                          {"KG_TOKEN": token, "KG_AUTH": f"Bearer {token}"},
+                          args.connections, args.duration, args.threads))]
+    if nginx:
+        cases.append(("nginx `return 200`",
+                      lambda: wrk(nginx.url + "/api/v1/auth?scope=metrics:read", "auth",
+                                  {"KG_TOKEN": token, "KG_AUTH": f"Bearer {token}"},
+                                  args.connections, args.duration, args.threads)))
+    runs = {name: [] for name, _ in cases}
+    # keygate's own CPU per answered request: what the server spends, whatever the load
+    # generator (one CPU, the gRPC client costlier than wrk) could send.
+    cpu_us = {name: [] for name, _ in cases}
+    try:
+        for rnd in range(args.rounds):
+            for name, run in cases:
+                before = cpu_seconds(kg.proc.pid)
+                r = run()
+                spent = cpu_seconds(kg.proc.pid) - before
+                runs[name].append(r)
+                if not name.startswith("nginx") and r["requests"]:
+                    cpu_us[name].append(spent / r["requests"] * 1e6)
+                log(f"gateways round {rnd + 1} {name:30} {fmt(r)}"
+                    + (f"   keygate {cpu_us[name][-1]:.1f} µs CPU/request" if cpu_us[name] and not name.startswith("nginx") else ""))
+    finally:
+        kg.stop()
+        if nginx:
+            nginx.stop()
+    results = {name: median_of(rs) for name, rs in runs.items()}
+    print(f"\n## gateways: {args.connections} requests in flight ({args.grpc_channels} HTTP/2 "
+          f"connections for gRPC, {args.connections} HTTP/1.1 connections for wrk), "
+          f"{args.duration} s x {args.rounds} rounds, {args.threads} load thread(s), "
+          f"{placement()} (medians)\n")
+    print("| what | requests/s | p50 | p99 | / forward-auth | keygate CPU per request |")
+    print("| --- | --- | --- | --- | --- | --- |")
+    http_rps = results["forward-auth GET /api/v1/auth"]["rps"]
+    for name, r in results.items():
+        warn = f" ({r['failed']} failed!)" if r["failed"] else ""
+        cpu = f"{statistics.median(cpu_us[name]):.1f} µs" if cpu_us[name] else "–"
+        print(f"| {name} | {r['rps']:,.0f}{warn} | {r['p50_ms']:.2f} ms | {r['p99_ms']:.2f} ms "
+              f"| {r['rps'] / http_rps:.2f} | {cpu} |")
     return results
 
 
@@ -1106,7 +1185,7 @@ def bench_credits(args, work):
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits",
-                                    "analytics", "allowlist", "all"])
+                                    "analytics", "allowlist", "gateways", "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -1118,10 +1197,13 @@ def main():
                    "else target/ in the workspace)")
     p.add_argument("--keygate", help="the keygate binary (default: the release build)")
     p.add_argument("--seeder", help="the seed example's binary (default: the release build)")
+    p.add_argument("--grpc-load", help="the grpc_load example's binary (default: the release build)")
     p.add_argument("--no-nginx", action="store_true")
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--no-floor", action="store_true", help="leave out the bare axum server")
     p.add_argument("--peer-workers", type=int)
+    p.add_argument("--grpc-channels", type=int, default=2,
+                   help="gateways: HTTP/2 connections of the gRPC load (Envoy: about one per worker)")
     p.add_argument("--counts", default="1000,100000,1000000,10000000")
     p.add_argument("--sample", type=int, default=200000, help="tokens the load generator uses")
     p.add_argument("--cold-duration", type=int, default=3)
@@ -1151,10 +1233,10 @@ def main():
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")
     args = p.parse_args()
 
-    for tool in ["wrk"] + ([] if args.no_nginx or args.what not in ("verify", "all") else []):
+    for tool in ["wrk"] + ([] if args.no_nginx or args.what not in ("verify", "gateways", "all") else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
-    global KEYGATE, FLOOR, SEEDER, PIN
+    global KEYGATE, FLOOR, SEEDER, GRPC_LOAD, PIN
     target = Path(args.target_dir).resolve() if args.target_dir else TARGET
     cpus = sorted(os.sched_getaffinity(0))
     if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
@@ -1162,8 +1244,10 @@ def main():
     KEYGATE = Path(args.keygate) if args.keygate else target / "release" / "keygate"
     FLOOR = target / "release" / "examples" / "http_floor"
     SEEDER = Path(args.seeder) if args.seeder else target / "release" / "examples" / "seed"
+    GRPC_LOAD = Path(args.grpc_load) if args.grpc_load else target / "release" / "examples" / "grpc_load"
     if not args.no_build:
         for package in (["-p", "keygate"], ["-p", "keygate-server", "--example", "http_floor"],
+                        ["-p", "keygate-server", "--example", "grpc_load"],
                         ["-p", "keygate-store", "--example", "seed"]):
             subprocess.run(["cargo", "build", "--quiet", "--release", *package], cwd=ROOT,
                            check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
@@ -1186,6 +1270,8 @@ def main():
             bench_analytics(args, work)
         if args.what == "allowlist":
             bench_allowlist(args, work)
+        if args.what == "gateways":
+            bench_gateways(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

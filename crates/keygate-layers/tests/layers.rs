@@ -31,6 +31,7 @@ fn the_server_imports_only_point_down() {
         &["service"],
         &[
             "routes",
+            "ext_authz",
             "compat",
             "web",
             "explorer",

@@ -4,9 +4,9 @@
 //!
 //! The modules are layers, and imports only point down (`crates/keygate-layers` checks it):
 //! `config`, `error`, `metrics`, `reveal`, `rfc3339_ms`, `dto` (plain data) → `limits` →
-//! `state` → `extract` → `auth` → `service` → `routes`, `compat`, `web`, `explorer`,
-//! `middleware`, `workers` → `api_doc` → this file, which puts the router together.
-//! `docs/architecture.md` is the map.
+//! `state` → `extract` → `auth` → `service` → `routes`, `ext_authz` (Envoy's check over gRPC),
+//! `compat`, `web`, `explorer`, `middleware`, `workers` → `api_doc` → this file, which puts the
+//! router together. `docs/architecture.md` is the map.
 
 pub mod api_doc;
 pub mod auth;
@@ -15,6 +15,7 @@ pub mod config;
 pub mod dto;
 pub mod error;
 pub mod explorer;
+pub mod ext_authz;
 pub mod extract;
 pub mod limits;
 pub mod metrics;

@@ -132,7 +132,7 @@ impl Default for Metrics {
         let family = Family::<OutcomeLabels, Counter>::default();
         registry.register(
             "verifications",
-            "Token verifications (verify, forward-auth and the compatible verify calls) by \
+            "Token verifications (verify, forward-auth, ext_authz and the compatible verify calls) by \
              outcome; per token they are in the usage API, never in labels",
             family.clone(),
         );

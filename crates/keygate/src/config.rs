@@ -27,6 +27,10 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:8080].
     #[arg(long, env = "KEYGATE_LISTEN")]
     pub listen: Option<SocketAddr>,
+    /// Also serve Envoy's external authorization (ext_authz) over gRPC on this address, e.g.
+    /// 127.0.0.1:9191 [default: not served].
+    #[arg(long, env = "KEYGATE_GRPC_LISTEN")]
+    pub grpc_listen: Option<SocketAddr>,
     /// Where the embedded SQLite database lives [default: ./keygate-data].
     #[arg(long, env = "KEYGATE_DATA_DIR")]
     pub data_dir: Option<PathBuf>,
@@ -210,6 +214,8 @@ impl std::fmt::Debug for DatabaseUrl {
 #[derive(Debug)]
 pub struct ProcessConfig {
     pub listen: SocketAddr,
+    /// Where Envoy's ext_authz is served over gRPC; `None`: it is not.
+    pub grpc_listen: Option<SocketAddr>,
     pub data_dir: PathBuf,
     pub database: DatabaseUrl,
     /// No database was named: SQLite in the data directory, which keygate creates.
@@ -225,6 +231,7 @@ impl Default for ProcessConfig {
         let data_dir = PathBuf::from("keygate-data");
         Self {
             listen: SocketAddr::from(([127, 0, 0, 1], 8080)),
+            grpc_listen: None,
             database: DatabaseUrl(keygate_store::sqlite_url_in_dir(&data_dir)),
             data_dir,
             default_database: true,
@@ -278,6 +285,7 @@ impl ServeArgs {
         }
         let process = process_config(
             given!(listen),
+            given!(grpc_listen),
             given!(data_dir),
             given!(database_url),
             given!(http_workers),
@@ -362,6 +370,7 @@ impl ServeArgs {
 
 fn process_config(
     listen: Option<SocketAddr>,
+    grpc_listen: Option<SocketAddr>,
     data_dir: Option<PathBuf>,
     database_url: Option<String>,
     http_workers: Option<usize>,
@@ -379,6 +388,7 @@ fn process_config(
     };
     Ok(ProcessConfig {
         listen: listen.unwrap_or(d.listen),
+        grpc_listen,
         data_dir,
         database,
         default_database,
@@ -556,7 +566,7 @@ mod layering_tests {
         let config = ServeArgs::default()
             .laid_over(file(
                 "cache-capacity = 7\nclient-timeout = \"5s\"\nmax-header-bytes = 9000\n\
-                 http-workers = 3\nlisten = \"127.0.0.1:9\"\n[scopes]\n\"metrics:read\" = \"Read metrics\"\n",
+                 http-workers = 3\nlisten = \"127.0.0.1:9\"\ngrpc-listen = \"127.0.0.1:10\"\n[scopes]\n\"metrics:read\" = \"Read metrics\"\n",
             ))
             .unwrap();
         assert_eq!(config.verifier.cache_capacity, 7);
@@ -567,6 +577,7 @@ mod layering_tests {
         assert_eq!(config.server.connection_limits.max_header_bytes, 9000);
         assert_eq!(config.process.http_workers, 3);
         assert_eq!(config.process.listen.port(), 9);
+        assert_eq!(config.process.grpc_listen.map(|a| a.port()), Some(10));
         assert!(config.server.catalog.names().any(|n| n == "metrics:read"));
     }
 }

@@ -66,6 +66,14 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let listener = tokio::net::TcpListener::bind(process.listen)
         .await
         .with_context(|| format!("cannot listen on {}", process.listen))?;
+    let grpc_listener = match process.grpc_listen {
+        Some(addr) => Some(
+            tokio::net::TcpListener::bind(addr)
+                .await
+                .with_context(|| format!("--grpc-listen: cannot listen on {addr}"))?,
+        ),
+        None => None,
+    };
     if process.default_database {
         create_private_dir(&process.data_dir)?;
     }
@@ -127,6 +135,25 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let limits = state.config.connection_limits;
     let mut workers = keygate_server::workers::start(listener, app, process.http_workers, limits)?;
     tracing::info!(count = process.http_workers, "HTTP workers started");
+    let (stop_grpc, grpc_stopped) = tokio::sync::watch::channel(false);
+    let grpc = match grpc_listener {
+        Some(listener) => {
+            let addr = listener.local_addr()?;
+            let mut stopped = grpc_stopped;
+            let stop = async move {
+                let _ = stopped.wait_for(|s| *s).await;
+            };
+            let served = keygate_server::ext_authz::serve(
+                listener,
+                state.clone(),
+                limits.client_timeout,
+                stop,
+            );
+            tracing::info!("ext_authz gRPC listening on {addr}");
+            Some(tokio::spawn(served))
+        }
+        None => None,
+    };
     // The last word on the line is the address: supervisors and the tests read it.
     tracing::info!("keygate listening on http://{addr}");
     let served = tokio::select! {
@@ -136,6 +163,15 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e)
         }
     };
+    // The gRPC calls under way finish before the verifier's pending writes are flushed.
+    let _ = stop_grpc.send(true);
+    if let Some(grpc) = grpc {
+        match grpc.await {
+            Ok(Ok(())) => {}
+            Ok(Err(e)) => tracing::error!(error = %e, "ext_authz gRPC server failed"),
+            Err(e) => tracing::error!(error = %e, "ext_authz gRPC server panicked"),
+        }
+    }
     tracing::info!(
         "shutting down: writing pending last-use times and usage counts, returning unspent credits"
     );

@@ -11,11 +11,16 @@ use std::process::Command;
 
 use common::*;
 
-/// The seed example, built by `cargo test --workspace` beside this test's binaries.
-fn seeder() -> Option<PathBuf> {
+/// An example (`seed`, `grpc_load`), built by `cargo test --workspace` beside this test's
+/// binaries.
+fn example(name: &str) -> Option<PathBuf> {
     let exe = Path::new(BIN);
-    let seed = exe.parent()?.join("examples").join("seed");
-    seed.exists().then_some(seed)
+    let path = exe.parent()?.join("examples").join(name);
+    path.exists().then_some(path)
+}
+
+fn seeder() -> Option<PathBuf> {
+    example("seed")
 }
 
 #[test]
@@ -152,6 +157,63 @@ fn the_analytics_benchmark_runs_end_to_end() {
         .and_then(|n| n.parse().ok())
         .unwrap_or_else(|| panic!("no count of the usage API in:\n{stdout}"));
     assert!(counted > 0, "{stdout}");
+}
+
+/// `bench/run.py gateways`: ext_authz over gRPC, forward-auth and nginx in one run, none failing.
+#[test]
+fn the_gateways_benchmark_runs_end_to_end() {
+    let missing: Vec<&str> = ["wrk", "nginx", "python3"]
+        .into_iter()
+        .filter(|p| !installed(p))
+        .collect();
+    let load = example("grpc_load");
+    if !missing.is_empty() || load.is_none() {
+        skip_outside_ci(
+            "the_gateways_benchmark_runs_end_to_end",
+            &format!(
+                "missing: {missing:?}{}",
+                if load.is_none() {
+                    " and target/debug/examples/grpc_load (run `cargo test --workspace`)"
+                } else {
+                    ""
+                }
+            ),
+        );
+        return;
+    }
+    let out = Command::new("python3")
+        .current_dir(workspace_root())
+        .args([
+            "bench/run.py",
+            "gateways",
+            "--no-build",
+            "--keygate",
+            BIN,
+            "--grpc-load",
+            load.unwrap().to_str().unwrap(),
+            "--duration",
+            "1",
+            "--rounds",
+            "1",
+            "--connections",
+            "4",
+        ])
+        .output()
+        .expect("running python3 bench/run.py");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.py failed:\n{stdout}\n{stderr}"
+    );
+    for row in [
+        "| ext_authz gRPC Check |",
+        "| forward-auth GET /api/v1/auth |",
+        "| nginx `return 200` |",
+    ] {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    assert!(!stdout.contains("failed!"), "{stdout}");
 }
 
 /// `bench/run.py allowlist`: both tokens verified on both routes, none refused (the bound token's

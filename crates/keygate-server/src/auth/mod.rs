@@ -4,6 +4,7 @@
 
 pub mod authorized;
 pub mod caller;
+pub mod gateway;
 pub mod logged_in;
 pub mod session;
 pub mod token;

@@ -2,7 +2,6 @@
 //! (forward-auth for nginx `auth_request`, Traefik ForwardAuth, Envoy ext_authz over HTTP).
 
 use std::net::IpAddr;
-use std::time::Instant;
 
 use axum::extract::Request;
 use axum::extract::State;
@@ -10,13 +9,12 @@ use axum::http::{header, HeaderMap, HeaderName, HeaderValue};
 use axum::response::{IntoResponse, Response};
 use keygate_core::credentials::{extract_from_query, redact_secrets, Credential};
 use keygate_core::network::canonical_ip;
-use keygate_core::permission::Query;
 use keygate_store::ratelimit::LimitReport;
 use keygate_store::verifier::{Check, Verification};
 use keygate_store::Outcome;
-use time::OffsetDateTime;
 
-use crate::auth::token::{presented_token, whole_seconds};
+use crate::auth::gateway;
+use crate::auth::token::presented_token;
 use crate::dto::{LimitView, RemainingCredits, VerifyRequest, VerifyResponse};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{client_ip, parse_json, ClientIp, JsonBody};
@@ -26,24 +24,6 @@ use crate::state::AppState;
 const MAX_WANTED_SCOPES: usize = 100;
 /// As many as a token can have.
 const MAX_NAMED_LIMITS: usize = keygate_core::usage::MAX_RATELIMITS;
-
-async fn check(state: &AppState, c: &Check<'_>, caller: Option<IpAddr>) -> ApiResult<Verification> {
-    let started = Instant::now();
-    let verification = crate::auth::token::check_for(state, c, caller).await;
-    let code = match &verification {
-        Ok(v) => v.outcome.code(),
-        Err(ApiError::RateLimited(_)) => "RATE_LIMITED",
-        Err(_) => return verification,
-    };
-    state.metrics.verification(code, started.elapsed());
-    verification
-}
-
-/// A permission query as a request sends it; a malformed one is the request's fault.
-fn permission_query(text: Option<&str>) -> ApiResult<Option<Query>> {
-    text.map(|t| Query::parse(t).map_err(|e| ApiError::BadRequest(format!("permissions: {e}"))))
-        .transpose()
-}
 
 fn cost(field: &str, cost: i64) -> ApiResult<u64> {
     let cost = u64::try_from(cost)
@@ -86,7 +66,7 @@ pub async fn verify(
             "at most {MAX_NAMED_LIMITS} rate limits may be named"
         )));
     }
-    let permissions = permission_query(req.permissions.as_deref())?;
+    let permissions = gateway::permissions(req.permissions.as_deref())?;
     let named = req
         .ratelimits
         .iter()
@@ -109,7 +89,7 @@ pub async fn verify(
             .map_or(Ok(1), |c| cost("credits.cost", c.cost))?,
         ip,
     };
-    let v = check(&state, &c, caller).await?;
+    let v = gateway::check(&state, &c, caller).await?;
     if let Outcome::UnknownRateLimit { name, .. } = &v.outcome {
         return Err(ApiError::BadRequest(format!(
             "ratelimits: the token has no rate limit named {:?}",
@@ -181,22 +161,6 @@ pub fn limit_view(l: &LimitReport) -> LimitView<'_> {
     }
 }
 
-/// `RateLimit-Limit`, `-Remaining` and `-Reset` (seconds) of the limit nearest to refusing: the
-/// exceeded one, or the one with the least left.
-fn ratelimit_headers(headers: &mut HeaderMap, reports: &[LimitReport]) {
-    let nearest = reports.iter().min_by_key(|l| (!l.exceeded, l.remaining));
-    if let Some(l) = nearest {
-        let now_ms = (OffsetDateTime::now_utc().unix_timestamp_nanos() / 1_000_000) as i64;
-        let reset = whole_seconds(u64::try_from(l.reset_ms - now_ms).unwrap_or(0));
-        headers.insert(HeaderName::from_static("ratelimit-limit"), l.limit.into());
-        headers.insert(
-            HeaderName::from_static("ratelimit-remaining"),
-            l.remaining.into(),
-        );
-        headers.insert(HeaderName::from_static("ratelimit-reset"), reset.into());
-    }
-}
-
 #[utoipa::path(get, path = "/api/v1/auth", tag = "verify",
     params(("scope" = Option<Vec<String>>, Query, description = "Scopes the token must hold"),
            ("permissions" = Option<String>, Query, description = "A permission query, e.g. `(a OR b) AND c`"),
@@ -228,24 +192,7 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         Credential::Missing => original_uri_token(&parts.headers, state.config.allow_query_token),
         other => other,
     };
-    let token = match token {
-        Credential::Missing => {
-            state
-                .metrics
-                .verification("MALFORMED", std::time::Duration::ZERO);
-            return Err(ApiError::MissingToken);
-        }
-        Credential::Unusable => {
-            let e = crate::auth::token::unusable(&state, ip);
-            let code = match e {
-                ApiError::RateLimited(_) => "RATE_LIMITED",
-                _ => "MALFORMED",
-            };
-            state.metrics.verification(code, std::time::Duration::ZERO);
-            return Err(e);
-        }
-        Credential::Token(t) => t,
-    };
+    let token = gateway::presented(&state, token, ip)?;
     let wanted: Vec<&str> = asks.scopes.iter().map(String::as_str).collect();
     let c = Check {
         token: &token,
@@ -255,9 +202,14 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
         cost: asks.cost,
         ip,
     };
-    let v = check(&state, &c, ip).await?;
+    let v = gateway::check(&state, &c, ip).await?;
     let mut headers = HeaderMap::new();
-    ratelimit_headers(&mut headers, &v.ratelimits);
+    for (name, value) in gateway::ratelimit_headers(&v.ratelimits)
+        .into_iter()
+        .flatten()
+    {
+        headers.insert(HeaderName::from_static(name), value.into());
+    }
     let Outcome::Valid(t) = &v.outcome else {
         let mut resp = crate::auth::token::refusal(&v).into_response();
         resp.headers_mut().extend(headers);
@@ -266,24 +218,15 @@ pub async fn forward_auth(State(state): State<AppState>, req: Request) -> ApiRes
     // Every identity header on every 200, empty when it has no value: a gateway that only
     // overwrites the headers an answer carries (Envoy, Caddy 2.6) would otherwise let a
     // client's own `X-Keygate-External-Id` through for a token without one.
-    let mut put = |name: &'static str, value: &str| {
+    gateway::upstream_headers(t, &v, |name, value| {
         let value = HeaderValue::from_str(value).unwrap_or(HeaderValue::from_static(""));
         headers.insert(HeaderName::from_static(name), value);
-    };
-    put("x-keygate-token-id", t.id.as_str());
-    put("x-keygate-owner-id", &t.owner_id);
-    put("x-keygate-tenant-id", &t.tenant_id);
-    put("x-keygate-scopes", &t.scopes.names().join(","));
-    put(
-        "x-keygate-external-id",
-        t.external_id.as_deref().unwrap_or(""),
-    );
-    put(
-        "x-keygate-credits-remaining",
-        &v.credits_remaining
-            .map(|c| c.to_string())
-            .unwrap_or_default(),
-    );
+    });
+    for name in ["x-keygate-external-id", "x-keygate-credits-remaining"] {
+        headers
+            .entry(HeaderName::from_static(name))
+            .or_insert(HeaderValue::from_static(""));
+    }
     if asks.strip_token {
         strip_token(&mut headers);
     }
