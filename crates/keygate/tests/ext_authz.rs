@@ -182,20 +182,6 @@ fn assert_denied(answer: &Value, http: u16, grpc: u16, code: &str) -> Value {
     body
 }
 
-fn create(s: &Server, body: Value) -> (String, String) {
-    let (status, v) = status_json(
-        s.admin("POST", "/api/v1/tokens")
-            .json(&body)
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{v}");
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["token"].as_str().unwrap().to_owned(),
-    )
-}
-
 fn get(s: &Server, path: &str) -> Value {
     let (status, v) = status_json(s.admin("GET", path).send().unwrap());
     assert_eq!(status, 200, "GET {path}: {v}");
@@ -229,11 +215,11 @@ fn ext_authz_answers_as_forward_auth_does(backend: Backend) {
         .args(&["--usage-flush-interval", "100ms"])
         .args(&["--auth-max-failures-per-ip", "2"])
         .start();
-    let (reader_id, reader) = create(
-        &s,
+    let (reader_id, reader) = s.create_token_from(
         json!({"name": "reader", "scopes": ["documents:read"], "externalId": "customer-7"}),
     );
-    let (off_id, disabled) = create(&s, json!({"name": "off", "scopes": ["documents:read"]}));
+    let (off_id, disabled) =
+        s.create_token_from(json!({"name": "off", "scopes": ["documents:read"]}));
     let (status, v) = status_json(
         s.admin("PUT", &format!("/api/v1/tokens/{off_id}"))
             .json(&json!({"name": "off", "scopes": ["documents:read"], "enabled": false}))
@@ -241,12 +227,11 @@ fn ext_authz_answers_as_forward_auth_does(backend: Backend) {
             .unwrap(),
     );
     assert_eq!(status, 200, "{v}");
-    let (_, limited) = create(
-        &s,
-        json!({"name": "limited", "scopes": ["documents:read"],
+    let (_, limited) = s.create_token_from(json!({"name": "limited", "scopes": ["documents:read"],
                "ratelimits": [{"name": "requests", "limit": 2, "durationMs": 60000, "autoApply": true}]}),
     );
-    let (remote_id, remote) = create(&s, json!({"name": "remote", "scopes": ["documents:read"]}));
+    let (remote_id, remote) =
+        s.create_token_from(json!({"name": "remote", "scopes": ["documents:read"]}));
     let read = json!({"scopes": "documents:read"});
 
     let a = check(
@@ -443,11 +428,8 @@ fn the_source_address_meets_the_allow_list() {
     let s = Server::on(Backend::Sqlite)
         .args(&["--grpc-listen", "127.0.0.1:0"])
         .start();
-    let (id, t) = create(
-        &s,
-        json!({"name": "office", "scopes": ["tokens:read"],
-               "allowedCidrs": ["198.51.100.0/24", "2001:db8::/32"]}),
-    );
+    let (id, t) = s.create_token_from(json!({"name": "office", "scopes": ["tokens:read"],
+               "allowedCidrs": ["198.51.100.0/24", "2001:db8::/32"]}));
     let a = check(
         &python,
         &s,

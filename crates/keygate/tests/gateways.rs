@@ -256,20 +256,6 @@ fn assert_refused(
     );
 }
 
-fn create_token(s: &Server, body: Value) -> (String, String) {
-    let (status, v) = status_json(
-        s.admin("POST", "/api/v1/tokens")
-            .json(&body)
-            .send()
-            .unwrap(),
-    );
-    assert_eq!(status, 201, "{v}");
-    (
-        v["id"].as_str().unwrap().to_owned(),
-        v["token"].as_str().unwrap().to_owned(),
-    )
-}
-
 /// The documented configuration of `gateway` in front of a real keygate: who gets through, with
 /// which headers, and how the rest are refused.
 fn gateway_lets_good_tokens_through_and_stops_the_rest(gateway: Gateway, backend: Backend) {
@@ -281,16 +267,14 @@ fn gateway_lets_good_tokens_through_and_stops_the_rest(gateway: Gateway, backend
         .args(&["--scope", "metrics:read=Read metrics"])
         .start();
     let (metrics_id, metrics) =
-        create_token(&s, json!({"name": "grafana", "scopes": ["metrics:read"]}));
-    let (_, narrow) = create_token(&s, json!({"name": "read-only", "scopes": ["tokens:read"]}));
+        s.create_token_from(json!({"name": "grafana", "scopes": ["metrics:read"]}));
+    let (_, narrow) = s.create_token_from(json!({"name": "read-only", "scopes": ["tokens:read"]}));
     let (disabled_id, disabled) =
-        create_token(&s, json!({"name": "off", "scopes": ["metrics:read"]}));
+        s.create_token_from(json!({"name": "off", "scopes": ["metrics:read"]}));
     s.admin("POST", &format!("/api/v1/tokens/{disabled_id}/disable"))
         .send()
         .unwrap();
-    let (limited_id, limited) = create_token(
-        &s,
-        json!({"name": "limited", "scopes": ["metrics:read"], "externalId": "customer-7",
+    let (limited_id, limited) = s.create_token_from(json!({"name": "limited", "scopes": ["metrics:read"], "externalId": "customer-7",
                "ratelimits": [{"name": "requests", "limit": 1, "durationMs": 60000, "autoApply": true}]}),
     );
     let owner = status_json(
@@ -514,8 +498,7 @@ fn gateway_enforces_allow_lists(gateway: Gateway) {
         .args(&["--scope", "metrics:read=Read metrics"])
         .args(&["--trust-forwarded-for", "--trusted-proxies", "127.0.0.1/32"])
         .start();
-    let (id, token) = create_token(
-        &s,
+    let (id, token) = s.create_token_from(
         json!({"name": "office", "scopes": ["metrics:read"], "allowedCidrs": ["127.0.0.2"]}),
     );
     let api = Recorder::start();
@@ -686,11 +669,9 @@ fn envoy_ext_authz_contract(backend: Backend) {
     let s = Server::on(backend)
         .args(&["--scope", "metrics:read=Read metrics"])
         .start();
-    let (id, token) = create_token(&s, json!({"name": "envoy", "scopes": ["metrics:read"]}));
-    let (_, narrow) = create_token(&s, json!({"name": "narrow", "scopes": ["tokens:read"]}));
-    let (_, limited) = create_token(
-        &s,
-        json!({"name": "limited", "scopes": ["metrics:read"],
+    let (id, token) = s.create_token_from(json!({"name": "envoy", "scopes": ["metrics:read"]}));
+    let (_, narrow) = s.create_token_from(json!({"name": "narrow", "scopes": ["tokens:read"]}));
+    let (_, limited) = s.create_token_from(json!({"name": "limited", "scopes": ["metrics:read"],
                "ratelimits": [{"name": "requests", "limit": 1, "durationMs": 60000, "autoApply": true}]}),
     );
     let bearer = format!("Bearer {token}");
@@ -826,8 +807,7 @@ fn envoy_ext_authz_contract(backend: Backend) {
     assert_eq!(r.status(), 400);
 
     // Both costs named: the higher counts; both permission queries named: both must hold.
-    let (_, metered) = create_token(
-        &s,
+    let (_, metered) = s.create_token_from(
         json!({"name": "metered", "scopes": ["metrics:read"], "credits": {"remaining": 10}}),
     );
     let credits = |method: &str, path: &str, cost: &str| {

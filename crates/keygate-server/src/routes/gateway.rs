@@ -13,6 +13,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderMap, HeaderName, HeaderValue};
 use keygate_core::permission::Query;
 
+use crate::auth::gateway;
 use crate::error::{ApiError, ApiResult};
 
 /// The forward-auth URL without a suffix.
@@ -87,7 +88,7 @@ pub fn gateway_asks(parts: &Parts) -> ApiResult<GatewayAsks> {
     let mut queries = raw
         .permissions
         .iter()
-        .map(|t| Query::parse(t).map_err(|e| ApiError::BadRequest(format!("permissions: {e}"))))
+        .filter_map(|t| gateway::permissions(Some(t.as_str())).transpose())
         .collect::<ApiResult<Vec<_>>>()?;
     let permissions = match queries.len() {
         0 | 1 => queries.pop(),
@@ -95,17 +96,7 @@ pub fn gateway_asks(parts: &Parts) -> ApiResult<GatewayAsks> {
     };
     let mut cost = None;
     for c in &raw.costs {
-        let c = c
-            .trim()
-            .parse::<u64>()
-            .ok()
-            .filter(|c| *c <= keygate_core::usage::MAX_CREDITS)
-            .ok_or_else(|| {
-                ApiError::BadRequest(format!(
-                    "cost must be a whole number from 0 to {}",
-                    keygate_core::usage::MAX_CREDITS
-                ))
-            })?;
+        let c = gateway::cost(Some(c.trim()))?;
         cost = Some(cost.map_or(c, |was: u64| was.max(c)));
     }
     let mut strip_token = false;

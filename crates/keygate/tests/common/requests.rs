@@ -76,6 +76,21 @@ impl Server {
         )
     }
 
+    /// Creates a token from this request body using the admin token; returns (id, token).
+    pub fn create_token_from(&self, body: Value) -> (String, String) {
+        let (status, v) = status_json(
+            self.admin("POST", "/api/v1/tokens")
+                .json(&body)
+                .send()
+                .unwrap(),
+        );
+        assert_eq!(status, 201, "creating a token on {}: {v}", self.name);
+        (
+            v["id"].as_str().unwrap().to_owned(),
+            v["token"].as_str().unwrap().to_owned(),
+        )
+    }
+
     /// POST /api/v1/verify, asserting 200; returns the JSON answer.
     pub fn verify(&self, token: &str, scopes: &[&str]) -> Value {
         let r = self
