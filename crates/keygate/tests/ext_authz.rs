@@ -434,9 +434,9 @@ fn the_source_address_meets_the_allow_list() {
         &python,
         &s,
         &[
+            json!({"headers": bearer(&t), "source": "::ffff:198.51.100.8"}),
             json!({"headers": bearer(&t), "source": "198.51.100.7"}),
             json!({"headers": bearer(&t), "source": "2001:db8::5"}),
-            json!({"headers": bearer(&t), "source": "::ffff:198.51.100.8"}),
             json!({"headers": bearer(&t), "source": "203.0.113.9"}),
             json!({"headers": bearer(&t)}),
         ],
@@ -447,6 +447,14 @@ fn the_source_address_meets_the_allow_list() {
     let body = assert_denied(&a[3], 403, 7, "ip_not_allowed");
     assert!(body.get("missingScopes").is_none(), "{body}");
     assert_denied(&a[4], 403, 7, "ip_not_allowed");
+    // The first use (the one recorded within the minute) came from `::ffff:198.51.100.8`:
+    // recorded in its IPv4 form.
+    await_value(
+        &s,
+        &format!("/api/v1/tokens/{id}"),
+        "/lastUsedIp",
+        json!("198.51.100.8"),
+    );
     // Audited with the address, and without one when the call named none.
     let path = format!("/api/v1/audit?action=token.ip_refused&targetId={id}");
     let audited = await_value(&s, &path, "/items/1/action", json!("token.ip_refused"));

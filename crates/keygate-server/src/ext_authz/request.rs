@@ -8,6 +8,7 @@ use envoy_types::pb::envoy::config::core::v3::address::Address;
 use envoy_types::pb::envoy::service::auth::v3::attribute_context::HttpRequest;
 use envoy_types::pb::envoy::service::auth::v3::CheckRequest;
 use keygate_core::credentials::{extract_from_authorization, extract_from_query, Credential};
+use keygate_core::network::canonical_ip;
 
 /// As many as the HTTP surfaces take.
 const MAX_WANTED_SCOPES: usize = 100;
@@ -31,7 +32,10 @@ impl Asked {
             .and_then(|a| match a.address {
                 Some(Address::SocketAddress(s)) => s.address.parse().ok(),
                 _ => None,
-            });
+            })
+            // An IPv4 client of a dual-stack listener, `::ffff:a.b.c.d`, is `a.b.c.d`, as on
+            // the HTTP surfaces.
+            .map(canonical_ip);
         Self {
             http: attributes.request.and_then(|r| r.http),
             extensions: attributes.context_extensions,
