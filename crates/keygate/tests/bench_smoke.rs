@@ -108,6 +108,28 @@ fn the_benchmark_script_runs_end_to_end() {
     }
 }
 
+/// One second, one round, four connections of `bench/run.py MODE` with the test build of
+/// keygate (and `extra` arguments): its stdout, with every row of `rows` in it.
+fn short_run(mode: &str, extra: &[&str], rows: &[&str]) -> String {
+    let out = Command::new("python3")
+        .current_dir(workspace_root())
+        .args(["bench/run.py", mode, "--no-build", "--keygate", BIN])
+        .args(["--duration", "1", "--rounds", "1", "--connections", "4"])
+        .args(extra)
+        .output()
+        .expect("running python3 bench/run.py");
+    let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        out.status.success(),
+        "bench/run.py failed:\n{stdout}\n{stderr}"
+    );
+    for row in rows {
+        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
+    }
+    stdout
+}
+
 /// `bench/run.py analytics`: the two servers side by side, and the counting one's usage API
 /// agreeing that it counted.
 #[test]
@@ -119,35 +141,14 @@ fn the_analytics_benchmark_runs_end_to_end() {
         );
         return;
     }
-    let out = Command::new("python3")
-        .current_dir(workspace_root())
-        .args([
-            "bench/run.py",
-            "analytics",
-            "--no-build",
-            "--keygate",
-            BIN,
-            "--duration",
-            "1",
-            "--rounds",
-            "1",
-            "--connections",
-            "4",
-        ])
-        .output()
-        .expect("running python3 bench/run.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench/run.py failed:\n{stdout}\n{stderr}"
+    let stdout = short_run(
+        "analytics",
+        &[],
+        &[
+            "| `/api/v1/verify` | counted |",
+            "| `/api/v1/auth` | not counted |",
+        ],
     );
-    for row in [
-        "| `/api/v1/verify` | counted |",
-        "| `/api/v1/auth` | not counted |",
-    ] {
-        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
-    }
     assert!(!stdout.contains("failed or refused!"), "{stdout}");
     let counted: u64 = stdout
         .split("usage API counted ")
@@ -181,38 +182,15 @@ fn the_gateways_benchmark_runs_end_to_end() {
         );
         return;
     }
-    let out = Command::new("python3")
-        .current_dir(workspace_root())
-        .args([
-            "bench/run.py",
-            "gateways",
-            "--no-build",
-            "--keygate",
-            BIN,
-            "--grpc-load",
-            load.unwrap().to_str().unwrap(),
-            "--duration",
-            "1",
-            "--rounds",
-            "1",
-            "--connections",
-            "4",
-        ])
-        .output()
-        .expect("running python3 bench/run.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench/run.py failed:\n{stdout}\n{stderr}"
+    let stdout = short_run(
+        "gateways",
+        &["--grpc-load", load.unwrap().to_str().unwrap()],
+        &[
+            "| ext_authz gRPC Check |",
+            "| forward-auth GET /api/v1/auth |",
+            "| nginx `return 200` |",
+        ],
     );
-    for row in [
-        "| ext_authz gRPC Check |",
-        "| forward-auth GET /api/v1/auth |",
-        "| nginx `return 200` |",
-    ] {
-        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
-    }
     assert!(!stdout.contains("failed!"), "{stdout}");
 }
 
@@ -227,34 +205,13 @@ fn the_allowlist_benchmark_runs_end_to_end() {
         );
         return;
     }
-    let out = Command::new("python3")
-        .current_dir(workspace_root())
-        .args([
-            "bench/run.py",
-            "allowlist",
-            "--no-build",
-            "--keygate",
-            BIN,
-            "--duration",
-            "1",
-            "--rounds",
-            "1",
-            "--connections",
-            "4",
-        ])
-        .output()
-        .expect("running python3 bench/run.py");
-    let stdout = String::from_utf8_lossy(&out.stdout);
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        out.status.success(),
-        "bench/run.py failed:\n{stdout}\n{stderr}"
+    let stdout = short_run(
+        "allowlist",
+        &[],
+        &[
+            "| `/api/v1/verify` | 100 networks |",
+            "| `/api/v1/auth` | plain |",
+        ],
     );
-    for row in [
-        "| `/api/v1/verify` | 100 networks |",
-        "| `/api/v1/auth` | plain |",
-    ] {
-        assert!(stdout.contains(row), "no row {row:?} in:\n{stdout}");
-    }
     assert!(!stdout.contains("failed or refused!"), "{stdout}");
 }

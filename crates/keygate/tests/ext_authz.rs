@@ -26,72 +26,14 @@ fn client_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/grpc-py")
 }
 
-/// The pinned version of `name` in the requirements file.
-fn pinned(name: &str) -> String {
-    let path = client_dir().join("requirements.txt");
-    std::fs::read_to_string(&path)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}==")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{} pins {name}", path.display()))
-}
-
-/// The Python of the venv `target/grpc-py` with the pinned grpcio and xds-protos, made when
-/// missing; `Err` says why it could not be.
-fn grpc_python() -> Result<PathBuf, String> {
-    let venv = workspace_root().join("target/grpc-py");
-    let python = venv.join("bin/python");
-    let check = format!(
-        "import importlib.metadata as m, sys; \
-         sys.exit(m.version('grpcio') != {:?} or m.version('xds-protos') != {:?})",
-        pinned("grpcio"),
-        pinned("xds-protos")
-    );
-    let ready = || {
-        Command::new(&python)
-            .args(["-c", &check])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ready() {
-        return Ok(python);
-    }
-    eprintln!(
-        "installing grpcio and xds-protos into {} (once)",
-        venv.display()
-    );
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(client_dir().join("requirements.txt")))?;
-    if ready() {
-        Ok(python)
-    } else {
-        Err(format!(
-            "{} still lacks the pinned packages",
-            venv.display()
-        ))
-    }
-}
-
 /// The gRPC client, or `None` after a loud skip (a failure in CI).
 fn client(test: &str) -> Option<PathBuf> {
-    match grpc_python() {
+    let grpc_python = requirements_venv(
+        "grpc-py",
+        &client_dir().join("requirements.txt"),
+        &[("grpcio", "grpcio"), ("xds-protos", "xds-protos")],
+    );
+    match grpc_python {
         Ok(p) => Some(p),
         Err(e) => {
             skip_outside_ci(test, &format!("no gRPC client: {e}"));

@@ -22,65 +22,14 @@ fn tests_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("tests")
 }
 
-/// The pinned `name==version` of a requirements or package line.
-fn pinned(requirements: &Path, name: &str) -> String {
-    std::fs::read_to_string(requirements)
-        .unwrap()
-        .lines()
-        .find_map(|l| l.strip_prefix(&format!("{name}==")).map(str::to_owned))
-        .unwrap_or_else(|| panic!("{} pins {name}", requirements.display()))
-}
-
-/// The Python of the venv `target/unkey-py` holding the pinned unkey-py, made when missing
-/// (`.ci/run` makes it before the tests); `Err` says why it could not be.
+/// The Python of the venv `target/unkey-py` holding the pinned unkey-py (`.ci/run` makes it
+/// before the tests).
 fn unkey_python() -> Result<PathBuf, String> {
-    let requirements = tests_dir().join("unkey-py/requirements.txt");
-    let version = pinned(&requirements, "unkey-py");
-    let venv = workspace_root().join("target/unkey-py");
-    let python = venv.join("bin/python");
-    let ready = || {
-        Command::new(&python)
-            .args([
-                "-c",
-                &format!(
-                    "import importlib.metadata as m, sys; \
-                     sys.exit(m.version('unkey.py') != {version:?})"
-                ),
-            ])
-            .output()
-            .is_ok_and(|o| o.status.success())
-    };
-    if ready() {
-        return Ok(python);
-    }
-    eprintln!(
-        "installing unkey-py {version} into {} (once)",
-        venv.display()
-    );
-    let run = |cmd: &mut Command| -> Result<(), String> {
-        let out = cmd.output().map_err(|e| format!("{cmd:?}: {e}"))?;
-        if out.status.success() {
-            Ok(())
-        } else {
-            Err(format!("{cmd:?}: {}", String::from_utf8_lossy(&out.stderr)))
-        }
-    };
-    run(Command::new("python3").args(["-m", "venv"]).arg(&venv))?;
-    run(Command::new(&python)
-        .args([
-            "-m",
-            "pip",
-            "install",
-            "--quiet",
-            "--disable-pip-version-check",
-            "-r",
-        ])
-        .arg(&requirements))?;
-    if ready() {
-        Ok(python)
-    } else {
-        Err(format!("{} still lacks unkey-py {version}", venv.display()))
-    }
+    requirements_venv(
+        "unkey-py",
+        &tests_dir().join("unkey-py/requirements.txt"),
+        &[("unkey-py", "unkey.py")],
+    )
 }
 
 /// `target/unkey-js`: the Node test's package, lock file and script, with `npm ci` run there
