@@ -132,6 +132,7 @@ impl Follower {
         }
         if !fresh.is_empty() {
             self.verifier.invalidate(&fresh);
+            self.store.wake_replication_readers();
         }
         self.seen.retain(|_, at| *at > since);
         self.last_ok = Some(now);

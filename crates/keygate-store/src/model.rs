@@ -341,6 +341,52 @@ pub struct LastUse {
     pub ip: Option<String>,
 }
 
+/// Where the change stream of the replicas stands (`replication_head`, migration 0012).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplicationHead {
+    /// Tells this database's cursors from another's.
+    pub log_id: String,
+    /// The number of the last committed change.
+    pub seq: i64,
+    /// Changes up to this number have been pruned: a cursor before it cannot be continued.
+    pub pruned_through: i64,
+}
+
+/// One page of a tenant's tokens, oldest first, for a replica's snapshot.
+#[derive(Debug, Clone)]
+pub struct SnapshotPage {
+    /// Read before the page's tokens: changes after it may or may not be in the page, and the
+    /// change stream replays them.
+    pub head: ReplicationHead,
+    pub tokens: Vec<TokenRecord>,
+    /// The position to continue from, if there is more.
+    pub next: Option<i64>,
+}
+
+/// What a replica must do for one changed token.
+#[derive(Debug, Clone)]
+pub enum ReplicatedChange {
+    /// The token as it is now (it may have changed again since the change that named it).
+    Upsert(TokenRecord),
+    /// The token is gone.
+    Delete(TokenHash),
+}
+
+/// The changes of a tenant after a cursor.
+#[derive(Debug, Clone)]
+pub enum ChangeRead {
+    /// The changes in `(after, through]`, one per token, in the order of each token's last
+    /// change; `more` when further changes are already committed.
+    Changes {
+        log_id: String,
+        through: i64,
+        changes: Vec<ReplicatedChange>,
+        more: bool,
+    },
+    /// The cursor is older than the changes kept, or newer than any: start from a snapshot.
+    TooOld,
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -134,6 +134,35 @@ pub trait Store: Send + Sync + 'static {
     /// `day_before_ms`.
     async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()>;
 
+    /// Where the replicas' change stream stands.
+    async fn replication_head(&self) -> Result<ReplicationHead>;
+
+    /// Up to `limit` of the tenant's tokens after position `after` (`None`: from the first).
+    async fn replication_snapshot(
+        &self,
+        tenant_id: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<SnapshotPage>;
+
+    /// The tenant's changes after `after` in the change stream of the database `log_id`: at most
+    /// `limit` change rows' worth.
+    async fn replication_changes(
+        &self,
+        tenant_id: &str,
+        log_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<ChangeRead>;
+
+    /// Deletes changes written before `before_ms` (Unix milliseconds); cursors before the last
+    /// deleted change are refused from then on.
+    async fn prune_replication(&self, before_ms: i64) -> Result<()>;
+
+    /// Wakes when this node has committed a token change or learnt of another node's: what a
+    /// long-polling reader of the change stream waits on before it reads again.
+    fn replication_signal(&self) -> tokio::sync::watch::Receiver<u64>;
+
     /// For readiness: can the database answer right now?
     async fn ping(&self) -> Result<()>;
 }

@@ -112,6 +112,32 @@ impl Store for Counting {
     async fn ping(&self) -> store::Result<()> {
         self.inner.ping().await
     }
+    async fn replication_head(&self) -> store::Result<ReplicationHead> {
+        self.inner.replication_head().await
+    }
+    async fn replication_snapshot(
+        &self,
+        t: &str,
+        after: Option<i64>,
+        n: u32,
+    ) -> store::Result<SnapshotPage> {
+        self.inner.replication_snapshot(t, after, n).await
+    }
+    async fn replication_changes(
+        &self,
+        t: &str,
+        log: &str,
+        after: i64,
+        n: u32,
+    ) -> store::Result<ChangeRead> {
+        self.inner.replication_changes(t, log, after, n).await
+    }
+    async fn prune_replication(&self, before_ms: i64) -> store::Result<()> {
+        self.inner.prune_replication(before_ms).await
+    }
+    fn replication_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.inner.replication_signal()
+    }
 }
 
 struct Fixture {

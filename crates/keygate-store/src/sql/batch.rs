@@ -12,8 +12,8 @@ use crate::sql::tx::{record_changes, Tx};
 use crate::sql::users;
 use crate::store::Result;
 
-/// One batch inside an open transaction: its writes, its audit entries and, on PostgreSQL, the
-/// change rows other nodes follow. The caller decides what encloses it: its own transaction, or
+/// One batch inside an open transaction: its writes, its audit entries and the change rows
+/// that replicas and (on PostgreSQL) the other nodes follow. The caller decides what encloses it: its own transaction, or
 /// a savepoint in the SQLite group committer's shared one.
 pub(crate) async fn execute_batch(
     tx: &mut Tx,
@@ -26,21 +26,26 @@ pub(crate) async fn execute_batch(
         match w {
             Write::InsertToken(t) => {
                 insert_token(tx, t).await?;
-                changed.push(t.hash);
+                changed.push((t.tenant_id.as_str(), t.hash));
             }
             Write::UpdateToken(t) => {
                 update_token(tx, t).await?;
-                changed.push(t.hash);
+                changed.push((t.tenant_id.as_str(), t.hash));
             }
             Write::DeleteToken { tenant_id, id } => {
-                changed.extend(delete_token(tx, tenant_id, id).await?);
+                if let Some(hash) = delete_token(tx, tenant_id, id).await? {
+                    changed.push((tenant_id.as_str(), hash));
+                }
             }
             Write::ChangeCredits {
                 tenant_id,
                 id,
                 change,
                 at,
-            } => changed.push(change_credits(tx, backend, tenant_id, id, *change, *at).await?),
+            } => changed.push((
+                tenant_id.as_str(),
+                change_credits(tx, backend, tenant_id, id, *change, *at).await?,
+            )),
             Write::InsertTenant { id, created_at } => {
                 users::insert_tenant(tx, id, *created_at).await?
             }

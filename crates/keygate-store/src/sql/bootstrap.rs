@@ -47,7 +47,7 @@ pub(crate) async fn bootstrap(pool: &AnyPool, backend: Backend, b: &Bootstrap) -
         },
     )
     .await?;
-    record_changes(&mut tx, backend, &[b.token.hash]).await?;
+    record_changes(&mut tx, backend, &[(&b.tenant_id, b.token.hash)]).await?;
     tx.commit().await.map_err(map_err)?;
     Ok(true)
 }

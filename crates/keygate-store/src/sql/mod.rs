@@ -23,6 +23,7 @@ mod errors;
 mod group_commit;
 mod listing;
 mod open;
+mod replication;
 mod tokens;
 mod tx;
 mod usage;
@@ -52,6 +53,9 @@ pub struct SqlStore {
     pub(crate) backend: Backend,
     /// PostgreSQL: where the change-feed listener connects (holds credentials: never logged).
     pub(crate) feed_url: Option<String>,
+    /// Bumped after this node commits a batch, and when the change feed brings another node's
+    /// changes: long-polling readers of the replicas' change stream wait on it.
+    pub(crate) replication_signal: std::sync::Arc<tokio::sync::watch::Sender<u64>>,
     /// SQLite: the task that commits concurrent `apply` batches together, one fsync for all.
     /// PostgreSQL flushes concurrent commits together by itself, so there `apply` runs its own
     /// transaction.
@@ -61,6 +65,10 @@ pub struct SqlStore {
 impl SqlStore {
     pub fn backend(&self) -> Backend {
         self.backend
+    }
+
+    pub(crate) fn wake_replication_readers(&self) {
+        self.replication_signal.send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Commits what is already queued for writing, then closes the connections; later writes
@@ -102,11 +110,14 @@ impl Store for SqlStore {
 
     async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()> {
         if let Some(group) = &self.group {
-            return group.apply(writes.to_vec(), audit.to_vec()).await;
+            group.apply(writes.to_vec(), audit.to_vec()).await?;
+        } else {
+            let mut tx = self.writer.begin().await.map_err(map_err)?;
+            execute_batch(&mut tx, self.backend, writes, audit).await?;
+            tx.commit().await.map_err(map_err)?;
         }
-        let mut tx = self.writer.begin().await.map_err(map_err)?;
-        execute_batch(&mut tx, self.backend, writes, audit).await?;
-        tx.commit().await.map_err(map_err)
+        self.wake_replication_readers();
+        Ok(())
     }
 
     async fn record_last_use(&self, batch: &[LastUse]) -> Result<()> {
@@ -198,6 +209,37 @@ impl Store for SqlStore {
 
     async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()> {
         usage::prune_usage(&self.writer, minute_before_ms, day_before_ms).await
+    }
+
+    async fn replication_head(&self) -> Result<ReplicationHead> {
+        replication::head(&self.reader).await
+    }
+
+    async fn replication_snapshot(
+        &self,
+        tenant_id: &str,
+        after: Option<i64>,
+        limit: u32,
+    ) -> Result<SnapshotPage> {
+        replication::snapshot(&self.reader, tenant_id, after, limit).await
+    }
+
+    async fn replication_changes(
+        &self,
+        tenant_id: &str,
+        log_id: &str,
+        after: i64,
+        limit: u32,
+    ) -> Result<ChangeRead> {
+        replication::changes(&self.reader, tenant_id, log_id, after, limit).await
+    }
+
+    async fn prune_replication(&self, before_ms: i64) -> Result<()> {
+        replication::prune(&self.writer, before_ms).await
+    }
+
+    fn replication_signal(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.replication_signal.subscribe()
     }
 
     async fn ping(&self) -> Result<()> {

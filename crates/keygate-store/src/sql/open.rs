@@ -94,6 +94,7 @@ async fn open_sqlite(url: &str) -> Result<SqlStore> {
         reader,
         backend: Backend::Sqlite,
         feed_url: None,
+        replication_signal: Default::default(),
     })
 }
 
@@ -124,6 +125,7 @@ async fn open_postgres(url: &str) -> Result<SqlStore> {
         reader: pool,
         backend: Backend::Postgres,
         feed_url: Some(url.to_owned()),
+        replication_signal: Default::default(),
         group: None,
     })
 }

@@ -18,12 +18,12 @@ use crate::sql::listing::{like_contains, page, Sql};
 use crate::sql::tx::Tx;
 use crate::store::{Result, StoreError};
 
-const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
+pub(crate) const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
      external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
      credits_period, credits_version, allowed_cidrs";
 
-fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
+pub(crate) fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
     let hash: Vec<u8> = get(row, "hash")?;
     let scopes_json: String = get(row, "scopes")?;
     let scope_names: Vec<String> = serde_json::from_str(&scopes_json)

@@ -1,26 +1,34 @@
 //! The write transaction every statement writes through, and what each one owes the other
-//! nodes before it commits: word of the tokens it changed.
+//! nodes and the replicas before it commits: word of the tokens it changed.
 
 use keygate_core::TokenHash;
 use sqlx::Any;
 
 use crate::backend::{Backend, CHANGES_CHANNEL};
+use crate::model::{now, unix_ms};
 use crate::sql::errors::map_err;
 use crate::store::Result;
 
 pub(crate) type Tx = sqlx::Transaction<'static, Any>;
 
-/// Within a write transaction: tell the other nodes which tokens changed. A single SQLite node
-/// has no one to tell.
+/// A token a batch changed, and its tenant (whose replicas must hear of it).
+pub(crate) type Changed<'a> = (&'a str, TokenHash);
+
+/// Within a write transaction: add the changed tokens to the replicas' change stream and tell
+/// the other nodes which tokens changed (a single SQLite node has no one to tell).
 pub(crate) async fn record_changes(
     tx: &mut Tx,
     backend: Backend,
-    hashes: &[TokenHash],
+    changed: &[Changed<'_>],
 ) -> Result<()> {
-    if backend != Backend::Postgres || hashes.is_empty() {
+    if changed.is_empty() {
         return Ok(());
     }
-    for h in hashes {
+    append_replication_log(tx, changed).await?;
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    for (_, h) in changed {
         sqlx::query(
             "INSERT INTO token_changes (at, hash) \
              VALUES ((extract(epoch from clock_timestamp()) * 1000)::bigint, $1)",
@@ -36,5 +44,32 @@ pub(crate) async fn record_changes(
         .execute(&mut **tx)
         .await
         .map_err(map_err)?;
+    Ok(())
+}
+
+/// Takes the next numbers of the change stream and writes one row per changed token. Taking
+/// them updates the one row of `replication_head`, whose lock the transaction then holds until
+/// it commits: the next batch (on any node) waits for it, so numbers follow commit order with
+/// no gaps, and a replica's cursor can be a single number (migration 0012).
+async fn append_replication_log(tx: &mut Tx, changed: &[Changed<'_>]) -> Result<()> {
+    let n = changed.len() as i64;
+    let last: i64 = sqlx::query_scalar(
+        "UPDATE replication_head SET seq = seq + $1 WHERE id = 1 RETURNING seq",
+    )
+    .bind(n)
+    .fetch_one(&mut **tx)
+    .await
+    .map_err(map_err)?;
+    let at = unix_ms(now());
+    for (i, (tenant_id, hash)) in changed.iter().enumerate() {
+        sqlx::query("INSERT INTO replication_log (seq, tenant_id, hash, at) VALUES ($1, $2, $3, $4)")
+            .bind(last - n + 1 + i as i64)
+            .bind(*tenant_id)
+            .bind(&hash.as_bytes()[..])
+            .bind(at)
+            .execute(&mut **tx)
+            .await
+            .map_err(map_err)?;
+    }
     Ok(())
 }
