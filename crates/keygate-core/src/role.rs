@@ -6,7 +6,8 @@ use std::fmt;
 use std::str::FromStr;
 
 use crate::scope::{
-    ScopeCatalog, ScopeSet, AUDIT_READ, TENANTS_ADMIN, TOKENS_ADMIN, USERS_READ, USERS_WRITE,
+    ScopeCatalog, ScopeSet, AUDIT_READ, TENANTS_ADMIN, TOKENS_ADMIN, TOKENS_REPLICATE, USERS_READ,
+    USERS_WRITE,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,7 +19,13 @@ pub enum Role {
 }
 
 /// Scopes a member does not hold: the ones that reach other people's tokens or accounts.
-const ADMIN_ONLY: &[&str] = &[TOKENS_ADMIN, USERS_READ, USERS_WRITE, AUDIT_READ];
+const ADMIN_ONLY: &[&str] = &[
+    TOKENS_ADMIN,
+    TOKENS_REPLICATE,
+    USERS_READ,
+    USERS_WRITE,
+    AUDIT_READ,
+];
 
 impl Role {
     pub const ALL: [Role; 2] = [Role::Admin, Role::Member];

@@ -12,6 +12,9 @@ use std::fmt;
 pub const TOKENS_READ: &str = "tokens:read";
 pub const TOKENS_WRITE: &str = "tokens:write";
 pub const TOKENS_ADMIN: &str = "tokens:admin";
+/// Read every verifiable token of the tenant (hashes, scopes, status) for a replica. Implied by
+/// no other scope: a replica's holder learns what every token may do.
+pub const TOKENS_REPLICATE: &str = "tokens:replicate";
 pub const USERS_READ: &str = "users:read";
 pub const USERS_WRITE: &str = "users:write";
 pub const AUDIT_READ: &str = "audit:read";
@@ -23,6 +26,10 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (TOKENS_READ, "Read your own tokens"),
     (TOKENS_WRITE, "Create, change and revoke your own tokens"),
     (TOKENS_ADMIN, "Read and manage every token of the tenant"),
+    (
+        TOKENS_REPLICATE,
+        "Replicate the tenant's tokens (hashes, scopes, status) into an API that verifies them itself",
+    ),
     (USERS_READ, "Read the users of the tenant"),
     (USERS_WRITE, "Create, change and delete users of the tenant"),
     (AUDIT_READ, "Read the audit log of the tenant"),

@@ -22,6 +22,7 @@ use crate::error::ErrorBody;
         (name = "session", description = "Web login with a cookie and a CSRF token"),
         (name = "verify", description = "Checking tokens for a protected API"),
         (name = "usage", description = "Verifications counted per token over time"),
+        (name = "replication", description = "A tenant's tokens (hashes, never secrets) and their changes, for APIs that verify tokens in process (`keygate-client`)"),
         (name = "scopes", description = "The scope catalogue"),
         (name = "audit", description = "The audit log"),
         (name = "ops", description = "Health, readiness and metrics"),

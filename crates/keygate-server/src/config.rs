@@ -34,6 +34,9 @@ pub struct ServerConfig {
     pub connection_limits: ConnectionLimits,
     /// Most tokens one owner may hold.
     pub max_tokens_per_owner: u32,
+    /// How long the replicas' change stream keeps a change: a replica away for longer takes a
+    /// new snapshot.
+    pub replication_retention: Duration,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +55,7 @@ impl Default for ServerConfig {
             auth_limits: Default::default(),
             connection_limits: Default::default(),
             max_tokens_per_owner: 10_000,
+            replication_retention: Duration::from_secs(3600),
         }
     }
 }

@@ -50,6 +50,9 @@ pub enum ApiError {
     PayloadTooLarge(usize),
     #[error("The request body did not arrive within {0} seconds")]
     BodyTimeout(u64),
+    /// A replica's cursor that the change stream can no longer continue from.
+    #[error("This cursor is older than the changes kept (or from another database): take a new snapshot")]
+    CursorTooOld,
     #[error("The database is unavailable; try again shortly")]
     Unavailable,
     #[error("Internal error")]
@@ -67,8 +70,8 @@ pub struct ErrorBody {
     pub message: String,
     /// One of `missing_token`, `invalid_token`, `token_disabled`, `token_expired`,
     /// `invalid_session`, `invalid_credentials`, `csrf_failed`, `insufficient_scope`, `ip_not_allowed`,
-    /// `not_found`, `invalid_request`, `conflict`, `payload_too_large`, `rate_limited`,
-    /// `unavailable`, `internal`.
+    /// `not_found`, `invalid_request`, `conflict`, `cursor_too_old`, `payload_too_large`,
+    /// `rate_limited`, `unavailable`, `internal`.
     #[schema(example = "invalid_token")]
     pub code: String,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -91,6 +94,7 @@ impl ApiError {
             BadRequest(_) => StatusCode::BAD_REQUEST,
             Unprocessable(_) => StatusCode::UNPROCESSABLE_ENTITY,
             Conflict(_) => StatusCode::CONFLICT,
+            CursorTooOld => StatusCode::GONE,
             PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             BodyTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Unavailable => StatusCode::SERVICE_UNAVAILABLE,
@@ -115,6 +119,7 @@ impl ApiError {
             NotFound(_) => "not_found",
             BadRequest(_) | Unprocessable(_) | BodyTimeout(_) => "invalid_request",
             Conflict(_) => "conflict",
+            CursorTooOld => "cursor_too_old",
             PayloadTooLarge(_) => "payload_too_large",
             Unavailable => "unavailable",
             Internal(_) => "internal",

@@ -72,6 +72,7 @@ pub fn state(
         login_limiter: Arc::new(LoginLimiter::new(config.login_limits)),
         auth_limiter: AuthLimiter::new(config.auth_limits),
         ip_refusals: Default::default(),
+        stopping: Default::default(),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
     })

@@ -42,6 +42,16 @@ pub struct Shared {
     pub auth_limiter: AuthLimiter,
     /// Refusals for the client's address already audited this minute (`auth::token`).
     pub ip_refusals: IpRefusals,
+    /// Set when the server begins to stop: long-polling requests answer at once instead of
+    /// holding the graceful stop up.
+    pub stopping: tokio::sync::watch::Sender<bool>,
+}
+
+impl AppState {
+    /// Ends the waits of long-polling requests (the replicas' change stream).
+    pub fn begin_stopping(&self) {
+        self.stopping.send_replace(true);
+    }
 }
 
 /// The scopes of each role in this deployment, computed once from the catalogue.

@@ -367,7 +367,7 @@ pub struct SnapshotPage {
 #[derive(Debug, Clone)]
 pub enum ReplicatedChange {
     /// The token as it is now (it may have changed again since the change that named it).
-    Upsert(TokenRecord),
+    Upsert(Box<TokenRecord>),
     /// The token is gone.
     Delete(TokenHash),
 }

@@ -192,14 +192,17 @@ async fn a_pruned_or_foreign_cursor_is_refused(db: Db) {
             ChangeRead::TooOld
         )
     };
-    assert!(refused("0123456789ab".into(), start.seq).await, "another database's cursor");
-    assert!(refused(start.log_id.clone(), start.seq + 3).await, "a cursor past the head");
+    assert!(
+        refused("0123456789ab".into(), start.seq).await,
+        "another database's cursor"
+    );
+    assert!(
+        refused(start.log_id.clone(), start.seq + 3).await,
+        "a cursor past the head"
+    );
     assert!(!refused(start.log_id.clone(), start.seq).await);
     // Everything written before now is pruned.
-    store
-        .prune_replication(unix_ms(now()) + 1)
-        .await
-        .unwrap();
+    store.prune_replication(unix_ms(now()) + 1).await.unwrap();
     let head = store.replication_head().await.unwrap();
     assert_eq!(head.pruned_through, start.seq + 2);
     assert!(refused(start.log_id.clone(), start.seq).await, "pruned");

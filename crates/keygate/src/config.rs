@@ -103,6 +103,11 @@ pub struct ServeArgs {
     /// Do not count verifications per token: the usage API and charts then show nothing new.
     #[arg(long, env = "KEYGATE_NO_USAGE_COUNTS")]
     pub no_usage_counts: bool,
+    /// How long the change stream of keygate-client replicas keeps a change, e.g. 1h: a replica
+    /// out of touch for longer takes a new snapshot [default: 1h].
+    #[arg(long, env = "KEYGATE_REPLICATION_RETENTION", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub replication_retention: Option<Duration>,
     /// How long a web login lasts, e.g. 12h or 30m [default: 12h].
     #[arg(long, env = "KEYGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_opt")]
@@ -342,6 +347,7 @@ impl ServeArgs {
                     .unwrap_or(d.connection_limits.max_header_bytes),
             },
             max_tokens_per_owner: given!(max_tokens_per_owner).unwrap_or(d.max_tokens_per_owner),
+            replication_retention: given!(replication_retention).unwrap_or(d.replication_retention),
         };
         let d = VerifierConfig::default();
         let verifier = VerifierConfig {
@@ -457,6 +463,10 @@ fn check(config: &Config) -> anyhow::Result<()> {
     }
     if server.session_ttl < Duration::from_secs(60) {
         bail!("--session-ttl must be at least one minute");
+    }
+    // A replica must be able to read the stream twice before its cursor is pruned.
+    if server.replication_retention < Duration::from_secs(1) {
+        bail!("--replication-retention must be at least one second");
     }
     let login = &server.login_limits;
     if login.free_failures == 0 || login.per_ip == 0 {

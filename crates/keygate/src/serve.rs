@@ -130,6 +130,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     let state = keygate_server::state(store, config.server, config.verifier, limiter);
     // Several nodes on one PostgreSQL: learn of the others' changes (no-op on SQLite).
     let _follower = sql.follow_changes(state.verifier.clone(), CHANGE_POLL);
+    let _pruner = keygate_server::service::replication::start_pruning(
+        state.store.clone(),
+        state.config.replication_retention,
+    );
     let addr = listener.local_addr()?;
     let app = keygate_server::router(state.clone());
     let limits = state.config.connection_limits;
@@ -157,7 +161,10 @@ async fn run(config: Config) -> anyhow::Result<()> {
     // The last word on the line is the address: supervisors and the tests read it.
     tracing::info!("keygate listening on http://{addr}");
     let served = tokio::select! {
-        _ = shutdown => workers.drain().await,
+        _ = shutdown => {
+            state.begin_stopping();
+            workers.drain().await
+        }
         e = workers.failed() => {
             let _ = workers.drain().await;
             Err(e)

@@ -64,6 +64,7 @@ required_scope! {
     TokensWrite => Some(keygate_core::scope::TOKENS_WRITE), true;
     AuditRead => Some(keygate_core::scope::AUDIT_READ), false;
     TokensAdmin => Some(keygate_core::scope::TOKENS_ADMIN), false;
+    TokensReplicate => Some(keygate_core::scope::TOKENS_REPLICATE), false;
 }
 
 /// A [`Caller`] that holds the scope `S` names. Only the extractor below builds one (the

@@ -734,5 +734,7 @@ mod tests {
     }
 }
 
+mod replication;
 mod usage;
+pub use replication::*;
 pub use usage::*;

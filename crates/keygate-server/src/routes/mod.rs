@@ -4,6 +4,7 @@
 pub mod gateway;
 pub mod meta;
 pub mod ops;
+pub mod replication;
 pub mod session;
 pub mod tenants;
 pub mod tokens;
@@ -34,6 +35,8 @@ pub fn native() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::change_credits))
         .routes(routes!(usage::token_usage))
         .routes(routes!(usage::tenant_usage))
+        .routes(routes!(replication::snapshot))
+        .routes(routes!(replication::changes))
         .routes(routes!(verify::verify))
         .routes(routes!(verify::forward_auth))
         // Any method and any suffix, undocumented beside GET: Envoy's HTTP ext_authz sends the

@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod passwords;
+pub mod replication;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;

@@ -68,7 +68,8 @@ impl SqlStore {
     }
 
     pub(crate) fn wake_replication_readers(&self) {
-        self.replication_signal.send_modify(|n| *n = n.wrapping_add(1));
+        self.replication_signal
+            .send_modify(|n| *n = n.wrapping_add(1));
     }
 
     /// Commits what is already queued for writing, then closes the connections; later writes

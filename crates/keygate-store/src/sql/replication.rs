@@ -145,7 +145,7 @@ fn last_change_per_token(
         .enumerate()
         .filter(|(i, h)| last[*h] == *i)
         .map(|(_, h)| match current.remove(h) {
-            Some(t) => ReplicatedChange::Upsert(t),
+            Some(t) => ReplicatedChange::Upsert(Box::new(t)),
             None => ReplicatedChange::Delete(*h),
         })
         .collect())

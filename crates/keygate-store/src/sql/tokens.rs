@@ -18,7 +18,8 @@ use crate::sql::listing::{like_contains, page, Sql};
 use crate::sql::tx::Tx;
 use crate::store::{Result, StoreError};
 
-pub(crate) const TOKEN_COLUMNS: &str = "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
+pub(crate) const TOKEN_COLUMNS: &str =
+    "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
      external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
      credits_period, credits_version, allowed_cidrs";

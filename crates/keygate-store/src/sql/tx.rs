@@ -53,23 +53,24 @@ pub(crate) async fn record_changes(
 /// no gaps, and a replica's cursor can be a single number (migration 0012).
 async fn append_replication_log(tx: &mut Tx, changed: &[Changed<'_>]) -> Result<()> {
     let n = changed.len() as i64;
-    let last: i64 = sqlx::query_scalar(
-        "UPDATE replication_head SET seq = seq + $1 WHERE id = 1 RETURNING seq",
-    )
-    .bind(n)
-    .fetch_one(&mut **tx)
-    .await
-    .map_err(map_err)?;
-    let at = unix_ms(now());
-    for (i, (tenant_id, hash)) in changed.iter().enumerate() {
-        sqlx::query("INSERT INTO replication_log (seq, tenant_id, hash, at) VALUES ($1, $2, $3, $4)")
-            .bind(last - n + 1 + i as i64)
-            .bind(*tenant_id)
-            .bind(&hash.as_bytes()[..])
-            .bind(at)
-            .execute(&mut **tx)
+    let last: i64 =
+        sqlx::query_scalar("UPDATE replication_head SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+            .bind(n)
+            .fetch_one(&mut **tx)
             .await
             .map_err(map_err)?;
+    let at = unix_ms(now());
+    for (i, (tenant_id, hash)) in changed.iter().enumerate() {
+        sqlx::query(
+            "INSERT INTO replication_log (seq, tenant_id, hash, at) VALUES ($1, $2, $3, $4)",
+        )
+        .bind(last - n + 1 + i as i64)
+        .bind(*tenant_id)
+        .bind(&hash.as_bytes()[..])
+        .bind(at)
+        .execute(&mut **tx)
+        .await
+        .map_err(map_err)?;
     }
     Ok(())
 }
