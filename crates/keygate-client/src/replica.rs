@@ -279,6 +279,8 @@ impl Replica {
     ///
     /// Returns once the snapshot is held, so an application starts with every token. Fails at
     /// once if keygate refuses the token (401, 403) or cannot be reached; it does not retry.
+    /// Afterwards the follower retries by itself, whatever keygate answers: a replication token
+    /// revoked later makes the replica stale, and so fail closed. Call it within a Tokio runtime.
     pub async fn connect(
         url: &str,
         token: impl Into<String>,

@@ -395,3 +395,220 @@ where
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use axum::body::Body;
+    use axum::routing::get;
+    use axum::{Extension, Router};
+    use keygate_core::{PlainToken, TokenPrefix};
+    use serde_json::{json, Value};
+    use tower::ServiceExt;
+
+    use super::*;
+    use crate::Options;
+
+    crate::scopes!(ReadOrders = "orders:read");
+    crate::scopes!(ShipOrders = "orders:read", "orders:ship");
+
+    /// A replica holding one token with `fields` over the defaults; returns the token too.
+    fn replica_with(fields: Value, options: &Options) -> (Replica, String) {
+        let (id, plain) = PlainToken::mint(&TokenPrefix::default());
+        let hash: String = plain.hash().0.iter().map(|b| format!("{b:02x}")).collect();
+        let mut record = json!({
+            "hash": hash, "id": id.as_str(), "name": "n", "tenantId": "acme", "ownerId": "u1",
+            "scopes": ["orders:read"], "enabled": true
+        });
+        for (k, v) in fields.as_object().unwrap() {
+            record[k] = v.clone();
+        }
+        let replica = Replica::offline("kg", options).unwrap();
+        replica
+            .apply_snapshot_page(
+                &json!({"cursor": "c1", "prefix": "kg", "tokens": [record], "next": null})
+                    .to_string(),
+            )
+            .unwrap();
+        (replica, plain.expose().to_owned())
+    }
+
+    fn request(auth: Option<String>, uri: &str) -> axum::http::Request<Body> {
+        let mut b = axum::http::Request::builder().uri(uri);
+        if let Some(a) = auth {
+            b = b.header(header::AUTHORIZATION, a);
+        }
+        b.body(Body::empty()).unwrap()
+    }
+
+    async fn answer(app: Router, req: axum::http::Request<Body>) -> (StatusCode, HeaderMap, Value) {
+        let resp = app.oneshot(req).await.unwrap();
+        let (parts, body) = resp.into_parts();
+        let bytes = axum::body::to_bytes(body, 1 << 20).await.unwrap();
+        let value = serde_json::from_slice(&bytes).unwrap_or(Value::Null);
+        (parts.status, parts.headers, value)
+    }
+
+    fn layered(replica: &Replica) -> Router {
+        Router::new()
+            .route(
+                "/orders",
+                get(|Extension(Verified(t)): Extension<Verified>| async move {
+                    axum::Json(json!({"id": t.id()}))
+                }),
+            )
+            .layer(KeygateLayer::new(replica.clone()).require(&["orders:read"]))
+    }
+
+    #[tokio::test]
+    async fn the_layer_admits_a_valid_token_in_each_accepted_form_and_hands_it_on() {
+        let (replica, token) = replica_with(json!({}), &Options::default());
+        for req in [
+            request(Some(format!("Bearer {token}")), "/orders"),
+            request(Some(format!("Token {token}")), "/orders"),
+            request(None, &format!("/orders?api-token={token}")),
+        ] {
+            let (status, _, body) = answer(layered(&replica), req).await;
+            assert_eq!(status, StatusCode::OK);
+            assert_eq!(body["id"].as_str().unwrap(), &token[..19]);
+        }
+    }
+
+    #[tokio::test]
+    async fn the_layer_refuses_as_keygate_does() {
+        let (replica, token) = replica_with(json!({}), &Options::default());
+        let (status, headers, body) = answer(layered(&replica), request(None, "/orders")).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED);
+        assert_eq!(body["code"], "missing_token");
+        assert_eq!(body["error"], "Unauthorized");
+        assert_eq!(headers[header::WWW_AUTHENTICATE], "Bearer");
+
+        let (status, _, body) = answer(
+            layered(&replica),
+            request(Some("Basic abc".into()), "/orders"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("invalid_token"))
+        );
+
+        let strict = Router::new()
+            .route("/ship", get(|| async { "shipped" }))
+            .layer(
+                KeygateLayer::new(replica.clone())
+                    .require_query("orders:ship AND orders:read")
+                    .unwrap(),
+            );
+        let (status, _, body) =
+            answer(strict, request(Some(format!("Bearer {token}")), "/ship")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["code"], "insufficient_scope");
+        assert_eq!(body["missingScopes"], json!(["orders:ship"]));
+    }
+
+    #[tokio::test]
+    async fn the_extractor_checks_the_scopes_of_its_type() {
+        let (replica, token) = replica_with(json!({}), &Options::default());
+        let app = Router::new()
+            .route(
+                "/read",
+                get(|t: KeygateToken<ReadOrders>| async move { t.id().to_owned() }),
+            )
+            .route(
+                "/ship",
+                get(|_: KeygateToken<ShipOrders>| async { "shipped" }),
+            )
+            .route("/any", get(|_: KeygateToken| async { "any" }))
+            .layer(Extension(replica));
+        let auth = || Some(format!("Bearer {token}"));
+        let resp = app.clone().oneshot(request(auth(), "/read")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let resp = app.clone().oneshot(request(auth(), "/any")).await.unwrap();
+        assert_eq!(resp.status(), StatusCode::OK);
+        let (status, _, body) = answer(app, request(auth(), "/ship")).await;
+        assert_eq!(status, StatusCode::FORBIDDEN);
+        assert_eq!(body["missingScopes"], json!(["orders:ship"]));
+    }
+
+    #[tokio::test]
+    async fn the_extractor_takes_the_address_from_client_ip_or_the_connection() {
+        let (replica, token) =
+            replica_with(json!({"allowedCidrs": ["10.0.0.0/8"]}), &Options::default());
+        let app = Router::new()
+            .route("/read", get(|_: KeygateToken<ReadOrders>| async { "ok" }))
+            .layer(Extension(replica));
+        let at = |ext: Option<Extensions>| {
+            let mut req = request(Some(format!("Bearer {token}")), "/read");
+            if let Some(ext) = ext {
+                req.extensions_mut().extend(ext);
+            }
+            let app = app.clone();
+            async move { answer(app, req).await }
+        };
+        let (status, _, body) = at(None).await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::FORBIDDEN, Some("ip_not_allowed"))
+        );
+        let mut inside = Extensions::new();
+        inside.insert(ConnectInfo(SocketAddr::from(([10, 1, 2, 3], 5555))));
+        assert_eq!(at(Some(inside.clone())).await.0, StatusCode::OK);
+        // A ClientIp from the application's own middleware wins over the connection's address.
+        inside.insert(ClientIp("192.0.2.1".parse().unwrap()));
+        assert_eq!(at(Some(inside)).await.0, StatusCode::FORBIDDEN);
+    }
+
+    #[tokio::test]
+    async fn status_refusals_are_401_and_a_stale_replica_is_503() {
+        let (replica, token) = replica_with(json!({"enabled": false}), &Options::default());
+        let (status, _, body) = answer(
+            layered(&replica),
+            request(Some(format!("Bearer {token}")), "/orders"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::UNAUTHORIZED, Some("token_disabled"))
+        );
+
+        let quick = Options {
+            max_staleness: Duration::from_millis(20),
+            wait: Duration::from_millis(10),
+            ..Options::default()
+        };
+        let (replica, token) = replica_with(json!({}), &quick);
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        let (status, _, body) = answer(
+            layered(&replica),
+            request(Some(format!("Bearer {token}")), "/orders"),
+        )
+        .await;
+        assert_eq!(
+            (status, body["code"].as_str()),
+            (StatusCode::SERVICE_UNAVAILABLE, Some("unavailable"))
+        );
+    }
+
+    #[tokio::test]
+    async fn an_extractor_without_a_replica_is_an_internal_error() {
+        let app = Router::new().route("/read", get(|_: KeygateToken| async { "ok" }));
+        let resp = app
+            .oneshot(request(Some("Bearer x".into()), "/read"))
+            .await
+            .unwrap();
+        assert_eq!(resp.status(), StatusCode::INTERNAL_SERVER_ERROR);
+    }
+
+    #[test]
+    fn retry_after_is_whole_seconds_rounded_up() {
+        let v = Verification {
+            retry_after: Some(Duration::from_millis(1200)),
+            ..Verification::local(Code::RateLimited, None)
+        };
+        let resp = Refusal::of(&v).into_response();
+        assert_eq!(resp.status(), StatusCode::TOO_MANY_REQUESTS);
+        assert_eq!(resp.headers()[header::RETRY_AFTER], "2");
+    }
+}
