@@ -23,7 +23,9 @@ pub struct Options {
     /// What it answers after that (default: fail closed).
     pub on_stale: OnStale,
     /// How long keygate holds a request for changes when there are none (default 10 s, at most
-    /// 30 s and below `max_staleness`, so that a quiet stream still counts as contact).
+    /// 30 s and below `max_staleness`, so that a quiet stream still counts as contact). Sent in
+    /// whole seconds, rounded down: below one second, keygate answers at once and the follower
+    /// polls without pause.
     pub wait: Duration,
     /// Tokens per snapshot page (default 5000, at most 10000).
     pub page_size: u32,
