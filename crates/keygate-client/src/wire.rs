@@ -183,16 +183,8 @@ fn optional_hex_hash<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<[u
 }
 
 pub(crate) fn parse_hex_hash(text: &str) -> Option<[u8; 32]> {
-    let b = text.as_bytes();
-    if b.len() != 64 {
-        return None;
-    }
     let mut out = [0u8; 32];
-    for (i, pair) in b.chunks_exact(2).enumerate() {
-        let hi = (pair[0] as char).to_digit(16)?;
-        let lo = (pair[1] as char).to_digit(16)?;
-        out[i] = (hi * 16 + lo) as u8;
-    }
+    hex::decode_to_slice(text, &mut out).ok()?;
     Some(out)
 }
 
