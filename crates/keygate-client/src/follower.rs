@@ -14,7 +14,7 @@ use crate::error::Error;
 use crate::held::Held;
 use crate::http::Keygate;
 use crate::options::Options;
-use crate::replica::Shared;
+use crate::shared::Shared;
 use crate::wire::{ChangesPage, PageKey};
 
 pub(crate) struct Snapshot {

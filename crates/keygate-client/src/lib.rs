@@ -68,6 +68,7 @@ mod held;
 mod http;
 mod options;
 mod replica;
+mod shared;
 mod verification;
 mod wire;
 
@@ -84,6 +85,22 @@ pub use verification::{AnsweredBy, Code, Request, TokenInfo, Verification};
 pub use web::{
     ClientIp, KeygateLayer, KeygateService, KeygateToken, NoScopes, Refusal, Scopes, Verified,
 };
+
+// Here, beside the re-exports its expansion names: `$crate::Scopes` is a path of the crate's root.
+#[cfg(feature = "axum")]
+/// Declares a [`Scopes`] type: `scopes!(pub ReadOrders = "orders:read");`, or with several
+/// scopes that must all be held: `scopes!(pub ShipOrders = "orders:read", "orders:ship");`.
+#[macro_export]
+macro_rules! scopes {
+    ($(#[$meta:meta])* $vis:vis $name:ident = $($scope:literal),+ $(,)?) => {
+        $(#[$meta])*
+        #[derive(Debug, Clone, Copy)]
+        $vis struct $name;
+        impl $crate::Scopes for $name {
+            const SCOPES: &'static [&'static str] = &[$($scope),+];
+        }
+    };
+}
 
 #[cfg(test)]
 mod tests;

@@ -9,9 +9,11 @@ use keygate_core::{PlainToken, TokenPrefix};
 use serde_json::{json, Value};
 
 use crate::held::Held;
-use crate::replica::Shared;
+use crate::options::{OnStale, Options};
+use crate::replica::{LocalAnswer, Replica};
+use crate::shared::Shared;
+use crate::verification::{AnsweredBy, Code, Request, Verification};
 use crate::wire::{ChangesPage, SnapshotPage};
-use crate::{AnsweredBy, Code, LocalAnswer, OnStale, Options, Replica, Request};
 
 /// A minted token and its replica record, with `fields` overriding the defaults.
 fn token(fields: Value) -> (String, Value) {
@@ -56,7 +58,7 @@ fn replica(records: &[&Value]) -> Replica {
     replica_with(records, Options::default())
 }
 
-fn local(replica: &Replica, req: &Request<'_>) -> crate::Verification {
+fn local(replica: &Replica, req: &Request<'_>) -> Verification {
     match replica.check_local(req) {
         LocalAnswer::Answered(v) => v,
         LocalAnswer::NeedsKeygate => panic!("expected a local answer"),

@@ -33,20 +33,6 @@ impl Scopes for NoScopes {
     const SCOPES: &'static [&'static str] = &[];
 }
 
-/// Declares a [`Scopes`] type: `scopes!(pub ReadOrders = "orders:read");`, or with several
-/// scopes that must all be held: `scopes!(pub ShipOrders = "orders:read", "orders:ship");`.
-#[macro_export]
-macro_rules! scopes {
-    ($(#[$meta:meta])* $vis:vis $name:ident = $($scope:literal),+ $(,)?) => {
-        $(#[$meta])*
-        #[derive(Debug, Clone, Copy)]
-        $vis struct $name;
-        impl $crate::Scopes for $name {
-            const SCOPES: &'static [&'static str] = &[$($scope),+];
-        }
-    };
-}
-
 /// The client's address, when your own middleware knows it better than the connection does
 /// (behind a proxy): insert it into the request's extensions before the layer or extractor
 /// runs. Without it, `ConnectInfo<SocketAddr>` is used when the server provides it.

@@ -94,6 +94,7 @@ mod tests {
         assert!(s.allows(crate::scope::TOKENS_WRITE));
         for refused in [
             TOKENS_ADMIN,
+            TOKENS_REPLICATE,
             USERS_READ,
             USERS_WRITE,
             AUDIT_READ,

@@ -62,6 +62,20 @@ fn the_store_imports_only_point_down() {
 
 /// A wrong import is found, so the two tests above can fail.
 #[test]
+fn the_client_imports_only_point_down() {
+    let layers: &[&[&str]] = &[
+        &["error", "options", "wire", "verification"],
+        &["held", "http"],
+        &["shared"],
+        &["follower"],
+        &["replica"],
+        &["web", "tests"],
+        &["lib"],
+    ];
+    keygate_layers::check(&crate_src("keygate-client"), layers).unwrap_or_else(|e| panic!("{e}"));
+}
+
+#[test]
 fn an_import_that_points_up_is_named() {
     let dir = std::env::temp_dir().join(format!("keygate-layers-{}", std::process::id()));
     std::fs::create_dir_all(dir.join("src")).unwrap();
