@@ -42,7 +42,8 @@ const ORDER_SCOPES: [&str; 6] = [
 struct App {
     url: String,
     replica: Replica,
-    rt: tokio::runtime::Runtime,
+    /// Runs the application and the replica's follower; dropped with the application.
+    _rt: tokio::runtime::Runtime,
     http: reqwest::blocking::Client,
 }
 
@@ -87,7 +88,7 @@ impl App {
         App {
             url,
             replica,
-            rt,
+            _rt: rt,
             http: reqwest::blocking::Client::builder()
                 .timeout(Duration::from_secs(30))
                 .build()
