@@ -1978,6 +1978,7 @@ fn scopes_lists_built_ins_and_deployment_scopes(backend: Backend) {
         "tokens:read",
         "tokens:write",
         "tokens:admin",
+        "tokens:replicate",
         "users:read",
         "users:write",
         "audit:read",
@@ -1991,7 +1992,7 @@ fn scopes_lists_built_ins_and_deployment_scopes(backend: Backend) {
     }
     assert_eq!(find("metrics:read")["description"], "Read metrics");
     assert_eq!(find("metrics:write")["description"], "Write metrics");
-    assert_eq!(list.len(), 9, "{v}");
+    assert_eq!(list.len(), 10, "{v}");
 
     // Any valid token may read it; no token may not.
     let (_, t) = s.create_token("metrics", &["metrics:read"]);

@@ -58,8 +58,10 @@ impl From<TokenRecord> for ReplicatedToken {
 #[into_params(parameter_in = Query)]
 pub struct SnapshotQuery {
     /// The `next` of the previous page; left out for the first page.
+    #[param(minimum = 0)]
     pub after: Option<i64>,
     /// Tokens per page, 1 to 10000 (default 5000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
 }
 
@@ -83,8 +85,10 @@ pub struct ChangesQuery {
     /// The `cursor` of a snapshot or of the previous answer.
     pub after: String,
     /// Seconds to wait for a change when there is none yet, 0 to 55 (default 0).
+    #[param(minimum = 0, maximum = 55)]
     pub wait: Option<u64>,
     /// Most changes in one answer, 1 to 10000 (default 1000).
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<u32>,
 }
 
