@@ -2,12 +2,13 @@
 //! reads, filled from snapshot pages and changes. No I/O here, so tests feed it by hand.
 
 use std::collections::HashSet;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
-use std::sync::{Arc, Mutex};
+use std::hash::{BuildHasherDefault, Hasher};
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use dashmap::DashMap;
 use keygate_core::network::AllowList;
+use keygate_core::shared_copies::SharedCopies;
 use keygate_core::{ScopeSet, TokenHash};
 
 use crate::verification::TokenInfo;
@@ -39,32 +40,12 @@ impl Hasher for FirstBytes {
 
 pub(crate) type TokenMap = DashMap<TokenHash, Arc<TokenInfo>, BuildHasherDefault<FirstBytes>>;
 
-/// Hands out one shared copy of each tenant id, owner id and scope set. Only the follower task
-/// writes tokens, so the locks are not contended. Bounded: past `MAX_INTERNED` entries it starts
-/// afresh (tokens keep what they hold; only sharing with later tokens is lost).
+/// Hands out one shared copy of each tenant id, owner id and scope set (see
+/// [`SharedCopies`]). Only the follower task writes tokens, so its locks are not contended.
 #[derive(Default)]
 pub(crate) struct Interner {
-    strings: Mutex<HashSet<Arc<str>>>,
-    scopes: Mutex<HashSet<Arc<ScopeSet>>>,
-}
-
-const MAX_INTERNED: usize = 65_536;
-
-fn intern<T: ?Sized + Eq + Hash>(
-    set: &Mutex<HashSet<Arc<T>>>,
-    value: &T,
-    share: impl FnOnce() -> Arc<T>,
-) -> Arc<T> {
-    let mut set = set.lock().expect("interner lock");
-    if let Some(shared) = set.get(value) {
-        return shared.clone();
-    }
-    if set.len() >= MAX_INTERNED {
-        set.clear();
-    }
-    let shared = share();
-    set.insert(shared.clone());
-    shared
+    strings: SharedCopies<str>,
+    scopes: SharedCopies<ScopeSet>,
 }
 
 /// Why a token from keygate could not be held.
@@ -83,13 +64,13 @@ impl Interner {
                 reason: e.to_string(),
             })?;
         let info = TokenInfo {
-            tenant_id: intern(&self.strings, t.tenant_id.as_str(), || {
-                Arc::from(t.tenant_id.as_str())
-            }),
-            owner_id: intern(&self.strings, t.owner_id.as_str(), || {
-                Arc::from(t.owner_id.as_str())
-            }),
-            scopes: intern(&self.scopes, &scopes, || Arc::new(scopes.clone())),
+            tenant_id: self
+                .strings
+                .of(t.tenant_id.as_str(), || Arc::from(t.tenant_id.as_str())),
+            owner_id: self
+                .strings
+                .of(t.owner_id.as_str(), || Arc::from(t.owner_id.as_str())),
+            scopes: self.scopes.of(&scopes, || Arc::new(scopes.clone())),
             id: CompactString::from(t.id),
             name: CompactString::from(t.name),
             enabled: t.enabled,

@@ -10,6 +10,7 @@ pub mod network;
 pub mod permission;
 pub mod role;
 pub mod scope;
+pub mod shared_copies;
 pub mod token;
 pub mod usage;
 

@@ -9,13 +9,12 @@
 //! its own insert if a write happened in between. Whichever order the two interleave in, no
 //! stale entry survives a completed write.
 
-use std::collections::HashSet;
-use std::hash::Hash;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 
 use compact_str::CompactString;
 use keygate_core::network::AllowList;
+use keygate_core::shared_copies::SharedCopies;
 use keygate_core::usage::{RateLimit, Refill};
 use keygate_core::{ScopeSet, TokenHash, TokenId};
 use quick_cache::sync::Cache;
@@ -72,34 +71,12 @@ impl CachedToken {
     }
 }
 
-/// Hands out one shared copy of each tenant id, owner id and scope set, so that a million
-/// cached tokens of one tenant hold one copy of its id, not a million. Only cache misses come
-/// here. Bounded: past `MAX_INTERNED` entries it starts afresh (entries in use stay alive
-/// through the tokens holding them; only sharing with later tokens is lost).
+/// Hands out one shared copy of each tenant id, owner id and scope set (see
+/// [`SharedCopies`]). Only cache misses come here.
 #[derive(Default)]
 pub struct Interner {
-    strings: Mutex<HashSet<Arc<str>>>,
-    scopes: Mutex<HashSet<Arc<ScopeSet>>>,
-}
-
-const MAX_INTERNED: usize = 65_536;
-
-/// The shared copy of `value` in `set`, made by `share` when there is none yet.
-fn intern<T: ?Sized + Eq + Hash>(
-    set: &Mutex<HashSet<Arc<T>>>,
-    value: &T,
-    share: impl FnOnce() -> Arc<T>,
-) -> Arc<T> {
-    let mut set = set.lock().expect("interner lock");
-    if let Some(shared) = set.get(value) {
-        return shared.clone();
-    }
-    if set.len() >= MAX_INTERNED {
-        set.clear();
-    }
-    let shared = share();
-    set.insert(shared.clone());
-    shared
+    strings: SharedCopies<str>,
+    scopes: SharedCopies<ScopeSet>,
 }
 
 impl Interner {
@@ -107,14 +84,14 @@ impl Interner {
     pub fn cached(&self, t: &TokenRecord) -> CachedToken {
         CachedToken {
             id: t.id.clone(),
-            tenant_id: intern(&self.strings, &t.tenant_id, || {
-                Arc::from(t.tenant_id.as_str())
-            }),
-            owner_id: intern(&self.strings, &t.owner_id, || {
-                Arc::from(t.owner_id.as_str())
-            }),
+            tenant_id: self
+                .strings
+                .of(&t.tenant_id, || Arc::from(t.tenant_id.as_str())),
+            owner_id: self
+                .strings
+                .of(&t.owner_id, || Arc::from(t.owner_id.as_str())),
             name: CompactString::from(t.name.as_str()),
-            scopes: intern(&self.scopes, &t.scopes, || Arc::new(t.scopes.clone())),
+            scopes: self.scopes.of(&t.scopes, || Arc::new(t.scopes.clone())),
             enabled: t.enabled,
             expires_at: t.expires_at,
             metadata: t.metadata.clone(),

@@ -127,6 +127,17 @@ impl App {
     }
 }
 
+/// A node on the shared database, with the bootstrap token `admin`.
+fn pg_node(name: &str, db: &PgDatabase, admin: &str, args: &[&str]) -> Server {
+    Server::on(Backend::Postgres)
+        .name(name)
+        .database_url(&db.url)
+        .bootstrap_token(admin)
+        .args(&ORDER_SCOPES)
+        .args(args)
+        .start()
+}
+
 fn replication_token(kg: &Server) -> String {
     kg.create_token("replica", &["tokens:replicate"]).1
 }
@@ -247,16 +258,8 @@ fn changes_on_sqlite_reach_the_app() {
 fn changes_on_either_of_two_postgres_nodes_reach_the_app() {
     let db = PgDatabase::create();
     let admin = fresh_token();
-    let node = |name: &str| {
-        Server::on(Backend::Postgres)
-            .name(name)
-            .database_url(&db.url)
-            .bootstrap_token(&admin)
-            .args(&ORDER_SCOPES)
-            .start()
-    };
-    let a = node("node-a");
-    let b = node("node-b");
+    let a = pg_node("node-a", &db, &admin, &[]);
+    let b = pg_node("node-b", &db, &admin, &[]);
     // The replica follows node A; half the changes are made on node B.
     let app = App::start(&a.url(""), &replication_token(&a), Options::default());
     changes_reach_the_app(&[&a, &b], &app, "two PostgreSQL nodes");
@@ -333,17 +336,9 @@ fn with_keygate_gone_the_app_answers_until_max_staleness_then_fails_closed() {
 fn a_replica_whose_cursor_was_pruned_takes_a_new_snapshot() {
     let db = PgDatabase::create();
     let admin = fresh_token();
-    let node = |name: &str| {
-        Server::on(Backend::Postgres)
-            .name(name)
-            .database_url(&db.url)
-            .bootstrap_token(&admin)
-            .args(&ORDER_SCOPES)
-            .args(&["--replication-retention", "1s"])
-            .start()
-    };
-    let a = node("node-a");
-    let b = node("node-b");
+    let retention = ["--replication-retention", "1s"];
+    let a = pg_node("node-a", &db, &admin, &retention);
+    let b = pg_node("node-b", &db, &admin, &retention);
     let app = App::start(
         &a.url(""),
         &replication_token(&a),
