@@ -74,6 +74,9 @@ async fn follow(store: SqlStore, url: String, verifier: Arc<Verifier>, poll: Dur
                         // A burst of writes is one poll, not one per notification.
                         let l = listener.as_mut().expect("it just answered");
                         while l.next_buffered().is_some() {}
+                        // Also the word that change rows were numbered (sql/replication.rs):
+                        // readers of the replicas' stream look again.
+                        f.store.wake_replication_readers();
                         f.poll().await
                     }
                     // The connection dropped; sqlx reconnects and listens again on the next

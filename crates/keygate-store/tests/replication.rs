@@ -156,11 +156,13 @@ async fn a_snapshot_pages_through_every_token_of_the_tenant(db: Db) {
         made.insert(t.hash);
         insert(store, &t).await;
     }
+    // Reading the head numbers what has committed (PostgreSQL); a snapshot starts from it.
+    let head = store.replication_head().await.unwrap();
     let first = store
         .replication_snapshot(DEFAULT_TENANT, None, 10)
         .await
         .unwrap();
-    assert_eq!(first.head, store.replication_head().await.unwrap());
+    assert_eq!(first.head, head);
     let mut seen: Vec<TokenHash> = first.tokens.iter().map(|t| t.hash).collect();
     let mut next = first.next;
     let mut pages = 1;
@@ -221,8 +223,9 @@ on_both_backends!(
 
 /// Two nodes on one PostgreSQL write at once while a reader follows the stream with its
 /// cursor: the reader ends with every token, each exactly once, though the nodes' transactions
-/// interleave. With numbers taken from a sequence instead, a transaction that took a lower
-/// number but committed later would be skipped by a reader already past it.
+/// interleave and their rows are numbered after they commit. With numbers taken inside the
+/// writing transactions from a sequence, one that took a lower number but committed later would
+/// be skipped by a reader already past it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn two_nodes_writing_at_once_never_make_a_reader_miss_a_change() {
     let db = common::db(Backend::Postgres).await;

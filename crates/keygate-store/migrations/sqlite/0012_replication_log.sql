@@ -1,7 +1,8 @@
 -- The change stream replicas follow (`GET /api/v1/replication/changes`). Every write batch that
 -- changes tokens takes the next numbers from `replication_head.seq` and adds one row per changed
--- token here, in its own transaction: numbers are handed out in commit order with no gaps, so a
--- replica's cursor is one number. Rows older than the retention are pruned; `pruned_through`
+-- token here, in its own transaction: SQLite has one writer, so numbers are handed out in commit
+-- order with no gaps, and a replica's cursor is one number. (PostgreSQL numbers them after the
+-- commit instead: see its migration.) Rows older than the retention are pruned; `pruned_through`
 -- says up to where, so that an older cursor is refused and its replica takes a new snapshot.
 -- `log_id` tells cursors of this database from those of another one.
 CREATE TABLE replication_head (

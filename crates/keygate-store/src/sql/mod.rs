@@ -213,6 +213,7 @@ impl Store for SqlStore {
     }
 
     async fn replication_head(&self) -> Result<ReplicationHead> {
+        replication::number_committed(&self.writer, self.backend).await?;
         replication::head(&self.reader).await
     }
 
@@ -222,6 +223,9 @@ impl Store for SqlStore {
         after: Option<i64>,
         limit: u32,
     ) -> Result<SnapshotPage> {
+        // Numbered first, so that what has committed is behind the snapshot's cursor and does
+        // not come again in the change stream.
+        replication::number_committed(&self.writer, self.backend).await?;
         replication::snapshot(&self.reader, tenant_id, after, limit).await
     }
 
@@ -232,10 +236,13 @@ impl Store for SqlStore {
         after: i64,
         limit: u32,
     ) -> Result<ChangeRead> {
+        replication::number_committed(&self.writer, self.backend).await?;
         replication::changes(&self.reader, tenant_id, log_id, after, limit).await
     }
 
     async fn prune_replication(&self, before_ms: i64) -> Result<()> {
+        // Rows nobody has read yet are numbered too, so that they age out.
+        replication::number_committed(&self.writer, self.backend).await?;
         replication::prune(&self.writer, before_ms).await
     }
 

@@ -6,6 +6,7 @@ use std::collections::HashMap;
 use keygate_core::TokenHash;
 use sqlx::AnyPool;
 
+use crate::backend::{Backend, CHANGES_CHANNEL};
 use crate::model::{ChangeRead, ReplicatedChange, ReplicationHead, SnapshotPage, TokenRecord};
 use crate::sql::errors::map_err;
 use crate::sql::listing::page;
@@ -23,6 +24,59 @@ pub(crate) async fn head(pool: &AnyPool) -> Result<ReplicationHead> {
         seq,
         pruned_through,
     })
+}
+
+/// PostgreSQL: numbers the change rows that committed unnumbered (migration 0012), after the
+/// head, and tells every node. The row of `replication_head` is held while numbering, so
+/// numberings run one at a time and each sees every row the previous one numbered; a reader that
+/// finds it held goes on without waiting, and the numbering's notification wakes it again. Rows
+/// still uncommitted are invisible here and get later numbers, so numbers follow commit order
+/// with no gaps.
+pub(crate) async fn number_committed(pool: &AnyPool, backend: Backend) -> Result<()> {
+    if backend != Backend::Postgres {
+        return Ok(());
+    }
+    let pending: Option<i64> =
+        sqlx::query_scalar("SELECT id FROM replication_log WHERE seq IS NULL LIMIT 1")
+            .fetch_optional(pool)
+            .await
+            .map_err(map_err)?;
+    if pending.is_none() {
+        return Ok(());
+    }
+    let mut tx = pool.begin().await.map_err(map_err)?;
+    let head: Option<i64> =
+        sqlx::query_scalar("SELECT seq FROM replication_head WHERE id = 1 FOR UPDATE SKIP LOCKED")
+            .fetch_optional(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    let Some(head) = head else {
+        return Ok(());
+    };
+    let numbered = sqlx::query(
+        "UPDATE replication_log l SET seq = $1 + p.n \
+         FROM (SELECT id, row_number() OVER (ORDER BY id) AS n \
+               FROM replication_log WHERE seq IS NULL) p \
+         WHERE l.id = p.id",
+    )
+    .bind(head)
+    .execute(&mut *tx)
+    .await
+    .map_err(map_err)?
+    .rows_affected() as i64;
+    if numbered > 0 {
+        sqlx::query("UPDATE replication_head SET seq = seq + $1 WHERE id = 1")
+            .bind(numbered)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+        sqlx::query("SELECT pg_notify($1, '')")
+            .bind(CHANGES_CHANNEL)
+            .execute(&mut *tx)
+            .await
+            .map_err(map_err)?;
+    }
+    tx.commit().await.map_err(map_err)
 }
 
 pub(crate) async fn snapshot(

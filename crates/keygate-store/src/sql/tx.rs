@@ -24,7 +24,7 @@ pub(crate) async fn record_changes(
     if changed.is_empty() {
         return Ok(());
     }
-    append_replication_log(tx, changed).await?;
+    append_replication_log(tx, backend, changed).await?;
     if backend != Backend::Postgres {
         return Ok(());
     }
@@ -47,24 +47,36 @@ pub(crate) async fn record_changes(
     Ok(())
 }
 
-/// Takes the next numbers of the change stream and writes one row per changed token. Taking
-/// them updates the one row of `replication_head`, whose lock the transaction then holds until
-/// it commits: the next batch (on any node) waits for it, so numbers follow commit order with
-/// no gaps, and a replica's cursor can be a single number (migration 0012).
-async fn append_replication_log(tx: &mut Tx, changed: &[Changed<'_>]) -> Result<()> {
-    let n = changed.len() as i64;
-    let last: i64 =
-        sqlx::query_scalar("UPDATE replication_head SET seq = seq + $1 WHERE id = 1 RETURNING seq")
+/// One row per changed token in the replicas' change stream (migration 0012). SQLite, with its
+/// one writer, numbers them here: the transaction takes the next numbers from
+/// `replication_head`. On PostgreSQL that would make every token write of every node wait for
+/// the previous one's commit, so the rows go in unnumbered, and a reader numbers them once they
+/// are committed (`sql::replication::number_committed`).
+async fn append_replication_log(
+    tx: &mut Tx,
+    backend: Backend,
+    changed: &[Changed<'_>],
+) -> Result<()> {
+    let at = unix_ms(now());
+    let first = match backend {
+        Backend::Sqlite => {
+            let n = changed.len() as i64;
+            let last: i64 = sqlx::query_scalar(
+                "UPDATE replication_head SET seq = seq + $1 WHERE id = 1 RETURNING seq",
+            )
             .bind(n)
             .fetch_one(&mut **tx)
             .await
             .map_err(map_err)?;
-    let at = unix_ms(now());
+            Some(last - n + 1)
+        }
+        Backend::Postgres => None,
+    };
     for (i, (tenant_id, hash)) in changed.iter().enumerate() {
         sqlx::query(
             "INSERT INTO replication_log (seq, tenant_id, hash, at) VALUES ($1, $2, $3, $4)",
         )
-        .bind(last - n + 1 + i as i64)
+        .bind(first.map(|f| f + i as i64))
         .bind(*tenant_id)
         .bind(&hash.as_bytes()[..])
         .bind(at)
