@@ -1197,9 +1197,12 @@ def replica_run(follow, change, admin, rounds):
     replication = follow.api("POST", "/api/v1/tokens",
                              {"name": "bench replica", "scopes": ["tokens:replicate"]})["token"]
     env = dict(os.environ, KEYGATE_ADMIN_TOKEN=admin, KEYGATE_REPLICATION_TOKEN=replication)
-    out = subprocess.run(on_load_cpus([str(REPLICA_BENCH), follow.url, change.url, str(rounds)]),
-                         env=env, check=True, capture_output=True, text=True).stdout
-    line = next(l for l in out.splitlines() if l.startswith("RESULT "))
+    done = subprocess.run(on_load_cpus([str(REPLICA_BENCH), follow.url, change.url, str(rounds)]),
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        # A change the replica never showed is the failure worth seeing: it is on stderr.
+        raise RuntimeError(f"replica_bench failed ({done.returncode}): {done.stderr}")
+    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
     return json.loads(line[len("RESULT "):])
 
 
