@@ -14,6 +14,10 @@
     python3 bench/run.py gateways          one check as a gateway asks it: Envoy ext_authz over gRPC
                                            (the grpc_load example) vs forward-auth GET /api/v1/auth
                                            (wrk) vs nginx `return 200` (wrk)
+    python3 bench/run.py replica           keygate-client's replica in front of a real keygate: snapshot
+                                           time and memory for 1M tokens (SQLite), and how soon a
+                                           create or a revoke reaches it (one SQLite node; two
+                                           PostgreSQL nodes, the change made on the other one)
     python3 bench/run.py all               verify, scale, writes and flood
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
@@ -56,6 +60,7 @@ KEYGATE = TARGET / "release" / "keygate"
 FLOOR = TARGET / "release" / "examples" / "http_floor"
 SEEDER = TARGET / "release" / "examples" / "seed"
 GRPC_LOAD = TARGET / "release" / "examples" / "grpc_load"
+REPLICA_BENCH = TARGET / "release" / "examples" / "replica_bench"
 ADMIN_PASSWORD = "bench-admin-password"
 # (server CPUs, load-generator CPUs) as taskset lists, or None: set in main().
 PIN = None
@@ -1182,10 +1187,103 @@ def bench_credits(args, work):
     return rows
 
 
+# ------------------------------------------------------------------------------------------------
+# replica: keygate-client's replica in front of a real keygate
+
+
+def replica_run(follow, change, admin, rounds):
+    """The replica_bench example on the load CPUs: a replica of `follow`'s tenant, its snapshot
+    and memory, then `rounds` creates and revokes made on `change`. Its RESULT line as a dict."""
+    replication = follow.api("POST", "/api/v1/tokens",
+                             {"name": "bench replica", "scopes": ["tokens:replicate"]})["token"]
+    env = dict(os.environ, KEYGATE_ADMIN_TOKEN=admin, KEYGATE_REPLICATION_TOKEN=replication)
+    done = subprocess.run(on_load_cpus([str(REPLICA_BENCH), follow.url, change.url, str(rounds)]),
+                          env=env, capture_output=True, text=True)
+    if done.returncode != 0:
+        # A change the replica never showed is the failure worth seeing: it is on stderr.
+        raise RuntimeError(f"replica_bench failed ({done.returncode}): {done.stderr}")
+    line = next(l for l in done.stdout.splitlines() if l.startswith("RESULT "))
+    return json.loads(line[len("RESULT "):])
+
+
+def bench_replica(args, work):
+    """A replica (the replica_bench example) connects to a keygate on SQLite seeded with
+    --replica-tokens tokens (as `scale` seeds): the snapshot's time and the replica's growth of
+    resident memory. Then --propagation-rounds rounds of a token created, accepted by the
+    replica, revoked and refused, the times taken from keygate's answer (201, 204) to the
+    replica's first answer that reflects it. Then the same rounds with two nodes on one fresh
+    PostgreSQL database: the replica follows node A, the changes are made on node B."""
+    rows = []
+    data = work / "kg-replica-sqlite"
+    admin = new_token()
+    # First start: schema and tenant `default`; then the rows go straight into the file.
+    Keygate(data, admin).start().stop()
+    started = time.monotonic()
+    seed(data / "keygate.db", args.replica_tokens, work / "replica-sample.txt", 1)
+    log(f"replica: seeded {args.replica_tokens:,} tokens in {time.monotonic() - started:.1f} s")
+    kg = Keygate(data, admin).start()
+    try:
+        r = replica_run(kg, kg, admin, args.propagation_rounds)
+        r["keygate_rss"] = rss_kib(kg.proc.pid) * 1024
+    finally:
+        kg.stop()
+        if not args.keep:
+            shutil.rmtree(data, ignore_errors=True)
+    r["setup"] = "SQLite, one node"
+    rows.append(r)
+    log(f"replica: {replica_line(r)}")
+    if not args.sqlite_only:
+        url, drop = postgres_database()
+        nodes = []
+        try:
+            admin = new_token()
+            nodes = [Keygate(work / f"kg-replica-pg-{i}", admin, database_url=url).start()
+                     for i in range(2)]
+            r = replica_run(nodes[0], nodes[1], admin, args.propagation_rounds)
+            r["keygate_rss"] = rss_kib(nodes[0].proc.pid) * 1024
+        finally:
+            for kg in nodes:
+                kg.stop()
+            drop()
+        r["setup"] = "PostgreSQL, two nodes (follows A, changes on B)"
+        rows.append(r)
+        log(f"replica: {replica_line(r)}")
+    print(f"\n## replica: keygate-client's replica in process, {args.propagation_rounds} creates "
+          f"and revokes; times from keygate's 201 / 204 to the replica's first answer that "
+          f"reflects it; {placement().replace('wrk', 'the replica')}\n")
+    print("| keygate | tokens held | snapshot | replica RSS growth | per held token "
+          "| create → accepted p50 / p99 / max | revoke → refused p50 / p99 / max |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for r in rows:
+        print(f"| {r['setup']} | {r['tokens']:,} | {r['snapshot_s']:.2f} s "
+              f"| {(r['rss_after'] - r['rss_before']) / 2**20:,.1f} MiB "
+              f"| {replica_memory(r)} | {spread(r['created'])} | {spread(r['refused'])} |")
+    return rows
+
+
+def spread(s):
+    return f"{s['p50_ms']:.1f} / {s['p99_ms']:.1f} / {s['max_ms']:.1f} ms"
+
+
+def replica_memory(r):
+    """Like `memory_per_token`: a few thousand tokens grow memory by less than its noise."""
+    if r["tokens"] < 10_000:
+        return "(too few to measure)"
+    return f"{r['bytes_per_token']:.0f} B"
+
+
+def replica_line(r):
+    return (f"{r['setup']}: {r['tokens']:,} tokens held, snapshot {r['snapshot_s']:.2f} s, "
+            f"RSS {r['rss_before'] / 2**20:.1f} → {r['rss_after'] / 2**20:.1f} MiB "
+            f"({r['bytes_per_token']:.0f} B/token); created → accepted {spread(r['created'])}; "
+            f"revoked → refused {spread(r['refused'])}; keygate RSS "
+            f"{r['keygate_rss'] / 2**20:.0f} MiB")
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits",
-                                    "analytics", "allowlist", "gateways", "all"])
+                                    "analytics", "allowlist", "gateways", "replica", "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -1198,6 +1296,12 @@ def main():
     p.add_argument("--keygate", help="the keygate binary (default: the release build)")
     p.add_argument("--seeder", help="the seed example's binary (default: the release build)")
     p.add_argument("--grpc-load", help="the grpc_load example's binary (default: the release build)")
+    p.add_argument("--replica-bench",
+                   help="the replica_bench example's binary (default: the release build)")
+    p.add_argument("--replica-tokens", type=int, default=1_000_000,
+                   help="replica: tokens in the SQLite database the replica takes a snapshot of")
+    p.add_argument("--propagation-rounds", type=int, default=100,
+                   help="replica: tokens created and revoked, on each setup")
     p.add_argument("--no-nginx", action="store_true")
     p.add_argument("--no-peer", action="store_true")
     p.add_argument("--no-floor", action="store_true", help="leave out the bare axum server")
@@ -1233,10 +1337,11 @@ def main():
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")
     args = p.parse_args()
 
-    for tool in ["wrk"] + ([] if args.no_nginx or args.what not in ("verify", "gateways", "all") else []):
+    # The replica mode loads keygate with its own example, not wrk.
+    for tool in ([] if args.what == "replica" else ["wrk"]) + ([] if args.no_nginx or args.what not in ("verify", "gateways", "all") else []):
         if not shutil.which(tool):
             sys.exit(f"{tool} is not installed (Debian: apt-get install {tool})")
-    global KEYGATE, FLOOR, SEEDER, GRPC_LOAD, PIN
+    global KEYGATE, FLOOR, SEEDER, GRPC_LOAD, REPLICA_BENCH, PIN
     target = Path(args.target_dir).resolve() if args.target_dir else TARGET
     cpus = sorted(os.sched_getaffinity(0))
     if not args.no_pin and len(cpus) >= 2 and shutil.which("taskset"):
@@ -1245,10 +1350,13 @@ def main():
     FLOOR = target / "release" / "examples" / "http_floor"
     SEEDER = Path(args.seeder) if args.seeder else target / "release" / "examples" / "seed"
     GRPC_LOAD = Path(args.grpc_load) if args.grpc_load else target / "release" / "examples" / "grpc_load"
+    REPLICA_BENCH = (Path(args.replica_bench) if args.replica_bench
+                     else target / "release" / "examples" / "replica_bench")
     if not args.no_build:
         for package in (["-p", "keygate"], ["-p", "keygate-server", "--example", "http_floor"],
                         ["-p", "keygate-server", "--example", "grpc_load"],
-                        ["-p", "keygate-store", "--example", "seed"]):
+                        ["-p", "keygate-store", "--example", "seed"],
+                        ["-p", "keygate-client", "--example", "replica_bench"]):
             subprocess.run(["cargo", "build", "--quiet", "--release", *package], cwd=ROOT,
                            check=True, env=dict(os.environ, CARGO_TARGET_DIR=str(target)))
     work = Path(args.workdir or tempfile.mkdtemp(prefix="keygate-bench-"))
@@ -1272,6 +1380,8 @@ def main():
             bench_allowlist(args, work)
         if args.what == "gateways":
             bench_gateways(args, work)
+        if args.what == "replica":
+            bench_replica(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)

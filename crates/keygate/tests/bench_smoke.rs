@@ -116,6 +116,7 @@ fn short_run(mode: &str, extra: &[&str], rows: &[&str]) -> String {
         .args(["bench/run.py", mode, "--no-build", "--keygate", BIN])
         .args(["--duration", "1", "--rounds", "1", "--connections", "4"])
         .args(extra)
+        .env("KEYGATE_TEST_DATABASE_URL", common::postgres_base_url())
         .output()
         .expect("running python3 bench/run.py");
     let stdout = String::from_utf8_lossy(&out.stdout).into_owned();
@@ -214,4 +215,46 @@ fn the_allowlist_benchmark_runs_end_to_end() {
         ],
     );
     assert!(!stdout.contains("failed or refused!"), "{stdout}");
+}
+
+/// `bench/run.py replica`: the replica_bench example against a seeded SQLite keygate and two
+/// PostgreSQL nodes; every create accepted and every revoke refused (the example fails
+/// otherwise), in both tables' rows.
+#[test]
+fn the_replica_benchmark_runs_end_to_end() {
+    let bench = example("replica_bench");
+    let seeder = seeder();
+    let (Some(bench), Some(seeder), true) = (&bench, &seeder, installed("python3")) else {
+        let missing: Vec<&str> = [
+            ("python3", installed("python3")),
+            ("target/debug/examples/replica_bench", bench.is_some()),
+            ("target/debug/examples/seed", seeder.is_some()),
+        ]
+        .into_iter()
+        .filter_map(|(what, there)| (!there).then_some(what))
+        .collect();
+        skip_outside_ci(
+            "the_replica_benchmark_runs_end_to_end",
+            &format!("missing: {missing:?} (run `cargo test --workspace`)"),
+        );
+        return;
+    };
+    let stdout = short_run(
+        "replica",
+        &[
+            "--replica-bench",
+            bench.to_str().unwrap(),
+            "--seeder",
+            seeder.to_str().unwrap(),
+            "--replica-tokens",
+            "2000",
+            "--propagation-rounds",
+            "5",
+        ],
+        &[
+            "| SQLite, one node | 2,00",
+            "| PostgreSQL, two nodes (follows A, changes on B) |",
+        ],
+    );
+    assert!(stdout.contains("## replica"), "{stdout}");
 }

@@ -144,8 +144,11 @@ pub(crate) async fn changes(
     };
     let mut current: HashMap<TokenHash, TokenRecord> = HashMap::new();
     if !rows.is_empty() {
+        // By hash alone, which is unique, so its index finds each row. Beside `tenant_id = $1`,
+        // SQLite chose an index on the tenant and read every token of it (0.2 s per read at 1 M
+        // tokens in one tenant). The tenant is checked on the rows instead.
         let sql = format!(
-            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE tenant_id = $1 AND hash IN \
+            "SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash IN \
              (SELECT hash FROM replication_log WHERE tenant_id = $1 AND seq > $2 AND seq <= $3)"
         );
         for row in sqlx::query(&sql)
@@ -157,7 +160,9 @@ pub(crate) async fn changes(
             .map_err(map_err)?
         {
             let (_, t) = token_from_row(&row)?;
-            current.insert(t.hash, t);
+            if t.tenant_id == tenant_id {
+                current.insert(t.hash, t);
+            }
         }
     }
     // A prune that ran meanwhile may have deleted change rows the token query then missed,
