@@ -1,4 +1,5 @@
-//! Resident memory of this process, for the memory example (included with `#[path]`).
+//! Resident memory of this process, for the memory example (included with `#[path]`). A copy of
+//! keygate-store's: a published crate cannot include a file from outside its own directory.
 
 /// Resident memory of this process, in bytes (Linux: `VmRSS` of `/proc/self/status`).
 pub fn rss() -> usize {
