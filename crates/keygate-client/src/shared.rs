@@ -111,18 +111,8 @@ impl Shared {
         if !t.allows_ip(req.ip) {
             return Some(Verification::local(Code::IpNotAllowed, Some(t)));
         }
-        let missing = t.scopes.missing(req.scopes.iter().copied());
-        if !missing.is_empty() {
+        if let Some(missing) = t.scopes.unmet(req.scopes, req.permissions) {
             return Some(insufficient(t, missing));
-        }
-        if let Some(q) = req.permissions {
-            if !q.is_met_by(&|name| t.scopes.allows(name)) {
-                let missing = q
-                    .conjunction()
-                    .map(|names| t.scopes.missing(names))
-                    .unwrap_or_default();
-                return Some(insufficient(t, missing));
-            }
         }
         if t.usage_controlled {
             return None;

@@ -196,6 +196,27 @@ impl ScopeSet {
             .collect()
     }
 
+    /// A verification's scope check: `None` when this set holds every scope of `wanted` and
+    /// meets `query`; else the scopes a refusal names as missing, which are empty when the query
+    /// cannot be met scope by scope (it has an `OR`). The server's verifier and a client's
+    /// replica both answer with this.
+    pub fn unmet(
+        &self,
+        wanted: &[&str],
+        query: Option<&crate::permission::Query>,
+    ) -> Option<Vec<String>> {
+        let missing = self.missing(wanted.iter().copied());
+        if !missing.is_empty() {
+            return Some(missing);
+        }
+        let q = query?;
+        (!q.is_met_by(&|name| self.allows(name))).then(|| {
+            q.conjunction()
+                .map(|names| self.missing(names))
+                .unwrap_or_default()
+        })
+    }
+
     /// No escalation: every scope of `other` is covered by this set.
     pub fn covers_all(&self, other: &ScopeSet) -> bool {
         other.iter().all(|s| self.allows(s.as_str()))

@@ -189,24 +189,11 @@ fn admit(
     if !cached.allows_ip(ip) {
         return Err(Outcome::IpNotAllowed(cached));
     }
-    let missing = cached.scopes.missing(wanted.iter().copied());
-    if !missing.is_empty() {
+    if let Some(missing) = cached.scopes.unmet(wanted, permissions) {
         return Err(Outcome::InsufficientScope {
             token: cached,
             missing,
         });
-    }
-    if let Some(q) = permissions {
-        if !q.is_met_by(&|name| cached.scopes.allows(name)) {
-            let missing = q
-                .conjunction()
-                .map(|names| cached.scopes.missing(names))
-                .unwrap_or_default();
-            return Err(Outcome::InsufficientScope {
-                token: cached,
-                missing,
-            });
-        }
     }
     Ok(cached)
 }
