@@ -223,9 +223,11 @@ impl Store for SqlStore {
         after: Option<i64>,
         limit: u32,
     ) -> Result<SnapshotPage> {
-        // Numbered first, so that what has committed is behind the snapshot's cursor and does
-        // not come again in the change stream.
-        replication::number_committed(&self.writer, self.backend).await?;
+        // Numbered before the first page, so that what has committed is behind the snapshot's
+        // cursor and does not come again in the change stream; later pages' cursors are unused.
+        if after.is_none() {
+            replication::number_committed(&self.writer, self.backend).await?;
+        }
         replication::snapshot(&self.reader, tenant_id, after, limit).await
     }
 
