@@ -5,6 +5,7 @@
 pub mod audit;
 pub mod base62;
 pub mod credentials;
+pub mod event;
 pub mod fields;
 pub mod network;
 pub mod permission;
@@ -15,6 +16,7 @@ pub mod token;
 pub mod usage;
 
 pub use audit::AuditAction;
+pub use event::EventType;
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};
 pub use fields::{Description, ExternalId, FieldError, Metadata, TokenName, Username};
 pub use role::Role;

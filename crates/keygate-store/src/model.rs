@@ -54,6 +54,8 @@ pub struct TokenRecord {
     pub credits: Option<CreditState>,
     /// The token that replaced this one by rotation: its expiry is then fixed for good.
     pub rotated_to: Option<TokenId>,
+    /// The token this one replaced by rotation.
+    pub rotated_from: Option<TokenId>,
     /// The networks the token may be used from; empty: anywhere. Checked by
     /// `keygate_core::network::check_allowed_cidrs` before it is stored.
     pub allowed_cidrs: Vec<Cidr>,
@@ -92,6 +94,7 @@ impl TokenRecord {
             ratelimits: Vec::new(),
             credits: None,
             rotated_to: None,
+            rotated_from: None,
             allowed_cidrs: Vec::new(),
         }
     }
@@ -262,6 +265,22 @@ pub enum Write {
         owner_id: String,
         max: u32,
     },
+    /// Puts an event in the outbox of every enabled webhook endpoint of its tenant subscribed
+    /// to it, in the batch's transaction: delivered if and only if the batch commits.
+    Emit(NewEvent),
+}
+
+/// An event for the tenant's webhook endpoints.
+#[derive(Debug, Clone)]
+pub struct NewEvent {
+    /// The message id (`msg_…`), the same for every endpoint and every attempt: a receiver
+    /// tells a redelivery by it.
+    pub id: String,
+    pub tenant_id: String,
+    pub event_type: keygate_core::EventType,
+    pub at: OffsetDateTime,
+    /// The exact body to send: `{type, timestamp, data}`. Never holds a secret.
+    pub payload: String,
 }
 
 #[derive(Debug, Clone)]

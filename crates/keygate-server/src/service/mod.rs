@@ -6,6 +6,7 @@
 //! plain `Caller`.
 
 pub mod bootstrap;
+pub mod events;
 pub mod passwords;
 pub mod replication;
 pub mod sessions;

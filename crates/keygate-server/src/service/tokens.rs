@@ -4,17 +4,18 @@
 use keygate_core::fields::{Description, ExternalId, FieldError, Metadata, Problem, TokenName};
 use keygate_core::network::{self, Cidr};
 use keygate_core::usage::{self, Credits, RateLimit};
-use keygate_core::AuditAction;
+use keygate_core::{AuditAction, EventType};
 use keygate_core::{PlainToken, ScopeCatalog, ScopeSet, TokenHash, TokenId};
 use keygate_store::{
     CreditChange, CreditState, NewAudit, Page, TokenFilter, TokenRecord, TokenStatus, Write,
 };
-use serde_json::json;
+use serde_json::{json, Map};
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Caller, MayChangeTokens};
 use crate::dto::TokenView;
 use crate::error::{ApiError, ApiResult};
+use crate::service::events;
 use crate::state::AppState;
 
 pub const MAX_SCOPES: usize = 100;
@@ -376,6 +377,7 @@ async fn insert_new(
             owner_id: rec.owner_id.clone(),
             max: state.config.max_tokens_per_owner,
         },
+        events::token_event(state, EventType::TokenCreated, rec, Map::new()),
     ];
     commit(state, writes, vec![entry]).await
 }
@@ -496,6 +498,17 @@ pub async fn save_with_credits(
     details: serde_json::Value,
 ) -> ApiResult<TokenRecord> {
     rec.updated_at = keygate_store::now();
+    let event_type = match action {
+        AuditAction::TokenDisable => EventType::TokenDisabled,
+        AuditAction::TokenEnable => EventType::TokenEnabled,
+        _ => EventType::TokenUpdated,
+    };
+    // The event shows the token as this write leaves it, credits included.
+    let mut shown = rec.clone();
+    if let Some(credits) = &credits {
+        shown.credits = credits.map(|c| CreditState::new(c.remaining, c.refill, rec.updated_at));
+    }
+    let event = events::token_event(state, event_type, &shown, Map::new());
     let entry = audit(caller, action, rec.id.as_str(), details);
     let mut writes = vec![Write::UpdateToken(rec.clone())];
     if let Some(credits) = credits {
@@ -510,6 +523,7 @@ pub async fn save_with_credits(
         });
     }
     let reread = writes.len() > 1;
+    writes.push(event);
     commit(state, writes, vec![entry])
         .await
         .map_err(not_found_as_token)?;
@@ -548,6 +562,12 @@ pub async fn change_credits(
         CreditChange::Increment(v) => json!({ "operation": "increment", "value": v }),
         CreditChange::Decrement(v) => json!({ "operation": "decrement", "value": v }),
     };
+    let event = events::token_event(
+        state,
+        EventType::TokenUpdated,
+        &rec,
+        events::fields(json!({ "credits": details })),
+    );
     let entry = audit(caller, AuditAction::TokenCredits, rec.id.as_str(), details);
     let write = Write::ChangeCredits {
         tenant_id: rec.tenant_id.clone(),
@@ -557,7 +577,7 @@ pub async fn change_credits(
     };
     // The cached entry carries the credits' version: dropping it lets this node's next
     // verification see a `set`, and void what it holds of the old credits.
-    apply_then_forget(state, vec![write], vec![entry], vec![rec.hash])
+    apply_then_forget(state, vec![write, event], vec![entry], vec![rec.hash])
         .await
         .map_err(not_found_as_token)?;
     reread_token(state, &rec).await
@@ -598,11 +618,12 @@ pub async fn delete(
 ) -> ApiResult<()> {
     ensure_may_take_away(state, caller, &rec)?;
     let entry = audit(caller, action, rec.id.as_str(), json!({ "name": rec.name }));
+    let event = events::token_event(state, EventType::TokenRevoked, &rec, Map::new());
     let write = Write::DeleteToken {
         tenant_id: rec.tenant_id.clone(),
         id: rec.id.clone(),
     };
-    apply_then_forget(state, vec![write], vec![entry], vec![rec.hash])
+    apply_then_forget(state, vec![write, event], vec![entry], vec![rec.hash])
         .await
         .map_err(not_found_as_token)
 }
@@ -655,6 +676,7 @@ pub async fn rotate(
         created_by: Some(caller.actor()),
         chosen_id: None,
         rotated_to: None,
+        rotated_from: Some(old.id.clone()),
         credits,
         ..old.clone()
     };
@@ -668,9 +690,19 @@ pub async fn rotate(
         old.id.as_str(),
         json!({ "newTokenId": new.id, "gracePeriodSeconds": grace_seconds }),
     );
+    let event = events::token_event(
+        state,
+        EventType::TokenRotated,
+        &new,
+        events::fields(json!({
+            "previous": serde_json::to_value(view(state, old.clone())).expect("a view serialises"),
+            "gracePeriodSeconds": grace_seconds,
+            "previousStopsAt": events::instant(grace_end),
+        })),
+    );
     commit(
         state,
-        vec![Write::UpdateToken(old), Write::InsertToken(new.clone())],
+        vec![Write::UpdateToken(old), Write::InsertToken(new.clone()), event],
         vec![entry],
     )
     .await

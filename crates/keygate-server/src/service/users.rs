@@ -2,7 +2,7 @@
 //! acting on a user of some role, or giving a user that role, needs every scope the role holds, so
 //! `users:write` alone can never mint an admin.
 
-use keygate_core::AuditAction;
+use keygate_core::{AuditAction, EventType};
 use keygate_core::{base62, Role, Username};
 use keygate_store::{
     NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
@@ -15,7 +15,7 @@ use crate::auth::{Authorized, Caller, UsersWrite};
 use crate::dto::{CreateUserRequest, UpdateUserRequest};
 use crate::error::{ApiError, ApiResult};
 use crate::service::passwords::{self, generate_password, validate_password};
-use crate::service::tokens;
+use crate::service::{events, tokens};
 use crate::state::AppState;
 
 pub fn new_user_id() -> String {
@@ -188,6 +188,14 @@ pub async fn delete(
                 id: t.id.clone(),
             })
             .collect();
+        writes.extend(owned.iter().map(|t| {
+            events::token_event(
+                state,
+                EventType::TokenRevoked,
+                t,
+                events::fields(json!({ "reason": "owner deleted" })),
+            )
+        }));
         writes.push(Write::DeleteUser {
             tenant_id: user.tenant_id.clone(),
             id: user.id.clone(),

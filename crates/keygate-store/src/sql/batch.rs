@@ -5,6 +5,7 @@
 use crate::backend::Backend;
 use crate::model::{NewAudit, Write};
 use crate::sql::audit::insert_audit;
+use crate::sql::outbox;
 use crate::sql::tokens::{
     change_credits, delete_token, enforce_owner_limit, insert_token, update_token,
 };
@@ -62,6 +63,7 @@ pub(crate) async fn execute_batch(
                 owner_id,
                 max,
             } => enforce_owner_limit(tx, tenant_id, owner_id, *max).await?,
+            Write::Emit(event) => outbox::enqueue(tx, event).await?,
         }
     }
     for a in audit {

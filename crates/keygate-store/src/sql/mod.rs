@@ -23,6 +23,7 @@ mod errors;
 mod group_commit;
 mod listing;
 mod open;
+mod outbox;
 mod replication;
 mod tokens;
 mod tx;

@@ -22,7 +22,7 @@ pub(crate) const TOKEN_COLUMNS: &str =
     "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
      external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
-     credits_period, credits_version, allowed_cidrs";
+     credits_period, credits_version, allowed_cidrs, rotated_from";
 
 pub(crate) fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
     let hash: Vec<u8> = get(row, "hash")?;
@@ -60,6 +60,7 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
         },
         credits: credits_from_row(row)?,
         rotated_to: get::<Option<String>>(row, "rotated_to")?.map(TokenId::from_stored),
+        rotated_from: get::<Option<String>>(row, "rotated_from")?.map(TokenId::from_stored),
         allowed_cidrs: match get::<Option<String>>(row, "allowed_cidrs")? {
             Some(json) => serde_json::from_str(&json)
                 .map_err(|e| StoreError::Corrupt(format!("allowed_cidrs: {e}")))?,
@@ -169,9 +170,9 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
         "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
          enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
          external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
-         credits_period, credits_version, allowed_cidrs) \
+         credits_period, credits_version, allowed_cidrs, rotated_from, expiry_notice_at) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23, $24)",
+         $18, $19, $20, $21, $22, $23, $24, $25, $26)",
     )
     .bind(t.id.as_str())
     .bind(&t.tenant_id)
@@ -199,6 +200,9 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(t.credits.map_or(0, |c| c.period_ms))
     .bind(t.credits.map_or(0, |c| c.version))
     .bind(cidrs_json(&t.allowed_cidrs))
+    .bind(t.rotated_from.as_ref().map(TokenId::as_str))
+    // A token with an expiry is due for the expiry scanner's first look at once.
+    .bind(t.expires_at.map(|_| 0i64))
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;
