@@ -39,6 +39,10 @@ enum Command {
     /// Create tenants (needs tenants:admin, held by the bootstrap token).
     #[command(subcommand)]
     Tenant(cli::TenantCommand),
+    /// Send events to your systems: webhook endpoints and their deliveries (needs
+    /// webhooks:read / webhooks:write).
+    #[command(subcommand)]
+    Webhook(cli::WebhookCommand),
     /// Print a fresh token in this deployment's format, e.g. for KEYGATE_BOOTSTRAP_TOKEN.
     GenToken {
         #[arg(long, env = "KEYGATE_TOKEN_PREFIX", default_value = "kg")]
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Token(cmd) => cli::run(cli::Command::Token(cmd)),
         Command::User(cmd) => cli::run(cli::Command::User(cmd)),
         Command::Tenant(cmd) => cli::run(cli::Command::Tenant(cmd)),
+        Command::Webhook(cmd) => cli::run(cli::Command::Webhook(cmd)),
         Command::GenToken {
             token_prefix,
             count,

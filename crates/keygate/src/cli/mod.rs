@@ -16,8 +16,10 @@ mod client;
 mod output;
 mod usage;
 mod usage_report;
+mod webhooks;
 
 pub use accounts::{TenantCommand, UserCommand};
+pub use webhooks::WebhookCommand;
 
 use std::process::ExitCode;
 use std::time::Duration;
@@ -202,6 +204,7 @@ pub enum Command {
     Token(TokenCommand),
     User(UserCommand),
     Tenant(TenantCommand),
+    Webhook(WebhookCommand),
 }
 
 pub fn run(cmd: Command) -> ExitCode {
@@ -209,6 +212,7 @@ pub fn run(cmd: Command) -> ExitCode {
         Command::Token(c) => execute(&client, c),
         Command::User(c) => accounts::execute_user(&client, c),
         Command::Tenant(c) => accounts::execute_tenant(&client, c),
+        Command::Webhook(c) => webhooks::execute(&client, c),
     });
     finish(result)
 }

@@ -23,7 +23,7 @@ pub fn print_json(v: &Value) -> Result<(), CliError> {
     )
 }
 
-fn text(v: &Value) -> String {
+pub(super) fn text(v: &Value) -> String {
     match v {
         Value::Null => "-".into(),
         Value::String(s) => s.clone(),
@@ -32,7 +32,7 @@ fn text(v: &Value) -> String {
 }
 
 /// Date and time to the second, without the RFC 3339 noise.
-fn when(v: &Value) -> String {
+pub(super) fn when(v: &Value) -> String {
     // `get`, not slicing: a malformed answer may put a multi-byte character at byte 19.
     match v.as_str().and_then(|s| s.get(..19)) {
         Some(s) => s.replace('T', " "),
