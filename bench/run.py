@@ -18,6 +18,9 @@
                                            time and memory for 1M tokens (SQLite), and how soon a
                                            create or a revoke reaches it (one SQLite node; two
                                            PostgreSQL nodes, the change made on the other one)
+    python3 bench/run.py webhooks          events delivered per second to a local receiver, latency from a
+                                           create's 2xx to its event, and creates/verifies with 3
+                                           endpoints subscribed to every event vs none
     python3 bench/run.py all               verify, scale, writes and flood
 
 Needs `wrk` (Debian: apt-get install wrk) and, for `verify`, nginx (apt-get install nginx-light);
@@ -1280,10 +1283,170 @@ def replica_line(r):
             f"{r['keygate_rss'] / 2**20:.0f} MiB")
 
 
+
+# ------------------------------------------------------------------------------------------------
+# webhooks: delivery rate and latency, and what subscribed endpoints cost writes and verifies
+
+
+class Receiver:
+    """A webhook receiver on 127.0.0.1 (threads, HTTP/1.1 keep-alive) that answers 204 at once
+    and notes when each event arrived: by message id, and by token id for token.created."""
+
+    def __init__(self):
+        import http.server
+        import threading
+        outer = self
+        self.lock = threading.Lock()
+        self.arrived = {}        # webhook-id -> first arrival (monotonic s)
+        self.created_at = {}     # token id -> arrival of its token.created
+        self.total = 0
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            protocol_version = "HTTP/1.1"
+
+            def do_POST(self):
+                body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
+                now = time.monotonic()
+                msg = self.headers.get("webhook-id")
+                event = json.loads(body)
+                with outer.lock:
+                    outer.total += 1
+                    outer.arrived.setdefault(msg, now)
+                    if event.get("type") == "token.created":
+                        outer.created_at.setdefault(event["data"]["token"]["id"], now)
+                self.send_response(204)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def log_message(self, *a):
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.server.daemon_threads = True
+        self.port = self.server.server_address[1]
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+
+    @property
+    def url(self):
+        return f"http://127.0.0.1:{self.port}/hook"
+
+    def count(self):
+        with self.lock:
+            return len(self.arrived)
+
+    def stop(self):
+        self.server.shutdown()
+
+
+def subscribe(kg, receiver, endpoints):
+    for i in range(endpoints):
+        kg.api("POST", "/api/v1/webhooks", {"url": f"{receiver.url}/{i}", "events": ["*"],
+                                            "description": f"bench {i}"})
+
+
+def bench_webhooks(args, work):
+    """1. rate: a backlog of creates made with endpoints subscribed, then how many events a
+    second keygate delivers to a local receiver; 2. latency: paced creates, from each create's
+    2xx to the arrival of its token.created; 3. cost: creates and verifies of a keygate with
+    3 endpoints subscribed to every event against one with none, rounds alternating."""
+    receiver = Receiver()
+    results = {}
+    admin = new_token()
+    kg = Keygate(work / "kg-webhooks-rate", admin).start()
+    try:
+        subscribe(kg, receiver, 1)
+        # Rate: the events of a burst of creates, counted as they arrive after the burst.
+        env = {"KG_AUTH": f"Bearer {admin}"}
+        r = wrk(kg.url + "/api/v1/tokens", "create", env, 8, args.duration, args.threads)
+        made = int(r["requests"] - r["failed"])
+        start, start_count = time.monotonic(), receiver.count()
+        deadline = start + 300
+        while receiver.count() < made and time.monotonic() < deadline:
+            time.sleep(0.05)
+        spent = time.monotonic() - start
+        drained = receiver.count() - start_count
+        results["rate"] = {"created": made, "delivered_after": drained, "seconds": spent,
+                           "per_s": drained / spent if spent else 0,
+                           "during_burst": start_count, "create_rps": r["rps"]}
+        log(f"webhooks rate: {made} creates ({r['rps']:,.0f}/s); {start_count} delivered during "
+            f"the burst, the other {drained} in {spent:.2f} s ({drained / spent:,.0f}/s)")
+        # Latency: one create every 20 ms, none queued behind another.
+        lat = []
+        for i in range(args.webhook_latency_events):
+            created = kg.api("POST", "/api/v1/tokens", {"name": f"lat-{i}",
+                                                        "scopes": ["metrics:read"]})
+            t0 = time.monotonic()
+            tid = created["id"]
+            limit = t0 + 30
+            while time.monotonic() < limit:
+                with receiver.lock:
+                    at = receiver.created_at.get(tid)
+                if at is not None:
+                    break
+                time.sleep(0.0002)
+            lat.append(((at if at is not None else limit) - t0) * 1000)
+            time.sleep(0.02)
+        lat.sort()
+        q = lambda p: lat[min(len(lat) - 1, int(p * len(lat)))]
+        results["latency"] = {"n": len(lat), "p50_ms": q(0.50), "p99_ms": q(0.99),
+                              "max_ms": lat[-1]}
+        log(f"webhooks latency: {len(lat)} events, p50 {q(0.5):.2f} ms, p99 {q(0.99):.2f} ms")
+    finally:
+        kg.stop()
+    # Cost: two keygates side by side, one with 3 endpoints subscribed to everything.
+    kgs = {}
+    try:
+        for name, endpoints in (("none", 0), ("3 endpoints", 3)):
+            a = new_token()
+            k = Keygate(work / f"kg-webhooks-{endpoints}", a).start()
+            subscribe(k, receiver, endpoints)
+            tok = k.api("POST", "/api/v1/tokens", {"name": "v", "scopes": ["metrics:read"]})
+            kgs[name] = (k, a, tok["token"])
+        runs = {(op, name): [] for op in ("create", "verify") for name in kgs}
+        for rnd in range(args.rounds):
+            names = list(kgs) if rnd % 2 == 0 else list(reversed(kgs))
+            for name in names:
+                k, a, tok = kgs[name]
+                r = wrk(k.url + "/api/v1/tokens", "create", {"KG_AUTH": f"Bearer {a}"}, 8,
+                        args.duration, args.threads)
+                runs[("create", name)].append(r)
+                log(f"webhooks round {rnd + 1} create {name:12} {fmt(r)}")
+                r = wrk(k.url + "/api/v1/verify", "verify", {"KG_TOKEN": tok},
+                        args.connections, args.duration, args.threads)
+                runs[("verify", name)].append(r)
+                log(f"webhooks round {rnd + 1} verify {name:12} {fmt(r)}")
+    finally:
+        for k, _, _ in kgs.values():
+            k.stop()
+        receiver.stop()
+    rate, lat = results["rate"], results["latency"]
+    print(f"\n## webhooks: {placement()}\n")
+    print(f"- delivered to one local receiver: {rate['per_s']:,.0f} events/s ({rate['delivered_after']} "
+          f"events of a backlog of {rate['created']} creates, {rate['during_burst']} of them "
+          f"delivered during the {args.duration} s burst of creates at {rate['create_rps']:,.0f}/s)")
+    print(f"- latency from a create's 2xx to its token.created at the receiver ({lat['n']} "
+          f"creates 20 ms apart): p50 {lat['p50_ms']:.2f} ms, p99 {lat['p99_ms']:.2f} ms, "
+          f"max {lat['max_ms']:.2f} ms\n")
+    print(f"| operation | endpoints | per second | p50 | p99 | with / without | rounds (req/s) |")
+    print("| --- | --- | --- | --- | --- | --- | --- |")
+    for op in ("create", "verify"):
+        base = median_of(runs[(op, "none")])["rps"]
+        for name in kgs:
+            m = median_of(runs[(op, name)])
+            ratio = f"{m['rps'] / base:.3f}" if name != "none" else ""
+            warn = f" ({m['failed']} failed!)" if m["failed"] else ""
+            rounds = ", ".join(f"{r['rps']:,.0f}" for r in runs[(op, name)])
+            print(f"| {op} | {name} | {m['rps']:,.0f}{warn} | {m['p50_ms']:.2f} ms "
+                  f"| {m['p99_ms']:.2f} ms | {ratio} | {rounds} |")
+    results["runs"] = {f"{op}/{name}": median_of(rs) for (op, name), rs in runs.items()}
+    return results
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("what", choices=["verify", "scale", "writes", "flood", "usage", "credits",
-                                    "analytics", "allowlist", "gateways", "replica", "all"])
+                                    "analytics", "allowlist", "gateways", "replica", "webhooks",
+                                    "all"])
     p.add_argument("--duration", type=int, default=10, help="seconds per load run")
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--connections", type=int, default=64)
@@ -1334,6 +1497,8 @@ def main():
                    help="usage: which tokens, of plain, limits, credits, usage (both); plain first")
     p.add_argument("--few-credits", type=int, default=20000,
                    help="credits: the token that runs out during the run has this many")
+    p.add_argument("--webhook-latency-events", type=int, default=200,
+                   help="webhooks: creates whose token.created is timed, one at a time")
     p.add_argument("--workdir", help="where databases and configs go (default: a temp dir)")
     args = p.parse_args()
 
@@ -1382,6 +1547,8 @@ def main():
             bench_gateways(args, work)
         if args.what == "replica":
             bench_replica(args, work)
+        if args.what == "webhooks":
+            bench_webhooks(args, work)
     finally:
         if not args.workdir:
             shutil.rmtree(work, ignore_errors=True)
