@@ -1,5 +1,5 @@
 // keygate's web page: log in, manage your access tokens, read the audit log. The usage charts
-// are in usage.js.
+// are in usage.js; webhooks and the tenant's policy in events.js.
 //
 // Plain ES2020, no framework, no build step. The page is served with a strict
 // Content-Security-Policy, so everything here is attached with addEventListener (no inline
@@ -226,6 +226,7 @@ function resetApp() {
   for (const id of ["generate-dialog", "confirm-dialog"]) if ($(id).open) $(id).close();
   hideNewToken();
   resetUsage();
+  resetEvents();
   $("tokens-body").replaceChildren();
   $("audit-body").replaceChildren();
   $("scope-groups").replaceChildren();
@@ -245,6 +246,9 @@ function enterApp(session, moveFocus) {
   navButton("audit").hidden = !holds("audit:read");
   // The overview is the whole tenant's usage, which the API shows only to tokens:admin.
   navButton("overview").hidden = !holds("tokens:admin");
+  navButton("webhooks").hidden = !holds("webhooks:read");
+  // The policy is the tenant's; its admins see and change it.
+  navButton("policy").hidden = !holds("tokens:admin");
   whoseButton("all").hidden = !holds("tokens:admin");
   setWhose("mine", false);
   loadScopes();
@@ -287,13 +291,21 @@ function ownerName(ownerId) {
 
 // Each view is the section `${name}-view`, with its heading `${name}-heading` and its alert
 // `${name}-error`. A token's chart has no navigation entry: it is opened from the token's row.
-const VIEWS = ["tokens", "token-usage", "overview", "audit"];
-const VIEW_TITLES = { tokens: "Access tokens", overview: "Usage overview", audit: "Audit log" };
+const VIEWS = ["tokens", "token-usage", "overview", "audit", "webhooks", "policy"];
+const VIEW_TITLES = {
+  tokens: "Access tokens",
+  overview: "Usage overview",
+  audit: "Audit log",
+  webhooks: "Webhooks",
+  policy: "Token policy",
+};
 const VIEW_LOADERS = {
   tokens: () => loadTokens(true),
   "token-usage": () => loadTokenUsage(),
   overview: () => loadOverview(),
   audit: () => loadAudit(true),
+  webhooks: () => loadWebhooks(),
+  policy: () => loadPolicy(),
 };
 
 function navButton(view) {
@@ -886,6 +898,7 @@ function init() {
   $("copy-token").addEventListener("click", onCopy);
   $("new-token-done").addEventListener("click", onNewTokenDone);
   initUsage();
+  initEvents();
   restoreSession();
 }
 

@@ -1,4 +1,4 @@
-//! The web page: four static files and the vendored chart library compiled into the binary, so
+//! The web page: five static files and the vendored chart library compiled into the binary, so
 //! there is nothing to build or deploy beside keygate. The page talks to the same REST API as
 //! everyone else, logged in with the session cookie.
 
@@ -12,6 +12,7 @@ const INDEX_HTML: &str = include_str!("index.html");
 const APP_JS: &str = include_str!("app.js");
 const APP_CSS: &str = include_str!("app.css");
 const USAGE_JS: &str = include_str!("usage.js");
+const EVENTS_JS: &str = include_str!("events.js");
 /// Chart.js, byte for byte as published on npm (see vendor/README.md): the usage charts.
 const CHART_JS: &str = include_str!("vendor/chart.umd.min.js");
 
@@ -32,6 +33,10 @@ pub fn router<S: Clone + Send + Sync + 'static>() -> Router<S> {
         .route(
             "/ui/usage.js",
             get(|| async { asset("text/javascript; charset=utf-8", USAGE_JS) }),
+        )
+        .route(
+            "/ui/events.js",
+            get(|| async { asset("text/javascript; charset=utf-8", EVENTS_JS) }),
         )
         .route(
             "/ui/vendor/chart.umd.min.js",
