@@ -8,7 +8,9 @@
 pub mod bootstrap;
 pub mod events;
 pub mod passwords;
+pub mod policy;
 pub mod replication;
+pub mod reuse;
 pub mod sessions;
 pub mod tenants;
 pub mod tokens;

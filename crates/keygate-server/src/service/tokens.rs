@@ -15,7 +15,7 @@ use time::{Duration, OffsetDateTime};
 use crate::auth::{Caller, MayChangeTokens};
 use crate::dto::TokenView;
 use crate::error::{ApiError, ApiResult};
-use crate::service::events;
+use crate::service::{events, policy};
 use crate::state::AppState;
 
 pub const MAX_SCOPES: usize = 100;
@@ -369,6 +369,7 @@ async fn insert_new(
     if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
         details.extend(more);
     }
+    policy::check_new(state, rec).await?;
     let entry = audit(caller, AuditAction::TokenCreate, rec.id.as_str(), details);
     let writes = vec![
         Write::InsertToken(rec.clone()),
@@ -497,6 +498,7 @@ pub async fn save_with_credits(
     action: AuditAction,
     details: serde_json::Value,
 ) -> ApiResult<TokenRecord> {
+    policy::check_changed(state, &rec).await?;
     rec.updated_at = keygate_store::now();
     let event_type = match action {
         AuditAction::TokenDisable => EventType::TokenDisabled,
@@ -680,6 +682,9 @@ pub async fn rotate(
         credits,
         ..old.clone()
     };
+    // The successor lives as long as the old token did, from now: under a stricter policy
+    // than the old token's, a rotation is refused as a create would be.
+    policy::check_new(state, &new).await?;
     let grace_end = now + Duration::seconds(grace_seconds as i64);
     old.expires_at = Some(old.expires_at.map_or(grace_end, |e| e.min(grace_end)));
     old.rotated_to = Some(new.id.clone());
