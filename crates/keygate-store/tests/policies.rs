@@ -150,7 +150,7 @@ async fn the_tokens_that_break_a_policy_are_listed_and_counted(db: Db) {
 /// An event of type `token.reused` reaches the outbox of an endpoint subscribed to it.
 async fn a_reuse_event_is_written_to_the_outbox(db: Db) {
     let t = token(&db.store, Duration::ZERO, None).await;
-    console(
+    common::console(
         &db,
         &format!(
             "INSERT INTO webhook_endpoints (id, tenant_id, url, events, secret, enabled, \
@@ -181,26 +181,9 @@ async fn a_reuse_event_is_written_to_the_outbox(db: Db) {
     );
 }
 
-async fn console(db: &Db, sql: &str) {
-    use sqlx::Connection;
-    if db.url.starts_with("sqlite") {
-        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    }
-}
-
 async fn count(db: &Db, sql: &str) -> i64 {
-    use sqlx::Connection;
-    if db.url.starts_with("sqlite") {
-        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    } else {
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
-    }
+    let mut c = common::connect_beside(db).await;
+    sqlx::query_scalar(sql).fetch_one(&mut c).await.unwrap()
 }
 
 on_both_backends!(

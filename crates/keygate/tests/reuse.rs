@@ -9,31 +9,7 @@
 mod common;
 use common::*;
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
-
-use reqwest::blocking::Client;
 use serde_json::{json, Value};
-
-fn client_from(source: &str) -> Client {
-    Client::builder()
-        .local_address(source.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
-
-/// Polls until `probe` gives a value; panics after 10 s with `what`.
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 fn audit(s: &Server, query: &str) -> Vec<Value> {
     let (status, v) = s.call(

@@ -13,6 +13,7 @@ pub mod replication;
 pub mod reuse;
 pub mod sessions;
 pub mod tenants;
+pub mod token_view;
 pub mod tokens;
 pub mod usage;
 pub mod users;

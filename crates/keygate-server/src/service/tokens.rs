@@ -13,8 +13,9 @@ use serde_json::{json, Map};
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Caller, MayChangeTokens};
-use crate::dto::TokenView;
 use crate::error::{ApiError, ApiResult};
+use crate::service::token_view::credits_left;
+pub use crate::service::token_view::view;
 use crate::service::{events, policy};
 use crate::state::AppState;
 
@@ -381,25 +382,6 @@ async fn insert_new(
         events::token_event(state, EventType::TokenCreated, rec, Map::new()),
     ];
     commit(state, writes, vec![entry]).await
-}
-
-/// The token as the API shows it. What is left of its credits counts what this node holds
-/// of them unspent, so one node shows exactly what is left.
-pub fn view(state: &AppState, rec: TokenRecord) -> TokenView {
-    let left = rec.credits.map(|c| credits_left(state, &rec.id, &c));
-    let mut view = TokenView::from(rec);
-    if let (Some(c), Some(left)) = (&mut view.credits, left) {
-        c.remaining = left;
-    }
-    view
-}
-
-/// What is left of a token's credits now: the pool (refilled, if a refill is due) and what this
-/// node holds of it unspent.
-fn credits_left(state: &AppState, id: &TokenId, stored: &CreditState) -> u64 {
-    let now = OffsetDateTime::now_utc();
-    let held = state.verifier.credits().unspent_of(id, stored, now);
-    stored.remaining_at(now).saturating_add(held)
 }
 
 /// The token with this id, if the caller may see it: its own owner's, or any of the tenant
