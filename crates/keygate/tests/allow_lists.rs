@@ -7,9 +7,6 @@
 mod common;
 use common::*;
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
-
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
