@@ -9,6 +9,7 @@ pub mod event;
 pub mod fields;
 pub mod network;
 pub mod permission;
+pub mod policy;
 pub mod role;
 pub mod scope;
 pub mod shared_copies;
@@ -16,9 +17,10 @@ pub mod token;
 pub mod usage;
 
 pub use audit::AuditAction;
-pub use event::EventType;
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};
+pub use event::EventType;
 pub use fields::{Description, ExternalId, FieldError, Metadata, TokenName, Username};
+pub use policy::{OnLeak, OnReuse, PolicyError, TenantPolicy};
 pub use role::Role;
 pub use scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};
 pub use token::{

@@ -72,6 +72,8 @@ pub fn state(
         login_limiter: Arc::new(LoginLimiter::new(config.login_limits)),
         auth_limiter: AuthLimiter::new(config.auth_limits),
         ip_refusals: Default::default(),
+        expired_seen: Default::default(),
+        on_expired: service::reuse::expired_presented,
         stopping: Default::default(),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),

@@ -1,9 +1,11 @@
 //! What every handler shares: the store, the verifier, the settings, the metrics and the
 //! limiters, built once at start.
 
+use std::net::IpAddr;
 use std::sync::Arc;
 
 use keygate_core::{Role, ScopeCatalog, ScopeSet};
+use keygate_store::cache::CachedToken;
 use keygate_store::{Store, Verifier};
 
 use crate::config::ServerConfig;
@@ -42,6 +44,13 @@ pub struct Shared {
     pub auth_limiter: AuthLimiter,
     /// Refusals for the client's address already audited this minute (`auth::token`).
     pub ip_refusals: IpRefusals,
+    /// Expired tokens already looked at for reuse this minute, by token and address.
+    pub expired_seen: IpRefusals,
+    /// What `auth` calls when it refuses a token as expired, after the answer is decided:
+    /// `service::reuse::expired_presented`, set by `lib::state`. A hook, because reuse
+    /// detection writes events and revokes tokens, which is the services' work, and `auth`
+    /// lies below them.
+    pub on_expired: fn(&AppState, &Arc<CachedToken>, Option<IpAddr>),
     /// Set when the server begins to stop: long-polling requests answer at once instead of
     /// holding the graceful stop up.
     pub stopping: tokio::sync::watch::Sender<bool>,

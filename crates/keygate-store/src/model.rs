@@ -268,6 +268,12 @@ pub enum Write {
     /// Puts an event in the outbox of every enabled webhook endpoint of its tenant subscribed
     /// to it, in the batch's transaction: delivered if and only if the batch commits.
     Emit(NewEvent),
+    /// Replaces the tenant's policy (tokens that break it are left as they are).
+    SetTenantPolicy {
+        tenant_id: String,
+        policy: keygate_core::TenantPolicy,
+        at: OffsetDateTime,
+    },
 }
 
 /// An event for the tenant's webhook endpoints.
@@ -316,6 +322,9 @@ pub struct TokenFilter {
     pub scope: Option<String>,
     /// The deployer's id for the holder (`externalId`), exactly.
     pub external_id: Option<String>,
+    /// Only tokens that break the tenant's policy and have not expired (`Some(now)`): those a
+    /// policy made stricter after they were created.
+    pub violating_policy_at: Option<OffsetDateTime>,
     /// Only rows older than this position (the cursor).
     pub before_seq: Option<i64>,
     pub limit: u32,

@@ -63,6 +63,13 @@ pub trait Store: Send + Sync + 'static {
     async fn list_tokens(&self, tenant_id: &str, filter: &TokenFilter)
         -> Result<Page<TokenRecord>>;
 
+    /// The tenant's policy; the defaults for a tenant that has never set one.
+    async fn tenant_policy(&self, tenant_id: &str) -> Result<keygate_core::TenantPolicy>;
+
+    /// How many of the tenant's tokens that have not expired by `now` break its policy (the
+    /// listing's `violating_policy_at`).
+    async fn count_policy_violations(&self, tenant_id: &str, now: OffsetDateTime) -> Result<u64>;
+
     /// Applies the writes and the audit entries in one durable transaction: when this returns
     /// `Ok`, all of it is on disk; on `Err`, none of it is.
     async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()>;

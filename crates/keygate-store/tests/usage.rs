@@ -289,18 +289,6 @@ async fn two_nodes_counts_add_up(db: Db) {
     assert_eq!(sum.total(), 28);
 }
 
-/// Runs one statement on the database beside the store, as an operator's console would.
-async fn console(db: &Db, sql: &str) {
-    use sqlx::Connection;
-    if db.url.starts_with("sqlite") {
-        let mut c = sqlx::SqliteConnection::connect(&db.url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    } else {
-        let mut c = sqlx::PgConnection::connect(&db.url).await.unwrap();
-        sqlx::query(sql).execute(&mut c).await.unwrap();
-    }
-}
-
 /// A write that fails is all undone and its counts kept for the next: nothing lost, nothing
 /// counted twice (the minute rows of a batch whose day rows fail are not left behind).
 async fn a_failed_write_keeps_the_counts(db: Db) {
@@ -315,10 +303,10 @@ async fn a_failed_write_keeps_the_counts(db: Db) {
     for _ in 0..5 {
         node.verify(plain.expose(), &[], None).await.unwrap();
     }
-    console(&db, "ALTER TABLE usage_day RENAME TO usage_day_away").await;
+    common::console(&db, "ALTER TABLE usage_day RENAME TO usage_day_away").await;
     assert!(node.usage().flush().await.is_err());
     assert_eq!(node.usage().pending(), 1, "one token, one minute, kept");
-    console(&db, "ALTER TABLE usage_day_away RENAME TO usage_day").await;
+    common::console(&db, "ALTER TABLE usage_day_away RENAME TO usage_day").await;
     for _ in 0..2 {
         node.verify(plain.expose(), &[], None).await.unwrap();
     }

@@ -39,6 +39,16 @@ impl Store for Counting {
     async fn list_tokens(&self, t: &str, f: &TokenFilter) -> store::Result<Page<TokenRecord>> {
         self.inner.list_tokens(t, f).await
     }
+    async fn tenant_policy(&self, t: &str) -> store::Result<keygate_core::TenantPolicy> {
+        self.inner.tenant_policy(t).await
+    }
+    async fn count_policy_violations(
+        &self,
+        t: &str,
+        now: time::OffsetDateTime,
+    ) -> store::Result<u64> {
+        self.inner.count_policy_violations(t, now).await
+    }
     async fn apply(&self, w: &[Write], a: &[NewAudit]) -> store::Result<()> {
         self.inner.apply(w, a).await
     }

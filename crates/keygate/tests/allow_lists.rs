@@ -7,22 +7,10 @@
 mod common;
 use common::*;
 
-use std::net::IpAddr;
-use std::time::{Duration, Instant};
-
 use reqwest::blocking::Client;
 use serde_json::{json, Value};
 
 const QUICK_FLUSH: [&str; 2] = ["--usage-flush-interval", "100ms"];
-
-/// An HTTP client whose requests leave from `source`.
-fn client_from(source: &str) -> Client {
-    Client::builder()
-        .local_address(source.parse::<IpAddr>().unwrap())
-        .timeout(Duration::from_secs(30))
-        .build()
-        .unwrap()
-}
 
 fn port_of(s: &Server) -> u16 {
     s.url.rsplit(':').next().unwrap().parse().unwrap()
@@ -68,18 +56,6 @@ fn verify_from(client: &Client, base: &str, body: Value) -> (u16, Value) {
             .send()
             .unwrap(),
     )
-}
-
-/// Polls until `probe` gives a value; panics after 10 s with `what`.
-fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    loop {
-        if let Some(v) = probe() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "never happened: {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn ip_refusals(s: &Server, id: &str) -> Vec<Value> {

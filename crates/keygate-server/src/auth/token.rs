@@ -54,6 +54,7 @@ pub async fn verify(
     match &outcome {
         Outcome::Malformed | Outcome::NotFound => count_failure(state, ip)?,
         Outcome::IpNotAllowed(t) => audit_ip_refusal(state, t, ip),
+        Outcome::Expired(t) => (state.on_expired)(state, t, ip),
         _ => {}
     }
     Ok(outcome)
@@ -81,6 +82,7 @@ pub async fn check_for(
     match &verification.outcome {
         Outcome::Malformed | Outcome::NotFound => count_failure(state, caller)?,
         Outcome::IpNotAllowed(t) => audit_ip_refusal(state, t, check.ip),
+        Outcome::Expired(t) => (state.on_expired)(state, t, check.ip),
         _ => {}
     }
     Ok(verification)

@@ -345,6 +345,9 @@ pub struct ListTokensQuery {
     pub scope: Option<String>,
     /// Only tokens with exactly this `externalId`.
     pub external_id: Option<String>,
+    /// `true`: only tokens that break the tenant's policy and have not expired (tokens made
+    /// before a stricter policy, which it leaves as they are).
+    pub violates_policy: Option<bool>,
     /// 1–1000, default 100.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -734,7 +737,9 @@ mod tests {
     }
 }
 
+mod policy;
 mod replication;
 mod usage;
+pub use policy::*;
 pub use replication::*;
 pub use usage::*;

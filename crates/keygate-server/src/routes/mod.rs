@@ -60,6 +60,7 @@ pub fn native() -> OpenApiRouter<AppState> {
             users::delete_user
         ))
         .routes(routes!(tenants::create_tenant))
+        .routes(routes!(tenants::get_policy, tenants::put_policy))
         .routes(routes!(session::login, session::current, session::logout))
         .routes(routes!(meta::list_scopes))
         .routes(routes!(meta::list_audit))

@@ -112,6 +112,7 @@ pub async fn list_tokens(
         name_contains: q.q.filter(|s| !s.is_empty()),
         scope: q.scope,
         external_id: q.external_id,
+        violating_policy_at: q.violates_policy.unwrap_or(false).then(keygate_store::now),
         before_seq: parse_cursor(q.cursor.as_deref())?,
         limit: page_limit(q.limit)?,
     };

@@ -8,7 +8,7 @@ use keygate_store::{NewEvent, TokenRecord, Write};
 use serde_json::{json, Map, Value};
 use time::OffsetDateTime;
 
-use crate::service::tokens;
+use crate::service::token_view;
 use crate::state::AppState;
 
 /// A new message id: the same for every endpoint and every attempt of this event.
@@ -26,7 +26,7 @@ pub fn token_event(
     rec: &TokenRecord,
     more: Map<String, Value>,
 ) -> Write {
-    let token = serde_json::to_value(tokens::view(state, rec.clone()))
+    let token = serde_json::to_value(token_view::view(state, rec.clone()))
         .expect("a token view serialises");
     let mut data = Map::with_capacity(1 + more.len());
     data.insert("token".into(), token);

@@ -8,9 +8,12 @@
 pub mod bootstrap;
 pub mod events;
 pub mod passwords;
+pub mod policy;
 pub mod replication;
+pub mod reuse;
 pub mod sessions;
 pub mod tenants;
+pub mod token_view;
 pub mod tokens;
 pub mod usage;
 pub mod users;

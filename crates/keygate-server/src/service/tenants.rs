@@ -1,12 +1,12 @@
 //! Tenants: creating one, with its first admin user and that admin's token, in one transaction.
 
-use keygate_core::{AuditAction, PlainToken, Role, TokenId, Username};
+use keygate_core::{AuditAction, PlainToken, Role, TenantPolicy, TokenId, Username};
 use keygate_store::{TokenRecord, UserRecord, Write};
 use secrecy::ExposeSecret;
 use serde_json::json;
 
-use crate::auth::{Authorized, TenantsAdmin};
-use crate::dto::{CreateTenantRequest, CreatedTenant};
+use crate::auth::{Authorized, Caller, TenantPolicyWrite, TenantsAdmin};
+use crate::dto::{CreateTenantRequest, CreatedTenant, TenantPolicyRequest, TenantPolicyView};
 use crate::error::{ApiError, ApiResult};
 use crate::service::passwords::{self, generate_password, validate_password};
 use crate::service::tokens;
@@ -106,4 +106,83 @@ pub async fn create_tenant(
         admin_token: plain.expose().into(),
         admin_token_id: token.id.to_string(),
     })
+}
+
+/// A tenant's policy is its own admins' business: another tenant's is not found, so that
+/// callers cannot learn which tenants exist.
+fn own_tenant(caller: &Caller, tenant_id: &str) -> ApiResult<()> {
+    if caller.tenant_id() == tenant_id {
+        Ok(())
+    } else {
+        Err(ApiError::NotFound("No tenant with this id".into()))
+    }
+}
+
+async fn policy_view(
+    state: &AppState,
+    tenant_id: &str,
+    policy: TenantPolicy,
+) -> ApiResult<TenantPolicyView> {
+    let violating = state
+        .store
+        .count_policy_violations(tenant_id, keygate_store::now())
+        .await?;
+    Ok(TenantPolicyView::new(tenant_id, policy, violating))
+}
+
+/// The caller's tenant's policy, with how many of its tokens break it.
+pub async fn policy(
+    state: &AppState,
+    caller: &Caller,
+    tenant_id: &str,
+) -> ApiResult<TenantPolicyView> {
+    own_tenant(caller, tenant_id)?;
+    let policy = state.store.tenant_policy(tenant_id).await?;
+    policy_view(state, tenant_id, policy).await
+}
+
+/// Replaces the caller's tenant's policy. Tokens that break the new one are left as they are:
+/// the answer counts them, and the token listing's `violatesPolicy` names them.
+pub async fn set_policy(
+    state: &AppState,
+    caller: &Authorized<TenantPolicyWrite>,
+    tenant_id: &str,
+    req: TenantPolicyRequest,
+) -> ApiResult<TenantPolicyView> {
+    own_tenant(caller, tenant_id)?;
+    let new = TenantPolicy {
+        max_lifetime_seconds: req
+            .max_lifetime_seconds
+            .map(keygate_core::policy::check_max_lifetime)
+            .transpose()
+            .map_err(|e| ApiError::Unprocessable(e.message))?,
+        require_expiry: req.require_expiry,
+        on_reuse: req.on_reuse.into(),
+        on_leak: req.on_leak.into(),
+    };
+    let old = state.store.tenant_policy(tenant_id).await?;
+    let shown = |p: TenantPolicy| {
+        serde_json::to_value(TenantPolicyView::new(tenant_id, p, 0))
+            .map(|mut v| {
+                if let Some(o) = v.as_object_mut() {
+                    o.remove("violatingTokens");
+                    o.remove("tenantId");
+                }
+                v
+            })
+            .expect("a policy serialises")
+    };
+    let entry = tokens::audit(
+        caller,
+        AuditAction::TenantPolicyUpdate,
+        tenant_id,
+        json!({ "old": shown(old), "new": shown(new) }),
+    );
+    let write = Write::SetTenantPolicy {
+        tenant_id: tenant_id.to_owned(),
+        policy: new,
+        at: keygate_store::now(),
+    };
+    tokens::commit(state, vec![write], vec![entry]).await?;
+    policy_view(state, tenant_id, new).await
 }

@@ -13,9 +13,10 @@ use serde_json::{json, Map};
 use time::{Duration, OffsetDateTime};
 
 use crate::auth::{Caller, MayChangeTokens};
-use crate::dto::TokenView;
 use crate::error::{ApiError, ApiResult};
-use crate::service::events;
+use crate::service::token_view::credits_left;
+pub use crate::service::token_view::view;
+use crate::service::{events, policy};
 use crate::state::AppState;
 
 pub const MAX_SCOPES: usize = 100;
@@ -369,6 +370,7 @@ async fn insert_new(
     if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
         details.extend(more);
     }
+    policy::check_new(state, rec).await?;
     let entry = audit(caller, AuditAction::TokenCreate, rec.id.as_str(), details);
     let writes = vec![
         Write::InsertToken(rec.clone()),
@@ -380,25 +382,6 @@ async fn insert_new(
         events::token_event(state, EventType::TokenCreated, rec, Map::new()),
     ];
     commit(state, writes, vec![entry]).await
-}
-
-/// The token as the API shows it. What is left of its credits counts what this node holds
-/// of them unspent, so one node shows exactly what is left.
-pub fn view(state: &AppState, rec: TokenRecord) -> TokenView {
-    let left = rec.credits.map(|c| credits_left(state, &rec.id, &c));
-    let mut view = TokenView::from(rec);
-    if let (Some(c), Some(left)) = (&mut view.credits, left) {
-        c.remaining = left;
-    }
-    view
-}
-
-/// What is left of a token's credits now: the pool (refilled, if a refill is due) and what this
-/// node holds of it unspent.
-fn credits_left(state: &AppState, id: &TokenId, stored: &CreditState) -> u64 {
-    let now = OffsetDateTime::now_utc();
-    let held = state.verifier.credits().unspent_of(id, stored, now);
-    stored.remaining_at(now).saturating_add(held)
 }
 
 /// The token with this id, if the caller may see it: its own owner's, or any of the tenant
@@ -497,6 +480,7 @@ pub async fn save_with_credits(
     action: AuditAction,
     details: serde_json::Value,
 ) -> ApiResult<TokenRecord> {
+    policy::check_changed(state, &rec).await?;
     rec.updated_at = keygate_store::now();
     let event_type = match action {
         AuditAction::TokenDisable => EventType::TokenDisabled,
@@ -680,6 +664,9 @@ pub async fn rotate(
         credits,
         ..old.clone()
     };
+    // The successor lives as long as the old token did, from now: under a stricter policy
+    // than the old token's, a rotation is refused as a create would be.
+    policy::check_new(state, &new).await?;
     let grace_end = now + Duration::seconds(grace_seconds as i64);
     old.expires_at = Some(old.expires_at.map_or(grace_end, |e| e.min(grace_end)));
     old.rotated_to = Some(new.id.clone());
@@ -702,7 +689,11 @@ pub async fn rotate(
     );
     commit(
         state,
-        vec![Write::UpdateToken(old), Write::InsertToken(new.clone()), event],
+        vec![
+            Write::UpdateToken(old),
+            Write::InsertToken(new.clone()),
+            event,
+        ],
         vec![entry],
     )
     .await

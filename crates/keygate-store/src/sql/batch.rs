@@ -6,6 +6,7 @@ use crate::backend::Backend;
 use crate::model::{NewAudit, Write};
 use crate::sql::audit::insert_audit;
 use crate::sql::outbox;
+use crate::sql::policies;
 use crate::sql::tokens::{
     change_credits, delete_token, enforce_owner_limit, insert_token, update_token,
 };
@@ -64,6 +65,11 @@ pub(crate) async fn execute_batch(
                 max,
             } => enforce_owner_limit(tx, tenant_id, owner_id, *max).await?,
             Write::Emit(event) => outbox::enqueue(tx, event).await?,
+            Write::SetTenantPolicy {
+                tenant_id,
+                policy,
+                at,
+            } => policies::set_tenant_policy(tx, tenant_id, policy, *at).await?,
         }
     }
     for a in audit {

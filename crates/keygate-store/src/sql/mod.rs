@@ -24,6 +24,7 @@ mod group_commit;
 mod listing;
 mod open;
 mod outbox;
+mod policies;
 mod replication;
 mod tokens;
 mod tx;
@@ -108,6 +109,14 @@ impl Store for SqlStore {
 
     async fn list_tokens(&self, tenant_id: &str, f: &TokenFilter) -> Result<Page<TokenRecord>> {
         tokens::list_tokens(&self.reader, tenant_id, f).await
+    }
+
+    async fn tenant_policy(&self, tenant_id: &str) -> Result<keygate_core::TenantPolicy> {
+        policies::tenant_policy(&self.reader, tenant_id).await
+    }
+
+    async fn count_policy_violations(&self, tenant_id: &str, now: OffsetDateTime) -> Result<u64> {
+        policies::count_violations(&self.reader, tenant_id, now).await
     }
 
     async fn apply(&self, writes: &[Write], audit: &[NewAudit]) -> Result<()> {

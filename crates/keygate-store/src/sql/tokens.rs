@@ -153,6 +153,9 @@ pub(crate) async fn list_tokens(
             .bind(like_contains(&format!("\"{scope}\"")))
             .push(" ESCAPE '\\'");
     }
+    if let Some(now) = f.violating_policy_at {
+        crate::sql::policies::push_violating(&mut q, now);
+    }
     if let Some(before) = f.before_seq {
         q.push(" AND seq < ").bind(before);
     }

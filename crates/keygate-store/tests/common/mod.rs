@@ -91,6 +91,22 @@ pub async fn db(backend: Backend) -> Db {
     }
 }
 
+/// A connection of its own to the test's database, beside the store, as an operator's console
+/// would open one.
+#[allow(dead_code)]
+pub async fn connect_beside(db: &Db) -> sqlx::AnyConnection {
+    use sqlx::Connection;
+    sqlx::any::install_default_drivers();
+    sqlx::AnyConnection::connect(&db.url).await.unwrap()
+}
+
+/// Runs one statement on the database beside the store.
+#[allow(dead_code)]
+pub async fn console(db: &Db, sql: &str) {
+    let mut c = connect_beside(db).await;
+    sqlx::query(sql).execute(&mut c).await.unwrap();
+}
+
 /// `on_both_backends!(a, b)` makes each `async fn a(db: Db)` two tests, `sqlite::a` and
 /// `postgres::a`, each on a fresh [`Db`].
 #[allow(unused_macros)]

@@ -4,6 +4,7 @@
 // Each test binary compiles this module and uses only part of it.
 #![allow(dead_code, unused_imports, unused_macros)]
 
+mod addresses;
 mod assertions;
 mod backend;
 pub mod browser;
@@ -18,6 +19,7 @@ mod server;
 mod session;
 mod tokens;
 
+pub use addresses::*;
 pub(crate) use assertions::assert_error_snapshot;
 pub use assertions::*;
 pub(crate) use backend::both_backends;
