@@ -16,9 +16,11 @@ pub fn client_from(source: &str) -> Client {
         .unwrap()
 }
 
-/// Polls until `probe` gives a value; panics after 10 s with `what`.
+/// Polls until `probe` gives a value, for work keygate does after it answers (audit entries,
+/// deliveries, scans); panics after 30 s with `what`. A bound for correctness, never a measure
+/// of speed: a loaded CI machine may take seconds.
 pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(10);
+    let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         if let Some(v) = probe() {
             return v;

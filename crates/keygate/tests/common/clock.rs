@@ -33,19 +33,3 @@ pub fn unix_ms(t: OffsetDateTime) -> i64 {
 pub fn rfc3339(t: OffsetDateTime) -> String {
     t.format(&Rfc3339).unwrap()
 }
-
-/// Waits up to 30 s for `check` to give a value: for work keygate does after it answers
-/// (deliveries, scans). A bound for correctness, never a measure of speed.
-pub fn eventually<T>(what: &str, mut check: impl FnMut() -> Option<T>) -> T {
-    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(
-            std::time::Instant::now() < deadline,
-            "timed out after 30 s waiting for {what}"
-        );
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
-}
