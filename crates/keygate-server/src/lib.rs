@@ -74,6 +74,8 @@ pub fn state(
         ip_refusals: Default::default(),
         expired_seen: Default::default(),
         on_expired: service::reuse::expired_presented,
+        usage_exceeded_seen: Default::default(),
+        on_usage_exceeded: service::usage_alerts::usage_exceeded,
         stopping: Default::default(),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),

@@ -51,6 +51,11 @@ pub struct Shared {
     /// detection writes events and revokes tokens, which is the services' work, and `auth`
     /// lies below them.
     pub on_expired: fn(&AppState, &Arc<CachedToken>, Option<IpAddr>),
+    /// Tokens whose refusal for their credits was already told this hour (keyed by token).
+    pub usage_exceeded_seen: IpRefusals,
+    /// What `auth` calls when it refuses a token for its credits, after the answer:
+    /// `service::usage_alerts::usage_exceeded`, a hook for the same reason as `on_expired`.
+    pub on_usage_exceeded: fn(&AppState, &Arc<CachedToken>, Option<IpAddr>),
     /// Set when the server begins to stop: long-polling requests answer at once instead of
     /// holding the graceful stop up.
     pub stopping: tokio::sync::watch::Sender<bool>,

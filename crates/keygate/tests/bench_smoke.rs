@@ -291,10 +291,7 @@ fn the_webhooks_benchmark_runs_end_to_end() {
         .and_then(|(_, rest)| rest.split_once(" token.created"))
         .map(|(counts, _)| counts.replace(',', ""))
         .unwrap_or_default();
-    let counts: Vec<u64> = backlog
-        .split(' ')
-        .filter_map(|w| w.parse().ok())
-        .collect();
+    let counts: Vec<u64> = backlog.split(' ').filter_map(|w| w.parse().ok()).collect();
     assert!(
         counts.len() == 2 && counts[0] >= counts[1] && counts[1] > 0,
         "not every event of the backlog arrived: {line}"

@@ -38,7 +38,10 @@ fn the_page_adds_a_webhook_shows_its_deliveries_and_redelivers() {
     b.fill(&field("URL"), "ftp://example.com/");
     b.click(&dialog_button("Add"));
     let refused = b.dialog_alert();
-    assert!(refused.contains("url"), "a non-http URL is refused: {refused}");
+    assert!(
+        refused.contains("url"),
+        "a non-http URL is refused: {refused}"
+    );
     let url = format!("http://{}/hooks/keygate", receiver.addr);
     b.fill(&field("URL"), &url);
     b.fill(&field("Description"), "audit pipeline");
@@ -100,7 +103,11 @@ fn the_page_adds_a_webhook_shows_its_deliveries_and_redelivers() {
     b.click(&dialog_button("Remove"));
     b.visible("//*[normalize-space()='No endpoints yet.']");
     assert!(server.all_items("/api/v1/webhooks").is_empty());
-    assert!(b.console_problems().is_empty(), "{:?}", b.console_problems());
+    assert!(
+        b.console_problems().is_empty(),
+        "{:?}",
+        b.console_problems()
+    );
 }
 
 #[test]
@@ -126,7 +133,12 @@ fn the_page_sets_the_tenants_policy() {
     b.click(&button("Save policy"));
     b.visible("//*[@role='status' and contains(normalize-space(), 'break')]");
     b.screenshot("policy");
-    let (status, policy) = status_json(server.admin("GET", "/api/v1/tenants/default/policy").send().unwrap());
+    let (status, policy) = status_json(
+        server
+            .admin("GET", "/api/v1/tenants/default/policy")
+            .send()
+            .unwrap(),
+    );
     assert_eq!(status, 200, "{policy}");
     assert_eq!(policy["maxLifetimeSeconds"], 90 * 86400);
     assert_eq!(policy["requireExpiry"], true);
@@ -138,5 +150,9 @@ fn the_page_sets_the_tenants_policy() {
     b.click(&dialog_button("Generate"));
     let refused = b.dialog_alert();
     assert!(refused.contains("requireExpiry"), "{refused}");
-    assert!(b.console_problems().is_empty(), "{:?}", b.console_problems());
+    assert!(
+        b.console_problems().is_empty(),
+        "{:?}",
+        b.console_problems()
+    );
 }

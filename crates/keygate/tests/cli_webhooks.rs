@@ -19,7 +19,15 @@ fn webhook_add_list_deliveries_redeliver_and_remove() {
     // add: the table and the secret, once.
     let out = cli_stdout(&s.cli(
         &s.admin_token,
-        &["webhook", "add", &url, "--event", "token.created", "--description", "ci"],
+        &[
+            "webhook",
+            "add",
+            &url,
+            "--event",
+            "token.created",
+            "--description",
+            "ci",
+        ],
     ));
     assert!(out.contains(&url), "{out}");
     let secret_line = out
@@ -28,8 +36,14 @@ fn webhook_add_list_deliveries_redeliver_and_remove() {
         .unwrap_or_else(|| panic!("no secret printed:\n{out}"));
     assert!(secret_line.len() > 20, "{secret_line}");
     let listed = cli_stdout(&s.cli(&s.admin_token, &["webhook", "list"]));
-    assert!(listed.contains(&url) && listed.contains("token.created"), "{listed}");
-    assert!(!listed.contains("whsec_"), "the list never shows the secret:\n{listed}");
+    assert!(
+        listed.contains(&url) && listed.contains("token.created"),
+        "{listed}"
+    );
+    assert!(
+        !listed.contains("whsec_"),
+        "the list never shows the secret:\n{listed}"
+    );
     let hooks = json_of(&s.cli(&s.admin_token, &["webhook", "list", "--json"]));
     let id = hooks[0]["id"].as_str().unwrap().to_owned();
 
@@ -41,7 +55,10 @@ fn webhook_add_list_deliveries_redeliver_and_remove() {
     });
     let msg = delivered[0]["eventId"].as_str().unwrap().to_owned();
     let table = cli_stdout(&s.cli(&s.admin_token, &["webhook", "deliveries", &id]));
-    assert!(table.contains("token.created") && table.contains("delivered"), "{table}");
+    assert!(
+        table.contains("token.created") && table.contains("delivered"),
+        "{table}"
+    );
     assert_eq!(
         receiver
             .take()
@@ -73,7 +90,10 @@ fn webhook_add_list_deliveries_redeliver_and_remove() {
     assert!(empty.contains("No webhook endpoints."), "{empty}");
 
     // Bad input is the server's 422, said on stderr with a failing exit.
-    let bad = s.cli(&s.admin_token, &["webhook", "add", &url, "--event", "token.nope"]);
+    let bad = s.cli(
+        &s.admin_token,
+        &["webhook", "add", &url, "--event", "token.nope"],
+    );
     assert!(!bad.status.success());
     let err = String::from_utf8_lossy(&bad.stderr);
     assert!(err.contains("token.nope"), "{err}");

@@ -83,6 +83,7 @@ pub async fn check_for(
         Outcome::Malformed | Outcome::NotFound => count_failure(state, caller)?,
         Outcome::IpNotAllowed(t) => audit_ip_refusal(state, t, check.ip),
         Outcome::Expired(t) => (state.on_expired)(state, t, check.ip),
+        Outcome::UsageExceeded(t) => (state.on_usage_exceeded)(state, t, check.ip),
         _ => {}
     }
     Ok(verification)

@@ -16,4 +16,5 @@ pub mod tenants;
 pub mod token_view;
 pub mod tokens;
 pub mod usage;
+pub mod usage_alerts;
 pub mod users;

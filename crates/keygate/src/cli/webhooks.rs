@@ -93,8 +93,10 @@ pub fn execute(client: &Client, cmd: WebhookCommand) -> Result<(), CliError> {
             }
         }
         WebhookCommand::Deliveries { id, format } => {
-            let items =
-                client.get_all(&format!("/api/v1/webhooks/{}/deliveries", segment(&id)), &[])?;
+            let items = client.get_all(
+                &format!("/api/v1/webhooks/{}/deliveries", segment(&id)),
+                &[],
+            )?;
             if format.json {
                 output::print_json(&Value::Array(items))
             } else {
@@ -124,7 +126,11 @@ pub fn execute(client: &Client, cmd: WebhookCommand) -> Result<(), CliError> {
         WebhookCommand::Enable { id, format } => set_enabled(client, &id, true, format),
         WebhookCommand::Disable { id, format } => set_enabled(client, &id, false, format),
         WebhookCommand::Remove { id } => {
-            client.send("DELETE", &format!("/api/v1/webhooks/{}", segment(&id)), None)?;
+            client.send(
+                "DELETE",
+                &format!("/api/v1/webhooks/{}", segment(&id)),
+                None,
+            )?;
             say!("Removed {id}.")
         }
     }
