@@ -16,6 +16,7 @@ mod recorder;
 mod requests;
 mod server;
 mod session;
+mod sqlite;
 mod tokens;
 
 pub(crate) use assertions::assert_error_snapshot;
@@ -31,4 +32,5 @@ pub use recorder::*;
 pub use requests::*;
 pub use server::*;
 pub use session::*;
+pub use sqlite::*;
 pub use tokens::*;
