@@ -15,7 +15,9 @@ pub const EXPIRED_STAGE: i64 = 0;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Notice {
     /// The token expires within `threshold_secs`.
-    Expiring { threshold_secs: u64 },
+    Expiring {
+        threshold_secs: u64,
+    },
     Expired,
 }
 
@@ -125,7 +127,10 @@ mod tests {
     fn without_thresholds_only_the_expiry_is_told() {
         let p = plan(DAY_MS, 0, None, &[]);
         assert_eq!((p.notice, p.next_at), (None, Some(DAY_MS)));
-        assert_eq!(plan(DAY_MS, DAY_MS, None, &[]).notice, Some(Notice::Expired));
+        assert_eq!(
+            plan(DAY_MS, DAY_MS, None, &[]).notice,
+            Some(Notice::Expired)
+        );
     }
 
     #[test]

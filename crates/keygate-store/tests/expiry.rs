@@ -7,11 +7,9 @@ mod common;
 use std::sync::Arc;
 
 use common::{on_both_backends, Db};
-use keygate_core::{EventType, PlainToken, ScopeSet, TokenId, TokenPrefix};
+use keygate_core::{EventType, TokenId};
 use keygate_store::expiry::{DueNotice, Notice};
-use keygate_store::{
-    now, Backend, NewEvent, SqlStore, Store, TokenRecord, Write, DEFAULT_TENANT,
-};
+use keygate_store::{now, Backend, NewEvent, SqlStore, Store, TokenRecord, Write, DEFAULT_TENANT};
 use time::{Duration, OffsetDateTime};
 
 const DAY: u64 = 86_400;
@@ -70,16 +68,7 @@ async fn sent(db: &Db) -> Vec<(String, String, u64)> {
 }
 
 fn token(expires_at: OffsetDateTime) -> TokenRecord {
-    let (_, plain) = PlainToken::mint(&TokenPrefix::default());
-    let mut t = TokenRecord::minted(
-        TokenId::from_stored(plain.expose()[..19].to_owned()),
-        DEFAULT_TENANT.into(),
-        plain.hash(),
-        "t".into(),
-        DEFAULT_TENANT.into(),
-        ScopeSet::parse(["tokens:read"]).unwrap(),
-        now(),
-    );
+    let mut t = common::service_token();
     t.expires_at = Some(expires_at);
     t
 }

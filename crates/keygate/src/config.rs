@@ -653,7 +653,11 @@ mod expiry_warning_tests {
 
     #[test]
     fn a_bad_warning_is_named() {
-        for (list, named) in [("7d,soon", "\"soon\""), ("0s", "\"0s\""), ("1500ms", "\"1500ms\"")] {
+        for (list, named) in [
+            ("7d,soon", "\"soon\""),
+            ("0s", "\"0s\""),
+            ("1500ms", "\"1500ms\""),
+        ] {
             let e = format!("{:#}", parse_expiry_warnings(list).unwrap_err());
             assert!(e.contains(named), "{e}");
         }
@@ -675,9 +679,14 @@ mod expiry_warning_tests {
                     .unwrap(),
             )
             .unwrap();
-        assert_eq!(config.server.expiry_warnings, [Duration::from_secs(12 * 3600)]);
+        assert_eq!(
+            config.server.expiry_warnings,
+            [Duration::from_secs(12 * 3600)]
+        );
         assert_eq!(config.server.expiry_scan_interval, Duration::from_secs(5));
-        let defaults = ServeArgs::default().laid_over(ServeArgs::default()).unwrap();
+        let defaults = ServeArgs::default()
+            .laid_over(ServeArgs::default())
+            .unwrap();
         assert_eq!(
             defaults.server.expiry_warnings,
             keygate_server::config::DEFAULT_EXPIRY_WARNINGS

@@ -278,7 +278,10 @@ fn the_page_rotates_with_a_grace_period_and_shows_which_token_replaced_which() {
     }));
     let deadline = std::time::Instant::now() + WAIT;
     while code_of(&server, &short) != "EXPIRED" {
-        assert!(std::time::Instant::now() < deadline, "the token never expired");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token never expired"
+        );
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 
@@ -321,9 +324,15 @@ fn the_page_rotates_with_a_grace_period_and_shows_which_token_replaced_which() {
     );
     let stops = time_of(&old["expiresAt"]);
     let off = (stops - (time::OffsetDateTime::now_utc() + time::Duration::days(1))).abs();
-    assert!(off < time::Duration::minutes(5), "the old token stops at {stops}");
+    assert!(
+        off < time::Duration::minutes(5),
+        "the old token stops at {stops}"
+    );
     let second_id = old["rotatedTo"].as_str().unwrap().to_owned();
-    let replaced = b.text(&format!("{}//p[contains(@class, 'replaced-by')]", row_of(&first_id)));
+    let replaced = b.text(&format!(
+        "{}//p[contains(@class, 'replaced-by')]",
+        row_of(&first_id)
+    ));
     assert!(
         replaced.starts_with(&format!("replaced by {second_id} · stops working at")),
         "{replaced}"
@@ -334,16 +343,25 @@ fn the_page_rotates_with_a_grace_period_and_shows_which_token_replaced_which() {
         lit(old["expiresAt"].as_str().unwrap())
     ));
     assert_eq!(
-        b.text(&format!("{}//p[contains(@class, 'replaces')]", row_of(&second_id))),
+        b.text(&format!(
+            "{}//p[contains(@class, 'replaces')]",
+            row_of(&second_id)
+        )),
         format!("replaces {first_id}")
     );
     assert!(
-        !b.is_shown(&format!("{}//button[@data-action='rotate']", row_of(&first_id))),
+        !b.is_shown(&format!(
+            "{}//button[@data-action='rotate']",
+            row_of(&first_id)
+        )),
         "a rotated-out token is not offered Rotate"
     );
 
     // No grace (the dialog's first choice): the replaced token stops at once.
-    b.click(&format!("{}//button[@data-action='rotate']", row_of(&second_id)));
+    b.click(&format!(
+        "{}//button[@data-action='rotate']",
+        row_of(&second_id)
+    ));
     b.click(&dialog_button("Rotate"));
     let third = b.read_new_token();
     b.dismiss_new_token();

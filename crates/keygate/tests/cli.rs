@@ -310,11 +310,21 @@ fn rotate_says_when_the_old_token_stops_and_list_and_show_tell_which_replaced_wh
 ) {
     let s = Server::on(backend).start();
     let (first, _) = s.create_token("rotating", &["tokens:read"]);
-    let out = cli_stdout(&s.cli(&s.admin_token, &["token", "rotate", &first, "--grace", "1h"]));
-    let (_, old) = s.call("GET", &format!("/api/v1/tokens/{first}"), Some(s.admin_token.as_str()), None);
+    let out = cli_stdout(&s.cli(
+        &s.admin_token,
+        &["token", "rotate", &first, "--grace", "1h"],
+    ));
+    let (_, old) = s.call(
+        "GET",
+        &format!("/api/v1/tokens/{first}"),
+        Some(s.admin_token.as_str()),
+        None,
+    );
     let stops = old["expiresAt"].as_str().unwrap()[..19].replace('T', " ");
     assert!(
-        out.contains(&format!("The previous token {first} stops working at {stops} UTC.")),
+        out.contains(&format!(
+            "The previous token {first} stops working at {stops} UTC."
+        )),
         "{out}"
     );
     let second = old["rotatedTo"].as_str().unwrap().to_owned();
@@ -324,8 +334,7 @@ fn rotate_says_when_the_old_token_stops_and_list_and_show_tell_which_replaced_wh
         out.contains(&format!("The previous token {second} stops working now.")),
         "{out}"
     );
-    let third = ok_json(&s.cli(&s.admin_token, &["token", "show", &second, "--json"]))
-        ["rotatedTo"]
+    let third = ok_json(&s.cli(&s.admin_token, &["token", "show", &second, "--json"]))["rotatedTo"]
         .as_str()
         .unwrap()
         .to_owned();

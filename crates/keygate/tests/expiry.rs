@@ -135,8 +135,14 @@ fn a_rotated_out_token_is_not_told_it_expired_and_its_successor_is_warned() {
     assert_eq!(new["rotatedFrom"], old_id);
     // The old token's grace period ends; then a marker expires after it.
     let deadline = Instant::now() + Duration::from_secs(60);
-    while s.call("GET", &format!("/api/v1/tokens/{old_id}"), Some(s.admin_token.as_str()), None).1
-        ["status"]
+    while s
+        .call(
+            "GET",
+            &format!("/api/v1/tokens/{old_id}"),
+            Some(s.admin_token.as_str()),
+            None,
+        )
+        .1["status"]
         != "expired"
     {
         assert!(Instant::now() < deadline, "the grace period never ended");

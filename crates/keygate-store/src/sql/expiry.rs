@@ -109,6 +109,9 @@ mod tests {
                 .any(|d| d.contains("USING INDEX tokens_expiry_notice")),
             "{plan:?}"
         );
-        assert!(!plan.iter().any(|d| d.starts_with("SCAN tokens")), "{plan:?}");
+        assert!(
+            !plan.iter().any(|d| d.starts_with("SCAN tokens")),
+            "{plan:?}"
+        );
     }
 }
