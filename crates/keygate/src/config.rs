@@ -666,8 +666,7 @@ mod expiry_warning_tests {
             ..ServeArgs::default()
         }
         .laid_over(ServeArgs::default())
-        .err()
-        .expect("refused");
+        .expect_err("refused");
         assert!(format!("{e:#}").contains("--expiry-warnings"), "{e:#}");
     }
 

@@ -101,7 +101,7 @@ pub fn threshold_label(secs: u64) -> String {
     const UNITS: [(u64, &str); 4] = [(86_400, "d"), (3_600, "h"), (60, "m"), (1, "s")];
     let (size, unit) = UNITS
         .into_iter()
-        .find(|(size, _)| secs % size == 0)
+        .find(|(size, _)| secs.is_multiple_of(*size))
         .unwrap_or((1, "s"));
     format!("{}{unit}", secs / size)
 }
