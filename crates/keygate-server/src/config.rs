@@ -37,7 +37,19 @@ pub struct ServerConfig {
     /// How long the replicas' change stream keeps a change: a replica away for longer takes a
     /// new snapshot.
     pub replication_retention: Duration,
+    /// How long before a token's expiry `token.expiring` is sent, widest first; empty: only
+    /// `token.expired` is.
+    pub expiry_warnings: Vec<Duration>,
+    /// How often the expiry scan looks for notices that are due.
+    pub expiry_scan_interval: Duration,
 }
+
+/// `--expiry-warnings`' default: a month, a week and a day before.
+pub const DEFAULT_EXPIRY_WARNINGS: [Duration; 3] = [
+    Duration::from_secs(30 * 86_400),
+    Duration::from_secs(7 * 86_400),
+    Duration::from_secs(86_400),
+];
 
 impl Default for ServerConfig {
     fn default() -> Self {
@@ -56,6 +68,8 @@ impl Default for ServerConfig {
             connection_limits: Default::default(),
             max_tokens_per_owner: 10_000,
             replication_retention: Duration::from_secs(3600),
+            expiry_warnings: DEFAULT_EXPIRY_WARNINGS.to_vec(),
+            expiry_scan_interval: Duration::from_secs(60),
         }
     }
 }

@@ -7,6 +7,7 @@ pub mod backend;
 pub mod cache;
 mod changes;
 pub mod credits;
+pub mod expiry;
 pub mod last_used;
 pub mod model;
 pub mod ratelimit;

@@ -5,6 +5,7 @@ use async_trait::async_trait;
 use keygate_core::{TokenHash, TokenId};
 use time::OffsetDateTime;
 
+use crate::expiry::BuildNotice;
 use crate::model::*;
 use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
 
@@ -140,6 +141,19 @@ pub trait Store: Send + Sync + 'static {
     /// Deletes minute and hour rows that start before `minute_before_ms` and day rows before
     /// `day_before_ms`.
     async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()>;
+
+    /// Sends the expiry notices due at `now` (`crate::expiry`) for up to `limit` tokens, in one
+    /// transaction: each notice's event (from `build`) goes to the outbox and the token's next
+    /// look is scheduled. On PostgreSQL the rows are locked and rows another node holds are
+    /// skipped, so any number of nodes may scan at once and each notice is sent once. Returns
+    /// how many tokens it looked at: `limit` means more may be due.
+    async fn send_expiry_notices(
+        &self,
+        now: OffsetDateTime,
+        thresholds: &[u64],
+        limit: u32,
+        build: &BuildNotice<'_>,
+    ) -> Result<usize>;
 
     /// Where the replicas' change stream stands.
     async fn replication_head(&self) -> Result<ReplicationHead>;

@@ -13,23 +13,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::usage::{Refill, RefillInterval};
-use keygate_core::{PlainToken, ScopeSet, TokenId, TokenPrefix};
+use keygate_core::TokenId;
 use keygate_store::cache::{CachedToken, Interner};
 use keygate_store::*;
 use time::OffsetDateTime;
 
 /// A service token with these credits, stored.
 async fn token(store: &SqlStore, credits: Option<CreditState>) -> TokenRecord {
-    let (_, plain) = PlainToken::mint(&TokenPrefix::default());
-    let mut rec = TokenRecord::minted(
-        TokenId::from_stored(plain.expose()[..19].to_owned()),
-        DEFAULT_TENANT.into(),
-        plain.hash(),
-        "t".into(),
-        DEFAULT_TENANT.into(),
-        ScopeSet::parse(["tokens:read"]).unwrap(),
-        now(),
-    );
+    let mut rec = common::service_token();
     rec.credits = credits;
     store
         .apply(&[Write::InsertToken(rec.clone())], &[])

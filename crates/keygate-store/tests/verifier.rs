@@ -122,6 +122,17 @@ impl Store for Counting {
     async fn ping(&self) -> store::Result<()> {
         self.inner.ping().await
     }
+    async fn send_expiry_notices(
+        &self,
+        now: time::OffsetDateTime,
+        thresholds: &[u64],
+        limit: u32,
+        build: &keygate_store::expiry::BuildNotice<'_>,
+    ) -> store::Result<usize> {
+        self.inner
+            .send_expiry_notices(now, thresholds, limit, build)
+            .await
+    }
     async fn replication_head(&self) -> store::Result<ReplicationHead> {
         self.inner.replication_head().await
     }

@@ -108,6 +108,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_REPLICATION_RETENTION", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_opt")]
     pub replication_retention: Option<Duration>,
+    /// When to send `token.expiring` to webhooks, comma-separated times before a token's
+    /// expiry, e.g. 30d,7d,1d; `none` sends no warning (`token.expired` is sent in any case)
+    /// [default: 30d,7d,1d].
+    #[arg(long, env = "KEYGATE_EXPIRY_WARNINGS", value_name = "LIST")]
+    pub expiry_warnings: Option<String>,
+    /// How often each node looks for expiry notices that are due, e.g. 1m [default: 60s].
+    #[arg(long, env = "KEYGATE_EXPIRY_SCAN_INTERVAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub expiry_scan_interval: Option<Duration>,
     /// How long a web login lasts, e.g. 12h or 30m [default: 12h].
     #[arg(long, env = "KEYGATE_SESSION_TTL", value_parser = humantime::parse_duration)]
     #[serde(with = "humantime_serde_opt")]
@@ -348,6 +357,12 @@ impl ServeArgs {
             },
             max_tokens_per_owner: given!(max_tokens_per_owner).unwrap_or(d.max_tokens_per_owner),
             replication_retention: given!(replication_retention).unwrap_or(d.replication_retention),
+            expiry_warnings: match given!(expiry_warnings) {
+                Some(list) => parse_expiry_warnings(&list)
+                    .with_context(|| format!("--expiry-warnings {list:?}"))?,
+                None => d.expiry_warnings.clone(),
+            },
+            expiry_scan_interval: given!(expiry_scan_interval).unwrap_or(d.expiry_scan_interval),
         };
         let d = VerifierConfig::default();
         let verifier = VerifierConfig {
@@ -410,6 +425,26 @@ fn parse_redis_url(url: String) -> anyhow::Result<DatabaseUrl> {
     } else {
         anyhow::bail!("--redis-url must start with redis:// or rediss://")
     }
+}
+
+/// `30d,7d,1d` as durations, widest first and each once; `none` or nothing: no warnings.
+fn parse_expiry_warnings(list: &str) -> anyhow::Result<Vec<Duration>> {
+    if list.trim().eq_ignore_ascii_case("none") {
+        return Ok(Vec::new());
+    }
+    let mut warnings = Vec::new();
+    for item in list.split(',').map(str::trim).filter(|s| !s.is_empty()) {
+        let d = humantime::parse_duration(item)
+            .with_context(|| format!("{item:?} is not a duration such as 7d or 12h"))?;
+        // The scan stores thresholds in whole seconds, and 0 is its mark for `token.expired`.
+        if d.as_secs() == 0 || d.subsec_nanos() != 0 {
+            bail!("{item:?}: a warning must be a whole number of seconds, at least 1s");
+        }
+        warnings.push(d);
+    }
+    warnings.sort_unstable_by(|a, b| b.cmp(a));
+    warnings.dedup();
+    Ok(warnings)
 }
 
 /// The built-in scopes of the surfaces served, then the file's, then the flags'.
@@ -487,6 +522,9 @@ fn check(config: &Config) -> anyhow::Result<()> {
     // hyper's smallest read buffer; a head must fit in it.
     if server.connection_limits.max_header_bytes < 8192 {
         bail!("--max-header-bytes must be at least 8192");
+    }
+    if server.expiry_scan_interval < Duration::from_millis(100) {
+        bail!("--expiry-scan-interval must be at least 100ms");
     }
     if server.max_tokens_per_owner == 0 {
         bail!("--max-tokens-per-owner must be at least 1");
@@ -589,6 +627,69 @@ mod layering_tests {
         assert_eq!(config.process.listen.port(), 9);
         assert_eq!(config.process.grpc_listen.map(|a| a.port()), Some(10));
         assert!(config.server.catalog.names().any(|n| n == "metrics:read"));
+    }
+}
+
+#[cfg(test)]
+mod expiry_warning_tests {
+    use super::*;
+
+    const DAY: u64 = 86_400;
+
+    #[test]
+    fn warnings_are_read_widest_first_and_once() {
+        let secs = |list: &str| -> Vec<u64> {
+            parse_expiry_warnings(list)
+                .unwrap()
+                .iter()
+                .map(Duration::as_secs)
+                .collect()
+        };
+        assert_eq!(secs("1d, 30d,7d,1d"), [30 * DAY, 7 * DAY, DAY]);
+        assert_eq!(secs("2s,1s"), [2, 1]);
+        assert!(secs("none").is_empty());
+        assert!(secs("").is_empty());
+    }
+
+    #[test]
+    fn a_bad_warning_is_named() {
+        for (list, named) in [
+            ("7d,soon", "\"soon\""),
+            ("0s", "\"0s\""),
+            ("1500ms", "\"1500ms\""),
+        ] {
+            let e = format!("{:#}", parse_expiry_warnings(list).unwrap_err());
+            assert!(e.contains(named), "{e}");
+        }
+        let e = ServeArgs {
+            expiry_warnings: Some("7d,x".into()),
+            ..ServeArgs::default()
+        }
+        .laid_over(ServeArgs::default())
+        .expect_err("refused");
+        assert!(format!("{e:#}").contains("--expiry-warnings"), "{e:#}");
+    }
+
+    #[test]
+    fn the_file_sets_the_warnings_and_the_scan() {
+        let config = ServeArgs::default()
+            .laid_over(
+                toml::from_str("expiry-warnings = \"12h\"\nexpiry-scan-interval = \"5s\"\n")
+                    .unwrap(),
+            )
+            .unwrap();
+        assert_eq!(
+            config.server.expiry_warnings,
+            [Duration::from_secs(12 * 3600)]
+        );
+        assert_eq!(config.server.expiry_scan_interval, Duration::from_secs(5));
+        let defaults = ServeArgs::default()
+            .laid_over(ServeArgs::default())
+            .unwrap();
+        assert_eq!(
+            defaults.server.expiry_warnings,
+            keygate_server::config::DEFAULT_EXPIRY_WARNINGS
+        );
     }
 }
 

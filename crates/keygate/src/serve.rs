@@ -134,6 +134,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         state.store.clone(),
         state.config.replication_retention,
     );
+    let expiry_scan = keygate_server::service::expiry::start(state.clone());
     let addr = listener.local_addr()?;
     let app = keygate_server::router(state.clone());
     let limits = state.config.connection_limits;
@@ -183,6 +184,7 @@ async fn run(config: Config) -> anyhow::Result<()> {
         "shutting down: writing pending last-use times and usage counts, returning unspent credits"
     );
     state.verifier.shutdown().await;
+    expiry_scan.stop().await;
     sql.close().await;
     workers.join().await;
     served

@@ -250,6 +250,133 @@ fn the_page_manages_tokens_end_to_end() {
     assert!(problems.is_empty(), "console errors: {problems:#?}");
 }
 
+/// The row of the token with this id (rotation gives two tokens one name).
+fn row_of(id: &str) -> String {
+    format!("//tbody/tr[@data-id={}]", lit(id))
+}
+
+/// Rotation on the page: a grace period chosen in the dialog, "replaced by … · stops working
+/// at …" on the old token and "replaces …" on the new one, and no Rotate or Deactivate where
+/// the server would refuse them.
+#[test]
+fn the_page_rotates_with_a_grace_period_and_shows_which_token_replaced_which() {
+    if !browser_installed("the web page's rotation test") {
+        return;
+    }
+    let server = Server::on(Backend::Sqlite).args(SCOPE_ARGS).start();
+    let (first_id, first) = server.create_token("rotating", &["metrics:read"]);
+    let (off_id, _) = server.create_token("switched-off", &["metrics:read"]);
+    let (status, v) = server.call(
+        "POST",
+        &format!("/api/v1/tokens/{off_id}/disable"),
+        Some(server.admin_token.as_str()),
+        None,
+    );
+    assert_eq!(status, 200, "{v}");
+    let (_, short) = server.create_token_from(json!({
+        "name": "short-lived", "scopes": ["metrics:read"], "expiresIn": 1
+    }));
+    let deadline = std::time::Instant::now() + WAIT;
+    while code_of(&server, &short) != "EXPIRED" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the token never expired"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+
+    let b = Browser::open(&server);
+    b.goto("/");
+    b.log_in("admin", ADMIN_PASSWORD, false);
+    b.visible(&row("short-lived"));
+    b.visible(TOKENS_LOADED);
+    b.visible(&button("Activate switched-off"));
+    for absent in [
+        "Rotate switched-off",
+        "Rotate short-lived",
+        "Deactivate short-lived",
+        "Activate short-lived",
+    ] {
+        assert!(!b.is_shown(&button(absent)), "{absent} is offered");
+    }
+
+    // A day of grace: the old token keeps working, and the list says until when.
+    b.click(&button("Rotate rotating"));
+    b.assert_name(
+        &field("Grace period for the old token"),
+        "Grace period for the old token",
+    );
+    b.choose(&field("Grace period for the old token"), "1 day");
+    b.click(&dialog_button("Rotate"));
+    let second = b.read_new_token();
+    assert!(
+        b.page_text().contains("It keeps working for up to 1 day."),
+        "{}",
+        b.page_text()
+    );
+    b.dismiss_new_token();
+    assert_eq!(code_of(&server, &first), "VALID", "within its grace period");
+    let (_, old) = server.call(
+        "GET",
+        &format!("/api/v1/tokens/{first_id}"),
+        Some(server.admin_token.as_str()),
+        None,
+    );
+    let stops = time_of(&old["expiresAt"]);
+    let off = (stops - (time::OffsetDateTime::now_utc() + time::Duration::days(1))).abs();
+    assert!(
+        off < time::Duration::minutes(5),
+        "the old token stops at {stops}"
+    );
+    let second_id = old["rotatedTo"].as_str().unwrap().to_owned();
+    let replaced = b.text(&format!(
+        "{}//p[contains(@class, 'replaced-by')]",
+        row_of(&first_id)
+    ));
+    assert!(
+        replaced.starts_with(&format!("replaced by {second_id} · stops working at")),
+        "{replaced}"
+    );
+    b.visible(&format!(
+        "{}//p[contains(@class, 'replaced-by')]/time[@datetime={}]",
+        row_of(&first_id),
+        lit(old["expiresAt"].as_str().unwrap())
+    ));
+    assert_eq!(
+        b.text(&format!(
+            "{}//p[contains(@class, 'replaces')]",
+            row_of(&second_id)
+        )),
+        format!("replaces {first_id}")
+    );
+    assert!(
+        !b.is_shown(&format!(
+            "{}//button[@data-action='rotate']",
+            row_of(&first_id)
+        )),
+        "a rotated-out token is not offered Rotate"
+    );
+
+    // No grace (the dialog's first choice): the replaced token stops at once.
+    b.click(&format!(
+        "{}//button[@data-action='rotate']",
+        row_of(&second_id)
+    ));
+    b.click(&dialog_button("Rotate"));
+    let third = b.read_new_token();
+    b.dismiss_new_token();
+    assert_eq!(code_of(&server, &second), "EXPIRED");
+    assert_eq!(code_of(&server, &third), "VALID");
+    b.visible(&format!(
+        "{}//p[contains(@class, 'replaced-by')]",
+        row_of(&second_id)
+    ));
+    b.screenshot("rotation");
+
+    let problems = b.console_problems();
+    assert!(problems.is_empty(), "console errors: {problems:#?}");
+}
+
 /// Rate limits, credits and an external id set in "Generate new token" reach the token, and
 /// the list shows them with what is left of the credits.
 #[test]

@@ -304,6 +304,68 @@ fn rotate_without_grace_expires_the_old_token_at_once(backend: Backend) {
     assert_eq!(code_of(&s, &old), "EXPIRED");
 }
 
+both_backends!(rotate_says_when_the_old_token_stops_and_list_and_show_tell_which_replaced_which);
+fn rotate_says_when_the_old_token_stops_and_list_and_show_tell_which_replaced_which(
+    backend: Backend,
+) {
+    let s = Server::on(backend).start();
+    let (first, _) = s.create_token("rotating", &["tokens:read"]);
+    let out = cli_stdout(&s.cli(
+        &s.admin_token,
+        &["token", "rotate", &first, "--grace", "1h"],
+    ));
+    let (_, old) = s.call(
+        "GET",
+        &format!("/api/v1/tokens/{first}"),
+        Some(s.admin_token.as_str()),
+        None,
+    );
+    let stops = old["expiresAt"].as_str().unwrap()[..19].replace('T', " ");
+    assert!(
+        out.contains(&format!(
+            "The previous token {first} stops working at {stops} UTC."
+        )),
+        "{out}"
+    );
+    let second = old["rotatedTo"].as_str().unwrap().to_owned();
+
+    let out = cli_stdout(&s.cli(&s.admin_token, &["token", "rotate", &second]));
+    assert!(
+        out.contains(&format!("The previous token {second} stops working now.")),
+        "{out}"
+    );
+    let third = ok_json(&s.cli(&s.admin_token, &["token", "show", &second, "--json"]))["rotatedTo"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The middle token replaced the first and was replaced by the third.
+    let shown = cli_stdout(&s.cli(&s.admin_token, &["token", "show", &second]));
+    let line = |field: &str| {
+        shown
+            .lines()
+            .find(|l| l.contains(field))
+            .unwrap_or_else(|| panic!("no {field} in\n{shown}"))
+            .to_owned()
+    };
+    assert!(line("REPLACES ").contains(&first), "{shown}");
+    assert!(line("REPLACED BY").contains(&third), "{shown}");
+    let v = ok_json(&s.cli(&s.admin_token, &["token", "show", &third, "--json"]));
+    assert_eq!(v["rotatedFrom"], second.as_str());
+    assert_eq!(v["rotatedTo"], Value::Null);
+
+    let list = cli_stdout(&s.cli(&s.admin_token, &["token", "list"]));
+    assert!(list.contains("ROTATION"), "{list}");
+    for words in [
+        format!("replaces {first}"),
+        format!("replaced by {second}"),
+        format!("replaces {second}"),
+        format!("replaced by {third}"),
+    ] {
+        assert!(list.contains(&words), "{words:?} in\n{list}");
+    }
+}
+
 both_backends!(revoke_makes_the_token_unknown);
 fn revoke_makes_the_token_unknown(backend: Backend) {
     let s = Server::on(backend).start();

@@ -18,7 +18,6 @@ mod common;
 use common::*;
 
 use std::collections::HashMap;
-use std::process::{Command, Stdio};
 use std::sync::{Condvar, Mutex, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -715,29 +714,6 @@ UNION ALL SELECT 'owner ' || c.owner_id || ' holds no token but is counted' \
   FROM owner_token_counts c GROUP BY c.tenant_id, c.owner_id \
   HAVING SUM(c.tokens) <> 0 AND NOT EXISTS (SELECT 1 FROM tokens t \
     WHERE t.tenant_id = c.tenant_id AND t.owner_id = c.owner_id);";
-
-/// Runs SQL on the SQLite file opened read-only, as the killed server left it: with Python's
-/// sqlite3 module (Python is on every machine these tests run on; the sqlite3 shell is not).
-/// One line per row, columns joined by `|`, as the shell prints them.
-fn sqlite_readonly(path: &std::path::Path, sql: &str) -> String {
-    const READ: &str = "import pathlib, sqlite3, sys\n\
-        db = sqlite3.connect(pathlib.Path(sys.argv[1]).as_uri() + '?mode=ro', uri=True)\n\
-        for row in db.execute(sys.argv[2]):\n\
-        \x20   print('|'.join('' if v is None else str(v) for v in row))\n";
-    let out = Command::new("python3")
-        .args(["-c", READ])
-        .arg(path)
-        .arg(sql)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap_or_else(|e| panic!("this test reads the database with python3's sqlite3: {e}"));
-    assert!(
-        out.status.success(),
-        "sqlite3 {sql}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_owned()
-}
 
 fn check_database(s: &Server, when: &str) {
     let violations = match &s.database {

@@ -42,6 +42,9 @@ pub struct TokenView {
     /// of a rotated-out token cannot change.
     #[schema(example = json!(null))]
     pub rotated_to: Option<String>,
+    /// The token this one replaced by rotation.
+    #[schema(example = json!(null))]
+    pub rotated_from: Option<String>,
     /// Your own id for whoever holds the token; many tokens may share one.
     pub external_id: Option<String>,
     pub ratelimits: Vec<RateLimit>,
@@ -80,6 +83,7 @@ impl From<TokenRecord> for TokenView {
             last_used_ip: t.last_used_ip,
             created_by: t.created_by,
             rotated_to: t.rotated_to.map(|id| id.into_string()),
+            rotated_from: t.rotated_from.map(|id| id.into_string()),
             external_id: t.external_id,
             ratelimits: t.ratelimits,
             allowed_cidrs: t.allowed_cidrs,
@@ -626,6 +630,7 @@ mod tests {
             last_used_ip: None,
             created_by: None,
             rotated_to: None,
+            rotated_from: None,
             external_id: None,
             ratelimits: Vec::new(),
             credits: None,

@@ -19,19 +19,29 @@ pub fn message_id() -> String {
     id
 }
 
-/// An event about one token, with `more` beside `data.token`.
+/// An event about one token, with `more` beside `data.token`, to write with the change.
 pub fn token_event(
     state: &AppState,
     event_type: EventType,
     rec: &TokenRecord,
     more: Map<String, Value>,
 ) -> Write {
+    Write::Emit(about_token(state, event_type, rec, more))
+}
+
+/// The event itself, for a writer other than `Store::apply` (the expiry scan).
+pub fn about_token(
+    state: &AppState,
+    event_type: EventType,
+    rec: &TokenRecord,
+    more: Map<String, Value>,
+) -> NewEvent {
     let token = serde_json::to_value(token_view::view(state, rec.clone()))
         .expect("a token view serialises");
     let mut data = Map::with_capacity(1 + more.len());
     data.insert("token".into(), token);
     data.extend(more);
-    Write::Emit(event(&rec.tenant_id, event_type, data))
+    event(&rec.tenant_id, event_type, data)
 }
 
 /// An event of `tenant_id` with this `data`.

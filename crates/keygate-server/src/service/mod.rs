@@ -7,6 +7,7 @@
 
 pub mod bootstrap;
 pub mod events;
+pub mod expiry;
 pub mod passwords;
 pub mod policy;
 pub mod replication;

@@ -391,9 +391,37 @@ function tokenRow(token) {
     cell("Created", timeEl(token.createdAt, "")),
     cell("Expires", timeEl(token.expiresAt, "Never")),
     cell("Last used", timeEl(token.lastUsedAt, "Never")),
-    cell("Status", el("span", { className: `badge ${token.status}`, textContent: token.status })),
+    cell(
+      "Status",
+      el("span", { className: `badge ${token.status}`, textContent: token.status }),
+      ...lineage(token),
+    ),
     cell("Actions", rowActions(token)),
   );
+}
+
+/** Which token replaced this one by rotation and when this one stops, and which it replaced. */
+function lineage(token) {
+  const line = (className, ...children) => el("p", { className: `lineage ${className}` }, ...children);
+  const lines = [];
+  if (token.rotatedTo) {
+    lines.push(line(
+      "replaced-by",
+      "replaced by ",
+      el("code", { textContent: token.rotatedTo }),
+      " · stops working at ",
+      timeEl(token.expiresAt, "once rotated"),
+    ));
+  }
+  if (token.rotatedFrom) {
+    lines.push(line("replaces", "replaces ", el("code", { textContent: token.rotatedFrom })));
+  }
+  return lines;
+}
+
+/** Past its expiry by this browser's clock (the badge says the same once the list reloads). */
+function hasExpired(token) {
+  return Boolean(token.expiresAt) && Date.parse(token.expiresAt) <= Date.now();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -459,14 +487,17 @@ function rowActions(token) {
     "data-action": action,
     "aria-label": `${text} ${token.name}`,
   });
-  return el(
-    "div",
-    { className: "row-actions" },
-    button("usage", "Verifications", "secondary"),
-    button(token.enabled ? "disable" : "enable", token.enabled ? "Deactivate" : "Activate", "secondary"),
-    button("rotate", "Rotate", "secondary"),
-    button("delete", "Delete", "danger"),
-  );
+  // Only what can work is offered: an expired token cannot be switched back on, and only an
+  // active token that has not been rotated yet can be rotated (the server refuses the rest).
+  // A rotated-out token still in its grace period can be deactivated, to end it early.
+  const expired = hasExpired(token);
+  const actions = [button("usage", "Verifications", "secondary")];
+  if (!expired) {
+    actions.push(button(token.enabled ? "disable" : "enable", token.enabled ? "Deactivate" : "Activate", "secondary"));
+  }
+  if (token.enabled && !expired && !token.rotatedTo) actions.push(button("rotate", "Rotate", "secondary"));
+  actions.push(button("delete", "Delete", "danger"));
+  return el("div", { className: "row-actions" }, ...actions);
 }
 
 async function onRowAction(event) {
@@ -517,14 +548,23 @@ async function deleteToken(row, id, name) {
 }
 
 async function rotateToken(id, name) {
+  const grace = $("rotate-grace");
+  grace.value = "0";
   const ok = await confirmAction(
     `Rotate ${name}?`,
-    "You get a new token with the same name and scopes. The old one stops working now: replace it everywhere it is used.",
+    "You get a new token with the same name and scopes. Replace the old one everywhere it is used before it stops working.",
     "Rotate",
+    $("rotate-grace-field"),
   );
   if (!ok) return;
-  const created = await api("POST", `/api/v1/tokens/${encodeURIComponent(id)}/rotate`, {});
-  showNewToken(created, `Replaces the old ${name}.`);
+  const seconds = Number(grace.value);
+  const created = await api("POST", `/api/v1/tokens/${encodeURIComponent(id)}/rotate`, {
+    gracePeriodSeconds: seconds,
+  });
+  const stops = seconds === 0
+    ? "It stops working now."
+    : `It keeps working for up to ${grace.selectedOptions[0].textContent}.`;
+  showNewToken(created, `Replaces the old ${name}. ${stops}`);
   loadTokens(true);
 }
 
@@ -532,12 +572,14 @@ async function rotateToken(id, name) {
 // Confirmation
 
 /** Asks before a destructive action in a modal dialog. Resolves true only for the confirm
- *  button; Cancel, Escape and closing otherwise resolve false. */
-function confirmAction(title, text, confirmText) {
+ *  button; Cancel, Escape and closing otherwise resolve false. `field`, one of the dialog's
+ *  hidden choices, is shown for this question only. */
+function confirmAction(title, text, confirmText, field = null) {
   const dialog = $("confirm-dialog");
   $("confirm-heading").textContent = title;
   $("confirm-text").textContent = text;
   $("confirm-ok").textContent = confirmText;
+  for (const choice of dialog.querySelectorAll(".confirm-choice")) choice.hidden = choice !== field;
   dialog.returnValue = "";
   dialog.showModal();
   // The safe choice has focus, so a stray Enter does not destroy anything.

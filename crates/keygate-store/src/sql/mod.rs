@@ -20,6 +20,7 @@ mod bootstrap;
 mod codec;
 mod credits;
 mod errors;
+mod expiry;
 mod group_commit;
 mod listing;
 mod open;
@@ -37,6 +38,7 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::backend::Backend;
+use crate::expiry::BuildNotice;
 use crate::model::*;
 use crate::sql::batch::execute_batch;
 use crate::sql::errors::map_err;
@@ -220,6 +222,16 @@ impl Store for SqlStore {
 
     async fn prune_usage(&self, minute_before_ms: i64, day_before_ms: i64) -> Result<()> {
         usage::prune_usage(&self.writer, minute_before_ms, day_before_ms).await
+    }
+
+    async fn send_expiry_notices(
+        &self,
+        now: OffsetDateTime,
+        thresholds: &[u64],
+        limit: u32,
+        build: &BuildNotice<'_>,
+    ) -> Result<usize> {
+        expiry::send_due(&self.writer, self.backend, now, thresholds, limit, build).await
     }
 
     async fn replication_head(&self) -> Result<ReplicationHead> {

@@ -216,11 +216,20 @@ pub(crate) async fn update_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     // An expiry that has passed, or that a rotation set, is binding: the service refuses such a
     // change, and this guard keeps a change that raced with the rotation or the expiry from
     // undoing them. `rotated_to` is only ever set.
+    // The expiry scan (`sql::expiry`) looks again at once when the expiry moves (its notices
+    // start over) or the token is enabled again before its expiry (of the notices it missed while
+    // disabled only the one due now is sent); disabled, rotated-out and expiry-less tokens get none.
     let q = sqlx::query(
         "UPDATE tokens SET name = $1, description = $2, metadata = $3, \
          owner_id = $4, scopes = $5, enabled = $6, updated_at = $7, \
          expires_at = $8, rotated_to = COALESCE(rotated_to, $11), \
-         external_ref = $12, ratelimits = $13, allowed_cidrs = $14 \
+         external_ref = $12, ratelimits = $13, allowed_cidrs = $14, \
+         expiry_notice_at = CASE \
+           WHEN COALESCE(rotated_to, $11) IS NOT NULL OR $8 IS NULL OR $6 = 0 THEN NULL \
+           WHEN expires_at IS DISTINCT FROM $8 OR (enabled = 0 AND $8 > $7) THEN 0 \
+           ELSE expiry_notice_at END, \
+         expiry_notice_stage = CASE WHEN expires_at IS DISTINCT FROM $8 THEN NULL \
+           ELSE expiry_notice_stage END \
          WHERE tenant_id = $9 AND id = $10 \
          AND (expires_at IS NOT DISTINCT FROM $8 \
               OR (rotated_to IS NULL AND (expires_at IS NULL OR expires_at > $7)))",

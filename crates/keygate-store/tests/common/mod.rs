@@ -62,6 +62,22 @@ impl Drop for TestDb {
     }
 }
 
+/// A token of the default tenant, owned by the tenant, with `tokens:read`: not stored yet.
+#[allow(dead_code)]
+pub fn service_token() -> keygate_store::TokenRecord {
+    use keygate_core::{PlainToken, ScopeSet, TokenId, TokenPrefix};
+    let (_, plain) = PlainToken::mint(&TokenPrefix::default());
+    keygate_store::TokenRecord::minted(
+        TokenId::from_stored(plain.expose()[..19].to_owned()),
+        DEFAULT_TENANT.into(),
+        plain.hash(),
+        "t".into(),
+        DEFAULT_TENANT.into(),
+        ScopeSet::parse(["tokens:read"]).unwrap(),
+        now(),
+    )
+}
+
 /// A fresh database with the default tenant, open.
 #[allow(dead_code)]
 pub struct Db {

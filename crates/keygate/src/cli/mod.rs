@@ -330,13 +330,25 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             print_one(&t, format)
         }
         TokenCommand::Rotate { id, grace, format } => {
-            let body = json!({ "gracePeriodSeconds": grace.map_or(0, |g| g.as_secs()) });
+            let grace = grace.map_or(0, |g| g.as_secs());
+            let body = json!({ "gracePeriodSeconds": grace });
             let created = client.send(
                 "POST",
                 &format!("/api/v1/tokens/{}/rotate", client::segment(&id)),
                 Some(body),
             )?;
-            print_created(&created, format)
+            if format.json {
+                return output::print_json(&created);
+            }
+            // The end of the grace period, or the old expiry if that came first: the old
+            // token's own expiry says which.
+            let previous = match created["rotatedFrom"].as_str() {
+                Some(old) if grace > 0 => {
+                    client.get(&format!("/api/v1/tokens/{}", client::segment(old)), &[])?
+                }
+                _ => json!({ "id": created["rotatedFrom"] }),
+            };
+            print_created_with(&created, &output::stops_working(&previous, grace))
         }
         TokenCommand::Revoke { id, format } => {
             client.send(
@@ -429,6 +441,17 @@ fn print_created(created: &Value, format: Format) -> Result<(), CliError> {
         return output::print_json(created);
     }
     output::print_token(created)?;
+    print_secret(created)
+}
+
+/// A created token's table, a line of `note`, then the secret.
+fn print_created_with(created: &Value, note: &str) -> Result<(), CliError> {
+    output::print_token(created)?;
+    say!("{note}")?;
+    print_secret(created)
+}
+
+fn print_secret(created: &Value) -> Result<(), CliError> {
     say!(
         "\nToken (shown once, store it now): {}",
         created["token"].as_str().unwrap_or("")

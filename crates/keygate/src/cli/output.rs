@@ -59,6 +59,7 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
             "LAST USED",
             "EXTERNAL ID",
             "CREDITS",
+            "ROTATION",
         ]);
     for t in tokens {
         let scopes = t["scopes"]
@@ -76,6 +77,7 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
             when(&t["lastUsedAt"]),
             text(&t["externalId"]),
             credits(&t["credits"]),
+            rotation(t),
         ]);
     }
     say!("{table}")
@@ -101,10 +103,37 @@ pub fn print_token(t: &Value) -> Result<(), CliError> {
         ("RATE LIMITS", ratelimits(&t["ratelimits"])),
         ("CREDITS", credits(&t["credits"])),
         ("ALLOWED FROM", allowed_from(&t["allowedCidrs"])),
+        ("REPLACES", text(&t["rotatedFrom"])),
+        ("REPLACED BY", text(&t["rotatedTo"])),
     ] {
         table.add_row([field.to_owned(), value]);
     }
     say!("{table}")
+}
+
+/// Which token this one replaced and which replaced it, one a line; `-` for neither.
+fn rotation(t: &Value) -> String {
+    let shown: Vec<String> = [("replaces", "rotatedFrom"), ("replaced by", "rotatedTo")]
+        .into_iter()
+        .filter_map(|(words, field)| t[field].as_str().map(|id| format!("{words} {id}")))
+        .collect();
+    if shown.is_empty() {
+        "-".into()
+    } else {
+        shown.join("\n")
+    }
+}
+
+/// When a rotated-out token stops working, as `keygate token rotate` tells it.
+pub fn stops_working(previous: &Value, grace_secs: u64) -> String {
+    let id = text(&previous["id"]);
+    if grace_secs == 0 {
+        return format!("The previous token {id} stops working now.");
+    }
+    format!(
+        "The previous token {id} stops working at {} UTC.",
+        when(&previous["expiresAt"])
+    )
 }
 
 /// The items of an array one a line.

@@ -17,6 +17,7 @@ mod recorder;
 mod requests;
 mod server;
 mod session;
+mod sqlite;
 mod tokens;
 
 pub use addresses::*;
@@ -33,4 +34,5 @@ pub use recorder::*;
 pub use requests::*;
 pub use server::*;
 pub use session::*;
+pub use sqlite::*;
 pub use tokens::*;
