@@ -268,6 +268,28 @@ pub enum Write {
     /// Puts an event in the outbox of every enabled webhook endpoint of its tenant subscribed
     /// to it, in the batch's transaction: delivered if and only if the batch commits.
     Emit(NewEvent),
+    /// A new webhook endpoint; `Conflict` if its id exists.
+    InsertWebhook(crate::webhooks::WebhookEndpoint),
+    /// Replaces the endpoint's url, description, events and enabled flag; `NotFound` if it is
+    /// gone. `resume_until_ms` re-enables it: the reason it was disabled and its failing time
+    /// are cleared, and its pending deliveries are due now and retried until then.
+    UpdateWebhook {
+        endpoint: crate::webhooks::WebhookEndpoint,
+        resume_until_ms: Option<i64>,
+    },
+    /// Deletes the endpoint and every delivery of it; `NotFound` if it is gone.
+    DeleteWebhook {
+        tenant_id: String,
+        id: String,
+    },
+    /// Queues a delivery of an endpoint again, due at `at`, with a new retry window;
+    /// `NotFound` if there is no such delivery of the tenant's endpoint.
+    RedeliverWebhook {
+        tenant_id: String,
+        endpoint_id: String,
+        delivery_id: i64,
+        at: OffsetDateTime,
+    },
 }
 
 /// An event for the tenant's webhook endpoints.

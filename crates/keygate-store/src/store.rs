@@ -7,6 +7,7 @@ use time::OffsetDateTime;
 
 use crate::model::*;
 use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
+use crate::webhooks::WebhookStore;
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -46,7 +47,8 @@ pub struct Lease {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Webhook endpoints and their outbox are part of it ([`WebhookStore`]).
+pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Creates the first tenant, admin and bootstrap token unless the tenant exists.
     /// Returns whether this call created them (exactly one caller ever does).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;

@@ -11,6 +11,7 @@ use crate::sql::tokens::{
 };
 use crate::sql::tx::{record_changes, Tx};
 use crate::sql::users;
+use crate::sql::webhooks;
 use crate::store::Result;
 
 /// One batch inside an open transaction: its writes, its audit entries and the change rows
@@ -64,6 +65,20 @@ pub(crate) async fn execute_batch(
                 max,
             } => enforce_owner_limit(tx, tenant_id, owner_id, *max).await?,
             Write::Emit(event) => outbox::enqueue(tx, event).await?,
+            Write::InsertWebhook(e) => webhooks::insert_webhook(tx, e).await?,
+            Write::UpdateWebhook {
+                endpoint,
+                resume_until_ms,
+            } => webhooks::update_webhook(tx, endpoint, *resume_until_ms).await?,
+            Write::DeleteWebhook { tenant_id, id } => {
+                webhooks::delete_webhook(tx, tenant_id, id).await?
+            }
+            Write::RedeliverWebhook {
+                tenant_id,
+                endpoint_id,
+                delivery_id,
+                at,
+            } => webhooks::redeliver_webhook(tx, tenant_id, endpoint_id, *delivery_id, *at).await?,
         }
     }
     for a in audit {
