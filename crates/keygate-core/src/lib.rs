@@ -16,8 +16,8 @@ pub mod token;
 pub mod usage;
 
 pub use audit::AuditAction;
-pub use event::EventType;
 pub use credentials::{extract_from_authorization, extract_from_query, Credential};
+pub use event::EventType;
 pub use fields::{Description, ExternalId, FieldError, Metadata, TokenName, Username};
 pub use role::Role;
 pub use scope::{CatalogEntry, Scope, ScopeCatalog, ScopeError, ScopeSet};

@@ -24,7 +24,7 @@ fn the_server_imports_only_point_down() {
             "reveal",
             "rfc3339_ms",
         ],
-        &["dto", "limits"],
+        &["dto", "limits", "webhooks"],
         &["state"],
         &["extract"],
         &["auth"],
@@ -50,7 +50,7 @@ fn the_server_imports_only_point_down() {
 fn the_store_imports_only_point_down() {
     let layers: &[&[&str]] = &[
         &["backend", "model", "ratelimit", "usage"],
-        &["store", "cache"],
+        &["store", "cache", "webhooks"],
         &["last_used", "credits", "usage_writer"],
         &["verifier"],
         &["sql"],

@@ -37,6 +37,7 @@ pub struct ServerConfig {
     /// How long the replicas' change stream keeps a change: a replica away for longer takes a
     /// new snapshot.
     pub replication_retention: Duration,
+    pub webhooks: WebhookConfig,
 }
 
 impl Default for ServerConfig {
@@ -56,6 +57,32 @@ impl Default for ServerConfig {
             connection_limits: Default::default(),
             max_tokens_per_owner: 10_000,
             replication_retention: Duration::from_secs(3600),
+            webhooks: WebhookConfig::default(),
+        }
+    }
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookConfig {
+    /// How long one attempt may take, connection and answer together.
+    pub timeout: Duration,
+    /// The wait before the first retry; it doubles with each further one (with jitter).
+    pub retry_initial: Duration,
+    /// How long a delivery is retried, and how long an endpoint may fail before it is disabled.
+    pub retry_for: Duration,
+    /// Let endpoints name link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10,
+    /// fd00:ec2::254), which are refused by default.
+    pub allow_link_local: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(5),
+            retry_for: Duration::from_secs(24 * 3600),
+            allow_link_local: false,
         }
     }
 }

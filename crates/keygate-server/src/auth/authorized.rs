@@ -65,6 +65,8 @@ required_scope! {
     AuditRead => Some(keygate_core::scope::AUDIT_READ), false;
     TokensAdmin => Some(keygate_core::scope::TOKENS_ADMIN), false;
     TokensReplicate => Some(keygate_core::scope::TOKENS_REPLICATE), false;
+    WebhooksRead => Some(keygate_core::scope::WEBHOOKS_READ), false;
+    WebhooksWrite => Some(keygate_core::scope::WEBHOOKS_WRITE), true;
 }
 
 /// A [`Caller`] that holds the scope `S` names. Only the extractor below builds one (the

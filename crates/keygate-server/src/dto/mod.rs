@@ -736,5 +736,7 @@ mod tests {
 
 mod replication;
 mod usage;
+mod webhooks;
 pub use replication::*;
 pub use usage::*;
+pub use webhooks::*;

@@ -26,8 +26,8 @@ pub fn token_event(
     rec: &TokenRecord,
     more: Map<String, Value>,
 ) -> Write {
-    let token = serde_json::to_value(tokens::view(state, rec.clone()))
-        .expect("a token view serialises");
+    let token =
+        serde_json::to_value(tokens::view(state, rec.clone())).expect("a token view serialises");
     let mut data = Map::with_capacity(1 + more.len());
     data.insert("token".into(), token);
     data.extend(more);

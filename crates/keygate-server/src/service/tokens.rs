@@ -702,7 +702,11 @@ pub async fn rotate(
     );
     commit(
         state,
-        vec![Write::UpdateToken(old), Write::InsertToken(new.clone()), event],
+        vec![
+            Write::UpdateToken(old),
+            Write::InsertToken(new.clone()),
+            event,
+        ],
         vec![entry],
     )
     .await

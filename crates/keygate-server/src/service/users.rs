@@ -2,8 +2,8 @@
 //! acting on a user of some role, or giving a user that role, needs every scope the role holds, so
 //! `users:write` alone can never mint an admin.
 
-use keygate_core::{AuditAction, EventType};
 use keygate_core::{base62, Role, Username};
+use keygate_core::{AuditAction, EventType};
 use keygate_store::{
     NewAudit, StoreError, TokenFilter, TokenRecord, UserRecord, Write, LAST_ADMIN,
 };
