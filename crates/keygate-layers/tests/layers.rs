@@ -50,7 +50,7 @@ fn the_server_imports_only_point_down() {
 fn the_store_imports_only_point_down() {
     let layers: &[&[&str]] = &[
         &["backend", "model", "ratelimit", "usage"],
-        &["store", "cache", "webhooks"],
+        &["store", "cache"],
         &["last_used", "credits", "usage_writer"],
         &["verifier"],
         &["sql"],

@@ -15,13 +15,11 @@ pub mod store;
 pub mod usage;
 pub mod usage_writer;
 pub mod verifier;
-pub mod webhooks;
 
 pub use backend::{sqlite_url_in_dir, Backend};
 pub use credits::{CreditConfig, CreditLedger, Spend};
 pub use model::*;
 pub use ratelimit::{Applied, Decision, LimitReport, RateLimitError, RateLimiter};
 pub use sql::{SqlStore, LAST_ADMIN};
-pub use store::{Lease, Store, StoreError};
+pub use store::{Lease, Store, StoreError, WebhookStore};
 pub use verifier::{Outcome, Verifier, VerifierConfig};
-pub use webhooks::WebhookStore;

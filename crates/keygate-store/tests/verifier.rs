@@ -143,14 +143,10 @@ impl Store for Counting {
 /// Webhooks are not what this suite counts: every call goes straight to the real store.
 #[async_trait]
 impl WebhookStore for Counting {
-    async fn webhook(&self, t: &str, id: &str) -> store::Result<Option<webhooks::WebhookEndpoint>> {
+    async fn webhook(&self, t: &str, id: &str) -> store::Result<Option<WebhookEndpoint>> {
         self.inner.webhook(t, id).await
     }
-    async fn list_webhooks(
-        &self,
-        t: &str,
-        n: u32,
-    ) -> store::Result<Vec<webhooks::WebhookEndpoint>> {
+    async fn list_webhooks(&self, t: &str, n: u32) -> store::Result<Vec<WebhookEndpoint>> {
         self.inner.list_webhooks(t, n).await
     }
     async fn webhook_deliveries(
@@ -159,7 +155,7 @@ impl WebhookStore for Counting {
         e: &str,
         before: Option<i64>,
         n: u32,
-    ) -> store::Result<Page<webhooks::WebhookDelivery>> {
+    ) -> store::Result<Page<WebhookDelivery>> {
         self.inner.webhook_deliveries(t, e, before, n).await
     }
     async fn webhook_delivery(
@@ -167,7 +163,7 @@ impl WebhookStore for Counting {
         t: &str,
         e: &str,
         id: i64,
-    ) -> store::Result<Option<webhooks::WebhookDelivery>> {
+    ) -> store::Result<Option<WebhookDelivery>> {
         self.inner.webhook_delivery(t, e, id).await
     }
     async fn claim_webhook(
@@ -175,7 +171,7 @@ impl WebhookStore for Counting {
         owner: &str,
         now: i64,
         until: i64,
-    ) -> store::Result<Option<webhooks::ClaimedDelivery>> {
+    ) -> store::Result<Option<ClaimedDelivery>> {
         self.inner.claim_webhook(owner, now, until).await
     }
     async fn renew_webhook_lease(&self, e: &str, owner: &str, until: i64) -> store::Result<bool> {
@@ -183,9 +179,9 @@ impl WebhookStore for Counting {
     }
     async fn record_webhook_attempt(
         &self,
-        c: &webhooks::ClaimedDelivery,
+        c: &ClaimedDelivery,
         owner: &str,
-        a: &webhooks::Attempt,
+        a: &Attempt,
     ) -> store::Result<()> {
         self.inner.record_webhook_attempt(c, owner, a).await
     }

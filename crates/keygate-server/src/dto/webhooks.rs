@@ -1,6 +1,6 @@
 //! The JSON shapes of `/api/v1/webhooks`.
 
-use keygate_store::webhooks::{WebhookDelivery, WebhookEndpoint};
+use keygate_store::{WebhookDelivery, WebhookEndpoint};
 use secrecy::SecretString;
 use serde::{Deserialize, Serialize};
 use time::OffsetDateTime;

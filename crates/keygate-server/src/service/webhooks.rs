@@ -4,8 +4,8 @@
 
 use keygate_core::event::ALL_EVENTS;
 use keygate_core::{base62, AuditAction, Description, EventType};
-use keygate_store::webhooks::{WebhookDelivery, WebhookEndpoint};
 use keygate_store::{StoreError, Write};
+use keygate_store::{WebhookDelivery, WebhookEndpoint};
 use secrecy::SecretString;
 use serde_json::json;
 

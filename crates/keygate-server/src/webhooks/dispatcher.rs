@@ -11,7 +11,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use keygate_core::AuditAction;
-use keygate_store::webhooks::{Attempt, ClaimedDelivery};
+use keygate_store::{Attempt, ClaimedDelivery};
 use keygate_store::{NewAudit, Store};
 use rand::Rng;
 use secrecy::ExposeSecret;

@@ -42,9 +42,9 @@ use crate::model::*;
 use crate::sql::batch::execute_batch;
 use crate::sql::errors::map_err;
 use crate::sql::group_commit::GroupCommitter;
+use crate::store::WebhookStore;
 use crate::store::{Lease, Result, Store, StoreError};
 use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
-use crate::webhooks::{Attempt, ClaimedDelivery, WebhookDelivery, WebhookEndpoint, WebhookStore};
 
 pub use errors::LAST_ADMIN;
 

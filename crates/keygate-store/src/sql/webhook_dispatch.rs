@@ -5,11 +5,11 @@
 use sqlx::AnyPool;
 
 use crate::backend::Backend;
+use crate::model::{Attempt, ClaimedDelivery};
 use crate::sql::audit::insert_audit;
 use crate::sql::codec::get;
 use crate::sql::errors::map_err;
 use crate::store::Result;
-use crate::webhooks::{Attempt, ClaimedDelivery};
 
 /// The claim, one statement. The subquery finds a free endpoint whose queue head is due (the
 /// head only: a later delivery never overtakes one that is waiting to be retried), the longest

@@ -8,13 +8,13 @@ use sqlx::AnyPool;
 use time::OffsetDateTime;
 
 use crate::model::Page;
+use crate::model::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 use crate::sql::codec::{from_ms, get, opt_time, to_ms};
 use crate::sql::errors::map_err;
 use crate::sql::listing::{page, Sql};
 use crate::sql::outbox::DEFAULT_RETRY_MS;
 use crate::sql::tx::Tx;
 use crate::store::{Result, StoreError};
-use crate::webhooks::{DeliveryState, WebhookDelivery, WebhookEndpoint};
 
 /// `["a", "b"]` as the column keeps it, `,a,b,`: what the outbox's one LIKE matches.
 pub(crate) fn events_column(events: &[String]) -> String {
