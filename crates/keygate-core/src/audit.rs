@@ -45,6 +45,11 @@ audit_actions! {
     SessionLoginFailed => "session.login_failed",
     SessionLogout => "session.logout",
     SystemBootstrap => "system.bootstrap",
+    WebhookCreate => "webhook.create",
+    WebhookUpdate => "webhook.update",
+    WebhookDelete => "webhook.delete",
+    WebhookRedeliver => "webhook.redeliver",
+    WebhookDisabled => "webhook.disabled",
 }
 
 impl std::fmt::Display for AuditAction {

@@ -7,7 +7,7 @@ use std::str::FromStr;
 
 use crate::scope::{
     ScopeCatalog, ScopeSet, AUDIT_READ, TENANTS_ADMIN, TOKENS_ADMIN, TOKENS_REPLICATE, USERS_READ,
-    USERS_WRITE,
+    USERS_WRITE, WEBHOOKS_READ, WEBHOOKS_WRITE,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -18,13 +18,16 @@ pub enum Role {
     Member,
 }
 
-/// Scopes a member does not hold: the ones that reach other people's tokens or accounts.
+/// Scopes a member does not hold: the ones that reach other people's tokens or accounts. A
+/// webhook endpoint hears of every token of the tenant, so the webhooks scopes are among them.
 const ADMIN_ONLY: &[&str] = &[
     TOKENS_ADMIN,
     TOKENS_REPLICATE,
     USERS_READ,
     USERS_WRITE,
     AUDIT_READ,
+    WEBHOOKS_READ,
+    WEBHOOKS_WRITE,
 ];
 
 impl Role {

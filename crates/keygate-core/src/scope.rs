@@ -1,7 +1,7 @@
 //! Scopes: strings such as `tokens:read` or `metrics:read`; a granted `metrics:*`
 //! covers every `metrics:` scope and `*` covers every scope. `tokens:admin` implies
 //! `tokens:write` and `tokens:read`, `tokens:write` implies `tokens:read`, and `users:write`
-//! implies `users:read`, so an admin token can do what a narrower one can. Dynatrace's own
+//! implies `users:read` (`webhooks:write` likewise `webhooks:read`), so an admin token can do what a narrower one can. Dynatrace's own
 //! names for token management, `apiTokens.read` and `apiTokens.write`, are honoured as
 //! `tokens:read` and `tokens:write`, so a token made with Dynatrace names manages tokens
 //! everywhere.
@@ -18,6 +18,8 @@ pub const TOKENS_REPLICATE: &str = "tokens:replicate";
 pub const USERS_READ: &str = "users:read";
 pub const USERS_WRITE: &str = "users:write";
 pub const AUDIT_READ: &str = "audit:read";
+pub const WEBHOOKS_READ: &str = "webhooks:read";
+pub const WEBHOOKS_WRITE: &str = "webhooks:write";
 pub const TENANTS_ADMIN: &str = "tenants:admin";
 pub const DYNATRACE_TOKENS_READ: &str = "apiTokens.read";
 pub const DYNATRACE_TOKENS_WRITE: &str = "apiTokens.write";
@@ -33,6 +35,14 @@ pub const BUILT_IN: &[(&str, &str)] = &[
     (USERS_READ, "Read the users of the tenant"),
     (USERS_WRITE, "Create, change and delete users of the tenant"),
     (AUDIT_READ, "Read the audit log of the tenant"),
+    (
+        WEBHOOKS_READ,
+        "Read the tenant's webhook endpoints and their delivery logs",
+    ),
+    (
+        WEBHOOKS_WRITE,
+        "Add, change, delete and redeliver the tenant's webhook endpoints",
+    ),
     (
         TENANTS_ADMIN,
         "Create tenants (held by the bootstrap token only)",
@@ -105,6 +115,7 @@ impl Scope {
             (TOKENS_ADMIN, TOKENS_WRITE | TOKENS_READ)
                 | (TOKENS_WRITE, TOKENS_READ)
                 | (USERS_WRITE, USERS_READ)
+                | (WEBHOOKS_WRITE, WEBHOOKS_READ)
                 | (
                     DYNATRACE_TOKENS_WRITE,
                     TOKENS_WRITE | TOKENS_READ | DYNATRACE_TOKENS_READ
@@ -461,6 +472,8 @@ mod tests {
         USERS_READ,
         USERS_WRITE,
         "users:*",
+        WEBHOOKS_READ,
+        WEBHOOKS_WRITE,
         AUDIT_READ,
         TENANTS_ADMIN,
         DYNATRACE_TOKENS_READ,

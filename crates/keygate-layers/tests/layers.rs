@@ -24,7 +24,7 @@ fn the_server_imports_only_point_down() {
             "reveal",
             "rfc3339_ms",
         ],
-        &["dto", "limits"],
+        &["dto", "limits", "webhooks"],
         &["state"],
         &["extract"],
         &["auth"],

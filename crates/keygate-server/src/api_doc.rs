@@ -25,6 +25,7 @@ use crate::error::ErrorBody;
         (name = "replication", description = "A tenant's tokens (hashes, never secrets) and their changes, for APIs that verify tokens in process (`keygate-client`)"),
         (name = "scopes", description = "The scope catalogue"),
         (name = "audit", description = "The audit log"),
+        (name = "webhooks", description = "Webhook endpoints, signed per Standard Webhooks, and their delivery logs"),
         (name = "ops", description = "Health, readiness and metrics"),
         (name = "instana", description = "Instana-compatible token API (`--compat instana`)"),
         (name = "dynatrace", description = "Dynatrace-compatible token API (`--compat dynatrace`)"),

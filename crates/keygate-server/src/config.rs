@@ -42,6 +42,7 @@ pub struct ServerConfig {
     pub expiry_warnings: Vec<Duration>,
     /// How often the expiry scan looks for notices that are due.
     pub expiry_scan_interval: Duration,
+    pub webhooks: WebhookConfig,
 }
 
 /// `--expiry-warnings`' default: a month, a week and a day before.
@@ -70,6 +71,32 @@ impl Default for ServerConfig {
             replication_retention: Duration::from_secs(3600),
             expiry_warnings: DEFAULT_EXPIRY_WARNINGS.to_vec(),
             expiry_scan_interval: Duration::from_secs(60),
+            webhooks: WebhookConfig::default(),
+        }
+    }
+}
+
+/// How webhooks are delivered.
+#[derive(Debug, Clone, Copy)]
+pub struct WebhookConfig {
+    /// How long one attempt may take, connection and answer together.
+    pub timeout: Duration,
+    /// The wait before the first retry; it doubles with each further one (with jitter).
+    pub retry_initial: Duration,
+    /// How long a delivery is retried, and how long an endpoint may fail before it is disabled.
+    pub retry_for: Duration,
+    /// Let endpoints name link-local and cloud metadata addresses (169.254.0.0/16, fe80::/10,
+    /// fd00:ec2::254), which are refused by default.
+    pub allow_link_local: bool,
+}
+
+impl Default for WebhookConfig {
+    fn default() -> Self {
+        Self {
+            timeout: Duration::from_secs(10),
+            retry_initial: Duration::from_secs(5),
+            retry_for: Duration::from_secs(24 * 3600),
+            allow_link_local: false,
         }
     }
 }

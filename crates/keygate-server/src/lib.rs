@@ -27,6 +27,7 @@ pub mod routes;
 pub mod service;
 pub mod state;
 pub mod web;
+pub mod webhooks;
 pub mod workers;
 
 use std::sync::Arc;

@@ -22,5 +22,5 @@ pub use credits::{CreditConfig, CreditLedger, Spend};
 pub use model::*;
 pub use ratelimit::{Applied, Decision, LimitReport, RateLimitError, RateLimiter};
 pub use sql::{SqlStore, LAST_ADMIN};
-pub use store::{Lease, Store, StoreError};
+pub use store::{Lease, Store, StoreError, WebhookStore};
 pub use verifier::{Outcome, Verifier, VerifierConfig};

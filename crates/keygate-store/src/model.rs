@@ -274,6 +274,28 @@ pub enum Write {
         policy: keygate_core::TenantPolicy,
         at: OffsetDateTime,
     },
+    /// A new webhook endpoint; `Conflict` if its id exists.
+    InsertWebhook(WebhookEndpoint),
+    /// Replaces the endpoint's url, description, events and enabled flag; `NotFound` if it is
+    /// gone. `resume_until_ms` re-enables it: the reason it was disabled and its failing time
+    /// are cleared, and its pending deliveries are due now and retried until then.
+    UpdateWebhook {
+        endpoint: WebhookEndpoint,
+        resume_until_ms: Option<i64>,
+    },
+    /// Deletes the endpoint and every delivery of it; `NotFound` if it is gone.
+    DeleteWebhook {
+        tenant_id: String,
+        id: String,
+    },
+    /// Queues a delivery of an endpoint again, due at `at`, with a new retry window;
+    /// `NotFound` if there is no such delivery of the tenant's endpoint.
+    RedeliverWebhook {
+        tenant_id: String,
+        endpoint_id: String,
+        delivery_id: i64,
+        at: OffsetDateTime,
+    },
 }
 
 /// An event for the tenant's webhook endpoints.
@@ -457,4 +479,105 @@ mod tests {
         assert!(!dbg.contains(CSRF), "{dbg}");
         assert!(dbg.contains("REDACTED") && dbg.contains("usr_1"), "{dbg}");
     }
+}
+
+/// A tenant's webhook endpoint. `secret` is the signing key (`whsec_…`): the API shows it only
+/// in the answer to the create.
+#[derive(Debug, Clone)]
+pub struct WebhookEndpoint {
+    pub id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub description: Option<String>,
+    /// Event names, or `["*"]` for all.
+    pub events: Vec<String>,
+    pub secret: SecretString,
+    pub enabled: bool,
+    /// Why keygate disabled it (failures for the whole retry window); `None` once re-enabled.
+    pub disabled_reason: Option<String>,
+    /// The first failed attempt since the last success.
+    pub failing_since: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub updated_at: OffsetDateTime,
+}
+
+/// Where one delivery stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeliveryState {
+    Pending,
+    Delivered,
+    /// Retried for the whole window without a 2xx.
+    Failed,
+}
+
+impl DeliveryState {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DeliveryState::Pending => "pending",
+            DeliveryState::Delivered => "delivered",
+            DeliveryState::Failed => "failed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        [Self::Pending, Self::Delivered, Self::Failed]
+            .into_iter()
+            .find(|d| d.as_str() == s)
+    }
+}
+
+/// One event for one endpoint, as its delivery log shows it (without the body).
+#[derive(Debug, Clone)]
+pub struct WebhookDelivery {
+    pub id: i64,
+    pub endpoint_id: String,
+    /// The message id (`webhook-id`): the same on every attempt and redelivery.
+    pub event_id: String,
+    pub event_type: String,
+    pub state: DeliveryState,
+    pub attempts: i64,
+    pub last_attempt_at: Option<OffsetDateTime>,
+    pub last_status: Option<i64>,
+    pub last_latency_ms: Option<i64>,
+    pub last_error: Option<String>,
+    pub next_attempt_at: Option<OffsetDateTime>,
+    pub created_at: OffsetDateTime,
+    pub delivered_at: Option<OffsetDateTime>,
+}
+
+/// An endpoint the dispatcher holds the lease of, with the oldest delivery of its queue.
+#[derive(Debug, Clone)]
+pub struct ClaimedDelivery {
+    pub endpoint_id: String,
+    pub tenant_id: String,
+    pub url: String,
+    pub secret: SecretString,
+    /// When the endpoint began failing, if it is.
+    pub failing_since_ms: Option<i64>,
+    pub delivery_id: i64,
+    pub event_id: String,
+    pub payload: String,
+    /// Attempts before this one: 0 starts the delivery's retry window.
+    pub attempts: i64,
+    /// When retries end (Unix ms); only meaningful once `attempts > 0`.
+    pub retry_until_ms: i64,
+}
+
+/// What one attempt came to.
+#[derive(Debug, Clone)]
+pub struct Attempt {
+    pub at_ms: i64,
+    /// The receiver's status, if it answered.
+    pub status: Option<i64>,
+    pub latency_ms: i64,
+    /// `None` for a 2xx; else what went wrong, never holding a secret.
+    pub error: Option<String>,
+    /// After a failure: when to try again, or `None` when the retry window is over (the
+    /// delivery has failed).
+    pub retry_at_ms: Option<i64>,
+    /// The retry window of a delivery's first attempt (`retry_until` from then on).
+    pub retry_until_ms: i64,
+    /// Set when the endpoint has failed for the whole window: it is disabled, with this audit
+    /// entry, in the attempt's transaction.
+    pub disable: Option<NewAudit>,
 }

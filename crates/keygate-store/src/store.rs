@@ -47,7 +47,8 @@ pub struct Lease {
 }
 
 #[async_trait]
-pub trait Store: Send + Sync + 'static {
+/// Webhook endpoints and their outbox are part of it ([`WebhookStore`], below).
+pub trait Store: WebhookStore + Send + Sync + 'static {
     /// Creates the first tenant, admin and bootstrap token unless the tenant exists.
     /// Returns whether this call created them (exactly one caller ever does).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
@@ -186,4 +187,53 @@ pub trait Store: Send + Sync + 'static {
 
     /// For readiness: can the database answer right now?
     async fn ping(&self) -> Result<()>;
+}
+
+/// The store's side of webhook delivery. Every method that changes an endpoint's lease
+/// names the lease owner, and does nothing for another owner's lease.
+#[async_trait]
+pub trait WebhookStore: Send + Sync + 'static {
+    async fn webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookEndpoint>>;
+    /// Oldest first, at most `limit`.
+    async fn list_webhooks(&self, tenant_id: &str, limit: u32) -> Result<Vec<WebhookEndpoint>>;
+    /// The endpoint's deliveries, newest first, before the delivery id `before`.
+    async fn webhook_deliveries(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<WebhookDelivery>>;
+    async fn webhook_delivery(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        id: i64,
+    ) -> Result<Option<WebhookDelivery>>;
+
+    /// Leases, until `lease_until_ms`, one enabled endpoint whose oldest pending delivery is
+    /// due at `now_ms` and whose lease is free or expired; returns that delivery.
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Option<ClaimedDelivery>>;
+    /// Extends a lease still held; `false` if it was lost.
+    async fn renew_webhook_lease(
+        &self,
+        endpoint_id: &str,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> Result<bool>;
+    /// Records an attempt of a claimed delivery and lets the endpoint's lease go, in one
+    /// transaction.
+    async fn record_webhook_attempt(
+        &self,
+        claim: &ClaimedDelivery,
+        owner: &str,
+        attempt: &Attempt,
+    ) -> Result<()>;
+    /// Deletes delivered and failed deliveries created before `before_ms`.
+    async fn prune_webhook_deliveries(&self, before_ms: i64) -> Result<u64>;
 }

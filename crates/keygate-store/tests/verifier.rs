@@ -161,6 +161,56 @@ impl Store for Counting {
     }
 }
 
+/// Webhooks are not what this suite counts: every call goes straight to the real store.
+#[async_trait]
+impl WebhookStore for Counting {
+    async fn webhook(&self, t: &str, id: &str) -> store::Result<Option<WebhookEndpoint>> {
+        self.inner.webhook(t, id).await
+    }
+    async fn list_webhooks(&self, t: &str, n: u32) -> store::Result<Vec<WebhookEndpoint>> {
+        self.inner.list_webhooks(t, n).await
+    }
+    async fn webhook_deliveries(
+        &self,
+        t: &str,
+        e: &str,
+        before: Option<i64>,
+        n: u32,
+    ) -> store::Result<Page<WebhookDelivery>> {
+        self.inner.webhook_deliveries(t, e, before, n).await
+    }
+    async fn webhook_delivery(
+        &self,
+        t: &str,
+        e: &str,
+        id: i64,
+    ) -> store::Result<Option<WebhookDelivery>> {
+        self.inner.webhook_delivery(t, e, id).await
+    }
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now: i64,
+        until: i64,
+    ) -> store::Result<Option<ClaimedDelivery>> {
+        self.inner.claim_webhook(owner, now, until).await
+    }
+    async fn renew_webhook_lease(&self, e: &str, owner: &str, until: i64) -> store::Result<bool> {
+        self.inner.renew_webhook_lease(e, owner, until).await
+    }
+    async fn record_webhook_attempt(
+        &self,
+        c: &ClaimedDelivery,
+        owner: &str,
+        a: &Attempt,
+    ) -> store::Result<()> {
+        self.inner.record_webhook_attempt(c, owner, a).await
+    }
+    async fn prune_webhook_deliveries(&self, before: i64) -> store::Result<u64> {
+        self.inner.prune_webhook_deliveries(before).await
+    }
+}
+
 struct Fixture {
     _db: TestDb,
     store: Arc<Counting>,

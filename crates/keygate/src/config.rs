@@ -11,7 +11,9 @@ use anyhow::{bail, Context};
 use clap::Args;
 use keygate_core::network::{AllowList, Cidr};
 use keygate_core::{ScopeCatalog, TokenPrefix};
-use keygate_server::config::{AuthLimits, Compat, ConnectionLimits, LoginLimits, ServerConfig};
+use keygate_server::config::{
+    AuthLimits, Compat, ConnectionLimits, LoginLimits, ServerConfig, WebhookConfig,
+};
 use keygate_store::credits::CreditConfig;
 use keygate_store::VerifierConfig;
 use serde::Deserialize;
@@ -174,6 +176,24 @@ pub struct ServeArgs {
     /// [default: none: each node counts its own].
     #[arg(long, env = "KEYGATE_REDIS_URL")]
     pub redis_url: Option<String>,
+    /// How long one webhook delivery attempt may take, e.g. 10s [default: 10s].
+    #[arg(long, env = "KEYGATE_WEBHOOK_TIMEOUT", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub webhook_timeout: Option<Duration>,
+    /// The wait before a failed webhook delivery is tried again; it doubles with every further
+    /// failure, with jitter, e.g. 5s [default: 5s].
+    #[arg(long, env = "KEYGATE_WEBHOOK_RETRY_INITIAL", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub webhook_retry_initial: Option<Duration>,
+    /// How long a webhook delivery is retried, and how long an endpoint may keep failing before
+    /// it is disabled, e.g. 24h [default: 24h].
+    #[arg(long, env = "KEYGATE_WEBHOOK_RETRY_FOR", value_parser = humantime::parse_duration)]
+    #[serde(with = "humantime_serde_opt")]
+    pub webhook_retry_for: Option<Duration>,
+    /// Let webhook endpoints name link-local and cloud metadata addresses (169.254.0.0/16,
+    /// fe80::/10, fd00:ec2::254), which are refused otherwise.
+    #[arg(long, env = "KEYGATE_WEBHOOK_ALLOW_LINK_LOCAL")]
+    pub webhook_allow_link_local: bool,
     /// Log filter, e.g. info or keygate=debug [default: info].
     #[arg(long, env = "KEYGATE_LOG")]
     pub log: Option<String>,
@@ -363,6 +383,12 @@ impl ServeArgs {
                 None => d.expiry_warnings.clone(),
             },
             expiry_scan_interval: given!(expiry_scan_interval).unwrap_or(d.expiry_scan_interval),
+            webhooks: WebhookConfig {
+                timeout: given!(webhook_timeout).unwrap_or(d.webhooks.timeout),
+                retry_initial: given!(webhook_retry_initial).unwrap_or(d.webhooks.retry_initial),
+                retry_for: given!(webhook_retry_for).unwrap_or(d.webhooks.retry_for),
+                allow_link_local: switched_on!(webhook_allow_link_local),
+            },
         };
         let d = VerifierConfig::default();
         let verifier = VerifierConfig {
@@ -528,6 +554,13 @@ fn check(config: &Config) -> anyhow::Result<()> {
     }
     if server.max_tokens_per_owner == 0 {
         bail!("--max-tokens-per-owner must be at least 1");
+    }
+    let hooks = &server.webhooks;
+    if hooks.timeout < Duration::from_millis(100) {
+        bail!("--webhook-timeout must be at least 100ms");
+    }
+    if hooks.retry_initial < Duration::from_millis(10) || hooks.retry_initial > hooks.retry_for {
+        bail!("--webhook-retry-initial must be at least 10ms and at most --webhook-retry-for");
     }
     Ok(())
 }

@@ -135,6 +135,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
         state.config.replication_retention,
     );
     let expiry_scan = keygate_server::service::expiry::start(state.clone());
+    let webhooks = keygate_server::webhooks::start(state.store.clone(), state.config.webhooks)
+        .context("starting the webhook dispatcher")?;
     let addr = listener.local_addr()?;
     let app = keygate_server::router(state.clone());
     let limits = state.config.connection_limits;
@@ -180,6 +182,8 @@ async fn run(config: Config) -> anyhow::Result<()> {
             Err(e) => tracing::error!(error = %e, "ext_authz gRPC server panicked"),
         }
     }
+    // An attempt in flight ends within --webhook-timeout; what is pending stays in the outbox.
+    webhooks.stop().await;
     tracing::info!(
         "shutting down: writing pending last-use times and usage counts, returning unspent credits"
     );

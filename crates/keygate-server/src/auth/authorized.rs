@@ -67,6 +67,8 @@ required_scope! {
     TokensReplicate => Some(keygate_core::scope::TOKENS_REPLICATE), false;
     // A tenant's admin changing what applies to every token of the tenant (its policy).
     TenantPolicyWrite => Some(keygate_core::scope::TOKENS_ADMIN), true;
+    WebhooksRead => Some(keygate_core::scope::WEBHOOKS_READ), false;
+    WebhooksWrite => Some(keygate_core::scope::WEBHOOKS_WRITE), true;
 }
 
 /// A [`Caller`] that holds the scope `S` names. Only the extractor below builds one (the

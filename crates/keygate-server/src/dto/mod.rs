@@ -746,5 +746,7 @@ mod policy;
 mod replication;
 mod usage;
 pub use policy::*;
+mod webhooks;
 pub use replication::*;
 pub use usage::*;
+pub use webhooks::*;

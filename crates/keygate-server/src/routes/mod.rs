@@ -11,6 +11,7 @@ pub mod tokens;
 pub mod usage;
 pub mod users;
 pub mod verify;
+pub mod webhooks;
 
 use axum::routing::{any, MethodRouter};
 use utoipa_axum::router::OpenApiRouter;
@@ -59,6 +60,14 @@ pub fn native() -> OpenApiRouter<AppState> {
             users::update_user,
             users::delete_user
         ))
+        .routes(routes!(webhooks::create_webhook, webhooks::list_webhooks))
+        .routes(routes!(
+            webhooks::get_webhook,
+            webhooks::update_webhook,
+            webhooks::delete_webhook
+        ))
+        .routes(routes!(webhooks::list_deliveries))
+        .routes(routes!(webhooks::redeliver))
         .routes(routes!(tenants::create_tenant))
         .routes(routes!(tenants::get_policy, tenants::put_policy))
         .routes(routes!(session::login, session::current, session::logout))

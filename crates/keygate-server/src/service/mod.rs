@@ -19,3 +19,4 @@ pub mod tokens;
 pub mod usage;
 pub mod usage_alerts;
 pub mod users;
+pub mod webhooks;

@@ -12,6 +12,7 @@ use crate::sql::tokens::{
 };
 use crate::sql::tx::{record_changes, Tx};
 use crate::sql::users;
+use crate::sql::webhooks;
 use crate::store::Result;
 
 /// One batch inside an open transaction: its writes, its audit entries and the change rows
@@ -70,6 +71,20 @@ pub(crate) async fn execute_batch(
                 policy,
                 at,
             } => policies::set_tenant_policy(tx, tenant_id, policy, *at).await?,
+            Write::InsertWebhook(e) => webhooks::insert_webhook(tx, e).await?,
+            Write::UpdateWebhook {
+                endpoint,
+                resume_until_ms,
+            } => webhooks::update_webhook(tx, endpoint, *resume_until_ms).await?,
+            Write::DeleteWebhook { tenant_id, id } => {
+                webhooks::delete_webhook(tx, tenant_id, id).await?
+            }
+            Write::RedeliverWebhook {
+                tenant_id,
+                endpoint_id,
+                delivery_id,
+                at,
+            } => webhooks::redeliver_webhook(tx, tenant_id, endpoint_id, *delivery_id, *at).await?,
         }
     }
     for a in audit {

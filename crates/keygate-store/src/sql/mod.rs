@@ -31,6 +31,8 @@ mod tokens;
 mod tx;
 mod usage;
 mod users;
+mod webhook_dispatch;
+mod webhooks;
 
 use async_trait::async_trait;
 use keygate_core::{TokenHash, TokenId};
@@ -43,6 +45,7 @@ use crate::model::*;
 use crate::sql::batch::execute_batch;
 use crate::sql::errors::map_err;
 use crate::sql::group_commit::GroupCommitter;
+use crate::store::WebhookStore;
 use crate::store::{Lease, Result, Store, StoreError};
 use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
 
@@ -280,5 +283,66 @@ impl Store for SqlStore {
             .await
             .map_err(|e| StoreError::Unavailable(e.to_string()))?;
         Ok(())
+    }
+}
+
+#[async_trait]
+impl WebhookStore for SqlStore {
+    async fn webhook(&self, tenant_id: &str, id: &str) -> Result<Option<WebhookEndpoint>> {
+        webhooks::webhook(&self.reader, tenant_id, id).await
+    }
+
+    async fn list_webhooks(&self, tenant_id: &str, limit: u32) -> Result<Vec<WebhookEndpoint>> {
+        webhooks::list_webhooks(&self.reader, tenant_id, limit).await
+    }
+
+    async fn webhook_deliveries(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        before: Option<i64>,
+        limit: u32,
+    ) -> Result<Page<WebhookDelivery>> {
+        webhooks::webhook_deliveries(&self.reader, tenant_id, endpoint_id, before, limit).await
+    }
+
+    async fn webhook_delivery(
+        &self,
+        tenant_id: &str,
+        endpoint_id: &str,
+        id: i64,
+    ) -> Result<Option<WebhookDelivery>> {
+        webhooks::webhook_delivery(&self.reader, tenant_id, endpoint_id, id).await
+    }
+
+    async fn claim_webhook(
+        &self,
+        owner: &str,
+        now_ms: i64,
+        lease_until_ms: i64,
+    ) -> Result<Option<ClaimedDelivery>> {
+        webhook_dispatch::claim(&self.writer, self.backend, owner, now_ms, lease_until_ms).await
+    }
+
+    async fn renew_webhook_lease(
+        &self,
+        endpoint_id: &str,
+        owner: &str,
+        lease_until_ms: i64,
+    ) -> Result<bool> {
+        webhook_dispatch::renew(&self.writer, endpoint_id, owner, lease_until_ms).await
+    }
+
+    async fn record_webhook_attempt(
+        &self,
+        claim: &ClaimedDelivery,
+        owner: &str,
+        attempt: &Attempt,
+    ) -> Result<()> {
+        webhook_dispatch::record_attempt(&self.writer, claim, owner, attempt).await
+    }
+
+    async fn prune_webhook_deliveries(&self, before_ms: i64) -> Result<u64> {
+        webhook_dispatch::prune(&self.writer, before_ms).await
     }
 }
