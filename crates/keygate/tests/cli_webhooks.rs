@@ -48,7 +48,7 @@ fn webhook_add_list_deliveries_redeliver_and_remove() {
     let id = hooks[0]["id"].as_str().unwrap().to_owned();
 
     // An event, delivered, in the delivery log.
-    s.create_token("watched", &[]);
+    s.create_token("watched", &["tokens:read"]);
     let delivered = eventually("the delivery", || {
         let d = json_of(&s.cli(&s.admin_token, &["webhook", "deliveries", &id, "--json"]));
         (d.as_array().unwrap().len() == 1 && d[0]["state"] == "delivered").then_some(d)

@@ -25,11 +25,10 @@ function initEvents() {
   const choices = $("webhook-event-choices");
   choices.replaceChildren(
     ...EVENT_TYPES.map((name, i) => el(
-      "label",
+      "div",
       { className: "check" },
       el("input", { type: "checkbox", name: "event", value: name, id: `webhook-event-${i}` }),
-      " ",
-      el("code", { textContent: name }),
+      el("label", { htmlFor: `webhook-event-${i}` }, el("code", { textContent: name })),
     )),
   );
   $("webhook-all-events").addEventListener("change", syncEventChoices);

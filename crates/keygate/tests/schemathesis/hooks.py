@@ -51,6 +51,15 @@ TOKEN_ID_PATHS = (
     "/api/settings/api-tokens/{internalId}",
 )
 USER_ID_PATH = "/api/v1/users/{id}"
+# Operations on one webhook endpoint: half the positive cases get a real endpoint (made for the
+# case, subscribed to every event, with one delivery in its log, and removed after the case) and,
+# for a redelivery, that delivery's id. Its URL is a closed port: deliveries fail and are retried.
+WEBHOOK_PATHS = (
+    "/api/v1/webhooks/{id}",
+    "/api/v1/webhooks/{id}/deliveries",
+    "/api/v1/webhooks/{id}/deliveries/{deliveryId}/redeliver",
+)
+WEBHOOK_URL = "http://127.0.0.1:9/schemathesis"
 # A tenant's policy: only its own admins reach it, so half the positive cases name the tenant.
 POLICY_PATH = "/api/v1/tenants/{id}/policy"
 # What a token refused by the tenant's policy names: a generated policy may bound the lifetime
@@ -81,6 +90,8 @@ REALISTIC_BODIES = {
         "role": "member",
     },
     ("PATCH", "/api/v1/users/{id}"): lambda: {"role": "member", "password": secrets.token_urlsafe(18)},
+    ("POST", "/api/v1/webhooks"): lambda: {"url": WEBHOOK_URL, "events": ["*"]},
+    ("PATCH", "/api/v1/webhooks/{id}"): lambda: {"url": WEBHOOK_URL, "events": ["token.created"]},
 }
 # Fields whose generated values name nothing that exists, or lie in the past.
 DROPPED_FIELDS = ("ownerId", "expiresAt", "expiresIn", "expirationDate", "metadata")
@@ -195,6 +206,22 @@ class Fixtures:
             "creating a user",
         )[1]["id"]
 
+    def webhook(self):
+        """A fresh endpoint of the current tenant with one delivery in its log: (tenant, endpoint
+        id, delivery id)."""
+        tenant, created, _ = self.in_tenant(
+            "POST",
+            lambda _: "/api/v1/webhooks",
+            lambda _: {"url": WEBHOOK_URL, "events": ["*"], "description": "schemathesis"},
+            201,
+            "adding a webhook endpoint",
+        )
+        # A token's creation is the event; its own token is revoked at once.
+        self.mint(["tokens:read"])
+        status, body, _ = call("GET", f"/api/v1/webhooks/{created['id']}/deliveries", tenant.minter)
+        deliveries = expect(status, body, 200, "listing the endpoint's deliveries")["items"]
+        return tenant, created["id"], (deliveries[0]["id"] if deliveries else 0)
+
     def login(self):
         """A web session of the current tenant's admin: (cookie name=value, CSRF token)."""
         tenant = self.current()
@@ -227,6 +254,8 @@ STATUSES = collections.defaultdict(collections.Counter)
 SUBSTITUTIONS = collections.Counter()
 STATS_LOCK = threading.Lock()
 CASE_NUMBERS = collections.defaultdict(itertools.count)
+# Endpoints made for a case, removed after it (a tenant may have at most 100).
+MADE_ENDPOINTS = {}
 
 
 def operation_key(case):
@@ -281,6 +310,15 @@ def before_call(context, case, kwargs):
         if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
             case.path_parameters["id"] = FIXTURES.user()
             substituted = True
+    elif path in WEBHOOK_PATHS:
+        if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
+            tenant, endpoint, delivery = FIXTURES.webhook()
+            case.path_parameters["id"] = endpoint
+            if "deliveryId" in case.path_parameters:
+                case.path_parameters["deliveryId"] = delivery
+            with STATS_LOCK:
+                MADE_ENDPOINTS[id(case)] = (tenant, endpoint)
+            substituted = True
     elif path == POLICY_PATH:
         if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
             case.path_parameters["id"] = FIXTURES.current().name
@@ -319,6 +357,14 @@ def after_call(context, case, response):
     if case.operation.path == POLICY_PATH and case.method.upper() == "PUT" and response.status_code == 200:
         # Back to the defaults, so that the next mints are not refused by a generated policy.
         call("PUT", POLICY_PATH.replace("{id}", FIXTURES.current().name), authorization.removeprefix("Bearer "), {})
+    with STATS_LOCK:
+        made = MADE_ENDPOINTS.pop(id(case), None)
+    if made is not None:
+        tenant, endpoint = made
+        call("DELETE", f"/api/v1/webhooks/{endpoint}", tenant.minter)
+    elif case.operation.path == "/api/v1/webhooks" and response.status_code == 201:
+        created = response.json()
+        call("DELETE", f"/api/v1/webhooks/{created['id']}", authorization.removeprefix("Bearer "))
     if authorization.startswith("Bearer ") and case.operation.path != TENANTS_PATH:
         call("DELETE", "/api/v1/tokens/self", authorization.removeprefix("Bearer "))
 
