@@ -47,7 +47,6 @@ fn the_page_adds_a_webhook_shows_its_deliveries_and_redelivers() {
     b.fill(&field("Description"), "audit pipeline");
     b.click(&field("All events"));
     b.click(&field("token.created"));
-    b.screenshot("add-webhook");
     b.click(&dialog_button("Add"));
     b.gone("//dialog[@open]");
     let secret = b.wait("the signing secret", |b| {
