@@ -321,7 +321,15 @@ impl WebhookStore for SqlStore {
         now_ms: i64,
         lease_until_ms: i64,
     ) -> Result<Option<ClaimedDelivery>> {
-        webhook_dispatch::claim(&self.writer, self.backend, owner, now_ms, lease_until_ms).await
+        webhook_dispatch::claim(
+            &self.writer,
+            &self.reader,
+            self.backend,
+            owner,
+            now_ms,
+            lease_until_ms,
+        )
+        .await
     }
 
     async fn renew_webhook_lease(

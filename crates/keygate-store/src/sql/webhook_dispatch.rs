@@ -23,24 +23,46 @@ fn claim_sql(backend: Backend) -> String {
     };
     format!(
         "UPDATE webhook_endpoints SET lease_owner = $1, lease_until = $2 \
-         WHERE id = (SELECT e.id FROM webhook_endpoints e \
-             WHERE e.enabled = 1 AND (e.lease_until IS NULL OR e.lease_until <= $3) \
-               AND (SELECT d.next_attempt_at FROM webhook_deliveries d \
-                    WHERE d.endpoint_id = e.id AND d.state = 'pending' \
-                    ORDER BY d.id LIMIT 1) <= $3 \
+         WHERE id = (SELECT e.id FROM webhook_endpoints e WHERE {CLAIMABLE} \
              ORDER BY COALESCE(e.lease_until, 0), e.id LIMIT 1{lock}) \
            AND (lease_until IS NULL OR lease_until <= $3) \
          RETURNING id, tenant_id, url, secret, failing_since"
     )
 }
 
+/// An endpoint `e` that is free at `$3` and whose queue head is due then.
+const CLAIMABLE: &str = "e.enabled = 1 AND (e.lease_until IS NULL OR e.lease_until <= $3) \
+     AND (SELECT d.next_attempt_at FROM webhook_deliveries d \
+          WHERE d.endpoint_id = e.id AND d.state = 'pending' \
+          ORDER BY d.id LIMIT 1) <= $3";
+
+/// Whether any endpoint could be claimed now, read without the write lock. Every commit wakes
+/// the dispatcher's workers on every node, and most find nothing to do: on SQLite an UPDATE that
+/// changes nothing still takes the single writer from the writes that wait for it.
+async fn anything_due(reader: &AnyPool, now_ms: i64) -> Result<bool> {
+    let sql = format!(
+        "SELECT 1 AS due FROM webhook_endpoints e WHERE {} LIMIT 1",
+        CLAIMABLE.replace("$3", "$1")
+    );
+    Ok(sqlx::query(&sql)
+        .bind(now_ms)
+        .fetch_optional(reader)
+        .await
+        .map_err(map_err)?
+        .is_some())
+}
+
 pub(crate) async fn claim(
     pool: &AnyPool,
+    reader: &AnyPool,
     backend: Backend,
     owner: &str,
     now_ms: i64,
     lease_until_ms: i64,
 ) -> Result<Option<ClaimedDelivery>> {
+    if !anything_due(reader, now_ms).await? {
+        return Ok(None);
+    }
     let Some(e) = sqlx::query(&claim_sql(backend))
         .bind(owner)
         .bind(lease_until_ms)
