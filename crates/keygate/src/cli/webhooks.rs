@@ -39,7 +39,7 @@ pub enum WebhookCommand {
     },
     /// Send a delivery again (also one that failed for good).
     Redeliver {
-        /// The endpoint's id.
+        /// The endpoint's id (whk_…).
         id: String,
         /// The delivery's id, from `keygate webhook deliveries`.
         delivery: String,
@@ -48,18 +48,23 @@ pub enum WebhookCommand {
     },
     /// Turn an endpoint on again, e.g. after keygate disabled it for failing.
     Enable {
+        /// The endpoint's id (whk_…).
         id: String,
         #[command(flatten)]
         format: Format,
     },
     /// Stop sending to an endpoint without removing it.
     Disable {
+        /// The endpoint's id (whk_…).
         id: String,
         #[command(flatten)]
         format: Format,
     },
     /// Remove an endpoint and its deliveries.
-    Remove { id: String },
+    Remove {
+        /// The endpoint's id (whk_…).
+        id: String,
+    },
 }
 
 pub fn execute(client: &Client, cmd: WebhookCommand) -> Result<(), CliError> {
