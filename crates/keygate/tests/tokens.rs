@@ -1983,6 +1983,8 @@ fn scopes_lists_built_ins_and_deployment_scopes(backend: Backend) {
         "users:write",
         "audit:read",
         "tenants:admin",
+        "webhooks:read",
+        "webhooks:write",
     ] {
         let e = find(name);
         assert!(
@@ -1992,7 +1994,7 @@ fn scopes_lists_built_ins_and_deployment_scopes(backend: Backend) {
     }
     assert_eq!(find("metrics:read")["description"], "Read metrics");
     assert_eq!(find("metrics:write")["description"], "Write metrics");
-    assert_eq!(list.len(), 10, "{v}");
+    assert_eq!(list.len(), 12, "{v}");
 
     // Any valid token may read it; no token may not.
     let (_, t) = s.create_token("metrics", &["metrics:read"]);
