@@ -13,11 +13,8 @@ use common::*;
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 use serde_json::{json, Value};
-
-const LIMIT: Duration = Duration::from_secs(60);
 
 /// Fast retries, so that a test sees several attempts without waiting long.
 const QUICK_RETRIES: &[&str] = &[
@@ -26,18 +23,6 @@ const QUICK_RETRIES: &[&str] = &[
     "--webhook-timeout",
     "2s",
 ];
-
-/// Polls `f` until it gives a value; fails the test after [`LIMIT`] naming `what`.
-fn wait_for<T>(what: &str, mut f: impl FnMut() -> Option<T>) -> T {
-    let start = Instant::now();
-    loop {
-        if let Some(v) = f() {
-            return v;
-        }
-        assert!(start.elapsed() < LIMIT, "gave up waiting for {what}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// The Python receiver (tests/webhooks-py/receiver.py), ended with the test.
 struct Receiver {
@@ -131,7 +116,7 @@ impl Receiver {
 
     /// The deliveries `name` answered 2xx, once each `n` have arrived.
     fn wait_delivered(&self, name: &str, n: usize) -> Vec<Value> {
-        wait_for(&format!("{n} deliveries to {name}"), || {
+        eventually(&format!("{n} deliveries to {name}"), || {
             let ok: Vec<Value> = self
                 .arrived(name)
                 .into_iter()
@@ -342,7 +327,7 @@ fn a_hanging_receiver_slows_neither_verification_nor_writes() {
     let endpoint = endpoint["id"].as_str().unwrap();
     r.mode("stuck", "hang");
     let (_, token) = s.create_token("first", &["tokens:read"]);
-    wait_for("the receiver to hold a delivery", || {
+    eventually("the receiver to hold a delivery", || {
         (r.log()["inFlight"]["stuck"] == 1).then_some(())
     });
     // While the delivery hangs: verifications and writes answer.
@@ -350,7 +335,7 @@ fn a_hanging_receiver_slows_neither_verification_nor_writes() {
     let (_, second) = s.create_token("second", &["tokens:read"]);
     assert_eq!(s.verify(&second, &[])["valid"], true);
 
-    let timed_out = wait_for("the delivery log to show the timeout", || {
+    let timed_out = eventually("the delivery log to show the timeout", || {
         deliveries(&s, endpoint).into_iter().find(|d| {
             d["lastError"]
                 .as_str()
@@ -374,7 +359,7 @@ fn kill_9_with_deliveries_pending_loses_no_event() {
     let ids: Vec<String> = (0..5)
         .map(|i| s.create_token(&format!("k{i}"), &["tokens:read"]).0)
         .collect();
-    wait_for("a refused attempt", || {
+    eventually("a refused attempt", || {
         (!r.arrived("down").is_empty()).then_some(())
     });
     s.kill9();
@@ -438,7 +423,7 @@ fn an_endpoint_failing_for_the_whole_window_is_disabled_and_can_be_re_enabled() 
     r.mode("broken", "status:500");
     s.create_token("doomed", &["tokens:read"]);
     let path = format!("/api/v1/webhooks/{endpoint}");
-    let disabled = wait_for("the endpoint to be disabled", || {
+    let disabled = eventually("the endpoint to be disabled", || {
         let (_, v) = s.call("GET", &path, Some(&s.admin_token), None);
         (v["enabled"] == false).then_some(v)
     });
@@ -468,7 +453,7 @@ fn an_endpoint_failing_for_the_whole_window_is_disabled_and_can_be_re_enabled() 
         "{v}"
     );
     let (id, _) = s.create_token("after", &["tokens:read"]);
-    wait_for("a delivery after re-enabling", || {
+    eventually("a delivery after re-enabling", || {
         r.arrived("broken")
             .into_iter()
             .find(|d| d["answered"] == 200 && d["event"]["data"]["token"]["id"] == id.as_str())

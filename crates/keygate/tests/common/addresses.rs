@@ -17,10 +17,10 @@ pub fn client_from(source: &str) -> Client {
 }
 
 /// Polls until `probe` gives a value, for work keygate does after it answers (audit entries,
-/// deliveries, scans); panics after 30 s with `what`. A bound for correctness, never a measure
-/// of speed: a loaded CI machine may take seconds.
+/// deliveries and their retries, scans); panics after 60 s with `what`. A bound for correctness,
+/// never a measure of speed: a loaded CI machine may take seconds, a lease tens of them.
 pub fn eventually<T>(what: &str, mut probe: impl FnMut() -> Option<T>) -> T {
-    let deadline = Instant::now() + Duration::from_secs(30);
+    let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         if let Some(v) = probe() {
             return v;
