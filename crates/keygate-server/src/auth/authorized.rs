@@ -36,6 +36,7 @@ pub trait RequiredScope {
 pub trait TokenChange: RequiredScope {}
 
 impl TokenChange for TokensWrite {}
+impl TokenChange for TokensAdminChange {}
 const _: () = assert!(TokensWrite::CHANGES_STATE, "a token change must be one");
 
 /// Does `scopes` meet `S`? `None` when it does, else what a refusal names as missing.
@@ -67,6 +68,9 @@ required_scope! {
     TokensReplicate => Some(keygate_core::scope::TOKENS_REPLICATE), false;
     // A tenant's admin changing what applies to every token of the tenant (its policy).
     TenantPolicyWrite => Some(keygate_core::scope::TOKENS_ADMIN), true;
+    // Changes to many tokens at once (bulk revoke, import): the tenant admin's, not every
+    // `tokens:write` holder's.
+    TokensAdminChange => Some(keygate_core::scope::TOKENS_ADMIN), true;
     WebhooksRead => Some(keygate_core::scope::WEBHOOKS_READ), false;
     WebhooksWrite => Some(keygate_core::scope::WEBHOOKS_WRITE), true;
 }
