@@ -344,6 +344,11 @@ pub struct TokenFilter {
     pub scope: Option<String>,
     /// The deployer's id for the holder (`externalId`), exactly.
     pub external_id: Option<String>,
+    /// Only tokens with one of these ids (`Some(empty)` matches none). Bounded by the caller:
+    /// each id is a bound parameter of one statement.
+    pub ids: Option<Vec<String>>,
+    /// Only tokens created strictly before this instant.
+    pub created_before: Option<OffsetDateTime>,
     /// Only tokens that break the tenant's policy and have not expired (`Some(now)`): those a
     /// policy made stricter after they were created.
     pub violating_policy_at: Option<OffsetDateTime>,
