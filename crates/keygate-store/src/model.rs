@@ -226,6 +226,12 @@ pub enum Write {
         tenant_id: String,
         id: TokenId,
     },
+    /// Deletes many tokens of a tenant (distinct ids) with a statement per few hundred: a bulk
+    /// revoke. `NotFound` if any is gone, and then none is deleted.
+    DeleteTokens {
+        tenant_id: String,
+        ids: Vec<TokenId>,
+    },
     /// A tenant whose id is also its name; `Conflict` if it exists.
     InsertTenant {
         id: String,

@@ -8,8 +8,8 @@ mod common;
 use common::{on_both_backends, Db};
 use keygate_core::ScopeSet;
 use keygate_store::{
-    now, AuditFilter, Backend, NewAudit, SqlStore, Store, StoreError, TokenFilter, TokenRecord,
-    Write, DEFAULT_TENANT,
+    now, AuditFilter, Backend, ChangeRead, NewAudit, ReplicatedChange, SqlStore, Store, StoreError,
+    TokenFilter, TokenRecord, Write, DEFAULT_TENANT,
 };
 use time::{Duration, OffsetDateTime};
 
@@ -79,21 +79,22 @@ fn delete(t: &TokenRecord) -> Write {
     }
 }
 
+/// The targets of every `token.delete` entry, newest first.
 async fn audited(store: &SqlStore) -> Vec<String> {
-    let page = store
-        .list_audit(
-            DEFAULT_TENANT,
-            &AuditFilter {
-                action: Some("token.delete".into()),
-                limit: 1000,
-                ..AuditFilter::default()
-            },
-        )
-        .await
-        .unwrap();
-    let mut ids: Vec<String> = page.items.into_iter().filter_map(|e| e.target_id).collect();
-    ids.sort();
-    ids
+    let mut targets = Vec::new();
+    let mut filter = AuditFilter {
+        action: Some("token.delete".into()),
+        limit: 1000,
+        ..AuditFilter::default()
+    };
+    loop {
+        let page = store.list_audit(DEFAULT_TENANT, &filter).await.unwrap();
+        targets.extend(page.items.into_iter().filter_map(|e| e.target_id));
+        match page.next {
+            Some(n) => filter.before_seq = Some(n),
+            None => return targets,
+        }
+    }
 }
 
 async fn ids_and_created_before_filter_alone_and_with_the_others(db: Db) {
@@ -170,13 +171,15 @@ async fn ten_thousand_ids_fit_in_one_listing(db: Db) {
     assert_eq!(listed(&db.store, f).await, ids_of(&[&t]));
 }
 
-/// The deletions of a bulk revoke and their audit entries are one batch: when one token is
-/// gone by the time it runs, nothing is deleted and nothing audited; otherwise all of it is.
+/// The deletions of a bulk revoke (`DeleteTokens`, in chunks of a few hundred) and their audit
+/// entries are one batch: when one token is gone by the time it runs, even in the last chunk,
+/// nothing is deleted and nothing audited; otherwise all of it is, the entries in order.
 async fn a_batch_of_deletions_commits_whole_or_not_at_all(db: Db) {
-    let tokens: Vec<TokenRecord> = (0..5)
+    const N: usize = 1_201;
+    let tokens: Vec<TokenRecord> = (0..N)
         .map(|i| {
             token(
-                now() - Duration::minutes(i),
+                now() - Duration::minutes(i as i64),
                 DEFAULT_TENANT,
                 None,
                 &["tokens:read"],
@@ -186,36 +189,84 @@ async fn a_batch_of_deletions_commits_whole_or_not_at_all(db: Db) {
     let refs: Vec<&TokenRecord> = tokens.iter().collect();
     insert(&db.store, &refs).await;
     let gone = token(now(), DEFAULT_TENANT, None, &["tokens:read"]);
+    let delete_all = |extra: Option<&TokenRecord>| Write::DeleteTokens {
+        tenant_id: DEFAULT_TENANT.into(),
+        ids: tokens.iter().chain(extra).map(|t| t.id.clone()).collect(),
+    };
 
-    let mut writes: Vec<Write> = tokens.iter().map(delete).collect();
-    writes.push(delete(&gone));
     let mut entries: Vec<NewAudit> = tokens.iter().map(revoke_entry).collect();
     entries.push(revoke_entry(&gone));
-    let err = db.store.apply(&writes, &entries).await.unwrap_err();
+    let err = db
+        .store
+        .apply(&[delete_all(Some(&gone))], &entries)
+        .await
+        .unwrap_err();
     assert!(matches!(err, StoreError::NotFound), "{err:?}");
     assert_eq!(
         listed(&db.store, TokenFilter::default()).await,
         ids_of(&refs)
     );
-    assert_eq!(audited(&db.store).await, Vec::<String>::new());
+    assert!(audited(&db.store).await.is_empty());
 
-    let writes: Vec<Write> = tokens.iter().map(delete).collect();
+    // The single-token write keeps its rule too.
+    let err = db
+        .store
+        .apply(&[delete(&gone)], &[revoke_entry(&gone)])
+        .await
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NotFound), "{err:?}");
+
     let entries: Vec<NewAudit> = tokens.iter().map(revoke_entry).collect();
-    db.store.apply(&writes, &entries).await.unwrap();
+    db.store.apply(&[delete_all(None)], &entries).await.unwrap();
     assert_eq!(
         listed(&db.store, TokenFilter::default()).await,
         Vec::<String>::new()
     );
-    assert_eq!(audited(&db.store).await, ids_of(&refs));
+    // Newest first, so the reverse of the order they were written in.
+    let mut written: Vec<String> = tokens.iter().map(|t| t.id.to_string()).collect();
+    written.reverse();
+    let audited = audited(&db.store).await;
+    assert_eq!(audited.len(), N);
+    assert!(
+        audited == written,
+        "the entries are in the order they were written"
+    );
     for t in &tokens {
         assert!(db.store.token_by_hash(&t.hash).await.unwrap().is_none());
     }
-    // Ids are never reused, so asking for them again finds nothing.
-    let f = TokenFilter {
-        ids: Some(vec![tokens[0].id.to_string()]),
-        ..TokenFilter::default()
-    };
-    assert_eq!(listed(&db.store, f).await, Vec::<String>::new());
+    // The replicas' change stream names every deleted token.
+    let log_id = db.store.replication_head().await.unwrap().log_id;
+    let mut deleted = std::collections::HashSet::new();
+    let mut after = 0;
+    loop {
+        match db
+            .store
+            .replication_changes(DEFAULT_TENANT, &log_id, after, 1000)
+            .await
+            .unwrap()
+        {
+            ChangeRead::Changes {
+                through,
+                changes,
+                more,
+                ..
+            } => {
+                deleted.extend(changes.into_iter().filter_map(|c| match c {
+                    ReplicatedChange::Delete(h) => Some(h),
+                    ReplicatedChange::Upsert(_) => None,
+                }));
+                after = through;
+                if !more {
+                    break;
+                }
+            }
+            ChangeRead::TooOld => panic!("cursor {after} refused"),
+        }
+    }
+    assert!(
+        tokens.iter().all(|t| deleted.contains(&t.hash)),
+        "every deletion in the change stream"
+    );
 }
 
 on_both_backends!(

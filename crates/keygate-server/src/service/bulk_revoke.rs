@@ -219,19 +219,20 @@ fn ensure_covers(state: &AppState, caller: &Caller, t: &TokenRecord) -> ApiResul
     Err(ApiError::InsufficientScope(missing))
 }
 
-/// Deletes the tokens, with an audit entry and a `token.revoked` event each, in one batch.
+/// Deletes the tokens (distinct, of the caller's tenant), with an audit entry and a
+/// `token.revoked` event each, in one batch.
 async fn revoke(
     state: &AppState,
     caller: &Authorized<TokensAdminChange>,
     tokens: &[TokenRecord],
 ) -> ApiResult<()> {
-    let mut writes: Vec<Write> = Vec::with_capacity(tokens.len() * 2);
+    let mut writes: Vec<Write> = Vec::with_capacity(tokens.len() + 1);
+    writes.push(Write::DeleteTokens {
+        tenant_id: caller.tenant_id().to_owned(),
+        ids: tokens.iter().map(|t| t.id.clone()).collect(),
+    });
     let mut entries: Vec<NewAudit> = Vec::with_capacity(tokens.len());
     for t in tokens {
-        writes.push(Write::DeleteToken {
-            tenant_id: t.tenant_id.clone(),
-            id: t.id.clone(),
-        });
         writes.push(events::token_event(
             state,
             EventType::TokenRevoked,
