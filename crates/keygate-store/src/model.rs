@@ -226,6 +226,12 @@ pub enum Write {
         tenant_id: String,
         id: TokenId,
     },
+    /// Deletes many tokens of a tenant (distinct ids) with a statement per few hundred: a bulk
+    /// revoke. `NotFound` if any is gone, and then none is deleted.
+    DeleteTokens {
+        tenant_id: String,
+        ids: Vec<TokenId>,
+    },
     /// A tenant whose id is also its name; `Conflict` if it exists.
     InsertTenant {
         id: String,
@@ -344,6 +350,11 @@ pub struct TokenFilter {
     pub scope: Option<String>,
     /// The deployer's id for the holder (`externalId`), exactly.
     pub external_id: Option<String>,
+    /// Only tokens with one of these ids (`Some(empty)` matches none). Bounded by the caller:
+    /// each id is a bound parameter of one statement.
+    pub ids: Option<Vec<String>>,
+    /// Only tokens created strictly before this instant.
+    pub created_before: Option<OffsetDateTime>,
     /// Only tokens that break the tenant's policy and have not expired (`Some(now)`): those a
     /// policy made stricter after they were created.
     pub violating_policy_at: Option<OffsetDateTime>,

@@ -352,6 +352,10 @@ pub struct ListTokensQuery {
     /// `true`: only tokens that break the tenant's policy and have not expired (tokens made
     /// before a stricter policy, which it leaves as they are).
     pub violates_policy: Option<bool>,
+    /// Only tokens created before this instant (RFC 3339).
+    #[serde(default, with = "crate::rfc3339_ms::option")]
+    #[param(value_type = Option<String>, format = DateTime)]
+    pub created_before: Option<OffsetDateTime>,
     /// 1–1000, default 100.
     pub limit: Option<u32>,
     pub cursor: Option<String>,
@@ -742,7 +746,9 @@ mod tests {
     }
 }
 
+mod bulk_revoke;
 mod policy;
+pub use bulk_revoke::*;
 mod replication;
 mod usage;
 pub use policy::*;

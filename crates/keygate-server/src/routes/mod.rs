@@ -1,6 +1,7 @@
 //! The native HTTP API: one file per resource, each handler a thin translation between HTTP and
 //! an operation of `service`.
 
+pub mod bulk_revoke;
 pub mod gateway;
 pub mod meta;
 pub mod ops;
@@ -24,6 +25,7 @@ pub fn native() -> OpenApiRouter<AppState> {
     OpenApiRouter::new()
         .routes(routes!(tokens::create_token, tokens::list_tokens))
         .routes(routes!(tokens::lookup_token))
+        .routes(routes!(bulk_revoke::bulk_revoke))
         .routes(routes!(tokens::get_self, tokens::revoke_self))
         .routes(routes!(
             tokens::get_token,

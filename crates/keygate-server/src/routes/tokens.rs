@@ -113,8 +113,10 @@ pub async fn list_tokens(
         scope: q.scope,
         external_id: q.external_id,
         violating_policy_at: q.violates_policy.unwrap_or(false).then(keygate_store::now),
+        created_before: q.created_before,
         before_seq: parse_cursor(q.cursor.as_deref())?,
         limit: page_limit(q.limit)?,
+        ..TokenFilter::default()
     };
     let page = tokens::list(&state, &caller, filter).await?;
     Ok(axum::Json(TokenList {

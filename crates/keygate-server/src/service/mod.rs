@@ -6,6 +6,7 @@
 //! plain `Caller`.
 
 pub mod bootstrap;
+pub mod bulk_revoke;
 pub mod events;
 pub mod expiry;
 pub mod passwords;

@@ -2,9 +2,12 @@
 //! its table, then the batch's audit entries and the change rows, all in the caller's
 //! transaction.
 
+use std::collections::HashMap;
+
 use crate::backend::Backend;
 use crate::model::{NewAudit, Write};
 use crate::sql::audit::insert_audit;
+use crate::sql::bulk;
 use crate::sql::outbox;
 use crate::sql::policies;
 use crate::sql::tokens::{
@@ -18,6 +21,9 @@ use crate::store::Result;
 /// One batch inside an open transaction: its writes, its audit entries and the change rows
 /// that replicas and (on PostgreSQL) the other nodes follow. The caller decides what encloses it: its own transaction, or
 /// a savepoint in the SQLite group committer's shared one.
+/// Events in one batch beyond which it asks once per kind whether any endpoint takes them.
+const MANY: usize = 16;
+
 pub(crate) async fn execute_batch(
     tx: &mut Tx,
     backend: Backend,
@@ -25,6 +31,14 @@ pub(crate) async fn execute_batch(
     audit: &[NewAudit],
 ) -> Result<()> {
     let mut changed = Vec::with_capacity(writes.len());
+    // A batch of many events (a bulk revoke) asks once per kind whether anyone listens; a
+    // batch of a few does not pay for the question.
+    let many_events = writes
+        .iter()
+        .filter(|w| matches!(w, Write::Emit(_)))
+        .count()
+        > MANY;
+    let mut listened = HashMap::new();
     for w in writes {
         match w {
             Write::InsertToken(t) => {
@@ -37,6 +51,11 @@ pub(crate) async fn execute_batch(
             }
             Write::DeleteToken { tenant_id, id } => {
                 if let Some(hash) = delete_token(tx, tenant_id, id).await? {
+                    changed.push((tenant_id.as_str(), hash));
+                }
+            }
+            Write::DeleteTokens { tenant_id, ids } => {
+                for hash in bulk::delete_tokens(tx, tenant_id, ids).await? {
                     changed.push((tenant_id.as_str(), hash));
                 }
             }
@@ -65,6 +84,20 @@ pub(crate) async fn execute_batch(
                 owner_id,
                 max,
             } => enforce_owner_limit(tx, tenant_id, owner_id, *max).await?,
+            Write::Emit(event) if many_events => {
+                let key = (event.tenant_id.as_str(), event.event_type);
+                let subscribed = match listened.get(&key) {
+                    Some(s) => *s,
+                    None => {
+                        let s = bulk::has_subscriber(tx, key.0, key.1).await?;
+                        listened.insert(key, s);
+                        s
+                    }
+                };
+                if subscribed {
+                    outbox::enqueue(tx, event).await?
+                }
+            }
             Write::Emit(event) => outbox::enqueue(tx, event).await?,
             Write::SetTenantPolicy {
                 tenant_id,
@@ -87,8 +120,9 @@ pub(crate) async fn execute_batch(
             } => webhooks::redeliver_webhook(tx, tenant_id, endpoint_id, *delivery_id, *at).await?,
         }
     }
-    for a in audit {
-        insert_audit(tx, a).await?;
+    match audit {
+        [one] => insert_audit(tx, one).await?,
+        many => bulk::insert_audits(tx, many).await?,
     }
     record_changes(tx, backend, &changed).await
 }

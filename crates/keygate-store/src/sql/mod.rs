@@ -17,6 +17,7 @@
 mod audit;
 mod batch;
 mod bootstrap;
+mod bulk;
 mod codec;
 mod credits;
 mod errors;

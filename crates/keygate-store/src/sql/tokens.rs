@@ -153,6 +153,27 @@ pub(crate) async fn list_tokens(
             .bind(like_contains(&format!("\"{scope}\"")))
             .push(" ESCAPE '\\'");
     }
+    if let Some(ids) = &f.ids {
+        if ids.is_empty() {
+            q.push(" AND 1 = 0");
+        } else {
+            q.push(" AND id IN (");
+            for (i, id) in ids.iter().enumerate() {
+                if i > 0 {
+                    q.push(", ");
+                }
+                q.bind(id.clone());
+            }
+            q.push(")");
+        }
+    }
+    if let Some(before) = f.created_before {
+        // Stored times are whole milliseconds: a bound between two of them is rounded up, so
+        // that a token created in the millisecond before it still counts.
+        let nanos = before.unix_timestamp_nanos();
+        let ms = nanos.div_euclid(1_000_000) + i128::from(nanos.rem_euclid(1_000_000) > 0);
+        q.push(" AND created_at < ").bind(ms as i64);
+    }
     if let Some(now) = f.violating_policy_at {
         crate::sql::policies::push_violating(&mut q, now);
     }

@@ -28,16 +28,8 @@ pub(crate) async fn record_changes(
     if backend != Backend::Postgres {
         return Ok(());
     }
-    for (_, h) in changed {
-        sqlx::query(
-            "INSERT INTO token_changes (at, hash) \
-             VALUES ((extract(epoch from clock_timestamp()) * 1000)::bigint, $1)",
-        )
-        .bind(&h.as_bytes()[..])
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
+    let hashes: Vec<TokenHash> = changed.iter().map(|(_, h)| *h).collect();
+    crate::sql::bulk::insert_token_changes(tx, &hashes).await?;
     // Delivered when (and only if) the transaction commits.
     sqlx::query("SELECT pg_notify($1, '')")
         .bind(CHANGES_CHANNEL)
@@ -72,17 +64,10 @@ async fn append_replication_log(
         }
         Backend::Postgres => None,
     };
-    for (i, (tenant_id, hash)) in changed.iter().enumerate() {
-        sqlx::query(
-            "INSERT INTO replication_log (seq, tenant_id, hash, at) VALUES ($1, $2, $3, $4)",
-        )
-        .bind(first.map(|f| f + i as i64))
-        .bind(*tenant_id)
-        .bind(&hash.as_bytes()[..])
-        .bind(at)
-        .execute(&mut **tx)
-        .await
-        .map_err(map_err)?;
-    }
-    Ok(())
+    let rows: Vec<_> = changed
+        .iter()
+        .enumerate()
+        .map(|(i, (tenant_id, hash))| (first.map(|f| f + i as i64), *tenant_id, *hash))
+        .collect();
+    crate::sql::bulk::insert_replication_rows(tx, &rows, at).await
 }

@@ -12,6 +12,7 @@ macro_rules! say {
 }
 
 mod accounts;
+mod bulk_revoke;
 mod client;
 mod output;
 mod usage;
@@ -133,10 +134,18 @@ pub enum TokenCommand {
         #[command(flatten)]
         format: Format,
     },
-    /// Revoke (delete) a token.
+    /// Revoke (delete) a token, or with --owner, --external-id, --scope or --created-before
+    /// every token that matches all of them (needs tokens:admin).
+    ///
+    /// A bulk revoke shows what would go and asks first, unless --yes is given; --dry-run only
+    /// shows it. The calling token is never revoked.
     Revoke {
         /// The token's id, e.g. kg_1A2b3C4d5E6f7G8h (not the token itself).
-        id: String,
+        #[arg(required_unless_present_any = bulk_revoke::CRITERIA,
+              conflicts_with = "bulk_criteria")]
+        id: Option<String>,
+        #[command(flatten)]
+        bulk: bulk_revoke::BulkRevokeArgs,
         #[command(flatten)]
         format: Format,
     },
@@ -350,7 +359,16 @@ fn execute(client: &Client, cmd: TokenCommand) -> Result<(), CliError> {
             };
             print_created_with(&created, &output::stops_working(&previous, grace))
         }
-        TokenCommand::Revoke { id, format } => {
+        TokenCommand::Revoke {
+            id: None,
+            bulk,
+            format,
+        } => bulk_revoke::execute(client, bulk, format),
+        TokenCommand::Revoke {
+            id: Some(id),
+            format,
+            ..
+        } => {
             client.send(
                 "DELETE",
                 &format!("/api/v1/tokens/{}", client::segment(&id)),
