@@ -742,6 +742,7 @@ mod tests {
     }
 }
 
+pub mod leaks;
 mod policy;
 mod replication;
 mod usage;

@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod events;
 pub mod expiry;
+pub mod leaks;
 pub mod passwords;
 pub mod policy;
 pub mod replication;
