@@ -75,7 +75,7 @@ impl FromRequest<AppState> for SignedGithubReport {
     }
 }
 
-/// GitLab's Token Revocation API client: its bearer token matched the operator's file, within
+/// GitLab's Token Revocation API client: its token matched the operator's file, within
 /// the per-address rate limit (every request counts, refused ones too, so the limit also bounds
 /// guessing).
 pub struct GitlabRevoker {
@@ -95,13 +95,17 @@ impl FromRequestParts<AppState> for GitlabRevoker {
                 whole_seconds(wait.as_millis() as u64).max(1),
             ));
         }
+        // GitLab sends its setting's value as the whole header (`Authorization: <token>`); a
+        // `Bearer <token>` is taken as well.
         let presented = parts
             .headers
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split_once(' '))
-            .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("bearer"))
-            .map(|(_, t)| t.trim())
+            .map(|v| match v.trim().split_once(' ') {
+                Some((scheme, t)) if scheme.eq_ignore_ascii_case("bearer") => t.trim(),
+                _ => v.trim(),
+            })
+            .filter(|t| !t.is_empty())
             .ok_or(ApiError::MissingToken)?;
         // Compared as hashes: equal lengths, and the time taken says nothing of the length or
         // the contents of the expected token.
