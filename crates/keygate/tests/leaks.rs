@@ -440,6 +440,14 @@ fn gitlab_revokes_reported_tokens_with_its_bearer_token(backend: Backend) {
         (status, v),
         (200, json!({ "types": ["keygate_api_token"] }))
     );
+    // GitLab itself sends its setting as the whole header, without a scheme.
+    let (status, _) = status_json(
+        s.anon("GET", "/api/v1/leaks/gitlab/revocable_token_types")
+            .header("Authorization", GITLAB_TOKEN)
+            .send()
+            .unwrap(),
+    );
+    assert_eq!(status, 200);
     assert_error_body(
         gitlab(&s, "GET", "revocable_token_types", None, None),
         401,
