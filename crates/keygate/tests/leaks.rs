@@ -163,16 +163,31 @@ fn set_on_leak(s: &Server, on_leak: &str) {
     assert_eq!(status, 200, "{v}");
 }
 
-/// A webhook endpoint that never answers (port 9): its outbox shows what was emitted.
-fn webhook(s: &Server) -> String {
+/// A webhook endpoint at a recorder, subscribed to every event: its id.
+fn webhook(s: &Server, recorder: &Recorder) -> String {
     let (status, v) = s.call(
         "POST",
         "/api/v1/webhooks",
         Some(&s.admin_token),
-        Some(json!({ "url": "http://127.0.0.1:9/leaks", "events": ["*"] })),
+        Some(json!({ "url": format!("http://{}/leaks", recorder.addr), "events": ["*"] })),
     );
     assert_eq!(status, 201, "{v}");
     v["id"].as_str().unwrap().to_owned()
+}
+
+/// The payload of the first delivery of this event about this token the recorder received.
+fn delivered(recorder: &Recorder, kept: &mut Vec<Value>, event: &str, token_id: &str) -> Value {
+    eventually(&format!("{event} of {token_id} delivered"), || {
+        kept.extend(
+            recorder
+                .take()
+                .into_iter()
+                .filter_map(|seen| serde_json::from_str::<Value>(&seen.body).ok()),
+        );
+        kept.iter()
+            .find(|p| p["type"] == event && p["data"]["token"]["id"] == token_id)
+            .cloned()
+    })
 }
 
 fn emitted(s: &Server, endpoint: &str) -> Vec<String> {
@@ -197,7 +212,9 @@ both_backends!(a_reported_token_is_handled_by_its_tenants_policy_once);
 fn a_reported_token_is_handled_by_its_tenants_policy_once(backend: Backend) {
     let st = start(backend, &[]);
     let s = &st.server;
-    let endpoint = webhook(s);
+    let recorder = Recorder::start();
+    let mut payloads = Vec::new();
+    let endpoint = webhook(s, &recorder);
     let (id, token) = s.create_token("ci", &["tokens:read"]);
     let other_prefix = token_with_prefix("ghp");
     let broken = bad_checksum(&fresh_token());
@@ -227,6 +244,7 @@ fn a_reported_token_is_handled_by_its_tenants_policy_once(backend: Backend) {
         (&json!("content"), &json!("revoke"))
     );
     assert_eq!(leaked[0]["actor"], "secret-scanning:github");
+    assert_eq!(d["type"], "keygate_api_token", "{d}");
     let revoked = audit(s, "token.delete", &id);
     assert_eq!(revoked.len(), 1, "{revoked:?}");
     assert_eq!(revoked[0]["details"]["reason"], "leaked");
@@ -237,6 +255,23 @@ fn a_reported_token_is_handled_by_its_tenants_policy_once(backend: Backend) {
     let events = emitted(s, &endpoint);
     assert!(events.contains(&"token.leaked".to_owned()), "{events:?}");
     assert!(events.contains(&"token.revoked".to_owned()), "{events:?}");
+    let told = delivered(&recorder, &mut payloads, "token.leaked", &id);
+    let data = &told["data"];
+    assert_eq!(
+        (&data["reporter"], &data["source"], &data["onLeak"]),
+        (&json!("github"), &json!("content"), &json!("revoke")),
+        "{told}"
+    );
+    assert_eq!(
+        data["url"], "https://github.com/octo/repo/blob/abc/.env#L3",
+        "{told}"
+    );
+    let revoked = delivered(&recorder, &mut payloads, "token.revoked", &id);
+    assert_eq!(revoked["data"]["reason"], "leaked", "{revoked}");
+    assert!(
+        !format!("{payloads:?}").contains(&token),
+        "no secret in an event"
+    );
 
     // Reported again in a new report: still known (true positive), nothing more happens.
     assert_eq!(report(&st, &[&token]), ["true_positive"]);

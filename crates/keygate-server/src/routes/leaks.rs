@@ -3,6 +3,7 @@
 //! Token Revocation API. Both are served only when configured (404 otherwise), and both hand
 //! each token to `service::leaks`, which decides and acts the same way for either.
 
+use axum::extract::State;
 use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use keygate_core::{PlainToken, TokenHash};
@@ -14,9 +15,8 @@ use crate::dto::leaks::{
 };
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::extract::{parse_json, Json};
-use crate::service::leaks::{self, Location, Reporter};
+use crate::service::leaks::{self, Found, Reporter};
 use crate::state::AppState;
-use axum::extract::State;
 
 fn too_many(n: usize) -> ApiError {
     ApiError::Unprocessable(format!(
@@ -67,12 +67,12 @@ pub async fn github(
     for leak in leaks {
         let token = PlainToken::from_client(leak.token);
         let token_hash = hex_hash(&token);
-        let location = Location::github(leak.url, leak.source);
-        let found = leaks::report(&state, Reporter::Github, token, &location, report.ip).await?;
+        let found = Found::github(leak.token_type.clone(), leak.url, leak.source);
+        let ours = leaks::report(&state, Reporter::Github, token, &found, report.ip).await?;
         answers.push(GithubLeakAnswer {
             token_hash,
             token_type: leak.token_type,
-            label: if found {
+            label: if ours {
                 Label::TruePositive
             } else {
                 Label::FalsePositive
@@ -126,11 +126,10 @@ pub async fn gitlab_revoke(
         return Err(too_many(leaks.len()));
     }
     for leak in leaks {
-        // The type is not checked: the token's own format says whether it is keygate's.
-        let _ = leak.token_type;
-        let location = Location::gitlab(leak.location);
+        // The type is recorded, not checked: the token's own format says whether it is ours.
+        let found = Found::gitlab(leak.token_type, leak.location);
         let token = PlainToken::from_client(leak.token);
-        leaks::report(&state, Reporter::Gitlab, token, &location, caller.ip).await?;
+        leaks::report(&state, Reporter::Gitlab, token, &found, caller.ip).await?;
     }
     Ok(StatusCode::NO_CONTENT)
 }

@@ -24,7 +24,7 @@ use crate::error::{ApiError, ApiResult};
 use crate::service::{events, tokens};
 use crate::state::AppState;
 
-/// The longest location (a URL) kept from a report; a longer one is cut.
+/// The longest text (a URL, a type) kept from a report; a longer one is cut.
 const MAX_LOCATION_CHARS: usize = 2048;
 
 /// Who reported a leak, and the audit log's actor for what the report does.
@@ -50,29 +50,32 @@ impl Reporter {
     }
 }
 
-/// Where a report says the token was found: GitHub gives a `url` and a `source` (the kind of
-/// place), GitLab a `location`.
+/// What a report says of a token: the type the scanner matched it as, and where it was found
+/// (GitHub gives a `url` and a `source`, the kind of place; GitLab a `location`).
 #[derive(Debug, Clone, Default)]
-pub struct Location {
+pub struct Found {
+    pub token_type: Option<String>,
     pub url: Option<String>,
     pub source: Option<String>,
 }
 
-impl Location {
-    fn cut(v: Option<String>) -> Option<String> {
-        v.map(|s| s.chars().take(MAX_LOCATION_CHARS).collect())
-    }
+fn cut(v: Option<String>) -> Option<String> {
+    v.map(|s| s.chars().take(MAX_LOCATION_CHARS).collect())
+}
 
-    pub fn github(url: Option<String>, source: Option<String>) -> Self {
+impl Found {
+    pub fn github(token_type: String, url: Option<String>, source: Option<String>) -> Self {
         Self {
-            url: Self::cut(url),
-            source: Self::cut(source),
+            token_type: cut(Some(token_type)),
+            url: cut(url),
+            source: cut(source),
         }
     }
 
-    pub fn gitlab(location: Option<String>) -> Self {
+    pub fn gitlab(token_type: String, location: Option<String>) -> Self {
         Self {
-            url: Self::cut(location),
+            token_type: cut(Some(token_type)),
+            url: cut(location),
             source: None,
         }
     }
@@ -80,9 +83,10 @@ impl Location {
     /// The fields of the audit entry and the event, in the reporter's own words.
     fn fields(&self, reporter: Reporter) -> Map<String, Value> {
         let v = match reporter {
-            Reporter::Github => json!({ "reporter": "github", "url": self.url,
-                                        "source": self.source }),
-            Reporter::Gitlab => json!({ "reporter": "gitlab", "location": self.url }),
+            Reporter::Github => json!({ "reporter": "github", "type": self.token_type,
+                                        "url": self.url, "source": self.source }),
+            Reporter::Gitlab => json!({ "reporter": "gitlab", "type": self.token_type,
+                                        "location": self.url }),
         };
         events::fields(v)
     }
@@ -94,7 +98,7 @@ pub async fn report(
     state: &AppState,
     reporter: Reporter,
     token: PlainToken,
-    location: &Location,
+    found: &Found,
     ip: Option<IpAddr>,
 ) -> ApiResult<bool> {
     if !matches!(
@@ -115,7 +119,7 @@ pub async fn report(
         let Some(rec) = state.store.token_by_hash(&hash).await? else {
             return Ok(false);
         };
-        match act(state, reporter, &rec, location, ip).await {
+        match act(state, reporter, &rec, found, ip).await {
             Ok(()) => return Ok(true),
             Err(ApiError::Conflict(_) | ApiError::NotFound(_)) => continue,
             Err(e) => return Err(e),
@@ -130,7 +134,7 @@ async fn act(
     state: &AppState,
     reporter: Reporter,
     rec: &TokenRecord,
-    location: &Location,
+    found: &Found,
     ip: Option<IpAddr>,
 ) -> ApiResult<()> {
     let policy = state.store.tenant_policy(&rec.tenant_id).await?;
@@ -145,8 +149,8 @@ async fn act(
         ip: ip.clone(),
         details: Some(details),
     };
-    let found = location.fields(reporter);
-    let mut leaked = found.clone();
+    let found_fields = found.fields(reporter);
+    let mut leaked = found_fields.clone();
     leaked.insert("onLeak".into(), policy.on_leak.as_str().into());
     let mut details = leaked.clone();
     details.insert("name".into(), rec.name.clone().into());
@@ -157,7 +161,7 @@ async fn act(
             token_id: rec.id.clone(),
             hash: rec.hash,
             reporter: reporter.as_str().to_owned(),
-            location: location.url.clone(),
+            location: found.url.clone(),
             action: policy.on_leak,
             at,
         }),
@@ -178,9 +182,9 @@ async fn act(
                 state,
                 EventType::TokenRevoked,
                 rec,
-                why(found.clone()),
+                why(found_fields.clone()),
             ));
-            let mut d = why(found);
+            let mut d = why(found_fields);
             d.insert("name".into(), rec.name.clone().into());
             audit.push(entry(AuditAction::TokenDelete, Value::Object(d)));
         }
@@ -192,10 +196,13 @@ async fn act(
                 state,
                 EventType::TokenDisabled,
                 &disabled,
-                why(found.clone()),
+                why(found_fields.clone()),
             ));
             writes.push(Write::UpdateToken(disabled));
-            audit.push(entry(AuditAction::TokenDisable, Value::Object(why(found))));
+            audit.push(entry(
+                AuditAction::TokenDisable,
+                Value::Object(why(found_fields)),
+            ));
         }
         // Already disabled: the leak is recorded and told, there is nothing more to do.
         OnLeak::Disable | OnLeak::Notify => {}
