@@ -568,3 +568,41 @@ fn gitlab_requests_are_rate_limited_per_address() {
     assert!(retry_after(&r) >= 1);
     assert_error_body(status_json(r), 429, "rate_limited");
 }
+
+#[test]
+fn an_unusable_key_or_token_file_stops_the_start_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.json");
+    std::fs::write(
+        &keys,
+        r#"{"public_keys":[{"key_identifier":"k","key":"not a key"}]}"#,
+    )
+    .unwrap();
+    let short = dir.path().join("short-token");
+    std::fs::write(&short, "tooshort\n").unwrap();
+    let missing = dir.path().join("nothing-here");
+    for (flag, path, says) in [
+        (
+            "--github-scanning-keys",
+            &keys,
+            "not a PEM P-256 public key",
+        ),
+        ("--github-scanning-keys", &missing, "cannot read"),
+        (
+            "--gitlab-revocation-token-file",
+            &short,
+            "at least 16 characters",
+        ),
+        ("--gitlab-revocation-token-file", &missing, "nothing-here"),
+    ] {
+        let failed = Server::on(Backend::Sqlite)
+            .args(&[flag, path.to_str().unwrap()])
+            .fail();
+        assert!(
+            failed.stderr.contains(flag) && failed.stderr.contains(says),
+            "{flag} {}: {}",
+            path.display(),
+            failed.stderr
+        );
+    }
+}
