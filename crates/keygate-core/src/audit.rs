@@ -36,6 +36,7 @@ audit_actions! {
     TokenCredits => "token.credits",
     TokenIpRefused => "token.ip_refused",
     TokenReused => "token.reused",
+    TokenLeaked => "token.leaked",
     UserCreate => "user.create",
     UserUpdate => "user.update",
     UserDelete => "user.delete",

@@ -24,7 +24,7 @@ fn the_server_imports_only_point_down() {
             "reveal",
             "rfc3339_ms",
         ],
-        &["dto", "limits", "webhooks"],
+        &["dto", "leaks", "limits", "webhooks"],
         &["state"],
         &["extract"],
         &["auth"],

@@ -26,6 +26,7 @@ use crate::error::ErrorBody;
         (name = "scopes", description = "The scope catalogue"),
         (name = "audit", description = "The audit log"),
         (name = "webhooks", description = "Webhook endpoints, signed per Standard Webhooks, and their delivery logs"),
+        (name = "leaks", description = "Where secret scanners (GitHub's partner program, GitLab's Token Revocation API) report leaked tokens"),
         (name = "ops", description = "Health, readiness and metrics"),
         (name = "instana", description = "Instana-compatible token API (`--compat instana`)"),
         (name = "dynatrace", description = "Dynatrace-compatible token API (`--compat dynatrace`)"),

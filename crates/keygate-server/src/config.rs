@@ -43,6 +43,7 @@ pub struct ServerConfig {
     /// How often the expiry scan looks for notices that are due.
     pub expiry_scan_interval: Duration,
     pub webhooks: WebhookConfig,
+    pub leaks: LeakConfig,
 }
 
 /// `--expiry-warnings`' default: a month, a week and a day before.
@@ -72,6 +73,7 @@ impl Default for ServerConfig {
             expiry_warnings: DEFAULT_EXPIRY_WARNINGS.to_vec(),
             expiry_scan_interval: Duration::from_secs(60),
             webhooks: WebhookConfig::default(),
+            leaks: LeakConfig::default(),
         }
     }
 }
@@ -97,6 +99,29 @@ impl Default for WebhookConfig {
             retry_initial: Duration::from_secs(5),
             retry_for: Duration::from_secs(24 * 3600),
             allow_link_local: false,
+        }
+    }
+}
+
+/// Where secret scanners report leaked tokens (`/api/v1/leaks/…`); each intake is served only
+/// when configured.
+#[derive(Debug, Clone)]
+pub struct LeakConfig {
+    /// GitHub's secret-scanning public keys (the JSON GitHub publishes), read again when the
+    /// file changes; `None`: `POST /api/v1/leaks/github` answers 404.
+    pub github_keys: Option<std::path::PathBuf>,
+    /// The bearer token GitLab sends to the Token Revocation API; `None`: its routes answer 404.
+    pub gitlab_token: Option<secrecy::SecretString>,
+    /// Requests per minute one client address may send to the Token Revocation API.
+    pub gitlab_rate_limit: u32,
+}
+
+impl Default for LeakConfig {
+    fn default() -> Self {
+        Self {
+            github_keys: None,
+            gitlab_token: None,
+            gitlab_rate_limit: 60,
         }
     }
 }

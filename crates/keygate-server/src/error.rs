@@ -31,6 +31,13 @@ pub enum ApiError {
     CookieChangeBySafeMethod,
     #[error("Too many failed attempts; try again in {0} seconds")]
     RateLimited(u64),
+    /// A signed request (a secret scanner's report) whose signature is missing, wrong, by an
+    /// unknown key, or already used; the message says which.
+    #[error("{0}")]
+    InvalidSignature(String),
+    /// More requests from this client address than a route allows in a minute.
+    #[error("Too many requests from this address; try again in {0} seconds")]
+    TooManyRequests(u64),
     #[error("The token's rate limit is reached; try again in {0} seconds")]
     TokenRateLimited(u64),
     /// With the seconds until the credits refill, when they do.
@@ -69,7 +76,8 @@ pub struct ErrorBody {
     #[schema(example = "Invalid API token")]
     pub message: String,
     /// One of `missing_token`, `invalid_token`, `token_disabled`, `token_expired`,
-    /// `invalid_session`, `invalid_credentials`, `csrf_failed`, `insufficient_scope`, `ip_not_allowed`,
+    /// `invalid_session`, `invalid_credentials`, `invalid_signature`, `csrf_failed`,
+    /// `insufficient_scope`, `ip_not_allowed`,
     /// `not_found`, `invalid_request`, `conflict`, `cursor_too_old`, `payload_too_large`,
     /// `rate_limited`, `unavailable`, `internal`.
     #[schema(example = "invalid_token")]
@@ -83,11 +91,11 @@ impl ApiError {
         use ApiError::*;
         match self {
             MissingToken | InvalidToken | TokenDisabled | TokenExpired | InvalidSession
-            | InvalidCredentials => StatusCode::UNAUTHORIZED,
+            | InvalidCredentials | InvalidSignature(_) => StatusCode::UNAUTHORIZED,
             InsufficientScope(_) | IpNotAllowed | CsrfFailed | CookieChangeBySafeMethod => {
                 StatusCode::FORBIDDEN
             }
-            RateLimited(_) | TokenRateLimited(_) | UsageExceeded(_) => {
+            RateLimited(_) | TokenRateLimited(_) | TooManyRequests(_) | UsageExceeded(_) => {
                 StatusCode::TOO_MANY_REQUESTS
             }
             NotFound(_) => StatusCode::NOT_FOUND,
@@ -113,8 +121,9 @@ impl ApiError {
             IpNotAllowed => "ip_not_allowed",
             InvalidSession => "invalid_session",
             InvalidCredentials => "invalid_credentials",
+            InvalidSignature(_) => "invalid_signature",
             CsrfFailed | CookieChangeBySafeMethod => "csrf_failed",
-            RateLimited(_) | TokenRateLimited(_) => "rate_limited",
+            RateLimited(_) | TokenRateLimited(_) | TooManyRequests(_) => "rate_limited",
             UsageExceeded(_) => "usage_exceeded",
             NotFound(_) => "not_found",
             BadRequest(_) | Unprocessable(_) | BodyTimeout(_) => "invalid_request",
@@ -193,6 +202,7 @@ impl IntoResponse for ApiError {
         let mut resp = (status, axum::Json(self.body())).into_response();
         if let ApiError::RateLimited(seconds)
         | ApiError::TokenRateLimited(seconds)
+        | ApiError::TooManyRequests(seconds)
         | ApiError::UsageExceeded(Some(seconds)) = &self
         {
             resp.headers_mut()

@@ -3,7 +3,7 @@
 //! [`keygate_store::Store`].
 //!
 //! The modules are layers, and imports only point down (`crates/keygate-layers` checks it):
-//! `config`, `error`, `metrics`, `reveal`, `rfc3339_ms`, `dto` (plain data) → `limits` →
+//! `config`, `error`, `metrics`, `reveal`, `rfc3339_ms`, `dto` (plain data) → `limits`, `leaks` →
 //! `state` → `extract` → `auth` → `service` → `routes`, `ext_authz` (Envoy's check over gRPC),
 //! `compat`, `web`, `explorer`, `middleware`, `workers` → `api_doc` → this file, which puts the
 //! router together. `docs/architecture.md` is the map.
@@ -17,6 +17,7 @@ pub mod error;
 pub mod explorer;
 pub mod ext_authz;
 pub mod extract;
+pub mod leaks;
 pub mod limits;
 pub mod metrics;
 pub mod middleware;
@@ -78,6 +79,11 @@ pub fn state(
         usage_exceeded_seen: Default::default(),
         on_usage_exceeded: service::usage_alerts::usage_exceeded,
         stopping: Default::default(),
+        github_keys: config.leaks.github_keys.clone().map(leaks::GithubKeys::new),
+        gitlab_limiter: limits::limiter::FailureLimiter::new(
+            config.leaks.gitlab_rate_limit,
+            std::time::Duration::from_secs(60),
+        ),
         config: Arc::new(config),
         metrics: Arc::new(metrics::Metrics::default()),
     })

@@ -9,7 +9,9 @@ use keygate_store::cache::CachedToken;
 use keygate_store::{Store, Verifier};
 
 use crate::config::ServerConfig;
+use crate::leaks::GithubKeys;
 use crate::limits::ip_refusals::IpRefusals;
+use crate::limits::limiter::FailureLimiter;
 use crate::limits::login::LoginLimiter;
 use crate::limits::token_failures::AuthLimiter;
 use crate::metrics::Metrics;
@@ -56,6 +58,10 @@ pub struct Shared {
     /// What `auth` calls when it refuses a token for its credits, after the answer:
     /// `service::usage_alerts::usage_exceeded`, a hook for the same reason as `on_expired`.
     pub on_usage_exceeded: fn(&AppState, &Arc<CachedToken>, Option<IpAddr>),
+    /// GitHub's secret-scanning keys, when `--github-scanning-keys` names a file.
+    pub github_keys: Option<GithubKeys>,
+    /// Requests to GitLab's Token Revocation API routes per client address and minute.
+    pub gitlab_limiter: FailureLimiter<Option<IpAddr>>,
     /// Set when the server begins to stop: long-polling requests answer at once instead of
     /// holding the graceful stop up.
     pub stopping: tokio::sync::watch::Sender<bool>,

@@ -21,6 +21,6 @@ pub use backend::{sqlite_url_in_dir, Backend};
 pub use credits::{CreditConfig, CreditLedger, Spend};
 pub use model::*;
 pub use ratelimit::{Applied, Decision, LimitReport, RateLimitError, RateLimiter};
-pub use sql::{SqlStore, LAST_ADMIN};
-pub use store::{Lease, Store, StoreError, WebhookStore};
+pub use sql::{SqlStore, LAST_ADMIN, SIGNATURE_RETENTION_MS};
+pub use store::{LeakStore, Lease, Store, StoreError, WebhookStore};
 pub use verifier::{Outcome, Verifier, VerifierConfig};

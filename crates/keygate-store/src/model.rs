@@ -302,6 +302,37 @@ pub enum Write {
         delivery_id: i64,
         at: OffsetDateTime,
     },
+    /// Records the first report of a leaked token; `Conflict` if it is recorded already (a
+    /// report that raced this one), which fails the batch with what it did to the token.
+    RecordLeak(NewLeak),
+}
+
+/// The first report of a leaked token, written with what it does to the token.
+#[derive(Debug, Clone)]
+pub struct NewLeak {
+    pub tenant_id: String,
+    pub token_id: TokenId,
+    pub hash: TokenHash,
+    /// Who reported it: `github`, `gitlab`.
+    pub reporter: String,
+    /// Where it was found, as the report says (a URL, a file).
+    pub location: Option<String>,
+    /// What was done: the tenant's `onLeak` then.
+    pub action: keygate_core::OnLeak,
+    pub at: OffsetDateTime,
+}
+
+/// A leaked token as recorded: its first report, and how often and when it was last reported.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeakRecord {
+    pub tenant_id: String,
+    pub token_id: TokenId,
+    pub reporter: String,
+    pub location: Option<String>,
+    pub action: keygate_core::OnLeak,
+    pub first_reported_at: OffsetDateTime,
+    pub last_reported_at: OffsetDateTime,
+    pub reports: u64,
 }
 
 /// An event for the tenant's webhook endpoints.

@@ -47,8 +47,9 @@ pub struct Lease {
 }
 
 #[async_trait]
-/// Webhook endpoints and their outbox are part of it ([`WebhookStore`], below).
-pub trait Store: WebhookStore + Send + Sync + 'static {
+/// Webhook endpoints and their outbox are part of it ([`WebhookStore`], below), and so are
+/// reported leaks ([`LeakStore`]).
+pub trait Store: WebhookStore + LeakStore + Send + Sync + 'static {
     /// Creates the first tenant, admin and bootstrap token unless the tenant exists.
     /// Returns whether this call created them (exactly one caller ever does).
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
@@ -236,4 +237,26 @@ pub trait WebhookStore: Send + Sync + 'static {
     ) -> Result<()>;
     /// Deletes delivered and failed deliveries created before `before_ms`.
     async fn prune_webhook_deliveries(&self, before_ms: i64) -> Result<u64>;
+}
+
+/// The store's side of leak reports (secret scanners): the record of each leaked token, and the
+/// signatures of accepted signed reports. The first report's record is written by
+/// [`Store::apply`] (`Write::RecordLeak`), in the batch that acts on the token.
+#[async_trait]
+pub trait LeakStore: Send + Sync + 'static {
+    /// The leak recorded for the token with this hash, even once the token is revoked.
+    async fn leak_by_hash(&self, hash: &TokenHash) -> Result<Option<LeakRecord>>;
+    /// Counts another report of a recorded leak at `at`; `false` if none is recorded.
+    async fn count_leak_report(&self, hash: &TokenHash, at: OffsetDateTime) -> Result<bool>;
+    /// The answer given to the accepted report with this (normalised) signature.
+    async fn leak_report_answer(&self, signature: &[u8]) -> Result<Option<String>>;
+    /// Keeps an accepted report's signature and answer; `false` if the signature was kept
+    /// already. Forgets signatures older than `sql::SIGNATURE_RETENTION_MS`.
+    async fn keep_leak_report(
+        &self,
+        signature: &[u8],
+        key_id: &str,
+        answer: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool>;
 }

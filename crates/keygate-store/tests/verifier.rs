@@ -163,6 +163,32 @@ impl Store for Counting {
 
 /// Webhooks are not what this suite counts: every call goes straight to the real store.
 #[async_trait]
+impl LeakStore for Counting {
+    async fn leak_by_hash(&self, h: &TokenHash) -> store::Result<Option<LeakRecord>> {
+        self.inner.leak_by_hash(h).await
+    }
+    async fn count_leak_report(
+        &self,
+        h: &TokenHash,
+        at: time::OffsetDateTime,
+    ) -> store::Result<bool> {
+        self.inner.count_leak_report(h, at).await
+    }
+    async fn leak_report_answer(&self, s: &[u8]) -> store::Result<Option<String>> {
+        self.inner.leak_report_answer(s).await
+    }
+    async fn keep_leak_report(
+        &self,
+        s: &[u8],
+        k: &str,
+        a: &str,
+        at: time::OffsetDateTime,
+    ) -> store::Result<bool> {
+        self.inner.keep_leak_report(s, k, a, at).await
+    }
+}
+
+#[async_trait]
 impl WebhookStore for Counting {
     async fn webhook(&self, t: &str, id: &str) -> store::Result<Option<WebhookEndpoint>> {
         self.inner.webhook(t, id).await

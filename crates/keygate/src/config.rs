@@ -12,7 +12,7 @@ use clap::Args;
 use keygate_core::network::{AllowList, Cidr};
 use keygate_core::{ScopeCatalog, TokenPrefix};
 use keygate_server::config::{
-    AuthLimits, Compat, ConnectionLimits, LoginLimits, ServerConfig, WebhookConfig,
+    AuthLimits, Compat, ConnectionLimits, LeakConfig, LoginLimits, ServerConfig, WebhookConfig,
 };
 use keygate_store::credits::CreditConfig;
 use keygate_store::VerifierConfig;
@@ -194,6 +194,23 @@ pub struct ServeArgs {
     /// fe80::/10, fd00:ec2::254), which are refused otherwise.
     #[arg(long, env = "KEYGATE_WEBHOOK_ALLOW_LINK_LOCAL")]
     pub webhook_allow_link_local: bool,
+    /// GitHub's secret-scanning public keys, the JSON GitHub publishes at
+    /// https://api.github.com/meta/public_keys/secret_scanning: serves
+    /// POST /api/v1/leaks/github, and reads the file again when it changes [default: not served].
+    #[arg(long, env = "KEYGATE_GITHUB_SCANNING_KEYS", value_name = "FILE")]
+    pub github_scanning_keys: Option<PathBuf>,
+    /// A file holding the bearer token GitLab sends to the Token Revocation API: serves
+    /// /api/v1/leaks/gitlab/… [default: not served].
+    #[arg(
+        long,
+        env = "KEYGATE_GITLAB_REVOCATION_TOKEN_FILE",
+        value_name = "FILE"
+    )]
+    pub gitlab_revocation_token_file: Option<PathBuf>,
+    /// Requests per minute one client address may send to the Token Revocation API
+    /// [default: 60].
+    #[arg(long, env = "KEYGATE_GITLAB_REVOCATION_RATE_LIMIT")]
+    pub gitlab_revocation_rate_limit: Option<u32>,
     /// Log filter, e.g. info or keygate=debug [default: info].
     #[arg(long, env = "KEYGATE_LOG")]
     pub log: Option<String>,
@@ -389,6 +406,14 @@ impl ServeArgs {
                 retry_for: given!(webhook_retry_for).unwrap_or(d.webhooks.retry_for),
                 allow_link_local: switched_on!(webhook_allow_link_local),
             },
+            leaks: LeakConfig {
+                github_keys: given!(github_scanning_keys),
+                gitlab_token: given!(gitlab_revocation_token_file)
+                    .map(|path| read_gitlab_token(&path))
+                    .transpose()?,
+                gitlab_rate_limit: given!(gitlab_revocation_rate_limit)
+                    .unwrap_or(d.leaks.gitlab_rate_limit),
+            },
         };
         let d = VerifierConfig::default();
         let verifier = VerifierConfig {
@@ -498,7 +523,29 @@ fn scope_catalog(
 }
 
 /// Refuses values that would break the service rather than merely tune it.
+/// The bearer token GitLab is given, from its file (surrounding whitespace, such as the final
+/// newline of `echo`, is not part of it). A short one would be guessable: at least 16 characters.
+fn read_gitlab_token(path: &Path) -> anyhow::Result<secrecy::SecretString> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("--gitlab-revocation-token-file {}", path.display()))?;
+    let token = text.trim();
+    if token.chars().count() < 16 {
+        bail!(
+            "--gitlab-revocation-token-file {}: the token must be at least 16 characters",
+            path.display()
+        );
+    }
+    Ok(token.to_owned().into())
+}
+
 fn check(config: &Config) -> anyhow::Result<()> {
+    if let Some(path) = &config.server.leaks.github_keys {
+        keygate_server::leaks::KeySet::load(path)
+            .with_context(|| format!("--github-scanning-keys {}", path.display()))?;
+    }
+    if config.server.leaks.gitlab_rate_limit == 0 {
+        bail!("--gitlab-revocation-rate-limit must be at least 1");
+    }
     let Config {
         process,
         server,

@@ -161,14 +161,84 @@ fn operations(spec: &Value) -> Vec<String> {
     ops
 }
 
+/// The leak intakes, configured so that schemathesis reaches their 2xx answers: a GitLab token
+/// the hooks send, and GitHub reports signed here (Python's standard library has no ECDSA) with
+/// a key the key file lists. Each report's body is written exactly as Python's `json.dumps`
+/// writes it back, which is how the hooks send it: the signature covers those bytes.
+struct LeakIntakes {
+    keys: PathBuf,
+    gitlab: PathBuf,
+    reports: PathBuf,
+}
+
+impl LeakIntakes {
+    const GITLAB_TOKEN: &'static str = "schemathesis-gitlab-revocation-token";
+
+    fn write(dir: &Path) -> Self {
+        use base64::Engine;
+        use p256::ecdsa::signature::Signer;
+        use p256::pkcs8::EncodePublicKey;
+        let key = loop {
+            let bytes: [u8; 32] = rand::random();
+            if let Ok(k) = p256::ecdsa::SigningKey::from_bytes(&bytes.into()) {
+                break k;
+            }
+        };
+        let pem = key
+            .verifying_key()
+            .to_public_key_pem(p256::pkcs8::LineEnding::LF)
+            .unwrap();
+        let keys = dir.join("github-keys.json");
+        let file = serde_json::json!({ "public_keys": [
+            { "key_identifier": "schemathesis", "key": pem, "is_current": true }] });
+        std::fs::write(&keys, file.to_string()).unwrap();
+        let reports: Vec<Value> = (0..20)
+            .map(|_| {
+                let body = format!(
+                    "[{{\"token\": \"{}\", \"type\": \"keygate_api_token\", \"url\": \
+                     \"https://github.com/o/r/blob/x/.env\", \"source\": \"content\"}}]",
+                    fresh_token()
+                );
+                let sig: p256::ecdsa::Signature = key.sign(body.as_bytes());
+                let sig = base64::engine::general_purpose::STANDARD.encode(sig.to_der().as_bytes());
+                serde_json::json!({ "body": body, "keyId": "schemathesis", "signature": sig })
+            })
+            .collect();
+        let reports_path = dir.join("github-reports.json");
+        std::fs::write(&reports_path, Value::Array(reports).to_string()).unwrap();
+        let gitlab = dir.join("gitlab-token");
+        std::fs::write(&gitlab, Self::GITLAB_TOKEN).unwrap();
+        Self {
+            keys,
+            gitlab,
+            reports: reports_path,
+        }
+    }
+
+    fn args(&self) -> Vec<&str> {
+        vec![
+            "--github-scanning-keys",
+            self.keys.to_str().unwrap(),
+            "--gitlab-revocation-token-file",
+            self.gitlab.to_str().unwrap(),
+            // Schemathesis calls from one address far more than GitLab would.
+            "--gitlab-revocation-rate-limit",
+            "1000000",
+        ]
+    }
+}
+
 #[test]
 fn schemathesis_finds_no_failure_on_any_operation() {
     let Some(st) = schemathesis() else {
         return;
     };
+    let work = tempfile::tempdir().unwrap();
+    let leaks = LeakIntakes::write(work.path());
     let s = Server::on(Backend::Sqlite)
         // Every surface, so every route is in the spec.
         .args(&["--compat", "instana,dynatrace,interana"])
+        .args(&leaks.args())
         .args(&["--scope", "metrics:read=Read metrics"])
         // Schemathesis sends thousands of wrong logins from 127.0.0.1; the limiter (tested in
         // session.rs) would soon answer every login, the hooks' own included, with 429.
@@ -182,7 +252,6 @@ fn schemathesis_finds_no_failure_on_any_operation() {
         .json()
         .unwrap();
     let ops = operations(&spec);
-    let work = tempfile::tempdir().unwrap();
     let stats_path = work.path().join("statuses.json");
     let examples = std::env::var("KEYGATE_FUZZ_EXAMPLES").unwrap_or(DEFAULT_EXAMPLES.into());
     let seed = std::env::var("KEYGATE_FUZZ_SEED").unwrap_or(DEFAULT_SEED.into());
@@ -205,7 +274,9 @@ fn schemathesis_finds_no_failure_on_any_operation() {
         .env("SCHEMATHESIS_HOOKS", hooks_dir().join("hooks.py"))
         .env("KEYGATE_FUZZ_URL", &s.url)
         .env("KEYGATE_FUZZ_ROOT_TOKEN", &s.admin_token)
-        .env("KEYGATE_FUZZ_STATS", &stats_path);
+        .env("KEYGATE_FUZZ_STATS", &stats_path)
+        .env("KEYGATE_FUZZ_GITLAB_TOKEN", LeakIntakes::GITLAB_TOKEN)
+        .env("KEYGATE_FUZZ_GITHUB_REPORTS", &leaks.reports);
     let started = Instant::now();
     let (ok, output) = run_bounded(cmd, RUN_BOUND);
     let took = started.elapsed();

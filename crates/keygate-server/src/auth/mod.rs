@@ -6,6 +6,7 @@ pub mod authorized;
 pub mod caller;
 pub mod gateway;
 pub mod logged_in;
+pub mod scanner;
 pub mod session;
 pub mod token;
 

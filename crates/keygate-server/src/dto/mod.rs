@@ -747,6 +747,7 @@ mod tests {
 }
 
 mod bulk_revoke;
+pub mod leaks;
 mod policy;
 pub use bulk_revoke::*;
 mod replication;

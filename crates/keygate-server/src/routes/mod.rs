@@ -3,6 +3,7 @@
 
 pub mod bulk_revoke;
 pub mod gateway;
+pub mod leaks;
 pub mod meta;
 pub mod ops;
 pub mod replication;
@@ -70,6 +71,9 @@ pub fn native() -> OpenApiRouter<AppState> {
         ))
         .routes(routes!(webhooks::list_deliveries))
         .routes(routes!(webhooks::redeliver))
+        .routes(routes!(leaks::github))
+        .routes(routes!(leaks::gitlab_types))
+        .routes(routes!(leaks::gitlab_revoke))
         .routes(routes!(tenants::create_tenant))
         .routes(routes!(tenants::get_policy, tenants::put_policy))
         .routes(routes!(session::login, session::current, session::logout))

@@ -8,6 +8,7 @@ use crate::backend::Backend;
 use crate::model::{NewAudit, Write};
 use crate::sql::audit::insert_audit;
 use crate::sql::bulk;
+use crate::sql::leaks;
 use crate::sql::outbox;
 use crate::sql::policies;
 use crate::sql::tokens::{
@@ -118,6 +119,7 @@ pub(crate) async fn execute_batch(
                 delivery_id,
                 at,
             } => webhooks::redeliver_webhook(tx, tenant_id, endpoint_id, *delivery_id, *at).await?,
+            Write::RecordLeak(leak) => leaks::insert_leak(tx, leak).await?,
         }
     }
     match audit {

@@ -23,6 +23,7 @@ mod credits;
 mod errors;
 mod expiry;
 mod group_commit;
+mod leaks;
 mod listing;
 mod open;
 mod outbox;
@@ -46,11 +47,12 @@ use crate::model::*;
 use crate::sql::batch::execute_batch;
 use crate::sql::errors::map_err;
 use crate::sql::group_commit::GroupCommitter;
-use crate::store::WebhookStore;
+use crate::store::{LeakStore, WebhookStore};
 use crate::store::{Lease, Result, Store, StoreError};
 use crate::usage::{Granularity, TopQuery, TopUsage, UsageDelta, UsagePoint};
 
 pub use errors::LAST_ADMIN;
+pub use leaks::SIGNATURE_RETENTION_MS;
 
 #[derive(Clone)]
 pub struct SqlStore {
@@ -353,5 +355,32 @@ impl WebhookStore for SqlStore {
 
     async fn prune_webhook_deliveries(&self, before_ms: i64) -> Result<u64> {
         webhook_dispatch::prune(&self.writer, before_ms).await
+    }
+}
+
+#[async_trait]
+impl LeakStore for SqlStore {
+    async fn leak_by_hash(&self, hash: &TokenHash) -> Result<Option<LeakRecord>> {
+        leaks::leak_by_hash(&self.reader, hash).await
+    }
+
+    async fn count_leak_report(&self, hash: &TokenHash, at: OffsetDateTime) -> Result<bool> {
+        leaks::count_report(&self.writer, hash, at).await
+    }
+
+    async fn leak_report_answer(&self, signature: &[u8]) -> Result<Option<String>> {
+        // The writer: a replay that follows its original at once must see the original's row,
+        // which a SQLite reader connection may not have yet.
+        leaks::report_answer(&self.writer, signature).await
+    }
+
+    async fn keep_leak_report(
+        &self,
+        signature: &[u8],
+        key_id: &str,
+        answer: &str,
+        at: OffsetDateTime,
+    ) -> Result<bool> {
+        leaks::keep_report(&self.writer, signature, key_id, answer, at).await
     }
 }

@@ -14,6 +14,8 @@ pub struct Seen {
     pub target: String,
     /// Names in lower case, in the order sent.
     pub headers: Vec<(String, String)>,
+    /// The body, as text (lossily, should it not be UTF-8).
+    pub body: String,
 }
 
 impl Seen {
@@ -82,7 +84,7 @@ impl Recorder {
     }
 }
 
-/// The request head, and its body read and dropped, so that the sender is not cut off midway.
+/// The request head and its body, read whole, so that the sender is not cut off midway.
 fn read_request(stream: &TcpStream) -> Option<Seen> {
     let mut reader = BufReader::new(stream);
     let mut line = String::new();
@@ -100,16 +102,19 @@ fn read_request(stream: &TcpStream) -> Option<Seen> {
         let (k, v) = h.split_once(':')?;
         headers.push((k.trim().to_ascii_lowercase(), v.trim().to_owned()));
     }
-    let seen = Seen {
+    let mut seen = Seen {
         method,
         target,
         headers,
+        body: String::new(),
     };
     if let Some(n) = seen
         .header("content-length")
         .and_then(|n| n.parse::<u64>().ok())
     {
-        std::io::copy(&mut reader.by_ref().take(n), &mut std::io::sink()).ok()?;
+        let mut body = Vec::new();
+        reader.by_ref().take(n).read_to_end(&mut body).ok()?;
+        seen.body = String::from_utf8_lossy(&body).into_owned();
     }
     Some(seen)
 }

@@ -19,8 +19,13 @@ fixed token it would lock itself out after a few calls and test nothing but 401s
 - Every answer's status is counted per operation and written, when the run ends, to the file
   `KEYGATE_FUZZ_STATS` names, so the Rust test can check that each operation got 2xx answers.
 
+- The leak intakes hold no keygate token: GitLab's routes get the GitLab token
+  (`KEYGATE_FUZZ_GITLAB_TOKEN`), and every second positive case of GitHub's gets one of the reports
+  the Rust test signed (`KEYGATE_FUZZ_GITHUB_REPORTS`: Python's standard library has no ECDSA), with
+  its headers; the others carry generated signatures, answered 401.
+
 Environment: `KEYGATE_FUZZ_URL` (the server), `KEYGATE_FUZZ_ROOT_TOKEN` (the bootstrap token),
-`KEYGATE_FUZZ_STATS` (where the counts go).
+`KEYGATE_FUZZ_STATS` (where the counts go), `KEYGATE_FUZZ_GITLAB_TOKEN`, `KEYGATE_FUZZ_GITHUB_REPORTS`.
 """
 
 import atexit
@@ -38,6 +43,13 @@ import schemathesis
 BASE_URL = os.environ["KEYGATE_FUZZ_URL"].rstrip("/")
 ROOT_TOKEN = os.environ["KEYGATE_FUZZ_ROOT_TOKEN"]
 STATS_PATH = os.environ["KEYGATE_FUZZ_STATS"]
+GITLAB_TOKEN = os.environ["KEYGATE_FUZZ_GITLAB_TOKEN"]
+with open(os.environ["KEYGATE_FUZZ_GITHUB_REPORTS"], encoding="utf-8") as reports:
+    # Signed reports: each body is exactly what `json.dumps` writes of it, as schemathesis sends it.
+    GITHUB_REPORTS = itertools.cycle(json.load(reports))
+
+GITHUB_PATH = "/api/v1/leaks/github"
+GITLAB_PATHS = ("/api/v1/leaks/gitlab/revocable_token_types", "/api/v1/leaks/gitlab/revoke_tokens")
 
 SESSION_PATH = "/api/v1/session"
 TENANTS_PATH = "/api/v1/tenants"
@@ -268,6 +280,10 @@ class FreshCredentials:
 
     def get(self, case, context):
         path = context.operation.path
+        if path == GITHUB_PATH:
+            return {}
+        if path in GITLAB_PATHS:
+            return {"gitlab": GITLAB_TOKEN}
         if path == TENANTS_PATH:
             return {"token": FIXTURES.root_scoped(["tenants:admin"])}
         if path == SESSION_PATH and case.method.upper() != "POST":
@@ -277,7 +293,11 @@ class FreshCredentials:
 
     def set(self, case, data, context):
         case.headers = case.headers or {}
-        if "token" in data:
+        if not data:
+            return
+        if "gitlab" in data:
+            case.headers["Authorization"] = data["gitlab"]
+        elif "token" in data:
             case.headers["Authorization"] = f"Bearer {data['token']}"
         else:
             case.headers["Cookie"] = data["cookie"]
@@ -323,6 +343,17 @@ def before_call(context, case, kwargs):
         if isinstance(case.path_parameters, dict) and "id" in case.path_parameters:
             case.path_parameters["id"] = FIXTURES.current().name
             substituted = True
+    if (method, path) == ("POST", GITHUB_PATH):
+        report = next(GITHUB_REPORTS)
+        case.body = json.loads(report["body"])
+        case.headers = case.headers or {}
+        case.headers["Github-Public-Key-Identifier"] = report["keyId"]
+        case.headers["Github-Public-Key-Signature"] = report["signature"]
+        substituted = True
+    if (method, path) == ("POST", GITLAB_PATHS[1]) and isinstance(case.body, list) and case.body:
+        if isinstance(case.body[0], dict):
+            case.body[0]["token"] = FIXTURES.mint(["tokens:read"])["token"]
+            substituted = True
     if (method, path) in TOKEN_BODY_OPERATIONS and isinstance(case.body, dict) and "token" in case.body:
         case.body["token"] = FIXTURES.mint(["tokens:read"])["token"]
         substituted = True
@@ -365,7 +396,7 @@ def after_call(context, case, response):
     elif case.operation.path == "/api/v1/webhooks" and response.status_code == 201:
         created = response.json()
         call("DELETE", f"/api/v1/webhooks/{created['id']}", authorization.removeprefix("Bearer "))
-    if authorization.startswith("Bearer ") and case.operation.path != TENANTS_PATH:
+    if authorization.startswith("Bearer ") and case.operation.path not in (TENANTS_PATH, *GITLAB_PATHS):
         call("DELETE", "/api/v1/tokens/self", authorization.removeprefix("Bearer "))
 
 
