@@ -358,15 +358,20 @@ fn unsigned_tampered_unknown_and_replayed_reports_change_nothing(backend: Backen
         "garbage",
     );
 
-    // Accepted once; a replay, in either encoding of the signature, gets the same answer and
-    // acts no more.
+    // Accepted once; a replay, in either encoding of the signature, is refused and acts no
+    // more.
     let first = post_github(s, &body, Some(&st.key.id), Some(&good));
     assert_eq!(first.0, 200, "{first:?}");
     assert_eq!(first.1[0]["label"], "true_positive");
     let flipped = b64_der(&other_s(&sig));
     assert_ne!(flipped, good);
     for replay in [&good, &flipped] {
-        assert_eq!(post_github(s, &body, Some(&st.key.id), Some(replay)), first);
+        let v = assert_error_body(
+            post_github(s, &body, Some(&st.key.id), Some(replay)),
+            401,
+            "invalid_signature",
+        );
+        assert!(v["message"].as_str().unwrap().contains("replay"), "{v}");
     }
     assert_eq!(audit(s, "token.leaked", &id).len(), 1);
     assert_eq!(audit(s, "token.delete", &id).len(), 1);
@@ -409,6 +414,8 @@ fn the_key_file_is_read_again_when_it_changes() {
     );
     // A broken file keeps the keys read before.
     std::fs::write(&st.key_file, "{not json").unwrap();
+    // A new report: p256 signs deterministically (RFC 6979), and a signature seen is a replay.
+    let body = report_body(&[&fresh_token()]);
     let sig = b64_der(&rotated.sign(body.as_bytes()));
     assert_eq!(post_github(s, &body, Some(&rotated.id), Some(&sig)).0, 200);
 }

@@ -192,7 +192,8 @@ impl LeakIntakes {
         let file = serde_json::json!({ "public_keys": [
             { "key_identifier": "schemathesis", "key": pem, "is_current": true }] });
         std::fs::write(&keys, file.to_string()).unwrap();
-        let reports: Vec<Value> = (0..20)
+        // More than the run sends, so that none is a replay (which is refused).
+        let reports: Vec<Value> = (0..200)
             .map(|_| {
                 let body = format!(
                     "[{{\"token\": \"{}\", \"type\": \"keygate_api_token\", \"url\": \

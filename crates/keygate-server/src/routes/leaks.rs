@@ -37,9 +37,9 @@ fn json_answer(body: String) -> Response {
 /// GitHub's secret-scanning partner endpoint: a signed JSON array of the tokens found. Each is
 /// answered `true_positive` (a token of this deployment, handled by its tenant's `onLeak`) or
 /// `false_positive`. A replay of a report already accepted (the same signature, in either of
-/// its encodings) gets the first answer again and changes nothing: GitHub's retry of a delivery
-/// whose answer was lost is answered, an attacker's replay achieves nothing. Served only with
-/// `--github-scanning-keys`.
+/// its encodings) is refused with 401 and changes nothing: the first delivery acted already,
+/// so refusing a copy loses nothing, and a captured report cannot be used to probe the
+/// service. Served only with `--github-scanning-keys`.
 #[utoipa::path(post, path = "/api/v1/leaks/github", tag = "leaks",
     request_body = Vec<GithubLeak>,
     params(
@@ -48,7 +48,7 @@ fn json_answer(body: String) -> Response {
     responses(
         (status = 200, description = "One answer per reported token, in order", body = Vec<GithubLeakAnswer>),
         (status = 400, description = "Signed, but not JSON", body = ErrorBody),
-        (status = 401, description = "Unsigned, badly signed, or signed by a key the key file does not list", body = ErrorBody),
+        (status = 401, description = "Unsigned, badly signed, signed by a key the key file does not list, or a replay of a report already accepted", body = ErrorBody),
         (status = 404, description = "The intake is not configured (`--github-scanning-keys`)", body = ErrorBody),
         (status = 413, body = ErrorBody),
         (status = 422, description = "Not an array of reports, or more than 1000 tokens", body = ErrorBody)))]
@@ -56,8 +56,17 @@ pub async fn github(
     State(state): State<AppState>,
     report: SignedGithubReport,
 ) -> ApiResult<Response> {
-    if let Some(answer) = state.store.leak_report_answer(&report.signature).await? {
-        return Ok(json_answer(answer));
+    if state
+        .store
+        .leak_report_answer(&report.signature)
+        .await?
+        .is_some()
+    {
+        return Err(ApiError::InvalidSignature(
+            "This report was accepted before (the same signature): a replay is refused and \
+             changes nothing"
+                .into(),
+        ));
     }
     let leaks: Vec<GithubLeak> = parse_json(&report.body)?;
     if leaks.len() > MAX_TOKENS_PER_REPORT {

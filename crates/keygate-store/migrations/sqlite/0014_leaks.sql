@@ -23,7 +23,7 @@ CREATE INDEX leaked_tokens_by_tenant ON leaked_tokens (tenant_id, first_reported
 
 -- Every GitHub report accepted, by its signature (r||s with s normalised to the low half, so
 -- that the other valid encoding of the same signature is the same row), with the answer it
--- got: a replay of a signed report is answered again without acting again.
+-- got, the record of what GitHub was told: a replay of a signed report is refused.
 CREATE TABLE leak_report_signatures (
     signature   BLOB PRIMARY KEY,
     key_id      TEXT NOT NULL,
