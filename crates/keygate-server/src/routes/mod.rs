@@ -2,6 +2,7 @@
 //! an operation of `service`.
 
 pub mod gateway;
+pub mod import;
 pub mod meta;
 pub mod ops;
 pub mod replication;
@@ -34,6 +35,7 @@ pub fn native() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::enable_token))
         .routes(routes!(tokens::rotate_token))
         .routes(routes!(tokens::change_credits))
+        .merge(import::router())
         .routes(routes!(usage::token_usage))
         .routes(routes!(usage::tenant_usage))
         .routes(routes!(replication::snapshot))

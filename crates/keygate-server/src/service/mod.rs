@@ -8,6 +8,7 @@
 pub mod bootstrap;
 pub mod events;
 pub mod expiry;
+pub mod import;
 pub mod passwords;
 pub mod policy;
 pub mod replication;
