@@ -41,9 +41,11 @@ runs everything everywhere.
 """
 
 import argparse
+import hashlib
 import json
 import os
 import re
+import secrets
 import shutil
 import signal
 import socket
@@ -361,12 +363,23 @@ def new_token():
 # verify: keygate against nginx and the peer
 
 
+IMPORTED = "keygate, imported token"
+
+
 def bench_verify(args, work):
     servers = {}
     admin = new_token()
     kg = Keygate(work / "kg-verify", admin).start()
     servers["keygate"] = kg
     token = kg.api("POST", "/api/v1/tokens", {"name": "bench", "scopes": ["metrics:read"]})["token"]
+    # A key made elsewhere, imported by its SHA-256: verified by hash like a minted one, on the
+    # same server, so the two rows compare the tokens and nothing else.
+    imported = "legacy_" + secrets.token_hex(24)
+    kg.api("POST", "/api/v1/tokens/import", {"tokens": [{
+        "hash": "sha256:" + hashlib.sha256(imported.encode()).hexdigest(),
+        "name": "bench imported", "scopes": ["metrics:read"]}]})
+    servers[IMPORTED] = kg
+    tokens = {"keygate": token, IMPORTED: imported}
     cores = server_cpus()
     if not args.no_nginx:
         servers["nginx"] = Nginx(work, cores).start()
@@ -389,14 +402,16 @@ def bench_verify(args, work):
                     # The peer reads its key from the header on both routes.
                     sc = "auth" if scenario == "auth" else "peer_verify"
                 else:
-                    env = {"KG_TOKEN": token, "KG_AUTH": f"Bearer {token}"}
+                    t = tokens.get(name, token)
+                    env = {"KG_TOKEN": t, "KG_AUTH": f"Bearer {t}"}
                     url = s.url + path
                     sc = scenario
                 r = wrk(url, sc, env, args.connections, args.duration, args.threads)
                 runs[name].append(r)
                 log(f"{route:22} round {rnd + 1} {name:10} {fmt(r)}")
         results[route] = {name: median_of(rs) for name, rs in runs.items()}
-    for s in servers.values():
+    # The imported token's row is served by the same keygate: each process stopped once.
+    for s in {id(s): s for s in servers.values()}.values():
         s.stop()
     print(f"\n## verify: {args.connections} connections, {args.duration} s x {args.rounds} rounds, "
           f"wrk -t{args.threads}, {placement()} (medians)\n")

@@ -59,6 +59,9 @@ pub struct TokenRecord {
     /// The networks the token may be used from; empty: anywhere. Checked by
     /// `keygate_core::network::check_allowed_cidrs` before it is stored.
     pub allowed_cidrs: Vec<Cidr>,
+    /// Where a token imported by its hash came from (`import`, `unkey`); `None` for a token
+    /// keygate minted, its successors by rotation included.
+    pub imported_from: Option<String>,
 }
 
 impl TokenRecord {
@@ -96,6 +99,7 @@ impl TokenRecord {
             rotated_to: None,
             rotated_from: None,
             allowed_cidrs: Vec::new(),
+            imported_from: None,
         }
     }
 

@@ -55,6 +55,17 @@ pub trait Store: WebhookStore + LeakStore + Send + Sync + 'static {
     async fn bootstrap(&self, b: &Bootstrap) -> Result<bool>;
 
     async fn token_by_hash(&self, hash: &TokenHash) -> Result<Option<TokenRecord>>;
+    /// Which of these hashes a token of any tenant has already: an import checks a whole
+    /// batch at once. The default asks one by one; the SQL store asks in chunks.
+    async fn existing_hashes(&self, hashes: &[TokenHash]) -> Result<Vec<TokenHash>> {
+        let mut found = Vec::new();
+        for h in hashes {
+            if self.token_by_hash(h).await?.is_some() {
+                found.push(*h);
+            }
+        }
+        Ok(found)
+    }
     async fn token_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<TokenRecord>>;
     /// The token a compatible surface's client named (Instana's `internalId`).
     async fn token_by_chosen_id(

@@ -1196,6 +1196,7 @@ fn openapi_describes_every_route(backend: Backend) {
         ("/api/v1/tokens/{id}/enable", "post"),
         ("/api/v1/tokens/{id}/rotate", "post"),
         ("/api/v1/tokens/lookup", "post"),
+        ("/api/v1/tokens/import", "post"),
         ("/api/v1/tokens/self", "get"),
         ("/api/v1/tokens/self", "delete"),
         ("/api/v1/verify", "post"),

@@ -92,6 +92,8 @@ fn the_benchmark_script_runs_end_to_end() {
     }
     for row in [
         "| `POST /api/v1/verify` | keygate |",
+        "| `POST /api/v1/verify` | keygate, imported token |",
+        "| `GET /api/v1/auth` | keygate, imported token |",
         "| `GET /api/v1/auth` | nginx |",
         "| 1,000 |",
         "| sqlite | create | 4 |",

@@ -355,7 +355,7 @@ fn rotate_says_when_the_old_token_stops_and_list_and_show_tell_which_replaced_wh
     assert_eq!(v["rotatedTo"], Value::Null);
 
     let list = cli_stdout(&s.cli(&s.admin_token, &["token", "list"]));
-    assert!(list.contains("ROTATION"), "{list}");
+    assert!(list.contains("ORIGIN"), "{list}");
     for words in [
         format!("replaces {first}"),
         format!("replaced by {second}"),

@@ -480,16 +480,26 @@ fn migration_listing_by_holder_and_reroll_without_overlap(backend: Backend) {
     );
     assert_eq!(v["data"]["code"], "VALID", "{v}");
     assert_eq!(v["data"]["keyId"], key_id.as_str(), "{v}");
-    // The audit log says where the key came from.
+    // The audit log says where the key came from, and so does the token's view.
     let (_, audit) = status_json(
         s.admin("GET", &format!("/api/v1/audit?targetId={key_id}"))
             .send()
             .unwrap(),
     );
-    assert!(
-        audit.to_string().contains("unkey migration old-system"),
-        "{audit}"
+    let created = audit["items"]
+        .as_array()
+        .and_then(|items| items.iter().find(|a| a["action"] == "token.create"))
+        .unwrap_or_else(|| panic!("no token.create in {audit}"));
+    let details = &created["details"];
+    assert_eq!(details["importedFrom"], "unkey", "{audit}");
+    assert_eq!(details["migrationId"], "old-system", "{audit}");
+    let (_, view) = s.call(
+        "GET",
+        &format!("/api/v1/tokens/{key_id}"),
+        Some(&root),
+        None,
     );
+    assert_eq!(view["importedFrom"], "unkey", "{view}");
 
     // listKeys by externalId: the keys of that holder only.
     for holder in ["cust_a", "cust_a", "cust_b"] {

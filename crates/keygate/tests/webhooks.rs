@@ -254,6 +254,39 @@ fn token_changes_arrive_signed_and_hold_no_secret(backend: Backend) {
     }
 }
 
+/// An import sends `token.created` for each token, as a create does, saying where it came from.
+#[test]
+fn imported_tokens_send_token_created() {
+    let Some(r) = Receiver::start("imported_tokens_send_token_created") else {
+        return;
+    };
+    let s = Server::on(Backend::Sqlite).start();
+    add_endpoint(&s, &r, "imports", json!(["token.created"]));
+    let hash = |k: &str| {
+        format!(
+            "sha256:{}",
+            hex::encode(keygate_core::TokenHash::of(k).as_bytes())
+        )
+    };
+    let (status, v) = s.call(
+        "POST",
+        "/api/v1/tokens/import",
+        Some(&s.admin_token),
+        Some(json!({ "tokens": [
+            { "hash": hash("imported-key-number-one"), "name": "one", "scopes": ["tokens:read"] },
+            { "hash": hash("imported-key-number-two"), "name": "two", "scopes": ["tokens:read"] } ] })),
+    );
+    assert_eq!(status, 201, "{v}");
+    let delivered = r.wait_delivered("imports", 2);
+    assert_all_verified(&r.arrived("imports"));
+    assert_eq!(event_types(&delivered), ["token.created", "token.created"]);
+    for (d, name) in delivered.iter().zip(["one", "two"]) {
+        let token = &d["event"]["data"]["token"];
+        assert_eq!(token["name"], name, "{d}");
+        assert_eq!(token["importedFrom"], "import", "{d}");
+    }
+}
+
 #[test]
 fn a_failing_receiver_gets_retries_in_order_and_a_redelivery() {
     let Some(r) = Receiver::start("a_failing_receiver_gets_retries_in_order_and_a_redelivery")

@@ -53,6 +53,10 @@ pub struct TokenView {
     /// The networks the token may be used from; empty: anywhere.
     #[schema(value_type = Vec<String>, example = json!(["10.0.0.0/8", "2001:db8::/32"]))]
     pub allowed_cidrs: Vec<Cidr>,
+    /// Where a token imported by its SHA-256 came from: `import` (`POST /api/v1/tokens/import`)
+    /// or `unkey` (Unkey's `keys.migrateKeys`); `null` for a token keygate minted.
+    #[schema(example = json!(null))]
+    pub imported_from: Option<String>,
 }
 
 /// What is left of a token's credits, and how they refill.
@@ -87,6 +91,7 @@ impl From<TokenRecord> for TokenView {
             external_id: t.external_id,
             ratelimits: t.ratelimits,
             allowed_cidrs: t.allowed_cidrs,
+            imported_from: t.imported_from,
             credits: t.credits.map(|c| CreditsView {
                 remaining: c.remaining_at(OffsetDateTime::now_utc()),
                 refill: c.refill,
@@ -639,6 +644,7 @@ mod tests {
             ratelimits: Vec::new(),
             credits: None,
             allowed_cidrs: Vec::new(),
+            imported_from: None,
         }
     }
 
@@ -747,11 +753,13 @@ mod tests {
 }
 
 mod bulk_revoke;
+mod import;
 pub mod leaks;
 mod policy;
 pub use bulk_revoke::*;
 mod replication;
 mod usage;
+pub use import::*;
 pub use policy::*;
 mod webhooks;
 pub use replication::*;

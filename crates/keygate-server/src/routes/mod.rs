@@ -3,6 +3,7 @@
 
 pub mod bulk_revoke;
 pub mod gateway;
+pub mod import;
 pub mod leaks;
 pub mod meta;
 pub mod ops;
@@ -37,6 +38,7 @@ pub fn native() -> OpenApiRouter<AppState> {
         .routes(routes!(tokens::enable_token))
         .routes(routes!(tokens::rotate_token))
         .routes(routes!(tokens::change_credits))
+        .merge(import::router())
         .routes(routes!(usage::token_usage))
         .routes(routes!(usage::tenant_usage))
         .routes(routes!(replication::snapshot))

@@ -9,6 +9,7 @@ pub mod bootstrap;
 pub mod bulk_revoke;
 pub mod events;
 pub mod expiry;
+pub mod import;
 pub mod leaks;
 pub mod passwords;
 pub mod policy;

@@ -22,6 +22,27 @@ pub async fn check_new(state: &AppState, rec: &TokenRecord) -> ApiResult<()> {
         .map_err(|e| ApiError::Unprocessable(e.message))
 }
 
+/// [`check_new`] for a batch of new tokens of one tenant, the policy read once; a refusal
+/// gives the key of the token refused.
+pub async fn check_new_all<'a, K>(
+    state: &AppState,
+    recs: impl Iterator<Item = (K, &'a TokenRecord)>,
+) -> Result<(), (K, ApiError)> {
+    let mut policy = None;
+    for (k, rec) in recs {
+        if policy.is_none() {
+            match state.store.tenant_policy(&rec.tenant_id).await {
+                Ok(p) => policy = Some(p),
+                Err(e) => return Err((k, e.into())),
+            }
+        }
+        if let Some(Err(e)) = policy.as_ref().map(|p| p.check_lifetime(lifetime_ms(rec))) {
+            return Err((k, ApiError::Unprocessable(e.message)));
+        }
+    }
+    Ok(())
+}
+
 /// A changed token must keep the policy if its expiry changes. A token made before a stricter
 /// policy may still be renamed, rescoped or disabled: the policy lists it
 /// (`violatesPolicy`), it does not lock it.

@@ -295,32 +295,8 @@ pub async fn create(
     Ok((rec, plain))
 }
 
-/// A token known only by its SHA-256, imported from another system (Unkey's `migrateKeys`):
-/// the rules of [`create`] for a token of the caller's own owner, with no secret minted or
-/// shown. `Ok(None)` when a token with this hash exists already, here or in another tenant.
-pub async fn import_hashed(
-    state: &AppState,
-    caller: &impl MayChangeTokens,
-    hash: TokenHash,
-    spec: NewToken,
-    source: &str,
-) -> ApiResult<Option<TokenRecord>> {
-    ensure_covers(caller, &spec.scopes)?;
-    if state.store.token_by_hash(&hash).await?.is_some() {
-        return Ok(None);
-    }
-    let id = TokenId::generate(&state.config.prefix);
-    let rec = new_record(caller, spec, id, hash, caller.owner_id().to_owned());
-    match insert_new(state, caller, &rec, json!({ "importedFrom": source })).await {
-        Ok(()) => Ok(Some(rec)),
-        // The same hash inserted meanwhile.
-        Err(ApiError::Conflict(_)) if state.store.token_by_hash(&hash).await?.is_some() => Ok(None),
-        Err(e) => Err(e),
-    }
-}
-
 /// The record of a new token: what `spec` gives, under this id, hash and owner.
-fn new_record(
+pub(super) fn new_record(
     caller: &impl MayChangeTokens,
     spec: NewToken,
     id: TokenId,
@@ -353,6 +329,16 @@ fn new_record(
     }
 }
 
+/// What the audit log records of a new token.
+pub(super) fn created_details(rec: &TokenRecord) -> serde_json::Value {
+    json!({ "name": rec.name, "scopes": rec.scopes.names(),
+        "ownerId": rec.owner_id, "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
+        "usage": { "externalId": rec.external_id, "ratelimits": rec.ratelimits,
+                   "allowedCidrs": rec.allowed_cidrs,
+                   "credits": rec.credits.map(|c| json!({ "remaining": c.remaining,
+                                                          "refill": c.refill })) } })
+}
+
 /// Inserts a new token with its audit entry (what a create records, and `more`), within its
 /// owner's limit.
 async fn insert_new(
@@ -361,12 +347,7 @@ async fn insert_new(
     rec: &TokenRecord,
     more: serde_json::Value,
 ) -> ApiResult<()> {
-    let mut details = json!({ "name": rec.name, "scopes": rec.scopes.names(),
-        "ownerId": rec.owner_id, "expiresAt": rec.expires_at.map(crate::rfc3339_ms::format),
-        "usage": { "externalId": rec.external_id, "ratelimits": rec.ratelimits,
-                   "allowedCidrs": rec.allowed_cidrs,
-                   "credits": rec.credits.map(|c| json!({ "remaining": c.remaining,
-                                                          "refill": c.refill })) } });
+    let mut details = created_details(rec);
     if let (Some(details), serde_json::Value::Object(more)) = (details.as_object_mut(), more) {
         details.extend(more);
     }
@@ -661,6 +642,8 @@ pub async fn rotate(
         chosen_id: None,
         rotated_to: None,
         rotated_from: Some(old.id.clone()),
+        // The successor is keygate's own, in keygate's format, whatever its predecessor was.
+        imported_from: None,
         credits,
         ..old.clone()
     };

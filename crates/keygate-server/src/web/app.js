@@ -394,10 +394,21 @@ function tokenRow(token) {
     cell(
       "Status",
       el("span", { className: `badge ${token.status}`, textContent: token.status }),
+      ...importedBadge(token),
       ...lineage(token),
     ),
     cell("Actions", rowActions(token)),
   );
+}
+
+/** An "imported" badge for a token imported by its hash, its source in the tooltip. */
+function importedBadge(token) {
+  if (!token.importedFrom) return [];
+  return [" ", el("span", {
+    className: "badge imported",
+    textContent: "imported",
+    title: `imported from ${token.importedFrom}`,
+  })];
 }
 
 /** Which token replaced this one by rotation and when this one stops, and which it replaced. */

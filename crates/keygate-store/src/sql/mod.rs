@@ -103,6 +103,10 @@ impl Store for SqlStore {
         tokens::token_by_hash(&self.reader, hash).await
     }
 
+    async fn existing_hashes(&self, hashes: &[TokenHash]) -> Result<Vec<TokenHash>> {
+        tokens::existing_hashes(&self.reader, hashes).await
+    }
+
     async fn token_by_id(&self, tenant_id: &str, id: &str) -> Result<Option<TokenRecord>> {
         tokens::token_where(&self.reader, tenant_id, "id", id).await
     }

@@ -22,7 +22,7 @@ pub(crate) const TOKEN_COLUMNS: &str =
     "seq, id, tenant_id, hash, name, description, metadata, owner_id, \
      scopes, enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
      external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
-     credits_period, credits_version, allowed_cidrs, rotated_from";
+     credits_period, credits_version, allowed_cidrs, rotated_from, imported_from";
 
 pub(crate) fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
     let hash: Vec<u8> = get(row, "hash")?;
@@ -66,6 +66,7 @@ pub(crate) fn token_from_row(row: &AnyRow) -> Result<(i64, TokenRecord)> {
                 .map_err(|e| StoreError::Corrupt(format!("allowed_cidrs: {e}")))?,
             None => Vec::new(),
         },
+        imported_from: get(row, "imported_from")?,
     };
     Ok((get(row, "seq")?, rec))
 }
@@ -102,6 +103,34 @@ fn refill_json(refill: Option<&Refill>) -> Option<String> {
 pub(crate) async fn token_by_hash(pool: &AnyPool, hash: &TokenHash) -> Result<Option<TokenRecord>> {
     let sql = format!("SELECT {TOKEN_COLUMNS} FROM tokens WHERE hash = $1");
     one_token(pool, sqlx::query(&sql).bind(&hash.as_bytes()[..])).await
+}
+
+/// Which of `hashes` are taken, asked in chunks well under either database's limit on bound
+/// parameters.
+pub(crate) async fn existing_hashes(
+    pool: &AnyPool,
+    hashes: &[TokenHash],
+) -> Result<Vec<TokenHash>> {
+    let mut found = Vec::new();
+    for chunk in hashes.chunks(500) {
+        let marks: Vec<String> = (1..=chunk.len()).map(|i| format!("${i}")).collect();
+        let sql = format!(
+            "SELECT hash FROM tokens WHERE hash IN ({})",
+            marks.join(", ")
+        );
+        let mut q = sqlx::query(&sql);
+        for h in chunk {
+            q = q.bind(&h.as_bytes()[..]);
+        }
+        for row in q.fetch_all(pool).await.map_err(map_err)? {
+            let bytes: Vec<u8> = get(&row, "hash")?;
+            found.push(
+                TokenHash::from_slice(&bytes)
+                    .ok_or_else(|| StoreError::Corrupt("hash is not 32 bytes".into()))?,
+            );
+        }
+    }
+    Ok(found)
 }
 
 /// The token of a tenant whose `column` (a unique one) holds `value`.
@@ -194,9 +223,10 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
         "INSERT INTO tokens (id, tenant_id, hash, name, description, metadata, owner_id, scopes, \
          enabled, created_at, updated_at, expires_at, last_used_at, last_used_ip, created_by, \
          external_id, rotated_to, external_ref, ratelimits, credits_remaining, credits_refill, \
-         credits_period, credits_version, allowed_cidrs, rotated_from, expiry_notice_at) \
+         credits_period, credits_version, allowed_cidrs, rotated_from, expiry_notice_at, \
+         imported_from) \
          VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, \
-         $18, $19, $20, $21, $22, $23, $24, $25, $26)",
+         $18, $19, $20, $21, $22, $23, $24, $25, $26, $27)",
     )
     .bind(t.id.as_str())
     .bind(&t.tenant_id)
@@ -227,6 +257,7 @@ pub(crate) async fn insert_token(tx: &mut Tx, t: &TokenRecord) -> Result<()> {
     .bind(t.rotated_from.as_ref().map(TokenId::as_str))
     // A token with an expiry is due for the expiry scanner's first look at once.
     .bind(t.expires_at.map(|_| 0i64))
+    .bind(&t.imported_from)
     .execute(&mut **tx)
     .await
     .map_err(map_err)?;

@@ -59,7 +59,7 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
             "LAST USED",
             "EXTERNAL ID",
             "CREDITS",
-            "ROTATION",
+            "ORIGIN",
         ]);
     for t in tokens {
         let scopes = t["scopes"]
@@ -77,7 +77,7 @@ pub fn print_tokens(tokens: &[Value]) -> Result<(), CliError> {
             when(&t["lastUsedAt"]),
             text(&t["externalId"]),
             credits(&t["credits"]),
-            rotation(t),
+            origin(t),
         ]);
     }
     say!("{table}")
@@ -105,18 +105,24 @@ pub fn print_token(t: &Value) -> Result<(), CliError> {
         ("ALLOWED FROM", allowed_from(&t["allowedCidrs"])),
         ("REPLACES", text(&t["rotatedFrom"])),
         ("REPLACED BY", text(&t["rotatedTo"])),
+        ("IMPORTED FROM", text(&t["importedFrom"])),
     ] {
         table.add_row([field.to_owned(), value]);
     }
     say!("{table}")
 }
 
-/// Which token this one replaced and which replaced it, one a line; `-` for neither.
-fn rotation(t: &Value) -> String {
-    let shown: Vec<String> = [("replaces", "rotatedFrom"), ("replaced by", "rotatedTo")]
-        .into_iter()
-        .filter_map(|(words, field)| t[field].as_str().map(|id| format!("{words} {id}")))
-        .collect();
+/// Where the token came from: the system it was imported from, which token it replaced and
+/// which replaced it, one a line; `-` for none.
+fn origin(t: &Value) -> String {
+    let shown: Vec<String> = [
+        ("imported from", "importedFrom"),
+        ("replaces", "rotatedFrom"),
+        ("replaced by", "rotatedTo"),
+    ]
+    .into_iter()
+    .filter_map(|(words, field)| t[field].as_str().map(|id| format!("{words} {id}")))
+    .collect();
     if shown.is_empty() {
         "-".into()
     } else {

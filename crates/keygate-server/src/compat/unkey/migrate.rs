@@ -7,12 +7,12 @@ use axum::response::Response;
 use base64::Engine;
 use keygate_core::TokenHash;
 use serde::{Deserialize, Serialize};
-use serde_json::Value;
+use serde_json::{json, Value};
 
 use super::envelope::*;
 use super::error::UnkeyError;
 use super::input::{self, At, CreditsIn, RatelimitIn};
-use crate::auth::{Authorized, TokensWrite};
+use crate::service::import::{self, Existing, ImportToken, Source};
 use crate::service::tokens::{self, NewToken};
 use crate::state::AppState;
 
@@ -175,35 +175,42 @@ pub async fn migrate_keys(
         .enumerate()
         .map(|(i, k)| parse_key(&state, i, k))
         .collect::<Result<Vec<_>, _>>()?;
-    let source = format!("unkey migration {}", req.migration_id);
-    let mut outcome = Outcome {
-        migrated: Vec::new(),
-        failed: Vec::new(),
+    let (texts, batch): (Vec<String>, Vec<ImportToken>) = parsed
+        .into_iter()
+        .map(|p| {
+            let t = ImportToken {
+                hash: p.hash,
+                spec: p.spec,
+                enabled: p.enabled,
+            };
+            (p.text, t)
+        })
+        .unzip();
+    // One transaction for the request; a hash keygate holds already (or that the request
+    // repeats) is reported in `failed`, as Unkey does, and the others are imported.
+    let source = Source {
+        name: "unkey",
+        field: "keys",
+        audit: json!({ "migrationId": req.migration_id }),
     };
-    for p in parsed {
-        import(&state, &caller, p, &source, &mut outcome).await?;
-    }
-    Ok(answer(outcome))
-}
-
-async fn import(
-    state: &AppState,
-    caller: &Authorized<TokensWrite>,
-    p: Parsed,
-    source: &str,
-    outcome: &mut Outcome,
-) -> Result<(), UnkeyError> {
-    match tokens::import_hashed(state, caller, p.hash, p.spec, source).await? {
-        None => outcome.failed.push(p.text),
-        Some(rec) => {
-            if !p.enabled {
-                tokens::set_enabled(state, caller, rec.id.as_str(), false).await?;
-            }
-            outcome.migrated.push(Migrated {
-                hash: p.text,
+    let done = import::import(&state, &caller, batch, Existing::Skip, source).await?;
+    let failed = done.skipped.iter().map(|&i| texts[i].clone()).collect();
+    let mut texts = texts.into_iter().enumerate();
+    let migrated = done
+        .tokens
+        .into_iter()
+        .map(|rec| {
+            // Imported tokens come back in request order, skipped ones left out.
+            let hash = texts
+                .by_ref()
+                .find(|(i, _)| done.skipped.binary_search(i).is_err())
+                .map(|(_, t)| t)
+                .unwrap_or_default();
+            Migrated {
+                hash,
                 key_id: rec.id.into_string(),
-            });
-        }
-    }
-    Ok(())
+            }
+        })
+        .collect();
+    Ok(answer(Outcome { migrated, failed }))
 }
