@@ -257,7 +257,7 @@ fn row_of(id: &str) -> String {
 
 /// Rotation on the page: a grace period chosen in the dialog, "replaced by … · stops working
 /// at …" on the old token and "replaces …" on the new one, and no Rotate or Deactivate where
-/// the server would refuse them.
+/// the server would refuse them; and the "imported" badge on a key imported by its hash.
 #[test]
 fn the_page_rotates_with_a_grace_period_and_shows_which_token_replaced_which() {
     if !browser_installed("the web page's rotation test") {
@@ -285,12 +285,38 @@ fn the_page_rotates_with_a_grace_period_and_shows_which_token_replaced_which() {
         std::thread::sleep(std::time::Duration::from_millis(100));
     }
 
+    // A key made elsewhere, imported by its SHA-256: the list marks it, and only it.
+    let legacy_hash = {
+        use sha2::Digest;
+        hex::encode(sha2::Sha256::digest(b"legacy-key-0123456789abcdef"))
+    };
+    let (status, v) = server.call(
+        "POST",
+        "/api/v1/tokens/import",
+        Some(server.admin_token.as_str()),
+        Some(
+            json!({ "tokens": [{ "hash": format!("sha256:{legacy_hash}"),
+                                  "name": "legacy", "scopes": ["metrics:read"] }] }),
+        ),
+    );
+    assert_eq!(status, 201, "{v}");
+    let legacy_id = v["tokens"][0]["id"].as_str().unwrap().to_owned();
+
     let b = Browser::open(&server);
     b.goto("/");
     b.log_in("admin", ADMIN_PASSWORD, false);
     b.visible(&row("short-lived"));
     b.visible(TOKENS_LOADED);
     b.visible(&button("Activate switched-off"));
+    let badge = |id: &str| format!("{}//*[contains(@class, 'imported')]", row_of(id));
+    b.visible(&format!(
+        "{}[normalize-space()='imported'][@title='imported from import']",
+        badge(&legacy_id)
+    ));
+    assert!(
+        !b.is_shown(&badge(&first_id)),
+        "a minted token is not imported"
+    );
     for absent in [
         "Rotate switched-off",
         "Rotate short-lived",
