@@ -1,5 +1,5 @@
-//! Prometheus metrics: HTTP requests by route and status, verifications by result code, and
-//! latency histograms. Verification counters are resolved once at start so the hot path only
+//! Prometheus metrics: HTTP requests by route and status, verifications by result code,
+//! latency histograms, and the tokens secret scanners report. Verification counters are resolved once at start so the hot path only
 //! increments an atomic.
 
 use std::time::Duration;
@@ -75,6 +75,33 @@ struct OutcomeLabels {
 }
 
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct LeakLabels {
+    reporter: &'static str,
+    outcome: &'static str,
+}
+
+/// What became of a token a secret scanner reported, as counted under `outcome`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LeakOutcome {
+    /// A token of this deployment (acted on at its first report).
+    Ours,
+    /// Another prefix, a bad checksum or another shape: judged by its format, with no lookup.
+    NotOursByFormat,
+    /// Well formed, but no token of this deployment has that hash.
+    NotFound,
+}
+
+impl LeakOutcome {
+    fn label(self) -> &'static str {
+        match self {
+            LeakOutcome::Ours => "true_positive",
+            LeakOutcome::NotOursByFormat => "false_positive_format",
+            LeakOutcome::NotFound => "false_positive_not_found",
+        }
+    }
+}
+
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
 struct RouteLabels {
     route: RouteName,
 }
@@ -102,6 +129,7 @@ pub struct Metrics {
     verify_seconds: Histogram,
     cached_tokens: Gauge,
     token_lookups: Counter,
+    leak_reports: Family<LeakLabels, Counter>,
     /// The lookup counter is brought up to the verifier's count when rendered; two renders at
     /// once would add the difference twice.
     render_lock: std::sync::Mutex<()>,
@@ -157,6 +185,13 @@ impl Default for Metrics {
              memory, or rejected by format and checksum without a lookup)",
             token_lookups.clone(),
         );
+        let leak_reports = Family::<LeakLabels, Counter>::default();
+        registry.register(
+            "leak_reports",
+            "Tokens reported leaked by secret scanners, by reporter and outcome \
+             (false_positive_format: judged by prefix and checksum, with no database lookup)",
+            leak_reports.clone(),
+        );
         Self {
             registry,
             requests,
@@ -165,6 +200,7 @@ impl Default for Metrics {
             verify_seconds,
             cached_tokens,
             token_lookups,
+            leak_reports,
             render_lock: std::sync::Mutex::new(()),
         }
     }
@@ -176,6 +212,15 @@ impl Metrics {
             self.verifications[i].inc();
         }
         self.verify_seconds.observe(took.as_secs_f64());
+    }
+
+    pub fn leak_report(&self, reporter: &'static str, outcome: LeakOutcome) {
+        self.leak_reports
+            .get_or_create(&LeakLabels {
+                reporter,
+                outcome: outcome.label(),
+            })
+            .inc();
     }
 
     pub fn request(&self, labels: RequestLabels, took: Duration) {

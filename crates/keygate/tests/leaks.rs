@@ -232,6 +232,18 @@ fn a_reported_token_is_handled_by_its_tenants_policy_once(backend: Backend) {
         ]
     );
     assert_eq!(s.verify(&token, &[])["code"], "NOT_FOUND");
+    // Another prefix and a bad checksum were judged by their format alone, with no lookup;
+    // only the well-formed unknown token was looked for.
+    let counts = metrics_text(s);
+    let count = |outcome: &str| {
+        metric(
+            &counts,
+            &format!("keygate_leak_reports_total{{reporter=\"github\",outcome=\"{outcome}\"}}"),
+        )
+    };
+    assert_eq!(count("true_positive"), Some(1.0), "{counts}");
+    assert_eq!(count("false_positive_format"), Some(2.0), "{counts}");
+    assert_eq!(count("false_positive_not_found"), Some(1.0), "{counts}");
     let leaked = audit(s, "token.leaked", &id);
     assert_eq!(leaked.len(), 1, "{leaked:?}");
     let d = &leaked[0]["details"];

@@ -21,6 +21,7 @@ use keygate_store::{NewAudit, NewLeak, TokenRecord, Write};
 use serde_json::{json, Map, Value};
 
 use crate::error::{ApiError, ApiResult};
+use crate::metrics::LeakOutcome;
 use crate::service::{events, tokens};
 use crate::state::AppState;
 
@@ -101,11 +102,23 @@ pub async fn report(
     found: &Found,
     ip: Option<IpAddr>,
 ) -> ApiResult<bool> {
+    let outcome = judge(state, reporter, token, found, ip).await?;
+    state.metrics.leak_report(reporter.as_str(), outcome);
+    Ok(outcome == LeakOutcome::Ours)
+}
+
+async fn judge(
+    state: &AppState,
+    reporter: Reporter,
+    token: PlainToken,
+    found: &Found,
+    ip: Option<IpAddr>,
+) -> ApiResult<LeakOutcome> {
     if !matches!(
         parse(token.expose(), &state.config.prefix),
         Ok(ParsedToken::Native { .. })
     ) {
-        return Ok(false);
+        return Ok(LeakOutcome::NotOursByFormat);
     }
     let hash = token.hash();
     // A report that races another of the same token loses on the leak's record and rolls back
@@ -114,13 +127,13 @@ pub async fn report(
     for _ in 0..3 {
         let now = keygate_store::now();
         if state.store.count_leak_report(&hash, now).await? {
-            return Ok(true);
+            return Ok(LeakOutcome::Ours);
         }
         let Some(rec) = state.store.token_by_hash(&hash).await? else {
-            return Ok(false);
+            return Ok(LeakOutcome::NotFound);
         };
         match act(state, reporter, &rec, found, ip).await {
-            Ok(()) => return Ok(true),
+            Ok(()) => return Ok(LeakOutcome::Ours),
             Err(ApiError::Conflict(_) | ApiError::NotFound(_)) => continue,
             Err(e) => return Err(e),
         }
