@@ -9,12 +9,8 @@ use crate::model::NewAudit;
 use crate::sql::codec::{get, to_ms};
 use crate::sql::errors::map_err;
 use crate::sql::listing::Sql;
-use crate::sql::tx::Tx;
+use crate::sql::tx::{Tx, CHUNK};
 use crate::store::{Result, StoreError};
-
-/// Rows per statement: seven parameters per audit row stay far below both databases' bound on
-/// the parameters of one statement (SQLite 32 766, PostgreSQL 65 535).
-pub(crate) const CHUNK: usize = 500;
 
 /// Deletes the tenant's tokens of these (distinct) ids and returns their hashes, for the caches
 /// to drop. `NotFound` when any is gone: the batch, and so every deletion, is then undone.
@@ -62,40 +58,6 @@ pub(crate) async fn insert_audits(tx: &mut Tx, entries: &[NewAudit]) -> Result<(
             q.bind(a.target_id.clone()).push(", ");
             q.bind(a.ip.clone()).push(", ");
             q.bind(a.details.as_ref().map(|d| d.to_string())).push(")");
-        }
-        q.query().execute(&mut **tx).await.map_err(map_err)?;
-    }
-    Ok(())
-}
-
-/// Rows `(seq, tenant_id, hash, at)` of the replicas' change stream, in order.
-pub(crate) async fn insert_replication_rows(
-    tx: &mut Tx,
-    rows: &[(Option<i64>, &str, TokenHash)],
-    at: i64,
-) -> Result<()> {
-    for chunk in rows.chunks(CHUNK) {
-        let mut q = Sql::new("INSERT INTO replication_log (seq, tenant_id, hash, at) VALUES ");
-        for (i, (seq, tenant_id, hash)) in chunk.iter().enumerate() {
-            q.push(if i > 0 { ", (" } else { "(" });
-            q.bind(*seq).push(", ");
-            q.bind((*tenant_id).to_owned()).push(", ");
-            q.bind(hash.as_bytes().to_vec()).push(", ");
-            q.bind(at).push(")");
-        }
-        q.query().execute(&mut **tx).await.map_err(map_err)?;
-    }
-    Ok(())
-}
-
-/// PostgreSQL's `token_changes` rows, which tell the other nodes which hashes to forget.
-pub(crate) async fn insert_token_changes(tx: &mut Tx, hashes: &[TokenHash]) -> Result<()> {
-    for chunk in hashes.chunks(CHUNK) {
-        let mut q = Sql::new("INSERT INTO token_changes (at, hash) VALUES ");
-        for (i, hash) in chunk.iter().enumerate() {
-            q.push(if i > 0 { ", (" } else { "(" });
-            q.push("(extract(epoch from clock_timestamp()) * 1000)::bigint, ");
-            q.bind(hash.as_bytes().to_vec()).push(")");
         }
         q.query().execute(&mut **tx).await.map_err(map_err)?;
     }
